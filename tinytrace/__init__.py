@@ -1,0 +1,45 @@
+"""tinytrace: a small reverse-mode autograd engine whose graph you can hold in your hand.
+
+    import tinytrace as tt
+    x = tt.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()            # x.grad == [2, 4]
+    print(y.graph())        # the recorded nodes, as a table
+"""
+import numpy as np
+
+from . import nn, ops, optim
+from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
+from .errors import (AnomalyError, BackwardError, DTypeError, GradcheckError,
+                     SerializationError, ShapeError, TinytraceError)
+from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, matmul, max,
+                        mean, relu, reshape, sigmoid, softmax, split, sqrt, stack, sum, tanh,
+                        transpose, where)
+from .gradcheck import gradcheck
+from .inspect import Graph
+from .random import manual_seed
+from .serialize import load, save
+from .tensor import Tensor, tensor
+
+float32 = np.float32
+float64 = np.float64
+
+
+def zeros(*shape, dtype=np.float32, requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.zeros(shape, dtype=dtype), requires_grad)
+
+
+def ones(*shape, dtype=np.float32, requires_grad=False):
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(np.ones(shape, dtype=dtype), requires_grad)
+
+
+def randn(*shape, dtype=np.float32, requires_grad=False, rng=None):
+    """Standard-normal samples from the global generator (``tt.manual_seed``) or ``rng``."""
+    from .random import generator
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(generator(rng).standard_normal(shape).astype(dtype), requires_grad)
+
+
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""Global recording state: is gradient recording on, which scope are we in, is anomaly mode on.
+
+Kept in one tiny module so the hot path (``ops.apply``) reads three plain attributes.
+"""
+import contextlib
+
+
+class _State:
+    __slots__ = ("grad_enabled", "scope", "anomaly")
+
+    def __init__(self):
+        self.grad_enabled = True
+        self.scope = ""          # the current path, e.g. "mlp/fc1"; "" at top level
+        self.anomaly = False
+
+
+STATE = _State()
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run ops without recording a graph (inference, optimizer updates)."""
+    previous = STATE.grad_enabled
+    STATE.grad_enabled = False
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Record a graph again inside a ``no_grad`` block."""
+    previous = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = previous
+
+
+def is_grad_enabled():
+    return STATE.grad_enabled
+
+
+@contextlib.contextmanager
+def scope(name):
+    """Add ``name`` to the path stored on every node recorded inside the block.
+
+    Modules open a scope named after their attribute name when called, so nodes get paths
+    like ``mlp/fc1`` with no annotation; ``with tt.scope("attention"):`` adds your own.
+    """
+    name = str(name)
+    if not name or "/" in name:
+        raise ValueError(f"scope name must be non-empty and contain no '/': {name!r}")
+    previous = STATE.scope
+    STATE.scope = f"{previous}/{name}" if previous else name
+    try:
+        yield STATE.scope
+    finally:
+        STATE.scope = previous
+
+
+def current_scope():
+    return STATE.scope
+
+
+@contextlib.contextmanager
+def detect_anomaly():
+    """Check every forward output and every backward gradient for NaN/inf.
+
+    The first op that turns finite inputs into a non-finite result raises ``AnomalyError``
+    naming the op, its operand shapes and its scope. Costs one ``isfinite`` pass per op.
+    """
+    previous = STATE.anomaly
+    STATE.anomaly = True
+    try:
+        yield
+    finally:
+        STATE.anomaly = previous

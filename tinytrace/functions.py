@@ -1,0 +1,128 @@
+"""Functions over tensors (``tt.exp(x)``, ``tt.concat([a, b])`` ...), each a thin call into
+one primitive of ``tinytrace.ops`` (or, for ``split``, a few of them)."""
+import builtins
+
+import numpy as np
+
+from . import ops
+from .tensor import Tensor, _lift
+
+
+def as_tensor(x, like=None):
+    """``x`` if it is a Tensor, else a constant tensor (numbers take ``like``'s dtype)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None:
+        return _lift(x, like)
+    return Tensor(np.asarray(x))
+
+
+def _first_tensor(*xs):
+    return next((x for x in xs if isinstance(x, Tensor)), None)
+
+
+def exp(x):
+    return ops.exp(as_tensor(x))
+
+
+def log(x):
+    return ops.log(as_tensor(x))
+
+
+def sqrt(x):
+    return ops.sqrt(as_tensor(x))
+
+
+def abs(x):  # noqa: A001
+    return ops.abs(as_tensor(x))
+
+
+def tanh(x):
+    return ops.tanh(as_tensor(x))
+
+
+def sigmoid(x):
+    return ops.sigmoid(as_tensor(x))
+
+
+def relu(x):
+    return ops.relu(as_tensor(x))
+
+
+def clip(x, low=None, high=None):
+    return ops.clip(as_tensor(x), low=low, high=high)
+
+
+def softmax(x, axis=-1):
+    return ops.softmax(as_tensor(x), axis=axis)
+
+
+def log_softmax(x, axis=-1):
+    return ops.log_softmax(as_tensor(x), axis=axis)
+
+
+def matmul(a, b):
+    like = _first_tensor(a, b)
+    return ops.matmul(as_tensor(a, like), as_tensor(b, like))
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    return ops.sum(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    return ops.mean(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    return ops.max(as_tensor(x), axis=axis, keepdims=keepdims)
+
+
+def reshape(x, shape):
+    return ops.reshape(as_tensor(x), shape=tuple(shape))
+
+
+def transpose(x, axes=None):
+    return ops.transpose(as_tensor(x), axes=None if axes is None else tuple(axes))
+
+
+def concat(tensors, axis=0):
+    """Join tensors along an existing axis."""
+    like = _first_tensor(*tensors)
+    return ops.concat(*[as_tensor(t, like) for t in tensors], axis=axis)
+
+
+def stack(tensors, axis=0):
+    """Join equally shaped tensors along a new axis."""
+    like = _first_tensor(*tensors)
+    return ops.stack(*[as_tensor(t, like) for t in tensors], axis=axis)
+
+
+def split(x, split_size_or_sections, axis=0):
+    """Cut ``x`` along ``axis`` into chunks of ``split_size`` (the last may be smaller) or
+    into pieces of the listed sizes — PyTorch's ``split``. Each piece is a slice node."""
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split(): split size must be positive, got {split_size_or_sections}")
+        sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise ValueError(f"split(): sizes {sizes} add up to {builtins.sum(sizes)}, "
+                             f"but axis {axis} of shape {x.shape} has {n}")
+    pieces, start = [], 0
+    axis = axis % x.ndim
+    for size in sizes:
+        index = (slice(None),) * axis + (slice(start, start + size),)
+        pieces.append(x[index])
+        start += size
+    return pieces
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b`` (gradient flows to the chosen side)."""
+    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
+                           dtype=bool)
+    like = _first_tensor(a, b)
+    return ops.where(as_tensor(a, like), as_tensor(b, like), condition=condition)

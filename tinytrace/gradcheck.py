@@ -1,0 +1,64 @@
+"""Check the engine's gradients against central finite differences, in float64."""
+import numpy as np
+
+from .context import no_grad
+from .errors import GradcheckError
+from .tensor import Tensor
+
+
+def _scalarize(out, projection):
+    """A scalar from ``fn``'s output: ``sum(out * projection)`` (a random direction, so a
+    wrong gradient cannot hide behind a symmetric sum)."""
+    return (out * Tensor(projection)).sum() if out.data.size > 1 else out.sum()
+
+
+def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_exception=True):
+    """Compare ``fn``'s analytic gradients with central differences ``(f(x+h)-f(x-h))/2h``.
+
+    ``inputs`` are Tensors or arrays; float ones are copied to float64, and each that
+    requires grad (every float array) is checked element by element. On failure raises
+    ``GradcheckError`` naming the worst element: input, index, analytic, numeric.
+    Returns True when every element agrees within ``atol + rtol * |numeric|``.
+    """
+    leaves = []
+    for x in inputs:
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        wants = x.requires_grad if isinstance(x, Tensor) else data.dtype.kind == "f"
+        if data.dtype.kind == "f":
+            data = data.astype(np.float64)
+        leaves.append(Tensor(data.copy(), requires_grad=wants))
+
+    out = fn(*leaves)
+    projection = np.random.default_rng(seed).standard_normal(out.shape)
+    _scalarize(out, projection).backward()
+
+    worst = None
+    for k, leaf in enumerate(leaves):
+        if not leaf.requires_grad:
+            continue
+        analytic = leaf.grad if leaf.grad is not None else np.zeros_like(leaf.data)
+        numeric = np.zeros_like(leaf.data)
+        flat = leaf.data.reshape(-1)            # a view: perturb in place
+        with no_grad():
+            for i in range(flat.size):
+                original = flat[i]
+                flat[i] = original + eps
+                plus = _scalarize(fn(*leaves), projection).item()
+                flat[i] = original - eps
+                minus = _scalarize(fn(*leaves), projection).item()
+                flat[i] = original
+                numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        excess = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
+        if excess.size and (worst is None or excess.max() > worst[0]):
+            i = np.unravel_index(int(excess.argmax()), excess.shape)
+            worst = (excess.max(), k, i, analytic[i], numeric[i])
+
+    if worst is not None and not worst[0] <= 1.0:
+        _, k, i, a, n = worst
+        message = (f"gradcheck failed: input {k} at index {tuple(int(j) for j in i)}: "
+                   f"analytic {a:.10g} vs numeric {n:.10g} (|diff| {abs(a - n):.3g}, "
+                   f"allowed {atol + rtol * abs(n):.3g})")
+        if raise_exception:
+            raise GradcheckError(message)
+        return False
+    return True

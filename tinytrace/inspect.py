@@ -1,0 +1,249 @@
+"""``Graph``: the recorded computation as a plain object you can print, walk and draw.
+
+``loss.graph()`` walks back from ``loss`` once (``graph.topological_order``) and keeps the
+nodes in that order. Everything here is a loop over that list: the text table, the DOT
+export, the matplotlib drawing and the enumeration of gradient paths.
+"""
+from collections import Counter, defaultdict
+
+from .graph import topological_order
+
+
+class Graph:
+    def __init__(self, root):
+        self.root = root
+        self.nodes = topological_order(root.node) if root.node is not None else []
+        # Fill in each node's output: every interior tensor is an input of a later node.
+        root_node = root.node
+        if root_node is not None:
+            root_node.output = root
+        self.leaves = []                      # leaf tensors in order of first use
+        seen_leaves = set()
+        self.consumers = defaultdict(list)    # node or leaf id -> nodes that read it
+        for node in self.nodes:
+            for t in node.inputs:
+                if t.node is not None:
+                    t.node.output = t
+                    self.consumers[t.node].append(node)
+                else:
+                    self.consumers[id(t)].append(node)
+                    if id(t) not in seen_leaves:
+                        seen_leaves.add(id(t))
+                        self.leaves.append(t)
+        self.index = {node: i for i, node in enumerate(self.nodes)}
+
+    # ---- a list of nodes ---------------------------------------------------------------
+    def __len__(self):
+        return len(self.nodes)
+
+    def __iter__(self):
+        return iter(self.nodes)
+
+    def __getitem__(self, i):
+        return self.nodes[i]
+
+    @property
+    def parameters(self):
+        """Leaves that require grad (the tensors backward will fill)."""
+        return [t for t in self.leaves if t.requires_grad]
+
+    def op_counts(self):
+        """How many nodes of each op, e.g. ``{'matmul': 2, 'add': 2, 'relu': 1}``."""
+        return dict(Counter(node.op for node in self.nodes))
+
+    def by_scope(self):
+        """Nodes grouped by the scope they were recorded in (``''`` for top level)."""
+        groups = defaultdict(list)
+        for node in self.nodes:
+            groups[node.scope].append(node)
+        return dict(groups)
+
+    def label(self, item):
+        """A short human name for a node (``#3 matmul``) or a leaf (``fc1.weight``)."""
+        if hasattr(item, "op"):
+            return f"#{self.index[item]} {item.op}"
+        if item.name:
+            return item.name
+        return ("param" if item.requires_grad else "const") + str(tuple(item.shape))
+
+    # ---- paths -------------------------------------------------------------------------
+    def paths(self, target, limit=100_000):
+        """Every path from the root down to ``target`` (a leaf tensor or a node).
+
+        Each path is a list of nodes, root first, ending at the node that reads the leaf
+        (or at the target node). The gradient of ``target`` is the sum over these paths of
+        the product of the local Jacobians along each one — the chain rule, spelled out.
+        """
+        if self.root.node is None:
+            return []
+        is_node = hasattr(target, "op")
+        found = []
+        stack = [(self.root.node, [self.root.node])]
+        while stack:
+            node, path = stack.pop()
+            if is_node and node is target:
+                found.append(path)
+                continue
+            for t in node.inputs:
+                if t is target and not is_node:
+                    found.append(path)
+                elif t.node is not None:
+                    stack.append((t.node, path + [t.node]))
+            if len(found) > limit:
+                raise ValueError(f"more than {limit} paths; the graph is too tangled to list")
+        found.sort(key=lambda p: [self.index[n] for n in p], reverse=True)
+        return found
+
+    # ---- text --------------------------------------------------------------------------
+    def table(self):
+        """One line per node: index, op, scope, output shape, inputs, attrs."""
+        rows = [("#", "op", "scope", "shape", "inputs", "attrs")]
+        for i, node in enumerate(self.nodes):
+            inputs = ", ".join(f"#{self.index[t.node]}" if t.node is not None
+                               else self.label(t) for t in node.inputs)
+            attrs = ", ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())
+            shape = tuple(node.output.shape) if node.output is not None else "?"
+            rows.append((str(i), node.op, node.scope or "-", str(shape), inputs, attrs))
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                 for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def tree(self, max_depth=20):
+        """The graph as an indented tree from the root; a node reached twice is shown once
+        and then referred to as ``(see #k)``."""
+        if self.root.node is None:
+            return self.label(self.root)
+        lines, shown = [], set()
+        stack = [(self.root.node, 0)]
+        while stack:
+            item, depth = stack.pop()
+            pad = "  " * depth
+            if not hasattr(item, "op"):
+                lines.append(f"{pad}{self.label(item)}")
+                continue
+            if item in shown:
+                lines.append(f"{pad}(see #{self.index[item]} {item.op})")
+                continue
+            shown.add(item)
+            where = f"  [{item.scope}]" if item.scope else ""
+            lines.append(f"{pad}#{self.index[item]} {item.op}{where}")
+            if depth >= max_depth:
+                lines.append(f"{pad}  ...")
+                continue
+            for t in reversed(item.inputs):
+                stack.append((t.node if t.node is not None else t, depth + 1))
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
+
+    def __repr__(self):
+        return (f"<Graph: {len(self.nodes)} nodes, {len(self.leaves)} leaves, "
+                f"{len(self.by_scope())} scopes>")
+
+    # ---- Graphviz ----------------------------------------------------------------------
+    def to_dot(self, name="tinytrace"):
+        """Graphviz DOT text; nodes of one scope sit in one cluster."""
+        lines = [f'digraph "{name}" {{', "  rankdir=BT;",
+                 '  node [fontname="Helvetica", fontsize=10];']
+        for i, leaf in enumerate(self.leaves):
+            shape = "box" if leaf.requires_grad else "plaintext"
+            lines.append(f'  leaf{i} [label="{_esc(self.label(leaf))}", shape={shape}];')
+        for c, (scope, nodes) in enumerate(sorted(self.by_scope().items())):
+            indent = "  "
+            if scope:
+                lines.append(f'  subgraph "cluster_{c}" {{')
+                lines.append(f'    label="{_esc(scope)}"; style=rounded; color=gray;')
+                indent = "    "
+            for node in nodes:
+                i = self.index[node]
+                lines.append(f'{indent}n{i} [label="{_esc(node.op)}", shape=ellipse];')
+            if scope:
+                lines.append("  }")
+        leaf_ids = {id(t): i for i, t in enumerate(self.leaves)}
+        for node in self.nodes:
+            for t in node.inputs:
+                src = f"n{self.index[t.node]}" if t.node is not None else f"leaf{leaf_ids[id(t)]}"
+                lines.append(f"  {src} -> n{self.index[node]};")
+        lines.append("}")
+        return "\n".join(lines)
+
+    # ---- a picture with matplotlib alone ------------------------------------------------
+    def layout(self):
+        """(x, y) for every node and leaf: y is the depth from the leaves, x spreads each
+        level. Leaves are keyed by ``id(tensor)``."""
+        depth = {}
+        for leaf in self.leaves:
+            depth[id(leaf)] = 0
+        for node in self.nodes:
+            depth[node] = 1 + max(depth[t.node] if t.node is not None else depth[id(t)]
+                                  for t in node.inputs) if node.inputs else 1
+        levels = defaultdict(list)
+        for key in [id(t) for t in self.leaves] + self.nodes:
+            levels[depth[key]].append(key)
+        positions = {}
+        for level, keys in levels.items():
+            # keep nodes of one scope next to each other on a level
+            keys.sort(key=lambda k: (getattr(k, "scope", ""), self.index.get(k, -1)))
+            for j, key in enumerate(keys):
+                positions[key] = (j - (len(keys) - 1) / 2, level)
+        return positions
+
+    def draw(self, ax=None, path=None, max_nodes=400, title=None):
+        """Draw the graph (leaves at the bottom, the root on top), coloured by
+        scope; returns the matplotlib Figure and saves it to ``path`` if given."""
+        if len(self.nodes) > max_nodes:
+            raise ValueError(f"draw(): {len(self.nodes)} nodes is too many to read "
+                             f"(max_nodes={max_nodes}); draw a smaller graph or raise max_nodes")
+        import matplotlib
+        if path is not None and ax is None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        pos = self.layout()
+        width = max((abs(x) for x, _ in pos.values()), default=1) * 2 + 2
+        height = max((y for _, y in pos.values()), default=1) + 1
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(min(2 + width * 1.1, 30), min(1.5 + height * 0.9, 30)))
+        else:
+            fig = ax.figure
+        scopes = sorted({n.scope for n in self.nodes})
+        cmap = plt.get_cmap("tab10")
+        colour = {s: cmap(i % 10) for i, s in enumerate(scopes)}
+        leaf_ids = {id(t): t for t in self.leaves}
+        for node in self.nodes:
+            x1, y1 = pos[node]
+            for t in node.inputs:
+                x0, y0 = pos[t.node] if t.node is not None else pos[id(t)]
+                ax.annotate("", xy=(x1, y1 - 0.18), xytext=(x0, y0 + 0.18),
+                            arrowprops=dict(arrowstyle="->", color="0.6", lw=0.8))
+        for key, (x, y) in pos.items():
+            if key in leaf_ids:
+                leaf = leaf_ids[key]
+                box = dict(boxstyle="square", fc="white", ec="black" if leaf.requires_grad else "0.7")
+                ax.text(x, y, self.label(leaf), ha="center", va="center", fontsize=7, bbox=box)
+            else:
+                box = dict(boxstyle="round", fc=colour[key.scope], alpha=0.35, ec=colour[key.scope])
+                ax.text(x, y, key.op, ha="center", va="center", fontsize=8, bbox=box)
+        handles = [plt.Line2D([], [], marker="o", ls="", color=colour[s], alpha=0.6,
+                              label=s or "(top level)") for s in scopes]
+        if handles:
+            ax.legend(handles=handles, loc="upper left", fontsize=7, title="scope")
+        ax.set_xlim(-width / 2, width / 2)
+        ax.set_ylim(-0.7, height - 0.3)
+        ax.axis("off")
+        ax.set_title(title or f"{len(self.nodes)} nodes, {len(self.leaves)} leaves")
+        if path is not None:
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+        return fig
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _esc(text):
+    return str(text).replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,7 @@
+"""Layers: ``Module`` trees with named parameters; calling one opens its scope."""
+from . import functional, utils
+from .layers import Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .module import Module, Parameter
+
+__all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
+           "Sigmoid", "functional", "utils"]

@@ -1,0 +1,81 @@
+"""The feed-forward layers: ``Linear``, ``Embedding``, ``Sequential`` and activations."""
+import numpy as np
+
+from .. import functions as F
+from ..random import generator
+from .module import Module, Parameter
+
+
+def uniform(shape, bound, dtype, rng=None):
+    """U(-bound, bound): PyTorch's default initialisation for Linear and recurrent layers."""
+    return generator(rng).uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class Linear(Module):
+    """``y = x @ weight.T + bias`` with ``weight`` of shape (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1 / np.sqrt(in_features)
+        self.weight = Parameter(uniform((out_features, in_features), bound, dtype, rng))
+        self.bias = Parameter(uniform((out_features,), bound, dtype, rng)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table: row ``i`` of ``weight`` is the vector of token ``i`` (N(0, 1) init)."""
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, rng=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = Parameter(generator(rng).standard_normal(
+            (num_embeddings, embedding_dim)).astype(dtype))
+
+    def forward(self, indices):
+        from .functional import embedding
+        return embedding(indices, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class Sequential(Module):
+    """Apply the given modules in order; they are named "0", "1", ..."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            setattr(self, str(i), layer)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __getitem__(self, i):
+        return list(self._modules.values())[i]
+
+    def forward(self, x):
+        for layer in self._modules.values():
+            x = layer(x)
+        return x
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)

@@ -1,0 +1,13 @@
+"""The primitive ops: ``OPS`` maps each name to its forward+vjp; importing this package
+registers them all. User code calls them through ``Tensor`` methods or ``tinytrace.*``."""
+from .registry import OPS, Primitive, apply, primitive
+from .arith import add, div, matmul, mul, neg, sub
+from .arith import power as pow  # noqa: A001
+from .unary import absolute as abs  # noqa: A001
+from .unary import astype, clip, exp, log, relu, sigmoid, sqrt, tanh
+from .reduce import log_softmax, mean, softmax
+from .reduce import max_ as max  # noqa: A001
+from .reduce import sum_ as sum  # noqa: A001
+from .shape import concat, getitem, reshape, stack, transpose, where
+
+__all__ = ["OPS", "Primitive", "apply", "primitive"]

@@ -1,0 +1,68 @@
+"""Arithmetic with NumPy broadcasting: + - * / ** and negation, and matrix products."""
+import numpy as np
+
+from .registry import primitive
+
+
+@primitive("add")
+def add(a, b):
+    def vjp(g):
+        return g, g
+    return a + b, vjp
+
+
+@primitive("sub")
+def sub(a, b):
+    def vjp(g):
+        return g, -g
+    return a - b, vjp
+
+
+@primitive("mul")
+def mul(a, b):
+    def vjp(g):
+        return g * b, g * a
+    return a * b, vjp
+
+
+@primitive("div")
+def div(a, b):
+    out = a / b
+    def vjp(g):
+        ga = g / b
+        return ga, -ga * out            # d(a/b)/db = -a/b^2 = -(1/b)(a/b)
+    return out, vjp
+
+
+@primitive("neg")
+def neg(a):
+    def vjp(g):
+        return (-g,)
+    return -a, vjp
+
+
+@primitive("pow")
+def power(a, exponent):
+    """``a ** exponent`` for a constant Python-number exponent (tensor ** tensor is
+    ``exp(b * log(a))``, composed from primitives)."""
+    out = a ** exponent
+    def vjp(g):
+        return (g * (exponent * a ** (exponent - 1)),)
+    return out, vjp
+
+
+@primitive("matmul")
+def matmul(a, b):
+    """``a @ b`` with NumPy semantics: 1-D operands, batch dimensions that broadcast."""
+    def vjp(g):
+        if a.ndim >= 2 and b.ndim >= 2:
+            return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+        # Treat a 1-D operand as a row (a) or column (b) matrix, then drop that axis again.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
+        g2 = np.expand_dims(g2, -1) if b.ndim == 1 else g2
+        ga = g2 @ np.swapaxes(b2, -1, -2)
+        gb = np.swapaxes(a2, -1, -2) @ g2
+        return (ga[..., 0, :] if a.ndim == 1 else ga), (gb[..., 0] if b.ndim == 1 else gb)
+    return a @ b, vjp

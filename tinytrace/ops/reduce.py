@@ -1,0 +1,65 @@
+"""Reductions over axes (sum, mean, max) and the normalisers softmax / log_softmax."""
+import numpy as np
+
+from .registry import primitive
+
+
+def _normalize_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+
+
+def _restore(g, shape, axis, keepdims):
+    """Broadcast a reduced gradient back over the reduced axes of ``shape``."""
+    if not keepdims:
+        g = np.expand_dims(g, _normalize_axis(axis, len(shape)))
+    return np.broadcast_to(g, shape)
+
+
+@primitive("sum")
+def sum_(x, axis=None, keepdims=False):
+    def vjp(g):
+        return (_restore(g, x.shape, axis, keepdims),)
+    return x.sum(axis=axis, keepdims=keepdims), vjp
+
+
+@primitive("mean")
+def mean(x, axis=None, keepdims=False):
+    axes = _normalize_axis(axis, x.ndim)
+    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    def vjp(g):
+        return (_restore(g, x.shape, axis, keepdims) / count,)
+    return x.mean(axis=axis, keepdims=keepdims), vjp
+
+
+@primitive("max")
+def max_(x, axis=None, keepdims=False):
+    """Largest element; ties share the gradient equally (as PyTorch's ``amax``)."""
+    out = x.max(axis=axis, keepdims=True)
+    def vjp(g):
+        winners = x == out
+        share = winners / winners.sum(axis=axis, keepdims=True)
+        return (_restore(g, x.shape, axis, keepdims) * share.astype(x.dtype),)
+    return (out if keepdims else np.squeeze(out, _normalize_axis(axis, x.ndim))), vjp
+
+
+@primitive("softmax")
+def softmax(x, axis=-1):
+    """exp(x) / sum exp(x), computed after subtracting the max so exp never overflows."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+    def vjp(g):
+        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+    return out, vjp
+
+
+@primitive("log_softmax")
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x), stable for logits of any size (the max is subtracted first)."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    def vjp(g):
+        return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+    return out, vjp

@@ -1,0 +1,269 @@
+"""``Tensor``: an array, its gradient, and the node that made it.
+
+A Tensor is deliberately thin: ``.data`` is the backend array (NumPy, or CuPy on a GPU),
+``.grad`` is an array of the same shape (or ``None``), and ``.node`` is the ``graph.Node``
+that recorded it (``None`` for a leaf). Every operator below is one call into an op from
+the table in ``tinytrace.ops``.
+"""
+import numpy as np
+
+from . import graph as _graph
+
+DEFAULT_FLOAT = np.float32
+
+
+class Tensor:
+    __slots__ = ("data", "grad", "requires_grad", "node", "name", "__weakref__")
+    __array_priority__ = 1000      # make ``ndarray + Tensor`` call ``Tensor.__radd__``
+
+    def __init__(self, data, requires_grad=False):
+        """Wrap an existing backend array as is (use ``tt.tensor`` to convert data)."""
+        self.data = data
+        self.grad = None
+        self.requires_grad = requires_grad
+        self.node = None
+        self.name = None
+
+    # ---- what it is -------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+
+    @property
+    def is_leaf(self):
+        return self.node is None
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = np.array2string(np.asarray(self.numpy()), precision=4, separator=", ",
+                               threshold=20, prefix="tensor(")
+        extra = [f"dtype={self.dtype}"]
+        if self.name:
+            extra.append(f"name={self.name!r}")
+        if self.node is not None:
+            extra.append(f"op={self.node.op}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return f"tensor({body}, {', '.join(extra)})"
+
+    def numpy(self):
+        """The data as a NumPy array (copied off the GPU when the backend is CuPy)."""
+        data = self.data
+        return data.get() if hasattr(data, "get") and not isinstance(data, np.ndarray) else data
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor has {self.data.size} elements, not 1")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """The same data, cut from the graph (no grad flows back through it)."""
+        return Tensor(self.data, False)
+
+    # ---- autograd ----------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (implicit 1 for scalars)."""
+        _graph.backward(self, grad, retain_graph)
+
+    def retain_grad(self):
+        """Also keep ``.grad`` for this interior tensor when backward runs."""
+        _graph.retain(self)
+        return self
+
+    def graph(self):
+        """The computation graph that produced this tensor, as a ``Graph`` object."""
+        from .inspect import Graph
+        return Graph(self)
+
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind not in "fc":
+            raise TypeError(f"only float tensors can require grad, not {self.dtype}")
+        self.requires_grad = flag
+        return self
+
+    # ---- arithmetic (Python operators) --------------------------------------------------
+    def __add__(self, other):
+        return _ops.add(self, _lift(other, self))
+
+    def __radd__(self, other):
+        return _ops.add(_lift(other, self), self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, _lift(other, self))
+
+    def __rsub__(self, other):
+        return _ops.sub(_lift(other, self), self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, _lift(other, self))
+
+    def __rmul__(self, other):
+        return _ops.mul(_lift(other, self), self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, _lift(other, self))
+
+    def __rtruediv__(self, other):
+        return _ops.div(_lift(other, self), self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):       # a ** b = exp(b log a), for a > 0
+            return _ops.exp(_ops.mul(exponent, _ops.log(self)))
+        return _ops.pow(self, exponent=exponent)
+
+    def __rpow__(self, base):
+        return _ops.exp(_ops.mul(self, _ops.log(_lift(base, self))))
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, _lift(other, self))
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(_lift(other, self), self)
+
+    # Comparisons give boolean tensors outside the graph (they have no gradient).
+    def __lt__(self, other):
+        return Tensor(self.data < _raw(other))
+
+    def __le__(self, other):
+        return Tensor(self.data <= _raw(other))
+
+    def __gt__(self, other):
+        return Tensor(self.data > _raw(other))
+
+    def __ge__(self, other):
+        return Tensor(self.data >= _raw(other))
+
+    def __eq__(self, other):
+        return Tensor(self.data == _raw(other))
+
+    def __ne__(self, other):
+        return Tensor(self.data != _raw(other))
+
+    __hash__ = object.__hash__    # tensors are identities (graph nodes), not values
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise ValueError("the truth value of a tensor with more than one element is "
+                             "ambiguous; use .any() or .all() on .data")
+        return bool(self.data)
+
+    # ---- methods that mirror the op functions ------------------------------------------
+    def __getitem__(self, index):
+        return _ops.getitem(self, index=_raw_index(index))
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def argmax(self, axis=None):
+        return Tensor(self.data.argmax(axis=axis))
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return _ops.reshape(self, shape=tuple(shape))
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        return _ops.transpose(self, axes=tuple(axes) if axes else None)
+
+    @property
+    def T(self):
+        return _ops.transpose(self, axes=None)
+
+    def astype(self, dtype):
+        return _ops.astype(self, dtype=np.dtype(dtype))
+
+    def float(self):
+        return self.astype(np.float32)
+
+    def double(self):
+        return self.astype(np.float64)
+
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    def abs(self):
+        return _ops.abs(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def relu(self):
+        return _ops.relu(self)
+
+    def clip(self, low=None, high=None):
+        return _ops.clip(self, low=low, high=high)
+
+    def softmax(self, axis=-1):
+        return _ops.softmax(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        return _ops.log_softmax(self, axis=axis)
+
+
+def _lift(value, like):
+    """A constant operand as a Tensor; Python numbers take ``like``'s float dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (int, float)) and like.data.dtype.kind in "fc":
+        return Tensor(np.asarray(value, dtype=like.data.dtype))
+    return Tensor(np.asarray(value))
+
+
+def _raw(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _raw_index(index):
+    if isinstance(index, tuple):
+        return tuple(_raw(i) for i in index)
+    return _raw(index)
+
+
+def tensor(data, requires_grad=False, dtype=None, name=None):
+    """Make a leaf tensor. Python floats become float32 (``dtype=`` for float64);
+    NumPy arrays keep their dtype; integers stay integers (and cannot require grad)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        array = np.array(data, dtype=np.dtype(dtype))
+    elif isinstance(data, np.ndarray):
+        array = data.copy()
+    elif hasattr(data, "__cuda_array_interface__"):
+        array = data.copy()
+    else:
+        array = np.array(data)
+        if array.dtype.kind == "f":
+            array = array.astype(DEFAULT_FLOAT)
+    if requires_grad and array.dtype.kind not in "fc":
+        raise TypeError(f"tensor(): only float tensors can require grad, not {array.dtype} "
+                        "(pass dtype=tt.float32 or floats)")
+    t = Tensor(array, requires_grad)
+    t.name = name
+    return t
+
+
+from . import ops as _ops  # noqa: E402  (ops import Tensor; import them once it exists)
