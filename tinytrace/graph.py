@@ -21,6 +21,9 @@ from .context import STATE
 from .errors import AnomalyError, BackwardError, describe
 
 
+_next_seq = itertools.count().__next__
+
+
 class Node:
     """One recorded op application. ``output`` is filled in when a ``Graph`` is built."""
 
@@ -28,7 +31,7 @@ class Node:
                  "__weakref__")
 
     def __init__(self, op, inputs, attrs, scope, vjp):
-        self.seq = next(_recorded)  # recording order: inputs' nodes always come first
+        self.seq = _next_seq()      # recording order: inputs' nodes always come first
         self.op = op                # registered op name, e.g. "matmul"
         self.inputs = inputs        # tuple of Tensors
         self.attrs = attrs          # dict of non-tensor arguments (axis, shape, ...)
@@ -42,7 +45,6 @@ class Node:
         return f"Node({self.op}{where})"
 
 
-_recorded = itertools.count()
 
 
 def topological_order(root_node):
@@ -69,10 +71,13 @@ def unbroadcast(grad, shape):
     extra = grad.ndim - len(shape)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad.reshape(shape)
+    if grad.ndim == len(shape):
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:    # a vjp bug, not broadcasting: never reshape it into place
+        raise ValueError(f"a gradient of shape {grad.shape} does not reduce to shape {shape}")
+    return grad
 
 
 def _owned(grad, dtype):
@@ -96,7 +101,9 @@ def backward(root, grad=None, retain_graph=False, hook=None):
                                 "grad= of the same shape (implicit grad=1 is only for scalars)")
         grad = np.ones_like(root.data)
     else:
-        grad = getattr(grad, "data", grad)
+        grad = grad.data if hasattr(grad, "requires_grad") else grad   # a Tensor's array
+        if isinstance(grad, np.generic) or not hasattr(grad, "shape"):   # NumPy scalar's
+            grad = np.asarray(grad)                                      # .data: memoryview
         if grad.shape != root.shape:
             raise BackwardError(f"backward(): grad has shape {grad.shape} but the output "
                                 f"has shape {root.shape}")
@@ -112,7 +119,7 @@ def backward(root, grad=None, retain_graph=False, hook=None):
         if node.retained is not None:
             kept = node.retained()
             if kept is not None:
-                kept.grad = g if kept.grad is None else kept.grad + g
+                kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
         vjp = node.vjp
         if vjp is None:
             raise BackwardError(f"backward(): the graph through '{node.op}' (scope "
@@ -129,7 +136,11 @@ def backward(root, grad=None, retain_graph=False, hook=None):
             if gi is None or not t.requires_grad:
                 continue
             if gi.shape != t.data.shape:
-                gi = unbroadcast(gi, t.data.shape)
+                try:
+                    gi = unbroadcast(gi, t.data.shape)
+                except ValueError as err:
+                    raise BackwardError(f"backward of '{node.op}' (scope '{node.scope}'), "
+                                        f"an input of shape {t.shape}: {err}") from None
             parent = t.node
             if parent is None:
                 t.grad = _owned(gi, t.data.dtype) if t.grad is None else t.grad + gi

@@ -78,17 +78,20 @@ class Graph:
             return []
         is_node = hasattr(target, "op")
         found = []
-        stack = [(self.root.node, [self.root.node])]
+        # A partial path is a linked list (node, rest-of-path-above) so that stepping down
+        # costs O(1); copying a list at each step made a long chain quadratic.
+        stack = [(self.root.node, None)]
         while stack:
-            node, path = stack.pop()
+            node, above = stack.pop()
+            link = (node, above)
             if is_node and node is target:
-                found.append(path)
+                found.append(_unlink(link))
                 continue
             for t in node.inputs:
                 if t is target and not is_node:
-                    found.append(path)
+                    found.append(_unlink(link))
                 elif t.node is not None:
-                    stack.append((t.node, path + [t.node]))
+                    stack.append((t.node, link))
             if len(found) > limit:
                 raise ValueError(f"more than {limit} paths; the graph is too tangled to list")
         found.sort(key=lambda p: [self.index[n] for n in p], reverse=True)
@@ -238,6 +241,16 @@ class Graph:
         if path is not None:
             fig.savefig(path, dpi=120, bbox_inches="tight")
         return fig
+
+
+def _unlink(link):
+    """The linked path ``(node, (parent, (...)))`` as a list, root first."""
+    path = []
+    while link is not None:
+        node, link = link
+        path.append(node)
+    path.reverse()
+    return path
 
 
 def _short(value):

@@ -57,15 +57,17 @@ class Adam(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
         self.m = [np.zeros_like(p.data) for p in self.params]
         self.v = [np.zeros_like(p.data) for p in self.params]
+        self.t = [0] * len(self.params)   # per parameter: one without a grad is not stepped
 
     def update(self, i, p, grad):
         if self.weight_decay:
             grad = grad + self.weight_decay * p.data
         m, v = self.m[i], self.v[i]
+        self.t[i] += 1
         m *= self.beta1
         m += (1 - self.beta1) * grad
         v *= self.beta2
         v += (1 - self.beta2) * grad * grad
-        m_hat_scale = 1 / (1 - self.beta1 ** self.steps)
-        v_hat_scale = 1 / (1 - self.beta2 ** self.steps)
+        m_hat_scale = 1 / (1 - self.beta1 ** self.t[i])
+        v_hat_scale = 1 / (1 - self.beta2 ** self.t[i])
         p.data -= self.lr * m_hat_scale * m / (np.sqrt(v * v_hat_scale) + self.eps)

@@ -8,6 +8,7 @@ file that is not a zip archive or lacks the marker, naming the file.
 import io
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -28,7 +29,8 @@ def save(state_dict, path):
         if array.dtype == object:
             raise TypeError(f"save(): entry {name!r} is not a numeric array (dtype=object)")
         arrays[name] = array
-    arrays[MARKER] = np.array([FORMAT_VERSION], dtype=np.int64)
+    # [version, number of entries]: a damaged zip directory can drop an entry silently
+    arrays[MARKER] = np.array([FORMAT_VERSION, len(arrays)], dtype=np.int64)
     path = os.fspath(path)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -42,10 +44,11 @@ def load(path):
     """Read a file written by ``save``: ``{name: numpy array}`` in the saved order."""
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise SerializationError(f"load(): {path!r} is a single .npy array, not a "
-                                         "tinytrace .npz archive")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):   # a bare ndarray has no `with`
+            raise SerializationError(f"load(): {path!r} is a single .npy array, not a "
+                                     "tinytrace .npz archive")
+        with archive:
             names = list(archive.files)
             if MARKER not in names:
                 raise SerializationError(f"load(): {path!r} is an .npz archive but not one "
@@ -54,11 +57,23 @@ def load(path):
             if version > FORMAT_VERSION:
                 raise SerializationError(f"load(): {path!r} has format version {version}; "
                                          f"this tinytrace reads up to {FORMAT_VERSION}")
-            return {name: archive[name] for name in names if name != MARKER}
+            marker = archive[MARKER]
+            state = {name: archive[name] for name in names if name != MARKER}
+            if marker.size > 1 and int(marker[1]) != len(state):
+                raise SerializationError(f"load(): {path!r} should hold {int(marker[1])} "
+                                         f"entries but holds {len(state)}; it is damaged")
+            odd = [name for name, value in state.items() if not isinstance(value, np.ndarray)]
+            if odd:                          # zip members that are not .npy arrays
+                raise SerializationError(f"load(): {path!r} holds entries that are not "
+                                         f"arrays: {odd}")
+            return state
     except SerializationError:
         raise
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as err:
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, IndexError,
+            TypeError, NotImplementedError, RuntimeError, zlib.error) as err:
+        # (zipfile says NotImplementedError / RuntimeError for a corrupt version, method
+        # or flag field of a member header, zlib.error for a member it then cannot inflate)
         raise SerializationError(f"load(): {path!r} is truncated, corrupt or not a tinytrace "
                                  f"file ({type(err).__name__}: {err})") from err

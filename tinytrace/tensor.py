@@ -89,25 +89,25 @@ class Tensor:
 
     # ---- arithmetic (Python operators) --------------------------------------------------
     def __add__(self, other):
-        return _ops.add(self, _lift(other, self))
+        return _ops.add(self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __radd__(self, other):
         return _ops.add(_lift(other, self), self)
 
     def __sub__(self, other):
-        return _ops.sub(self, _lift(other, self))
+        return _ops.sub(self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __rsub__(self, other):
         return _ops.sub(_lift(other, self), self)
 
     def __mul__(self, other):
-        return _ops.mul(self, _lift(other, self))
+        return _ops.mul(self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __rmul__(self, other):
         return _ops.mul(_lift(other, self), self)
 
     def __truediv__(self, other):
-        return _ops.div(self, _lift(other, self))
+        return _ops.div(self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __rtruediv__(self, other):
         return _ops.div(_lift(other, self), self)

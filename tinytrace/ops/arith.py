@@ -57,6 +57,8 @@ def matmul(a, b):
     def vjp(g):
         if a.ndim >= 2 and b.ndim >= 2:
             return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+        if a.ndim == 1 and b.ndim == 1:     # inner product: g is a scalar
+            return g * b, g * a
         # Treat a 1-D operand as a row (a) or column (b) matrix, then drop that axis again.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

@@ -8,6 +8,8 @@ Broadcasting is undone once, in ``graph.backward``, so no vjp has to think about
 ``OPS`` maps each readable name to its ``Primitive``; the test suite enumerates it, so a
 new op without a gradient property test fails the suite.
 """
+import operator
+
 import numpy as np
 
 from ..context import STATE
@@ -16,6 +18,7 @@ from ..graph import Node
 from ..tensor import Tensor
 
 OPS = {}
+_data = operator.attrgetter("data")
 
 
 class Primitive:
@@ -33,7 +36,8 @@ class Primitive:
         return self.forward.__doc__
 
     def __call__(self, *inputs, **attrs):
-        return apply(self, inputs, attrs)
+        return _record(self, inputs, attrs)
+
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -67,17 +71,35 @@ def _check_dtypes(op, arrays):
                                  f"mix {first} and {a.dtype}; convert one with .astype()")
 
 
-def apply(op, inputs, attrs):
-    """Run ``op`` on ``inputs`` (Tensors) and, if any needs grad, record a Node."""
-    arrays = [t.data for t in inputs]
-    if op.same_float_dtype and len(arrays) > 1:
-        first = arrays[0].dtype
-        for a in arrays:
-            if a.dtype is not first:
-                _check_dtypes(op, arrays)
-                break
+def apply(op, inputs, attrs=None):
+    """Run ``op`` (a Primitive or its name) on a sequence of Tensors with attrs."""
+    op = OPS[op] if isinstance(op, str) else op
+    return _record(op, tuple(inputs), attrs or {})
+
+
+def _record(op, inputs, attrs):
+    """Run ``op`` on ``inputs`` (Tensors) and, if any needs grad, record a Node.
+
+    This is the engine's hot path (every op of every model goes through it), so the
+    common one- and two-input cases are spelled out rather than looped over.
+    """
+    n = len(inputs)
+    if n == 2:
+        a, b = inputs
+        arrays = (a.data, b.data)
+        if arrays[0].dtype is not arrays[1].dtype and op.same_float_dtype:
+            _check_dtypes(op, arrays)
+        needs_grad = a.requires_grad or b.requires_grad
+    elif n == 1:
+        arrays = (inputs[0].data,)
+        needs_grad = inputs[0].requires_grad
+    else:
+        arrays = tuple(map(_data, inputs))
+        if op.same_float_dtype:
+            _check_dtypes(op, arrays)
+        needs_grad = any(t.requires_grad for t in inputs)
     try:
-        out, vjp = op.forward(*arrays, **attrs)
+        out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
     except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
         raise ShapeError(f"op '{op.name}' in {_where()}: operands {describe(arrays)}"
                          f"{' attrs ' + str(attrs) if attrs else ''}: {err}") from err
@@ -85,12 +107,10 @@ def apply(op, inputs, attrs):
         out = np.asarray(out)
     if STATE.anomaly:
         _check_forward(op, arrays, out)
-    if STATE.grad_enabled:
-        for t in inputs:
-            if t.requires_grad:
-                result = Tensor(out, True)
-                result.node = Node(op.name, inputs, attrs, STATE.scope, vjp)
-                return result
+    if needs_grad and STATE.grad_enabled:
+        result = Tensor(out, True)
+        result.node = Node(op.name, inputs, attrs, STATE.scope, vjp)
+        return result
     return Tensor(out, False)
 
 

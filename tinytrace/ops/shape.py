@@ -15,7 +15,8 @@ def reshape(x, shape):
 @primitive("transpose")
 def transpose(x, axes=None):
     """Permute axes (reverse them when ``axes`` is None, like ``.T``)."""
-    inverse = None if axes is None else tuple(np.argsort(axes))
+    # Negative axes count from the end; make them positive before inverting the permutation.
+    inverse = None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))
     def vjp(g):
         return (np.transpose(g, inverse),)
     return np.transpose(x, axes), vjp

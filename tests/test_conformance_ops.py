@@ -1,0 +1,373 @@
+"""Conformance with PyTorch: forward values and input gradients of every core op that
+PyTorch also has, in float64, on random inputs with broadcasting.
+
+Unlike the finite-difference tests, these also pin down conventions at kinks (abs and relu
+at exactly 0, clip at exactly a bound, max with ties), where PyTorch's choice is the one
+users expect. Skips cleanly when torch is not installed.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+torch = pytest.importorskip("torch")
+
+import tinytrace as tt  # noqa: E402
+import tinytrace.nn.functional as F  # noqa: E402
+from opcases.core import (AWAY_FROM_ZERO, POSITIVE, SMOOTH, arrays, axis_spelling,  # noqa: E402
+                          broadcast_pair, index_for, matmul_case, reduction_axes, shapes)
+
+TF = torch.nn.functional
+RTOL, ATOL = 1e-10, 1e-12
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def compare(tt_fn, torch_fn, inputs, seed, rtol=RTOL, atol=ATOL):
+    """Run both frameworks on the same float64 ``inputs``; compare every output's values,
+    then backpropagate the same random projection of the outputs and compare the gradient
+    of every input (an input PyTorch leaves without a gradient must get zeros here)."""
+    ours = [tt.tensor(a, requires_grad=True, dtype=np.float64) for a in inputs]
+    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs]
+    outs, touts = _as_list(tt_fn(*ours)), _as_list(torch_fn(*theirs))
+    assert len(outs) == len(touts)
+    rng = np.random.default_rng(seed)
+    ours_loss, theirs_loss = 0.0, 0.0
+    for out, tout in zip(outs, touts):
+        assert out.shape == tuple(tout.shape), (out.shape, tuple(tout.shape))
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=rtol, atol=atol)
+        g = rng.standard_normal(out.shape)
+        ours_loss = (out * tt.tensor(g, dtype=np.float64)).sum() + ours_loss
+        theirs_loss = (tout * torch.tensor(g)).sum() + theirs_loss
+    ours_loss.backward()
+    theirs_loss.backward()
+    for k, (x, tx) in enumerate(zip(ours, theirs)):
+        expected = np.zeros(x.shape) if tx.grad is None else tx.grad.numpy()
+        got = np.zeros(x.shape) if x.grad is None else x.grad
+        assert got.shape == x.shape, f"input {k}: gradient shape {got.shape} != {x.shape}"
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol,
+                                   err_msg=f"gradient of input {k}")
+    return outs
+
+
+# ---- elementwise -----------------------------------------------------------------------------
+WITH_ZEROS = st.one_of(st.just(0.0), SMOOTH)       # the kink itself, on purpose
+UNARY = {
+    "neg": (lambda x: -x, lambda x: -x, SMOOTH),
+    "exp": (tt.exp, torch.exp, st.floats(-20.0, 20.0)),
+    "log": (tt.log, torch.log, POSITIVE),
+    "sqrt": (tt.sqrt, torch.sqrt, POSITIVE),
+    "abs": (tt.abs, torch.abs, WITH_ZEROS),
+    "tanh": (tt.tanh, torch.tanh, st.floats(-30.0, 30.0)),
+    "sigmoid": (tt.sigmoid, torch.sigmoid, st.floats(-60.0, 60.0)),
+    "relu": (tt.relu, torch.relu, WITH_ZEROS),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@given(data=st.data(), seed=SEEDS)
+def test_unary(name, data, seed):
+    ours, theirs, elements = UNARY[name]
+    x = data.draw(arrays(data.draw(shapes()), elements))
+    compare(ours, theirs, [x], seed)
+
+
+BINARY = {
+    "add": (lambda a, b: a + b, SMOOTH, SMOOTH),
+    "sub": (lambda a, b: a - b, SMOOTH, SMOOTH),
+    "mul": (lambda a, b: a * b, SMOOTH, SMOOTH),
+    "div": (lambda a, b: a / b, SMOOTH, AWAY_FROM_ZERO),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data(), seed=SEEDS)
+def test_binary_with_broadcasting(name, data, seed):
+    fn, left, right = BINARY[name]
+    shape_a, shape_b = data.draw(broadcast_pair()).input_shapes
+    compare(fn, fn, [data.draw(arrays(shape_a, left)), data.draw(arrays(shape_b, right))], seed)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@given(data=st.data(), seed=SEEDS, number_first=st.booleans())
+def test_binary_with_a_python_number(name, data, seed, number_first):
+    fn, left, right = BINARY[name]
+    c = data.draw(left if number_first else right)
+    x = data.draw(arrays(data.draw(shapes()), right if number_first else left))
+    op = (lambda t: fn(c, t)) if number_first else (lambda t: fn(t, c))
+    compare(op, op, [x], seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_pow_by_a_number(data, seed):
+    shape = data.draw(shapes())
+    if data.draw(st.booleans()):
+        exponent = data.draw(st.integers(-3, 4))
+        base = data.draw(arrays(shape, AWAY_FROM_ZERO))      # negative bases too
+    else:
+        exponent = data.draw(st.floats(-2.5, 2.5))
+        base = data.draw(arrays(shape, POSITIVE))
+    compare(lambda x: x ** exponent, lambda x: x ** exponent, [base], seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_pow_tensor_by_tensor(data, seed):
+    shape_a, shape_b = data.draw(broadcast_pair()).input_shapes
+    base, exponent = data.draw(arrays(shape_a, POSITIVE)), data.draw(arrays(shape_b))
+    compare(lambda a, b: a ** b, torch.pow, [base, exponent], seed)
+
+
+# ---- matmul ----------------------------------------------------------------------------------
+@given(case=matmul_case(), seed=SEEDS)
+def test_matmul_vectors_matrices_and_broadcast_batches(case, seed):
+    _, inputs = case
+    compare(tt.matmul, torch.matmul, inputs, seed)
+
+
+def test_matmul_of_two_vectors_is_a_scalar():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([-1.0, 0.5, 2.0])
+    (out,) = compare(lambda x, y: x @ y, torch.matmul, [a, b], seed=0)
+    assert out.shape == () and out.item() == pytest.approx(6.0)
+
+
+# ---- reductions ------------------------------------------------------------------------------
+def _torch_dims(axis, ndim):
+    return tuple(range(ndim)) if axis is None else axis
+
+
+@st.composite
+def reduction_inputs(draw, elements=SMOOTH):
+    shape = draw(shapes())
+    axis = draw(reduction_axes(len(shape)))
+    if axis == ():                 # NumPy: reduce nothing; PyTorch: reduce everything
+        axis = None
+    return shape, axis, draw(st.booleans()), draw(arrays(shape, elements))
+
+
+@given(case=reduction_inputs(), seed=SEEDS)
+def test_sum(case, seed):
+    shape, axis, keepdims, x = case
+    compare(lambda t: t.sum(axis=axis, keepdims=keepdims),
+            lambda t: torch.sum(t, dim=_torch_dims(axis, len(shape)), keepdim=keepdims),
+            [x], seed)
+
+
+@given(case=reduction_inputs(), seed=SEEDS)
+def test_mean(case, seed):
+    shape, axis, keepdims, x = case
+    compare(lambda t: tt.mean(t, axis=axis, keepdims=keepdims),
+            lambda t: torch.mean(t, dim=_torch_dims(axis, len(shape)), keepdim=keepdims),
+            [x], seed)
+
+
+@given(case=reduction_inputs(st.sampled_from([-1.0, 0.0, 0.5, 2.0])), seed=SEEDS)
+def test_max_matches_amax_including_ties(case, seed):
+    """Values from a 4-element set, so ties are common: both split the gradient evenly."""
+    shape, axis, keepdims, x = case
+    compare(lambda t: t.max(axis=axis, keepdims=keepdims),
+            lambda t: torch.amax(t, dim=_torch_dims(axis, len(shape)), keepdim=keepdims),
+            [x], seed)
+
+
+# ---- softmax ---------------------------------------------------------------------------------
+@st.composite
+def logits(draw):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(axis_spelling(draw(st.integers(0, len(shape) - 1)), len(shape)))
+    scale = draw(st.sampled_from([1.0, 1.0, 1e4]))   # 1e4: exp would overflow unshifted
+    return axis, draw(arrays(shape, st.floats(-1.0, 1.0))) * scale
+
+
+@pytest.mark.parametrize("ours, theirs", [(tt.softmax, torch.softmax),
+                                          (tt.log_softmax, torch.log_softmax)],
+                         ids=["softmax", "log_softmax"])
+@given(case=logits(), seed=SEEDS)
+def test_softmax_family(ours, theirs, case, seed):
+    axis, x = case
+    (out,) = compare(lambda t: ours(t, axis=axis), lambda t: theirs(t, dim=axis), [x], seed)
+    assert np.all(np.isfinite(out.data))
+
+
+@pytest.mark.parametrize("ours, theirs", [(tt.softmax, torch.softmax),
+                                          (tt.log_softmax, torch.log_softmax)],
+                         ids=["softmax", "log_softmax"])
+def test_softmax_family_at_plus_minus_1e4(ours, theirs):
+    x = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4 - 1.0, -1e4]])
+    (out,) = compare(lambda t: ours(t, axis=1), lambda t: theirs(t, dim=1), [x], seed=1)
+    assert np.all(np.isfinite(out.data))
+    t = tt.tensor(x, requires_grad=True, dtype=np.float64)
+    ours(t, axis=1).sum().backward()
+    assert np.all(np.isfinite(t.grad))
+
+
+# ---- shape-moving ops ------------------------------------------------------------------------
+def _torch_index(index):
+    """The same index for a torch tensor: arrays become tensors, except 0-d integer
+    arrays, which NumPy (and so tinytrace) reads as plain ints but torch does not."""
+    parts = index if isinstance(index, tuple) else (index,)
+    converted = tuple((int(p) if p.ndim == 0 and p.dtype.kind == "i"
+                       else torch.from_numpy(np.ascontiguousarray(p)))
+                      if isinstance(p, np.ndarray) else p for p in parts)
+    return converted if isinstance(index, tuple) else converted[0]
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_getitem(data, seed):
+    """Ints, positive-step slices (PyTorch has no negative steps), None, ..., integer arrays
+    with repeats (the gradient must accumulate) and boolean masks."""
+    shape = data.draw(shapes(min_dims=1))
+    index = data.draw(index_for(shape, steps=(None, 1, 2, 3)))
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(isinstance(p, np.ndarray) for p in parts):
+        # Next to an array, NumPy counts a plain int as an advanced index too (it decides
+        # where the picked dims land); torch does not. Ask both for a length-1 slice instead.
+        index = tuple(slice(p, p + 1 if p != -1 else None) if isinstance(p, int) else p
+                      for p in parts)
+    x = data.draw(arrays(shape))
+    compare(lambda t: t[index], lambda t: t[_torch_index(index)], [x], seed)
+
+
+def test_getitem_repeated_integer_index_accumulates():
+    x = np.arange(12.0).reshape(3, 4)
+    rows, cols = np.array([0, 2, 0, 0]), np.array([[1], [3]])
+    compare(lambda t: t[rows], lambda t: t[torch.from_numpy(rows)], [x], seed=2)
+    compare(lambda t: t[rows, cols], lambda t: t[torch.from_numpy(rows), torch.from_numpy(cols)],
+            [x], seed=3)
+    t = tt.tensor(x, requires_grad=True, dtype=np.float64)
+    t[rows].sum().backward()
+    np.testing.assert_array_equal(t.grad[:, 0], [3.0, 0.0, 1.0])
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_reshape_and_transpose(data, seed):
+    shape = data.draw(shapes())
+    perm = data.draw(st.permutations(range(len(shape))))
+    x = data.draw(arrays(shape))
+    flat = int(np.prod(shape))
+    compare(lambda t: tt.transpose(t, perm).reshape(flat, 1),
+            lambda t: t.permute(tuple(perm)).reshape(flat, 1), [x], seed)
+    compare(lambda t: t.T if t.ndim == 2 else tt.transpose(t),
+            lambda t: t.permute(tuple(reversed(range(t.ndim)))), [x], seed)
+
+
+@st.composite
+def pieces(draw, count_min=1):
+    base = list(draw(shapes(min_dims=1, max_dims=3)))
+    axis = draw(st.integers(0, len(base) - 1))
+    inputs = []
+    for _ in range(draw(st.integers(count_min, 4))):
+        base[axis] = draw(st.integers(0, 3))
+        inputs.append(draw(arrays(tuple(base))))
+    return draw(axis_spelling(axis, len(base))), inputs
+
+
+@given(case=pieces(), seed=SEEDS)
+def test_concat(case, seed):
+    axis, inputs = case
+    compare(lambda *ts: tt.concat(list(ts), axis=axis),
+            lambda *ts: torch.cat(list(ts), dim=axis), inputs, seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_stack(data, seed):
+    shape = data.draw(shapes(max_dims=3))
+    axis = data.draw(axis_spelling(data.draw(st.integers(0, len(shape))), len(shape) + 1))
+    inputs = [data.draw(arrays(shape)) for _ in range(data.draw(st.integers(1, 4)))]
+    compare(lambda *ts: tt.stack(list(ts), axis=axis),
+            lambda *ts: torch.stack(list(ts), dim=axis), inputs, seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_split_follows_torch_split(data, seed):
+    shape = data.draw(shapes(min_dims=1, max_side=5))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    n = shape[axis]
+    if data.draw(st.booleans()):
+        sections = data.draw(st.integers(1, n + 1))            # chunk size; last is smaller
+    else:
+        cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
+        sections = [b - a for a, b in zip([0] + cuts, cuts + [n])]   # zero sizes allowed
+    axis = data.draw(axis_spelling(axis, len(shape)))
+    x = data.draw(arrays(shape))
+    outs = compare(lambda t: tt.split(t, sections, axis=axis),
+                   lambda t: torch.split(t, sections, dim=axis), [x], seed)
+    assert len(outs) == len(torch.split(torch.tensor(x), sections, dim=axis))
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_where(data, seed):
+    shape_c, shape_a, shape_b = data.draw(hnp.mutually_broadcastable_shapes(
+        num_shapes=3, max_dims=4, max_side=3)).input_shapes
+    condition = data.draw(hnp.arrays(np.bool_, shape_c))
+    compare(lambda a, b: tt.where(condition, a, b),
+            lambda a, b: torch.where(torch.from_numpy(condition), a, b),
+            [data.draw(arrays(shape_a)), data.draw(arrays(shape_b))], seed)
+
+
+GRID = st.sampled_from([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5])   # values hit bounds exactly
+
+
+@given(data=st.data(), seed=SEEDS, which=st.sampled_from(["both", "low", "high"]))
+def test_clip_matches_clamp_even_at_the_bounds(data, seed, which):
+    low = data.draw(GRID)
+    high = data.draw(GRID.filter(lambda h: h >= low))
+    low = None if which == "high" else low
+    high = None if which == "low" else high
+    x = data.draw(arrays(data.draw(shapes()), GRID))
+    compare(lambda t: tt.clip(t, low, high), lambda t: torch.clamp(t, low, high), [x], seed)
+
+
+@given(data=st.data(), seed=SEEDS, target=st.sampled_from([np.float32, np.float64]))
+def test_astype_gradient_dtype_matches_torch(data, seed, target):
+    x = data.draw(arrays(data.draw(shapes())))
+    ours = tt.tensor(x, requires_grad=True, dtype=np.float64)
+    theirs = torch.tensor(x, requires_grad=True)
+    out = ours.astype(target)
+    tout = theirs.to(torch.float32 if target == np.float32 else torch.float64)
+    assert str(out.dtype) == str(tout.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(out.data, tout.detach().numpy())
+    g = np.random.default_rng(seed).standard_normal(out.shape).astype(target)
+    out.backward(g)
+    tout.backward(torch.from_numpy(g))
+    assert ours.grad.dtype == np.float64 and theirs.grad.dtype == torch.float64
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+
+
+# ---- nn.functional ---------------------------------------------------------------------------
+@given(data=st.data(), seed=SEEDS, reduction=st.sampled_from(["mean", "sum", "none"]),
+       scale=st.sampled_from([1.0, 1.0, 1e4]))
+def test_cross_entropy(data, seed, reduction, scale):
+    n, c = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    x = data.draw(arrays((n, c), st.floats(-3.0, 3.0))) * scale
+    targets = data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))
+    (out,) = compare(lambda t: F.cross_entropy(t, targets, reduction=reduction),
+                     lambda t: TF.cross_entropy(t, torch.from_numpy(targets),
+                                                reduction=reduction), [x], seed)
+    assert np.all(np.isfinite(out.data))
+
+
+@given(data=st.data(), seed=SEEDS, reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_mse_loss(data, seed, reduction):
+    shape = data.draw(shapes())
+    prediction, target = data.draw(arrays(shape)), data.draw(arrays(shape))
+    compare(lambda p, t: F.mse_loss(p, t, reduction=reduction),
+            lambda p, t: TF.mse_loss(p, t, reduction=reduction), [prediction, target], seed)
+    # A constant (array) target: only the prediction gets a gradient.
+    compare(lambda p: F.mse_loss(p, target, reduction=reduction),
+            lambda p: TF.mse_loss(p, torch.from_numpy(target), reduction=reduction),
+            [prediction], seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_embedding_accumulates_repeated_indices(data, seed):
+    vocab, dim = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4))
+    weight = data.draw(arrays((vocab, dim)))
+    indices = data.draw(hnp.arrays(np.int64, data.draw(shapes(max_dims=2, max_side=6)),
+                                   elements=st.integers(0, vocab - 1)))
+    compare(lambda w: F.embedding(indices, w),
+            lambda w: TF.embedding(torch.from_numpy(indices), w), [weight], seed)

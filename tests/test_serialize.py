@@ -1,0 +1,216 @@
+"""Saving and loading state dicts: exact round trips, and every malformed or foreign file
+refused with a SerializationError that names the file (loading never unpickles)."""
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import tinytrace as tt
+from tinytrace import nn
+
+
+class Net(nn.Module):
+    def __init__(self, seed):
+        super().__init__()
+        self.emb = nn.Embedding(6, 3, rng=seed)
+        self.fc = nn.Linear(3, 2, rng=seed + 1)
+        self.out = nn.Linear(2, 1, dtype=np.float64, rng=seed + 2)
+
+    def forward(self, idx):
+        return self.out(self.fc(self.emb(idx)).tanh().astype(np.float64))
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A model and the path of its saved state dict."""
+    model = Net(seed=0)
+    path = tmp_path / "model.npz"
+    tt.save(model.state_dict(), path)
+    return model, path
+
+
+def _refused(path):
+    """Load ``path``, expecting a SerializationError that names it; return the message."""
+    with pytest.raises(tt.SerializationError) as info:
+        tt.load(path)
+    message = str(info.value)
+    assert str(path) in message
+    return message
+
+
+# ---- round trips ---------------------------------------------------------------------------
+
+def test_save_load_round_trips_exactly(saved):
+    model, path = saved
+    state = model.state_dict()
+    loaded = tt.load(path)
+    assert list(loaded) == list(state)                   # names, in order
+    for name, value in state.items():
+        assert loaded[name].dtype == value.dtype and loaded[name].shape == value.shape
+        np.testing.assert_array_equal(loaded[name], value)
+    assert loaded["out.weight"].dtype == np.float64 and loaded["fc.weight"].dtype == np.float32
+    assert sorted(os.listdir(path.parent)) == ["model.npz"]     # no temporary file left
+
+
+def test_loaded_state_restores_a_fresh_models_outputs(saved):
+    model, path = saved
+    idx = np.array([0, 5, 2, 2])
+    other = Net(seed=7)
+    assert not np.array_equal(model(idx).data, other(idx).data)
+    other.load_state_dict(tt.load(path))
+    np.testing.assert_array_equal(model(idx).data, other(idx).data)
+
+
+def test_save_accepts_tensors_scalars_and_path_strings(tmp_path):
+    path = str(tmp_path / "mixed.npz")
+    tt.save({"t": tt.tensor([1.0, 2.0]), "s": np.float64(3.5), "i": np.arange(4)}, path)
+    loaded = tt.load(path)
+    np.testing.assert_array_equal(loaded["t"], np.array([1.0, 2.0], dtype=np.float32))
+    assert loaded["s"].shape == () and loaded["s"] == 3.5
+    np.testing.assert_array_equal(loaded["i"], np.arange(4))
+
+
+def test_save_refuses_object_arrays_and_the_reserved_name(tmp_path):
+    with pytest.raises(TypeError, match="w"):
+        tt.save({"w": np.array([{"a": 1}], dtype=object)}, tmp_path / "x.npz")
+    with pytest.raises(ValueError, match="__tinytrace__"):
+        tt.save({"__tinytrace__": np.zeros(1)}, tmp_path / "y.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        tt.load(tmp_path / "nope.npz")
+
+
+# ---- never unpickle ------------------------------------------------------------------------
+
+class _Trap:
+    """Unpickling this would create a directory: proof that the unpickler ran."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.target,))
+
+
+def test_a_pickle_file_is_refused_without_unpickling(tmp_path):
+    trap = tmp_path / "unpickled"
+    path = tmp_path / "state.npz"
+    with open(path, "wb") as f:
+        pickle.dump({"weight": np.zeros(3), "trap": _Trap(trap)}, f)
+    message = _refused(path)
+    assert "pickle" in message.lower()
+    assert not trap.exists()
+
+
+def test_an_npz_with_an_object_array_is_refused_without_unpickling(tmp_path):
+    trap = tmp_path / "unpickled"
+    path = tmp_path / "state.npz"
+    objects = np.empty(1, dtype=object)
+    objects[0] = _Trap(trap)
+    np.savez(path, __tinytrace__=np.array([1]), weight=np.zeros(2), evil=objects)
+    _refused(path)
+    assert not trap.exists()
+
+
+# ---- damaged and foreign files ----------------------------------------------------------------
+
+def test_a_truncated_file_is_refused(saved, tmp_path):
+    _, path = saved
+    data = path.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) // 2])
+    message = _refused(cut)
+    assert "truncated" in message
+
+
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.7])
+def test_a_file_with_flipped_bytes_in_the_middle_is_refused(tmp_path, where):
+    # one big entry, so the middle of the file is array data (damage to a few header
+    # fields, e.g. timestamps, is harmless: see the next test)
+    path = tmp_path / "big.npz"
+    tt.save({"big": np.linspace(0, 1, 4000), "small": np.ones(3)}, path)
+    data = bytearray(path.read_bytes())
+    start = int(len(data) * where)
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("big.npy")
+    assert info.header_offset + 200 < start < info.header_offset + info.compress_size
+    for i in range(start, start + 4):
+        data[i] ^= 0xFF
+    bad = tmp_path / "flipped.npz"
+    bad.write_bytes(bytes(data))
+    _refused(bad)
+
+
+def test_a_single_flipped_byte_anywhere_never_changes_the_loaded_values(tmp_path):
+    # Every flip either is refused or leaves the loaded arrays as saved (zip headers hold
+    # a few fields, like timestamps, that reading does not depend on).
+    state = {"w": np.arange(6.0).reshape(2, 3), "b": np.array([1, 2], dtype=np.int32)}
+    path = tmp_path / "small.npz"
+    tt.save(state, path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.npz"
+    refused = 0
+    for i in range(0, len(data), 3):
+        flipped = bytearray(data)
+        flipped[i] ^= 0xFF
+        bad.write_bytes(bytes(flipped))
+        try:
+            loaded = tt.load(bad)
+        except tt.SerializationError as err:
+            assert str(bad) in str(err)
+            refused += 1
+            continue
+        assert list(loaded) == list(state)
+        for name, value in loaded.items():
+            assert value.dtype == state[name].dtype
+            np.testing.assert_array_equal(value, state[name])
+    assert refused > len(data) // 3 // 2
+
+
+def test_random_bytes_and_an_empty_file_are_refused(tmp_path):
+    path = tmp_path / "noise.npz"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    _refused(path)
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    _refused(empty)
+
+
+def test_an_npz_not_written_by_tinytrace_is_refused(tmp_path):
+    path = tmp_path / "foreign.npz"
+    np.savez(path, weight=np.zeros((2, 2)))
+    message = _refused(path)
+    assert "__tinytrace__" in message
+
+
+def test_a_plain_npy_file_is_refused(tmp_path):
+    path = tmp_path / "array.npy"
+    np.save(path, np.arange(5.0))
+    message = _refused(path)
+    assert ".npy" in message
+
+
+def test_a_zip_with_non_array_members_is_refused(tmp_path):
+    marker = io.BytesIO()
+    np.save(marker, np.array([1], dtype=np.int64))
+    path = tmp_path / "odd.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("__tinytrace__.npy", marker.getvalue())
+        z.writestr("notes.txt", b"hello")
+    message = _refused(path)
+    assert "notes.txt" in message
+
+
+@pytest.mark.parametrize("marker", [np.array([99], dtype=np.int64),
+                                    np.array([], dtype=np.int64),
+                                    np.array(["v1"])], ids=["future", "empty", "text"])
+def test_a_bad_format_marker_is_refused(tmp_path, marker):
+    path = tmp_path / "marked.npz"
+    np.savez(path, __tinytrace__=marker, weight=np.zeros(2))
+    _refused(path)
