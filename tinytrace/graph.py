@@ -25,9 +25,10 @@ _next_seq = itertools.count().__next__
 
 
 class Node:
-    """One recorded op application. ``output`` is filled in when a ``Graph`` is built."""
+    """One recorded op application. ``output`` is known once a ``Graph`` is built (the
+    node keeps only a weak reference to it: tensor -> node -> tensor would be a cycle)."""
 
-    __slots__ = ("op", "inputs", "attrs", "scope", "vjp", "retained", "output", "seq",
+    __slots__ = ("op", "inputs", "attrs", "scope", "vjp", "retained", "_output", "seq",
                  "__weakref__")
 
     def __init__(self, op, inputs, attrs, scope, vjp):
@@ -38,7 +39,16 @@ class Node:
         self.scope = scope          # module path, e.g. "mlp/fc1"
         self.vjp = vjp              # grad_output -> tuple of grad per input (None = no grad)
         self.retained = None        # weakref to the output tensor if it called retain_grad()
-        self.output = None          # set by Graph (not at record time: it would be a cycle)
+        self._output = None         # weakref to the output tensor, set by Graph
+
+    @property
+    def output(self):
+        """The tensor this node made (``None`` until a Graph is built, or once freed)."""
+        return self._output() if self._output is not None else None
+
+    @output.setter
+    def output(self, tensor):
+        self._output = weakref.ref(tensor)
 
     def __repr__(self):
         where = f" @ {self.scope}" if self.scope else ""
