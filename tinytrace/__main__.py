@@ -1,0 +1,139 @@
+"""``python -m tinytrace``: list the lessons and run them.
+
+    python -m tinytrace list
+    python -m tinytrace lessons [--quick] [--figures DIR] [N ...]
+
+Each lesson runs as a fresh ``python lessons/NN_name.py`` subprocess (so one lesson's state
+never leaks into the next), with its output streamed as it goes. The run stops at the first
+lesson that fails and exits with its status; at the end it says where the figures went and
+how long each lesson took.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .lessonkit import BLAS_THREAD_VARS, find_lessons, lesson_title
+
+
+def lesson_dirs(explicit=None):
+    """Where to look for ``lessons/``, in order: ``--dir``, ``$TINYTRACE_LESSONS``, next to
+    the package (a source checkout or editable install), the current directory."""
+    if explicit:
+        return [Path(explicit)]
+    candidates = []
+    if os.environ.get("TINYTRACE_LESSONS"):
+        candidates.append(Path(os.environ["TINYTRACE_LESSONS"]))
+    candidates.append(Path(__file__).resolve().parent.parent / "lessons")
+    candidates.append(Path.cwd() / "lessons")
+    return candidates
+
+
+def locate(explicit=None):
+    """``(folder, {number: path})`` of the first candidate folder holding lessons, or an
+    error message naming every place looked."""
+    tried = []
+    for folder in lesson_dirs(explicit):
+        found = find_lessons(folder) if folder.is_dir() else {}
+        if found:
+            return folder.resolve(), found
+        tried.append(str(folder))
+    return None, ("no lessons found (files named NN_name.py in a lessons/ folder); looked "
+                  "in: " + ", ".join(tried) + ". The lessons ship with the source "
+                  "checkout: run from its root, or pass --dir PATH/TO/lessons.")
+
+
+def cmd_list(args):
+    folder, found = locate(args.dir)
+    if folder is None:
+        print(f"tinytrace: {found}", file=sys.stderr)
+        return 2
+    print(f"lessons in {folder}:")
+    titles = {number: lesson_title(path) for number, path in found.items()}
+    width = max(len(t) for t in titles.values())
+    for number, path in found.items():
+        print(f"  {number:2d}  {titles[number]:<{width}}  ({path.name})")
+    print("run them with: python -m tinytrace lessons [--quick] [N ...]")
+    return 0
+
+
+def cmd_lessons(args):
+    folder, found = locate(args.dir)
+    if folder is None:
+        print(f"tinytrace: {found}", file=sys.stderr)
+        return 2
+    chosen = []
+    for token in args.numbers or [str(n) for n in found]:
+        number = int(token) if token.isdigit() else None
+        if number not in found:
+            print(f"tinytrace: no lesson {token!r}; available: "
+                  f"{', '.join(str(n) for n in found)} (see: python -m tinytrace list)",
+                  file=sys.stderr)
+            return 2
+        chosen.append(number)
+
+    figures = Path(args.figures or os.environ.get("TINYTRACE_FIGURES") or "figures").resolve()
+    env = dict(os.environ, TINYTRACE_FIGURES=str(figures), MPLBACKEND="Agg",
+               PYTHONUNBUFFERED="1")
+    for var in BLAS_THREAD_VARS:       # small matrices: one BLAS thread (unless told)
+        env.setdefault(var, "1")
+    if args.quick:
+        env["TINYTRACE_QUICK"] = "1"
+    mode = "quick" if args.quick else "full"
+    print(f"running {len(chosen)} lesson(s) in {mode} mode; figures go to {figures}", flush=True)
+
+    timings, status = [], 0
+    for number in chosen:
+        path = found[number]
+        print(f"\n--- lesson {number}: {lesson_title(path)} ---", flush=True)
+        command = [sys.executable, str(path)] + (["--quick"] if args.quick else [])
+        start = time.perf_counter()
+        status = subprocess.call(command, env=env)   # inherits stdout: output streams live
+        timings.append((number, path, time.perf_counter() - start, status))
+        if status != 0:
+            break
+
+    print("\n--- summary ---")
+    for number, path, seconds, code in timings:
+        outcome = "ok" if code == 0 else f"FAILED (exit {code})"
+        print(f"  {number:2d}  {path.stem:<40} {seconds:7.1f} s  {outcome}")
+    skipped = chosen[len(timings):]
+    if skipped:
+        print(f"  not run after the failure: {', '.join(str(n) for n in skipped)}")
+    print(f"  total {sum(t[2] for t in timings):.1f} s; figures in {figures} "
+          "(one folder per lesson, with its claimed numbers in results.json)")
+    return status
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="tinytrace", description="tinytrace: list and run the lessons.")
+    parser.add_argument("--dir", help="the lessons/ folder (default: found automatically)")
+    commands = parser.add_subparsers(dest="command", metavar="{list,lessons}")
+    listing = commands.add_parser("list", help="list the lessons with their titles")
+    listing.set_defaults(run=cmd_list)
+    running = commands.add_parser("lessons", help="run lessons in order (all, or N ...)")
+    running.add_argument("numbers", nargs="*", metavar="N", help="lesson numbers (default: all)")
+    running.add_argument("--quick", action="store_true",
+                         help="the small versions (seconds each; what CI runs)")
+    running.add_argument("--figures", metavar="DIR",
+                         help="where figures go (default: $TINYTRACE_FIGURES or ./figures)")
+    running.set_defaults(run=cmd_lessons)
+    for sub in (listing, running):
+        sub.add_argument("--dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The small harness every lesson in ``lessons/`` shares.
+
+A lesson starts with ``lesson = Lesson("03_training_an_mlp")`` (its file name; a path such
+as ``__file__`` works too, but notebooks have no ``__file__``) and then uses:
+
+- ``lesson.quick``: True for the small CI version (env ``TINYTRACE_QUICK=1`` or
+  ``--quick`` on the command line); ``lesson.pick(quick=..., full=...)`` chooses a setting.
+- ``lesson.rng``: a seeded NumPy generator for the lesson's data; ``tt.manual_seed(seed)``
+  is called too, so layer initialisation is reproducible. Env ``TINYTRACE_SEED`` overrides
+  the seed (to see whether a claim survives another draw).
+- ``lesson.figures``: the lesson's own figure folder, ``$TINYTRACE_FIGURES/<name>/``
+  (default ``./figures/<name>/``), created when first used;
+  ``lesson.savefig(fig, "name")`` writes ``name.png`` there, prints and returns the path.
+- ``lesson.claim(key, value, text, at_least=, at_most=)``: prints the number in a sentence,
+  records it in ``lesson.results[key]`` (the tests read these) and, given a bound, fails the
+  lesson if the number misses it — a lesson checks its own claims wherever it runs.
+- ``lesson.done()``: the last line; prints the claims and the time, and writes them to
+  ``results.json`` in the figure folder.
+"""
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .random import manual_seed
+
+LESSON_FILE = re.compile(r"^(\d+)_\w+\.py$")
+
+
+class ClaimError(AssertionError):
+    """A lesson's number missed the bound its prose promised."""
+
+
+def lesson_title(path):
+    """The first markdown heading of a lesson file, without its number
+    (``# # 1. Autograd from scratch`` -> ``Autograd from scratch``)."""
+    for line in Path(path).read_text(encoding="utf-8").splitlines()[:40]:
+        match = re.match(r"^#\s+#+\s+(.*\S)", line)
+        if match:
+            return re.sub(r"^(lesson\s*)?\d+\s*[.:·—–-]\s*", "", match.group(1), flags=re.I)
+    return Path(path).stem
+
+
+def find_lessons(directory):
+    """``{number: path}`` for every ``NN_name.py`` in ``directory``, in order."""
+    found = {}
+    for path in sorted(Path(directory).glob("*.py")):
+        match = LESSON_FILE.match(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return found
+
+
+def _in_notebook():
+    return "ipykernel" in sys.modules
+
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _one_blas_thread():
+    """Lessons multiply small matrices, where BLAS threads cost more than they save (on a
+    busy 2-core machine, 60x more). Use one, unless the user chose a thread count."""
+    if any(var in os.environ for var in BLAS_THREAD_VARS):
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _like(text, bound):
+    """``bound`` in the format the claim's text gives its value (``{:.1%}`` -> ``95.0%``)."""
+    spec = re.search(r"\{(:[^}]*)?\}", text)
+    try:
+        return ("{" + (spec.group(1) or "") + "}").format(bound) if spec else f"{bound:g}"
+    except (ValueError, TypeError):
+        return f"{bound:g}"
+
+
+class Lesson:
+    def __init__(self, name, seed=0):
+        self.name = Path(str(name)).stem             # "03_training_an_mlp"
+        match = re.match(r"^(\d+)_", self.name)
+        self.number = int(match.group(1)) if match else None
+        self.quick = (os.environ.get("TINYTRACE_QUICK", "").lower() in ("1", "true", "yes")
+                      or "--quick" in sys.argv)
+        self.seed = seed = int(os.environ.get("TINYTRACE_SEED", seed))
+        manual_seed(seed)                            # layer initialisation
+        self.rng = np.random.default_rng([seed, 1])  # the lesson's own data: its own stream
+        self.results = {}
+        self.saved = []                              # figure paths, in order
+        self._figures = None
+        self._started = time.perf_counter()
+        if not _in_notebook():
+            import matplotlib
+            matplotlib.use("Agg")                    # files only; no windows
+        _one_blas_thread()
+        print(f"=== {self.name} ({'quick' if self.quick else 'full'} mode, seed {seed}) ===")
+
+    def pick(self, quick, full):
+        """``quick`` in quick mode, else ``full`` (e.g. epochs, sample counts)."""
+        return quick if self.quick else full
+
+    @property
+    def figures(self):
+        if self._figures is None:
+            root = Path(os.environ.get("TINYTRACE_FIGURES") or Path.cwd() / "figures")
+            self._figures = root.resolve() / self.name
+            self._figures.mkdir(parents=True, exist_ok=True)
+        return self._figures
+
+    def savefig(self, fig, name):
+        """Save a matplotlib figure as ``<figures>/<name>.png``; print and return the path."""
+        path = self.figures / (name if name.endswith(".png") else f"{name}.png")
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        if not _in_notebook():
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+        self.saved.append(path)
+        print(f"[figure] {path}")
+        return path
+
+    def claim(self, key, value, text, at_least=None, at_most=None):
+        """Record ``value`` under ``key`` and print ``text`` (``{}`` or ``{:.3g}`` marks where
+        the value goes). ``at_least``/``at_most``: the bound the prose promises."""
+        if hasattr(value, "item"):                   # numpy scalar -> Python number
+            value = value.item()
+        self.results[key] = value
+        sentence = text.format(value) if "{" in text else f"{text}: {value}"
+        bounds = []
+        if at_least is not None:
+            bounds.append((value >= at_least, f">= {_like(text, at_least)}"))
+        if at_most is not None:
+            bounds.append((value <= at_most, f"<= {_like(text, at_most)}"))
+        ok = all(passed for passed, _ in bounds)
+        promise = f"  (claimed {' and '.join(b for _, b in bounds)})" if bounds else ""
+        print(f"[claim] {sentence}{promise}{'' if ok else '  <-- MISSED'}")
+        if not ok:
+            raise ClaimError(f"{self.name}: claim {key!r} = {value!r} missed its bound"
+                             f"{promise}")
+        return value
+
+    def done(self):
+        """Print the claims and the time; write ``results.json`` to the figure folder."""
+        seconds = time.perf_counter() - self._started
+        record = {"lesson": self.name, "quick": self.quick, "seconds": round(seconds, 2),
+                  "results": self.results, "figures": [str(p) for p in self.saved]}
+        path = self.figures / "results.json"
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"=== {self.name}: {len(self.results)} claims, {len(self.saved)} "
+              f"figures in {self.figures}, {seconds:.1f} s ===")
+        return record
