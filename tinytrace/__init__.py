@@ -8,7 +8,7 @@
 """
 import numpy as np
 
-from . import nn, ops, optim
+from . import bptt, data, kernels, nn, ops, optim
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .errors import (AnomalyError, BackwardError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)

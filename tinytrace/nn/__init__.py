@@ -2,6 +2,9 @@
 from . import functional, utils
 from .layers import Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module, Parameter
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .stack import NeuralStackRNN, StackRNN
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
-           "Sigmoid", "functional", "utils"]
+           "Sigmoid", "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM",
+           "GRU", "StackRNN", "NeuralStackRNN"]

@@ -17,6 +17,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        rng = generator(rng)     # one stream: a seed must not give bias = weight's first draws
         bound = 1 / np.sqrt(in_features)
         self.weight = Parameter(uniform((out_features, in_features), bound, dtype, rng))
         self.bias = Parameter(uniform((out_features,), bound, dtype, rng)) if bias else None

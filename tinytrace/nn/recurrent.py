@@ -1,0 +1,576 @@
+"""Recurrent layers: ``RNNCell``, ``LSTMCell``, ``GRUCell`` and the sequence layers ``RNN``,
+``LSTM``, ``GRU`` — PyTorch's shapes, parameter names, gate order and initialisation.
+
+A cell is one time step built from ordinary ops, every gate in its own scope, so the graph
+of ``lstm(x)`` has nodes with paths like ``lstm/t=7/forget_gate``. A sequence layer runs
+in one of two modes with the same parameters and the same gradients:
+
+* ``mode="traced"``: the cell's step, op by op, at every time step (inside
+  ``tt.scope(f"t={t}")``). Slow, but every gate at every step is a node that gradient
+  tracing, ``Graph`` printing and drawing can see.
+* ``mode="fused"``: the whole sequence is ONE node (``rnn_sequence``, ``lstm_sequence``
+  or ``gru_sequence`` from ``tinytrace.ops.recurrent``) whose backward is hand-written
+  BPTT in a plain NumPy kernel (``tinytrace.kernels``). Fast.
+
+A sequence layer holds its parameters itself, under PyTorch's names (``weight_ih_l0``,
+``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, then ``..._l1`` for ``num_layers=2``), so
+``layer.load_state_dict(torch_layer.state_dict())`` copies a ``torch.nn.LSTM`` across. Both
+modes read the same tensors: traced mode cuts each gate's row block out of them once per
+call (``split_gates``, recorded in the gate's scope) and runs ``lstm_step`` etc. — the
+very functions the cells use — at every step; fused mode hands them whole to the kernel.
+With ``num_layers > 1`` each layer's nodes sit in a scope ``l0``, ``l1``, ...
+
+Per-step hidden-state gradients (for BPTT diagnostics), in both modes::
+
+    lstm = tt.nn.LSTM(8, 16, mode="fused", track_hidden_grads=True)
+    out, (h_n, c_n) = lstm(x)
+    loss.backward()
+    lstm.hidden_grads()     # (T, B, H): dL/dh_t for the state after each step t
+    lstm.cell_grads()       # (T, B, H): dL/dc_t (LSTM only)
+
+(traced mode keeps each step's state tensor with ``retain_grad``; fused mode asks its node
+for them, see ``tinytrace.ops.recurrent.StepGrads``.)
+
+Variable-length batches: ``layer(x, lengths=lengths)`` with ``lengths`` an int array of
+shape (B,) (like ``pack_padded_sequence(..., enforce_sorted=False)``): steps at or past a
+sequence's length leave its state unchanged, output zeros and receive no gradient, and
+``h_n`` is each sequence's state after its own last valid step. (Traced mode does this
+with a ``where`` in the step's ``cell``/``hidden`` scope, only at steps where some row has
+finished.)
+"""
+import contextlib
+
+import numpy as np
+
+from .. import functions as F
+from ..context import STATE, scope
+from ..errors import ShapeError
+from ..random import generator
+from ..tensor import Tensor
+from .layers import uniform
+from .module import Module, Parameter
+
+RNN_GATES = ("hidden",)
+LSTM_GATES = ("input_gate", "forget_gate", "cell_candidate", "output_gate")   # i, f, g, o
+GRU_GATES = ("reset_gate", "update_gate", "candidate")                       # r, z, n
+
+
+# ---- one time step, op by op (shared by the cells and the traced sequence layers) ----------
+
+def split_gates(w_ih, w_hh, b_ih, b_hh, gates):
+    """Cut PyTorch's stacked parameters into one ``(W_x^T, W_h^T, b_x, b_h)`` per gate.
+
+    Row block k (rows k*H .. (k+1)*H) of ``weight_ih``/``weight_hh``/``bias_*`` belongs to
+    gate k. Each gate's slices are recorded inside that gate's scope, so the gradient that
+    reaches a weight can be read off per gate. Biases are ``None`` for ``bias=False``.
+    """
+    hidden = w_hh.shape[1]
+    params = {}
+    for k, gate in enumerate(gates):
+        rows = slice(k * hidden, (k + 1) * hidden)
+        with scope(gate):
+            params[gate] = (w_ih[rows].T, w_hh[rows].T,
+                            None if b_ih is None else b_ih[rows],
+                            None if b_hh is None else b_hh[rows])
+    return params
+
+
+def _affine(x, w_t, b):
+    y = x @ w_t
+    return y if b is None else y + b
+
+
+def _from_input(x, gate):
+    """``W_x x + b_x`` for one gate (``gate`` is a ``split_gates`` entry)."""
+    return _affine(x, gate[0], gate[2])
+
+
+def _from_state(h, gate):
+    """``W_h h + b_h`` for one gate."""
+    return _affine(h, gate[1], gate[3])
+
+
+def _keep(keep, new, old):
+    """``new`` where ``keep`` (a (B, 1) bool array) holds, else ``old``: finished rows of a
+    variable-length batch carry their state through padded steps unchanged."""
+    return new if keep is None else F.where(keep, new, old)
+
+
+def rnn_step(x, h, params, nonlinearity="tanh", keep=None):
+    """Elman RNN step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, act = tanh or relu.
+
+    ``params`` comes from ``split_gates``; ``keep`` (B, 1) bool, if given, freezes the
+    rows where it is False (padding): their h' is h.
+    """
+    act = F.tanh if nonlinearity == "tanh" else F.relu
+    with scope("hidden"):
+        new = act(_from_input(x, params["hidden"]) + _from_state(h, params["hidden"]))
+        return _keep(keep, new, h)
+
+
+def lstm_step(x, h, c, params, keep=None):
+    """LSTM step (PyTorch's equations, gate order i, f, g, o)::
+
+        i  = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input_gate
+        f  = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget_gate
+        g  = tanh(W_ig x + b_ig + W_hg h + b_hg)         cell_candidate
+        o  = sigmoid(W_io x + b_io + W_ho h + b_ho)      output_gate
+        c' = f * c + i * g                               cell
+        h' = o * tanh(c')                                hidden
+
+    ``keep`` (B, 1) bool, if given, freezes the rows where it is False (h' = h, c' = c).
+    """
+    p = params
+    with scope("input_gate"):
+        i = F.sigmoid(_from_input(x, p["input_gate"]) + _from_state(h, p["input_gate"]))
+    with scope("forget_gate"):
+        f = F.sigmoid(_from_input(x, p["forget_gate"]) + _from_state(h, p["forget_gate"]))
+    with scope("cell_candidate"):
+        g = F.tanh(_from_input(x, p["cell_candidate"]) + _from_state(h, p["cell_candidate"]))
+    with scope("output_gate"):
+        o = F.sigmoid(_from_input(x, p["output_gate"]) + _from_state(h, p["output_gate"]))
+    with scope("cell"):
+        c = _keep(keep, f * c + i * g, c)
+    with scope("hidden"):
+        h = _keep(keep, o * F.tanh(c), h)
+    return h, c
+
+
+def gru_step(x, h, params, keep=None):
+    """GRU step (PyTorch's equations, gate order r, z, n)::
+
+        r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)         reset_gate
+        z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)         update_gate
+        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))      candidate
+        h' = (1 - z) * n + z * h   = n + z * (h - n)        hidden
+
+    ``keep`` (B, 1) bool, if given, freezes the rows where it is False (h' = h).
+    """
+    p = params
+    with scope("reset_gate"):
+        r = F.sigmoid(_from_input(x, p["reset_gate"]) + _from_state(h, p["reset_gate"]))
+    with scope("update_gate"):
+        z = F.sigmoid(_from_input(x, p["update_gate"]) + _from_state(h, p["update_gate"]))
+    with scope("candidate"):
+        n = F.tanh(_from_input(x, p["candidate"]) + r * _from_state(h, p["candidate"]))
+    with scope("hidden"):
+        return _keep(keep, n + z * (h - n), h)
+
+
+# ---- shared checks -------------------------------------------------------------------------
+
+def _where():
+    return f"scope '{STATE.scope}'" if STATE.scope else "top-level scope"
+
+
+def _check_dtype_arg(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"recurrent layers need a float dtype, not {dtype}")
+    return dtype
+
+
+def _zeros_state(batch, hidden, dtype):
+    return Tensor(np.zeros((batch, hidden), dtype=dtype))
+
+
+# ---- cells ---------------------------------------------------------------------------------
+
+class _Cell(Module):
+    gates = ()
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, rng=None):
+        super().__init__()
+        dtype = _check_dtype_arg(dtype)
+        rng = generator(rng)            # one stream for all four tensors, even from a seed
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        rows = len(self.gates) * hidden_size
+        bound = 1 / np.sqrt(hidden_size)
+        self.weight_ih = Parameter(uniform((rows, input_size), bound, dtype, rng))
+        self.weight_hh = Parameter(uniform((rows, hidden_size), bound, dtype, rng))
+        if bias:
+            self.bias_ih = Parameter(uniform((rows,), bound, dtype, rng))
+            self.bias_hh = Parameter(uniform((rows,), bound, dtype, rng))
+        else:
+            self.bias_ih = self.bias_hh = None
+
+    def _params(self):
+        return split_gates(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                           self.gates)
+
+    def _check(self, x, states):
+        name = type(self).__name__
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ShapeError(f"{name} in {_where()}: input must be (batch, input_size="
+                             f"{self.input_size}), got {tuple(x.shape)}")
+        want = (x.shape[0], self.hidden_size)
+        for label, s in states:
+            if s is not None and tuple(s.shape) != want:
+                raise ShapeError(f"{name} in {_where()}: {label} must be (batch, hidden_size)"
+                                 f" = {want} for input {tuple(x.shape)}, got {tuple(s.shape)}")
+
+    def extra_repr(self):
+        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
+
+
+class RNNCell(_Cell):
+    """``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``, act = tanh (default) or relu.
+
+    ``cell(x, h=None)`` with ``x`` (B, input_size), ``h`` (B, hidden_size) (zeros if None);
+    returns h'. Nodes are recorded in the scope ``<cell>/hidden``.
+    """
+    gates = RNN_GATES
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
+                 dtype=np.float32, rng=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', not "
+                             f"{nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias, dtype, rng)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, x, h=None):
+        self._check(x, [("h", h)])
+        if h is None:
+            h = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
+        return rnn_step(x, h, self._params(), self.nonlinearity)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTMCell(_Cell):
+    """One LSTM step, gate order i, f, g, o (see ``lstm_step`` for the equations).
+
+    ``cell(x, (h, c)=None)`` with ``x`` (B, input_size); returns ``(h', c')``. Each gate's
+    nodes sit in its own scope: ``input_gate``, ``forget_gate``, ``cell_candidate``,
+    ``output_gate``, then ``cell`` (c') and ``hidden`` (h').
+    """
+    gates = LSTM_GATES
+
+    def forward(self, x, state=None):
+        h, c = (None, None) if state is None else state
+        self._check(x, [("h", h), ("c", c)])
+        if h is None:
+            h = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
+        if c is None:
+            c = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
+        return lstm_step(x, h, c, self._params())
+
+
+class GRUCell(_Cell):
+    """One GRU step, gate order r, z, n with PyTorch's candidate
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` (see ``gru_step``).
+
+    ``cell(x, h=None)`` with ``x`` (B, input_size); returns h'. Scopes: ``reset_gate``,
+    ``update_gate``, ``candidate``, ``hidden``.
+    """
+    gates = GRU_GATES
+
+    def forward(self, x, h=None):
+        self._check(x, [("h", h)])
+        if h is None:
+            h = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
+        return gru_step(x, h, self._params())
+
+
+# ---- sequence layers -----------------------------------------------------------------------
+
+def _maybe_scope(name):
+    return scope(name) if name else contextlib.nullcontext()
+
+
+class _SequenceLayer(Module):
+    """Shared machinery of ``RNN``, ``LSTM``, ``GRU``: parameters named as PyTorch's
+    (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, then ``_l1`` ...),
+    input checks, the traced loop and the fused call."""
+
+    gates = ()
+    states = ("h",)             # the LSTM carries ("h", "c"); initial ones are "h0", "c0"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 *, mode="traced", dtype=np.float32, rng=None, track_hidden_grads=False):
+        super().__init__()
+        dtype = _check_dtype_arg(dtype)
+        rng = generator(rng)            # one stream for every tensor, even from a seed
+        if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
+            raise ValueError(f"{type(self).__name__}: num_layers must be a positive int, "
+                             f"not {num_layers!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bias, self.batch_first = int(num_layers), bias, batch_first
+        self.mode = mode
+        self.track_hidden_grads = track_hidden_grads
+        rows = len(self.gates) * hidden_size
+        bound = 1 / np.sqrt(hidden_size)
+        for k in range(self.num_layers):
+            n_in = input_size if k == 0 else hidden_size
+            setattr(self, f"weight_ih_l{k}", Parameter(uniform((rows, n_in), bound, dtype, rng)))
+            setattr(self, f"weight_hh_l{k}",
+                    Parameter(uniform((rows, hidden_size), bound, dtype, rng)))
+            if bias:
+                setattr(self, f"bias_ih_l{k}", Parameter(uniform((rows,), bound, dtype, rng)))
+                setattr(self, f"bias_hh_l{k}", Parameter(uniform((rows,), bound, dtype, rng)))
+        self._tracked = None
+
+    # ---- configuration -------------------------------------------------------------------
+    @property
+    def mode(self):
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode):
+        if mode not in ("traced", "fused"):
+            raise ValueError(f"{type(self).__name__}: mode must be 'traced' or 'fused', not "
+                             f"{mode!r}")
+        object.__setattr__(self, "_mode", mode)
+
+    def layer_parameters(self, k):
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k`` (biases may be None)."""
+        return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
+                getattr(self, f"bias_ih_l{k}", None), getattr(self, f"bias_hh_l{k}", None))
+
+    def extra_repr(self):
+        extra = "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
+        return (f"{self.input_size}, {self.hidden_size}{extra}, bias={self.bias}, "
+                f"batch_first={self.batch_first}, mode={self.mode!r}")
+
+    # ---- checks --------------------------------------------------------------------------
+    def _fail(self, message):
+        raise ShapeError(f"{type(self).__name__} in {_where()}: {message}")
+
+    def _check_input(self, x):
+        layout = "(B, T, input_size" if self.batch_first else "(T, B, input_size"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a Tensor, not "
+                            f"{type(x).__name__}")
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            self._fail(f"input must be {layout}={self.input_size}), got {tuple(x.shape)}")
+        steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
+        if steps == 0:
+            self._fail(f"input {tuple(x.shape)} has no time steps")
+        return steps, batch
+
+    def _initial_states(self, state, batch, dtype):
+        """The initial state(s) as a dict name -> (L, B, H) Tensor or None (zeros)."""
+        names = self.states
+        if state is None:
+            return dict.fromkeys(names)
+        if len(names) > 1:
+            if not isinstance(state, (tuple, list)) or len(state) != len(names):
+                self._fail(f"the initial state must be a tuple "
+                           f"({', '.join(n + '0' for n in names)}), got {type(state).__name__}")
+            given = dict(zip(names, state))
+        else:
+            given = {names[0]: state}
+        want = (self.num_layers, batch, self.hidden_size)
+        for name, s in given.items():
+            if not isinstance(s, Tensor):
+                raise TypeError(f"{type(self).__name__}: {name}0 must be a Tensor")
+            if tuple(s.shape) != want:
+                self._fail(f"{name}0 must be (num_layers, batch, hidden_size) = {want} for "
+                           f"this input, got {tuple(s.shape)}")
+        return given
+
+    def _check_lengths(self, lengths, steps, batch):
+        if lengths is None:
+            return None
+        lengths = np.asarray(lengths.numpy() if isinstance(lengths, Tensor) else lengths)
+        if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
+            self._fail(f"lengths must be an int array of shape (batch,) = ({batch},), got "
+                       f"{lengths.shape} {lengths.dtype}")
+        if lengths.size and (lengths.min() < 0 or lengths.max() > steps):
+            self._fail(f"lengths must lie in [0, T={steps}], got [{lengths.min()}, "
+                       f"{lengths.max()}]")
+        return lengths.astype(np.int64)
+
+    # ---- running -------------------------------------------------------------------------
+    def forward(self, x, state=None, lengths=None):
+        """``x`` (T, B, I) (``(B, T, I)`` with batch_first), optional initial state(s) of
+        shape (num_layers, B, H), optional ``lengths`` (B,). Returns ``(output, h_n)``
+        (the LSTM: ``(output, (h_n, c_n))``); output is (T, B, H) (or (B, T, H))."""
+        steps, batch = self._check_input(x)
+        initial = self._initial_states(state, batch, x.dtype)
+        lengths = self._check_lengths(lengths, steps, batch)
+        if self.mode == "fused":
+            output, finals, tracked = self._run_fused(x, initial, lengths, steps, batch)
+        else:
+            output, finals, tracked = self._run_traced(x, initial, lengths, steps, batch)
+        object.__setattr__(self, "_tracked", tracked if self.track_hidden_grads else None)
+        finals = tuple(finals[name] for name in self.states)
+        return output, (finals if len(finals) > 1 else finals[0])
+
+    def _layer_scope(self, k):
+        return f"l{k}" if self.num_layers > 1 else ""
+
+    def _initial(self, initial, name, k, batch, dtype):
+        given = initial[name]
+        if given is not None:
+            return given[k]
+        zeros = _zeros_state(batch, self.hidden_size, dtype)
+        zeros.name = f"{name}0"
+        return zeros
+
+    def _run_traced(self, x, initial, lengths, steps, batch):
+        """Every gate at every step a node: layer k, step t in scope ``[l{k}/]t={t}``."""
+        keeps = [None] * steps              # per step: None, or (B, 1) "still running"
+        if lengths is not None:
+            shortest = lengths.min() if lengths.size else steps
+            keeps = [None if t < shortest else (lengths > t)[:, None] for t in range(steps)]
+        inputs = None
+        finals = {name: [] for name in self.states}
+        tracked = {name: [] for name in self.states}
+        for k in range(self.num_layers):
+            with _maybe_scope(self._layer_scope(k)):
+                params = split_gates(*self.layer_parameters(k), self.gates)
+                state = {name: self._initial(initial, name, k, batch, x.dtype)
+                         for name in self.states}
+                outputs, kept = [], {name: [] for name in self.states}
+                for t in range(steps):
+                    with scope(f"t={t}"):
+                        if inputs is None:
+                            x_t = x[:, t] if self.batch_first else x[t]
+                        else:
+                            x_t = inputs[t]
+                        state = self._step(x_t, state, params, keeps[t])
+                        h = state["h"]
+                        outputs.append(h if keeps[t] is None else F.where(keeps[t], h, 0.0))
+                    if self.track_hidden_grads:
+                        for name in self.states:
+                            kept[name].append(state[name].retain_grad())
+                inputs = outputs
+                for name in self.states:
+                    finals[name].append(state[name])
+                    tracked[name].append(kept[name])
+        output = F.stack(inputs, axis=1 if self.batch_first else 0)
+        finals = {name: F.stack(values, axis=0) for name, values in finals.items()}
+        return output, finals, ("traced", tracked)
+
+    def _run_fused(self, x, initial, lengths, steps, batch):
+        """One ``<cell>_sequence`` node per layer; outputs and final states are slices of
+        its packed result (see ``tinytrace.ops.recurrent``)."""
+        from ..ops import recurrent as fused_ops
+        op = getattr(fused_ops, self.fused_op)
+        inputs = x.transpose(1, 0, 2) if self.batch_first else x
+        finals = {name: [] for name in self.states}
+        tracked = {name: [] for name in self.states}
+        attrs = dict(self.fused_attrs())
+        if lengths is not None:
+            attrs["lengths"] = lengths
+        for k in range(self.num_layers):
+            with _maybe_scope(self._layer_scope(k)):
+                w_ih, w_hh, b_ih, b_hh = self.layer_parameters(k)
+                if b_ih is None:
+                    b_ih = b_hh = Tensor(np.zeros(w_ih.shape[0], dtype=w_ih.dtype))
+                states = [self._initial(initial, name, k, batch, x.dtype)
+                          for name in self.states]
+                record = fused_ops.StepGrads() if self.track_hidden_grads else None
+                if record is not None:
+                    attrs["step_grads"] = record
+                if not inputs.requires_grad:
+                    attrs["input_grad"] = False
+                else:
+                    attrs.pop("input_grad", None)
+                packed = op(inputs, *states, w_ih, w_hh, b_ih, b_hh, **attrs)
+                inputs = packed[:steps]
+                for j, name in enumerate(self.states):
+                    if self.num_layers == 1:
+                        finals[name].append(packed[steps + j:steps + j + 1])
+                    else:
+                        finals[name].append(packed[steps + j])
+                    tracked[name].append(record)
+        output = inputs.transpose(1, 0, 2) if self.batch_first else inputs
+        finals = {name: values[0] if self.num_layers == 1 else F.stack(values, axis=0)
+                  for name, values in finals.items()}
+        return output, finals, ("fused", tracked)
+
+    def fused_attrs(self):
+        return {}
+
+    # ---- per-step gradients (BPTT diagnostics) -------------------------------------------
+    def hidden_grads(self, layer=-1):
+        """dL/dh_t (T, B, H) for the state after each step t of ``layer`` (default: the
+        last), from the latest forward and the backward(s) since. Needs
+        ``track_hidden_grads=True``; works in both modes (time-major, even with
+        batch_first). Steps no gradient reached are zeros."""
+        return self._step_grads("h", layer)
+
+    def _step_grads(self, name, layer):
+        if self._tracked is None:
+            raise RuntimeError(f"{type(self).__name__}.hidden_grads(): build the layer with "
+                               "track_hidden_grads=True (or set it) before the forward pass")
+        mode, tracked = self._tracked
+        entry = tracked[name][layer]
+        if mode == "fused":
+            value = None if entry is None else getattr(entry, name)
+            if value is None:
+                raise RuntimeError(f"{type(self).__name__}: no backward has run through the "
+                                   "latest forward yet")
+            return value
+        grads = [t.grad for t in entry]
+        if all(g is None for g in grads):
+            raise RuntimeError(f"{type(self).__name__}: no backward has run through the "
+                               "latest forward yet")
+        like = next(g for g in grads if g is not None)
+        return np.stack([np.zeros_like(like) if g is None else g for g in grads])
+
+
+class RNN(_SequenceLayer):
+    """Elman RNN over a sequence: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+    ``RNN(input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+    batch_first=False, *, mode="traced"|"fused", dtype=float32)`` — PyTorch's argument
+    order. ``rnn(x, h0=None, lengths=None)`` -> ``(output, h_n)``.
+    """
+    gates = RNN_GATES
+    fused_op = "rnn_sequence"
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', not "
+                             f"{nonlinearity!r}")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, **kwargs)
+        self.nonlinearity = nonlinearity
+
+    def _step(self, x, state, params, keep):
+        return {"h": rnn_step(x, state["h"], params, self.nonlinearity, keep)}
+
+    def fused_attrs(self):
+        return {"nonlinearity": self.nonlinearity}
+
+    def extra_repr(self):
+        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
+
+
+class LSTM(_SequenceLayer):
+    """LSTM over a sequence (gate order i, f, g, o; equations in ``lstm_step``).
+
+    ``LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, *,
+    mode="traced"|"fused", dtype=float32)``. ``lstm(x, (h0, c0)=None, lengths=None)`` ->
+    ``(output, (h_n, c_n))``. ``cell_grads()`` gives dL/dc_t like ``hidden_grads()``.
+    """
+    gates = LSTM_GATES
+    states = ("h", "c")
+    fused_op = "lstm_sequence"
+
+    def _step(self, x, state, params, keep):
+        h, c = lstm_step(x, state["h"], state["c"], params, keep)
+        return {"h": h, "c": c}
+
+    def cell_grads(self, layer=-1):
+        """dL/dc_t (T, B, H) for the cell state after each step t (see ``hidden_grads``)."""
+        return self._step_grads("c", layer)
+
+
+class GRU(_SequenceLayer):
+    """GRU over a sequence (gate order r, z, n; PyTorch's equations, see ``gru_step``).
+
+    ``GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, *,
+    mode="traced"|"fused", dtype=float32)``. ``gru(x, h0=None, lengths=None)`` ->
+    ``(output, h_n)``.
+    """
+    gates = GRU_GATES
+    fused_op = "gru_sequence"
+
+    def _step(self, x, state, params, keep):
+        return {"h": gru_step(x, state["h"], params, keep)}

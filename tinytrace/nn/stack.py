@@ -1,0 +1,387 @@
+"""Stack-augmented recurrent networks: a recurrent controller with a differentiable stack.
+
+Two stacks from 2015, each made of ordinary ops (no new primitive), so every push, pop and
+read at every time step is a node of the graph:
+
+* ``StackRNN`` — Joulin & Mikolov (2015), "Inferring Algorithmic Patterns with
+  Stack-Augmented Recurrent Nets": a *superposition* stack. Each step mixes three whole
+  stacks (pushed, popped, unchanged) with the probabilities of the three actions.
+* ``NeuralStackRNN`` — Grefenstette, Hermann, Suleyman & Blunsom (2015), "Learning to
+  Transduce with Unbounded Memory": the *continuous* (neural) stack, a list of values with
+  real-valued strengths that pops remove and pushes add.
+
+The stack updates are also plain functions (``superposition_stack_step``,
+``neural_stack_step``, ``neural_stack_read``) so they can be checked and drawn on their own.
+
+Both modules take ``controller="rnn"`` (``RNNCell``, tanh) or ``"lstm"`` (``LSTMCell``); the
+controller reads ``concat([x_t, stack_read_{t-1}])``. Shapes follow the other recurrent
+layers: input (T, B, I) (or (B, T, I) with ``batch_first=True``); a call returns::
+
+    output, state, record = model(x)        # output (T, B, H): the controller's h_t
+
+``state`` can be passed back in (``model(x2, state)``) to continue a stream; ``record`` is a
+dict of NumPy arrays, time-major (T, B, ...) whatever ``batch_first`` says, with the
+actions and the stack at every step — enough to draw the learned pushes and pops along a
+string. Every step runs inside ``tt.scope(f"t={t}")`` with the sub-scopes ``controller``
+(the recurrent cell) and ``stack`` (reading, the action heads and the update), so graph
+paths read ``stackrnn/t=3/controller/hidden`` and ``stackrnn/t=3/stack/action``, and
+gradient tracing can weigh the gradient through the stack against the controller's.
+
+Padding: the layers have no ``lengths`` argument. Steps are causal, so the outputs at a
+sequence's real positions never depend on the padding after them (mask the loss there);
+only the final ``state`` runs over the padded steps too.
+"""
+import numpy as np
+
+from .. import functions as F
+from ..context import scope
+from ..errors import ShapeError
+from ..random import generator
+from ..tensor import Tensor
+from .layers import Linear
+from .module import Module
+from .recurrent import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates
+
+__all__ = ["StackRNN", "NeuralStackRNN", "superposition_stack_step", "neural_stack_step",
+           "neural_stack_read"]
+
+
+# ---- the two stacks as functions of tensors ------------------------------------------------
+
+def superposition_stack_step(stack, actions, value, empty_value=-1.0):
+    """One Joulin & Mikolov stack update, for a batch.
+
+    ``stack`` (B, D, m): D cells of width m, cell 0 on top. ``actions`` (B, 3) or (B, 2):
+    the probabilities of (push, pop[, no-op]). ``value`` (B, m): what a push puts on top.
+    Cells pushed off the bottom are lost; a pop shifts ``empty_value`` in at the bottom.
+    Returns the new stack (B, D, m)::
+
+        push-stack  = [value, s[0], ..., s[D-2]]        (everything moves down one cell)
+        pop-stack   = [s[1], ..., s[D-1], empty]        (everything moves up one cell)
+        s'          = a_push * push-stack + a_pop * pop-stack + a_noop * s
+
+    The mixture is one batched product ``actions (B,1,K) @ candidates (B,K,D*m)``.
+    """
+    B, D, m = stack.shape
+    K = actions.shape[-1]
+    pushed = F.concat([value.reshape(B, 1, m), stack[:, :D - 1]], axis=1)
+    empty = Tensor(np.full((B, 1, m), empty_value, dtype=stack.dtype))
+    popped = F.concat([stack[:, 1:], empty], axis=1)
+    candidates = [pushed, popped, stack][:K]
+    mixed = actions.reshape(B, 1, K) @ F.stack(candidates, axis=1).reshape(B, K, D * m)
+    return mixed.reshape(B, D, m)
+
+
+_ABOVE = {}
+
+
+def _strictly_above(n, dtype):
+    """Constant (n, n) matrix M with M[j, i] = 1 for j > i: ``(s @ M)[i] = sum_{j>i} s[j]``,
+    the strength lying above element i (element n-1 is the top)."""
+    key = (n, np.dtype(dtype))
+    if key not in _ABOVE:
+        _ABOVE[key] = Tensor(np.tril(np.ones((n, n), dtype=dtype), k=-1))
+    return _ABOVE[key]
+
+
+def neural_stack_step(values, strengths, push, pop, value):
+    """One Grefenstette et al. (2015) stack update (their equations 1 and 2), for a batch.
+
+    ``values`` (B, n, m) and ``strengths`` (B, n) hold the n elements pushed so far (index
+    n-1 on top; both may be ``None`` when n = 0); ``push`` d_t and ``pop`` u_t are (B, 1) in
+    [0, 1]; ``value`` v_t is (B, m). With t = n + 1 (1-based as in the paper)::
+
+        V_t[i] = V_{t-1}[i]  for i < t,        V_t[t] = v_t
+        s_t[i] = max(0, s_{t-1}[i] - max(0, u_t - sum_{j=i+1}^{t-1} s_{t-1}[j]))  for i < t
+        s_t[t] = d_t
+
+    i.e. the pop first eats u_t units of strength from the top down, then the push lays d_t
+    on top. ``max(0, x)`` is ``relu``. Returns ``(values, strengths)`` with n + 1 elements.
+    """
+    B, m = value.shape
+    new_value = value.reshape(B, 1, m)
+    if strengths is None:
+        return new_value, push
+    above = strengths @ _strictly_above(strengths.shape[1], strengths.dtype)
+    kept = F.relu(strengths - F.relu(pop - above))
+    return F.concat([values, new_value], axis=1), F.concat([kept, push], axis=1)
+
+
+def neural_stack_read(values, strengths):
+    """Grefenstette et al.'s read (their equation 3): the top unit of strength, mixed::
+
+        r_t = sum_{i=1}^{t} min(s_t[i], max(0, 1 - sum_{j=i+1}^{t} s_t[j])) * V_t[i]
+
+    with ``min(a, b) = a - relu(a - b)``. ``values`` (B, n, m), ``strengths`` (B, n);
+    returns (B, m).
+    """
+    B, n, m = values.shape
+    above = strengths @ _strictly_above(n, strengths.dtype)
+    room = F.relu(1.0 - above)                          # strength still to read below the top
+    weights = strengths - F.relu(strengths - room)      # min(s, room)
+    return (weights.reshape(B, 1, n) @ values).reshape(B, m)
+
+
+# ---- the modules ---------------------------------------------------------------------------
+
+class _StackAugmented(Module):
+    """Shared parts: the controller cell, input checks and the time loop's bookkeeping."""
+
+    def __init__(self, input_size, hidden_size, read_size, controller, nonlinearity,
+                 batch_first, dtype, rng):
+        super().__init__()
+        if controller not in ("rnn", "lstm"):
+            raise ValueError(f"{type(self).__name__}: controller must be 'rnn' or 'lstm', "
+                             f"not {controller!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.controller_kind, self.batch_first = controller, batch_first
+        if controller == "rnn":
+            self.controller = RNNCell(input_size + read_size, hidden_size,
+                                      nonlinearity=nonlinearity, dtype=dtype, rng=rng)
+        else:
+            self.controller = LSTMCell(input_size + read_size, hidden_size, dtype=dtype, rng=rng)
+
+    def _check_input(self, x):
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ShapeError(f"{type(self).__name__}: input must be (T, B, {self.input_size})"
+                             f"{' (batch_first: (B, T, I))' if self.batch_first else ''}, "
+                             f"got {tuple(x.shape)}")
+        return x.transpose(1, 0, 2) if self.batch_first else x
+
+    def _controller_step(self):
+        """A function ``(input, state) -> (h, state)`` running one controller step.
+
+        The cell's weights are cut into gates once per sequence (not once per step, as
+        calling the cell would), then every step is just the cell's own step function.
+        """
+        cell = self.controller
+        with scope("controller"):
+            params = split_gates(cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
+                                 cell.gates)
+        if self.controller_kind == "rnn":
+            act = cell.nonlinearity
+
+            def step(inp, h):
+                h = rnn_step(inp, h, params, act)
+                return h, h
+        else:
+            def step(inp, state):
+                h, c = lstm_step(inp, state[0], state[1], params)
+                return h, (h, c)
+        return step
+
+    def _initial_controller_state(self, B, dtype):
+        zeros = Tensor(np.zeros((B, self.hidden_size), dtype=dtype))
+        return zeros if self.controller_kind == "rnn" else (zeros, zeros)
+
+    def _finish(self, outputs):
+        out = F.stack(outputs, axis=0)
+        return out.transpose(1, 0, 2) if self.batch_first else out
+
+    def extra_repr(self):
+        return (f"{self.input_size}, {self.hidden_size}, controller={self.controller_kind!r}"
+                f"{', batch_first=True' if self.batch_first else ''}")
+
+
+class StackRNN(_StackAugmented):
+    """Joulin & Mikolov (2015), "Inferring Algorithmic Patterns with Stack-Augmented
+    Recurrent Nets": a recurrent controller with a superposition stack.
+
+    At step t, with s_{t-1} the stack (D cells of width m, cell 0 on top) and
+    s^k_{t-1} = its top k cells flattened (``read_depth`` = k)::
+
+        h_t      = cell([x_t, s^k_{t-1}], h_{t-1})        controller: tanh RNN (the paper's
+                                                          sigmoid RNN) or LSTM
+        a_t      = softmax(A h_t + b_A)                   (push, pop, no-op) probabilities
+        v_t      = sigmoid(D h_t + b_D)                   the value a push puts on top
+        s_t[0]   = a_push v_t      + a_pop s_{t-1}[1]   + a_noop s_{t-1}[0]
+        s_t[i]   = a_push s_{t-1}[i-1] + a_pop s_{t-1}[i+1] + a_noop s_{t-1}[i]
+
+    Below the bottom the stack holds ``empty_value`` (default -1, outside the (0, 1) range
+    of pushed values, so "empty" is visible to the controller). ``noop=False`` gives the
+    paper's two-action (push, pop) version. ``stack_depth=None`` makes D equal to the
+    sequence length, so nothing is ever pushed off the bottom (an unbounded stack); a
+    number bounds it. The module's output is h_t; put a ``Linear`` on it for predictions
+    (the paper's y_t = softmax(V h_t)).
+
+    Parameters: ``controller`` (the cell, input size ``input_size + read_depth *
+    stack_width``), ``action`` (``Linear(H, 3)``: A, b_A), ``push_value``
+    (``Linear(H, stack_width)``: D, b_D).
+
+    ``model(x, state=None)`` -> ``(output, state, record)``; ``state`` is
+    ``(controller_state, stack, occupancy)``. ``record`` (time-major NumPy arrays):
+    ``push``, ``pop``, ``noop`` (T, B) action probabilities; ``value`` (T, B, m) pushed
+    value; ``stack`` (T, B, D, m) the stack after each step; ``depth`` (T, B) the expected
+    number of elements on the stack (the same superposition applied to a stack of 1s that
+    push fills and pop empties: exactly the mean depth if the actions were sampled).
+    """
+
+    def __init__(self, input_size, hidden_size, stack_width=1, read_depth=2,
+                 stack_depth=None, controller="rnn", nonlinearity="tanh", noop=True,
+                 empty_value=-1.0, batch_first=False, dtype=np.float32, rng=None):
+        rng = generator(rng)        # one stream for all sublayers (a seed would repeat)
+        if read_depth < 1 or stack_width < 1:
+            raise ValueError("StackRNN: read_depth and stack_width must be at least 1")
+        if stack_depth is not None and stack_depth < read_depth:
+            raise ValueError(f"StackRNN: stack_depth {stack_depth} < read_depth {read_depth}")
+        super().__init__(input_size, hidden_size, read_depth * stack_width, controller,
+                         nonlinearity, batch_first, dtype, rng)
+        self.stack_width, self.read_depth, self.stack_depth = stack_width, read_depth, stack_depth
+        self.noop, self.empty_value = noop, float(empty_value)
+        self.action = Linear(hidden_size, 3 if noop else 2, dtype=dtype, rng=rng)
+        self.push_value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
+
+    def initial_state(self, batch_size, depth, dtype=np.float32):
+        """Zero controller state and an empty stack of ``depth`` cells."""
+        stack = Tensor(np.full((batch_size, depth, self.stack_width), self.empty_value,
+                               dtype=dtype))
+        return (self._initial_controller_state(batch_size, dtype), stack,
+                np.zeros((batch_size, depth), dtype=dtype))
+
+    def forward(self, x, state=None):
+        x = self._check_input(x)
+        T, B, _ = x.shape
+        if state is None:
+            depth = max(self.stack_depth or T, self.read_depth)
+            state = self.initial_state(B, depth, x.dtype)
+        h_state, stack, occupancy = state
+        D, m, k = stack.shape[1], self.stack_width, self.read_depth
+        K = 3 if self.noop else 2
+        step = self._controller_step()
+        with scope("stack"):
+            A, b_A = self.action.weight.T, self.action.bias
+            W_v, b_v = self.push_value.weight.T, self.push_value.bias
+        outputs = []
+        rec = {"actions": [], "value": [], "stack": [], "depth": []}
+        for t in range(T):
+            with scope(f"t={t}"):
+                with scope("stack"):
+                    read = stack[:, :k].reshape(B, k * m)
+                with scope("controller"):
+                    h, h_state = step(F.concat([x[t], read], axis=1), h_state)
+                with scope("stack"):
+                    with scope("action"):
+                        actions = F.softmax(h @ A + b_A, axis=-1)
+                    with scope("push_value"):
+                        value = F.sigmoid(h @ W_v + b_v)
+                    stack = superposition_stack_step(stack, actions, value, self.empty_value)
+            outputs.append(h)
+            a = actions.data
+            occupancy = _superpose_occupancy(occupancy, a)
+            rec["actions"].append(a)
+            rec["value"].append(value.data)
+            rec["stack"].append(stack.data)
+            rec["depth"].append(occupancy.sum(axis=1))
+        actions = np.stack(rec.pop("actions"))
+        record = {"push": actions[..., 0], "pop": actions[..., 1],
+                  "noop": actions[..., 2] if self.noop else np.zeros_like(actions[..., 0])}
+        record.update({key: np.stack(v) for key, v in rec.items()})
+        return self._finish(outputs), (h_state, stack, occupancy), record
+
+    def extra_repr(self):
+        return (super().extra_repr() + f", stack_width={self.stack_width}, "
+                f"read_depth={self.read_depth}, stack_depth={self.stack_depth}"
+                f"{'' if self.noop else ', noop=False'}")
+
+
+def _superpose_occupancy(occupancy, actions):
+    """The superposition update (NumPy, off the graph) applied to a 0/1 'cell is occupied'
+    stack: push shifts a 1 in on top, pop shifts a 0 in at the bottom."""
+    B = occupancy.shape[0]
+    pushed = np.concatenate([np.ones((B, 1), occupancy.dtype), occupancy[:, :-1]], axis=1)
+    popped = np.concatenate([occupancy[:, 1:], np.zeros((B, 1), occupancy.dtype)], axis=1)
+    out = actions[:, :1] * pushed + actions[:, 1:2] * popped
+    return out + actions[:, 2:3] * occupancy if actions.shape[1] == 3 else out
+
+
+class NeuralStackRNN(_StackAugmented):
+    """Grefenstette, Hermann, Suleyman & Blunsom (2015), "Learning to Transduce with
+    Unbounded Memory": a recurrent controller with a continuous (neural) stack.
+
+    The stack is a growing list of values V_t[i] (width m = ``stack_width``) with
+    strengths s_t[i] in [0, 1]. At step t (1-based)::
+
+        h_t      = cell([x_t, r_{t-1}], h_{t-1})          controller (RNN or LSTM), r_0 = 0
+        d_t      = sigmoid(W_d h_t + b_d)                 push strength
+        u_t      = sigmoid(W_u h_t + b_u)                 pop strength
+        v_t      = tanh(W_v h_t + b_v)                    pushed value
+        V_t[i]   = V_{t-1}[i] (i < t),   V_t[t] = v_t
+        s_t[i]   = max(0, s_{t-1}[i] - max(0, u_t - sum_{j=i+1}^{t-1} s_{t-1}[j]))   (i < t)
+        s_t[t]   = d_t
+        r_t      = sum_{i=1}^{t} min(s_t[i], max(0, 1 - sum_{j=i+1}^{t} s_t[j])) V_t[i]
+
+    (the paper computes d, u, v from a controller output o'_t; here that output is h_t).
+    The module's output is h_t; put a ``Linear`` on it for predictions. The stack is
+    unbounded, so a step costs O(t) and a sequence O(T^2) (the sums over the elements
+    above each one are products with a constant triangular matrix).
+
+    Parameters: ``controller`` (input size ``input_size + stack_width``), ``push``
+    (``Linear(H, 1)``: W_d, b_d), ``pop`` (``Linear(H, 1)``: W_u, b_u), ``value``
+    (``Linear(H, stack_width)``: W_v, b_v).
+
+    ``model(x, state=None)`` -> ``(output, state, record)``; ``state`` is
+    ``(controller_state, values, strengths, read)``. ``record`` (time-major NumPy arrays):
+    ``push`` d_t and ``pop`` u_t (T, B); ``value`` (T, B, m); ``read`` r_t (T, B, m);
+    ``strength`` (T, B, N) the strengths after each step, zero-padded to the final size
+    N; ``depth`` (T, B) the total strength on the stack.
+    """
+
+    def __init__(self, input_size, hidden_size, stack_width=8, controller="rnn",
+                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
+        rng = generator(rng)        # one stream for all sublayers (a seed would repeat)
+        if stack_width < 1:
+            raise ValueError("NeuralStackRNN: stack_width must be at least 1")
+        super().__init__(input_size, hidden_size, stack_width, controller, nonlinearity,
+                         batch_first, dtype, rng)
+        self.stack_width = stack_width
+        self.push = Linear(hidden_size, 1, dtype=dtype, rng=rng)
+        self.pop = Linear(hidden_size, 1, dtype=dtype, rng=rng)
+        self.value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
+
+    def initial_state(self, batch_size, dtype=np.float32):
+        """Zero controller state, an empty stack and a zero read."""
+        read = Tensor(np.zeros((batch_size, self.stack_width), dtype=dtype))
+        return self._initial_controller_state(batch_size, dtype), None, None, read
+
+    def forward(self, x, state=None):
+        x = self._check_input(x)
+        T, B, _ = x.shape
+        h_state, values, strengths, read = state or self.initial_state(B, x.dtype)
+        step = self._controller_step()
+        with scope("stack"):
+            W_d, b_d = self.push.weight.T, self.push.bias
+            W_u, b_u = self.pop.weight.T, self.pop.bias
+            W_v, b_v = self.value.weight.T, self.value.bias
+        outputs = []
+        rec = {"push": [], "pop": [], "value": [], "read": [], "strength": []}
+        for t in range(T):
+            with scope(f"t={t}"):
+                with scope("controller"):
+                    h, h_state = step(F.concat([x[t], read], axis=1), h_state)
+                with scope("stack"):
+                    with scope("push"):
+                        d = F.sigmoid(h @ W_d + b_d)
+                    with scope("pop"):
+                        u = F.sigmoid(h @ W_u + b_u)
+                    with scope("value"):
+                        v = F.tanh(h @ W_v + b_v)
+                    values, strengths = neural_stack_step(values, strengths, d, u, v)
+                    with scope("read"):
+                        read = neural_stack_read(values, strengths)
+            outputs.append(h)
+            rec["push"].append(d.data[:, 0])
+            rec["pop"].append(u.data[:, 0])
+            rec["value"].append(v.data)
+            rec["read"].append(read.data)
+            rec["strength"].append(strengths.data)
+        n = strengths.shape[1]
+        padded = np.zeros((T, B, n), dtype=strengths.dtype)
+        for t, s in enumerate(rec.pop("strength")):
+            padded[t, :, :s.shape[1]] = s
+        record = {key: np.stack(v) for key, v in rec.items()}
+        record["strength"] = padded
+        record["depth"] = padded.sum(axis=2)
+        return self._finish(outputs), (h_state, values, strengths, read), record
+
+    def extra_repr(self):
+        return super().extra_repr() + f", stack_width={self.stack_width}"
