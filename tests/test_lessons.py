@@ -118,6 +118,49 @@ def test_lesson_03(run_lesson):
     assert (lesson.figures / "mlp_digits.npz").stat().st_size > 50_000
 
 
+@pytest.mark.slow
+def test_lesson_04(run_lesson):
+    lesson = run_lesson(4)
+    r = lesson.results
+    # BPTT by hand = the engine, traced and fused, to float64 rounding
+    assert r["traced_vs_hand"] <= 1e-12 and r["fused_vs_hand"] <= 1e-12
+    assert r["hidden_grad_norms_vs_hand"] <= 1e-12
+    assert r["hidden_grad_norms_vs_hand_chaotic"] <= 1e-3     # chaotic forward, tanh rho=3
+    # vanishing: per-step factor below rho (tanh' <= 1); exploding: above 1, below rho
+    assert r["rate_tanh_0.5"] <= 0.5 and r["rate_tanh_0.9"] <= 0.9
+    assert r["rate_tanh_0.5"] < r["rate_tanh_0.9"] < 1
+    assert r["rate_tanh_default"] <= 0.8 and r["default_init_radius"] <= 0.8
+    assert 1.2 <= r["rate_tanh_3"] <= 3 and 1.1 <= r["rate_relu_2"] <= 2
+    assert r["decay_over_lag_tanh_0.9"] <= 1e-4 and r["growth_over_lag_relu_2"] >= 1e3
+    assert r["share_tanh_3"] <= 0.6                         # saturation eats most of rho = 3
+    # clipping: the unclipped run blows up at once, the clipped one learns the echo
+    assert r["unclipped_initial_grad_norm"] >= 1e3
+    assert r["unclipped_nan_step"] <= 10
+    assert r["clipped_final_loss"] <= 0.25 and r["clipped_vs_baseline"] <= 0.3
+    assert r["tbptt_final_loss"] <= 0.1
+    assert figure_names(lesson) == {"gradient_vs_lag.png", "gradient_clipping.png"}
+
+
+@pytest.mark.slow
+def test_lesson_05(run_lesson):
+    lesson = run_lesson(5)
+    r = lesson.results
+    # at init: default gates forget as fast as the RNN; chrono-initialised gates keep
+    assert r["rnn_grad_at_lag_init"] <= 1e-8 and r["lstm_default_grad_at_lag_init"] <= 1e-6
+    assert r["lstm_chrono_grad_at_lag_init"] >= 1e-4
+    assert r["gru_chrono_grad_at_lag_init"] >= 1e-3
+    assert r["lstm_chrono_cell_grad_at_lag_init"] >= 1e-2
+    # the task (quick mode: 50 distractors): gated cells solve it, the RNN stays far below
+    assert r["lstm_test_accuracy"] >= 0.95 and r["gru_test_accuracy"] >= 0.95
+    assert r["rnn_test_accuracy"] <= 0.6                   # full mode claims <= 0.4
+    assert r["gated_minus_rnn"] >= 0.35
+    assert "lstm_default_test_accuracy" not in r           # full mode only
+    # after training the gated cells' gradient still reaches the first symbol
+    assert r["rnn_grad_at_lag_trained"] <= 1e-5
+    assert r["lstm_grad_at_lag_trained"] >= 1e-4 and r["gru_grad_at_lag_trained"] >= 1e-2
+    assert figure_names(lesson) == {"gradient_vs_lag.png", "first_symbol_accuracy.png"}
+
+
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
 def test_lessons_found():
     assert {1, 2, 3} <= set(LESSONS), f"lessons/ should hold lessons 1-3: {LESSONS}"
