@@ -1,0 +1,491 @@
+# %% [markdown]
+# # 6. A stack RNN learns to count with push and pop
+#
+# A recurrent network trained on short strings often works on the lengths it saw and breaks
+# on longer ones. Joulin & Mikolov (2015, "Inferring Algorithmic Patterns with
+# Stack-Augmented Recurrent Nets") gave a recurrent network a **stack** it can push onto and
+# pop from, to see whether it would learn an *algorithm* that keeps working on longer inputs.
+# This lesson repeats their first experiment on a small scale:
+#
+# 1. the language aⁿbⁿ (n a's, then n b's) as next-symbol prediction, trained on n ≤ 10 and
+#    tested on every n up to 100;
+# 2. an LSTM and a stack RNN (`tt.nn.StackRNN`, Joulin & Mikolov's superposition stack),
+#    several training runs of each, one chosen per model on validation strings;
+# 3. accuracy as a function of n for every run, how far beyond the training lengths each
+#    model goes; the stack RNN scored two ways, with its soft actions as trained and with
+#    its actions rounded to 0 or 1, as Joulin & Mikolov also did;
+# 4. the stack RNN's learned actions along one long string (push on the a's, pop on the
+#    b's) and why, executed with soft actions, that program breaks down on long strings.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+
+import tinytrace as tt
+import tinytrace.nn.functional as F
+from tinytrace.lessonkit import Lesson
+
+lesson = Lesson("06_stack_rnn")
+
+# %% [markdown]
+# ## The task: aⁿbⁿ, scored on what is predictable
+#
+# The network reads a start symbol `^` and then the string, one symbol per step, and at every
+# step predicts the next symbol (the end symbol `$` after the last b). While it reads a's it
+# cannot know when the b's begin, so those predictions are guesses. Once the first b has
+# arrived everything is fixed: exactly n b's, then `$` (and the first symbol is always an a).
+# Following Joulin & Mikolov, a string counts as **correct** only if the prediction is right
+# at every one of these *deterministic* positions (marked `*` below); in particular the
+# network must predict `$` after exactly n b's, so it has to count.
+#
+# We train on n = 1..10 and evaluate on every n from 1 to 100: n = 11..20 serve as
+# validation strings to choose among training runs, n = 21..100 (up to ten times the
+# longest training string) are the test.
+
+# %%
+TRAIN = (1, 10)
+VALID = (11, 20)
+N_MAX = 100
+task = tt.data.AnBn(train_range=TRAIN, test_range=(VALID[0], N_MAX))
+V = len(task.vocab)
+print(task, "vocabulary:", "".join(task.vocab.symbols))
+print(task.batch(["aaabbb"]).show(0))
+
+# One string for every n = 1..100, in one padded batch (the steps are causal, so the padding
+# after a string never changes the predictions on it).
+ns = np.arange(1, N_MAX + 1)
+every_n = task.batch([task.generate(int(n)) for n in ns])
+x_every_n = tt.tensor(every_n.one_hot())
+print(f"evaluation batch: {every_n.batch_size} strings, {every_n.steps} steps")
+
+# %% [markdown]
+# ## Two models with the same interface
+#
+# Both read the one-hot symbols and put a linear layer on a hidden state of 16 units to
+# predict the next symbol.
+#
+# - **LSTM** (`tt.nn.LSTM`, fused mode for speed): its memory is the cell state, 16 real
+#   numbers.
+# - **Stack RNN** (`tt.nn.StackRNN`): a tanh RNN controller plus a stack of numbers. At every
+#   step the controller reads the input and the top two stack cells and outputs the
+#   probabilities of two actions: push (a value computed from h) or pop. This is Joulin &
+#   Mikolov's basic model (`noop=False`; their code adds a no-op action only on request),
+#   and with no "do nothing" action the network cannot simply ignore its stack. The stack is *differentiable* because it never chooses: the
+#   new stack is the average of the pushed and the popped stack, weighted by the two
+#   probabilities (`help(tt.nn.StackRNN)` has the equations). The `record` it returns holds
+#   the action probabilities and the expected stack depth at every step.
+
+# %%
+HIDDEN = 16
+
+
+class Predictor(tt.nn.Module):
+    """A recurrent layer and a linear read-out: (T, B, V) one-hot -> (T, B, V) logits."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        if kind == "lstm":
+            self.rnn = tt.nn.LSTM(V, HIDDEN, mode="fused")
+        else:
+            self.rnn = tt.nn.StackRNN(V, HIDDEN, noop=False)   # push or pop; reads 2 cells
+        self.head = tt.nn.Linear(HIDDEN, V)
+
+    def forward(self, x):
+        """(logits, record): the stack's record, None for the LSTM."""
+        if self.kind == "lstm":
+            out, _ = self.rnn(x)
+            return self.head(out), None
+        out, _, record = self.rnn(x)
+        return self.head(out), record
+
+
+for kind in ("lstm", "stack"):
+    print(f"{kind}: {Predictor(kind).num_parameters()} parameters")
+
+# %% [markdown]
+# ### Soft and discrete actions
+#
+# Trained, the stack RNN still *mixes* stacks: a push probability of 0.97 means that 3% of
+# every push is blended with a pop. Joulin & Mikolov therefore also ran their networks with
+# **discrete actions** at validation and test time (their code's `-hard` switch): every
+# action rounded to 0 or 1, the likeliest one winning, so that the stack holds exactly the
+# pushed values at exactly the right depth. `StackRNN` has no such switch, but its update
+# is a plain function, `tt.nn.stack.superposition_stack_step`, so we can run a trained
+# network by hand: with the soft actions our loop must reproduce the module; with rounded
+# ones it runs the *same weights* as a discrete stack machine. We score the stack RNN both
+# ways.
+
+# %%
+def run_stack_by_hand(rnn, x, round_actions):
+    """The StackRNN's forward pass written out; with ``round_actions`` every step takes
+    its likeliest action with probability 1. Returns h at every step, (T, B, H)."""
+    T, B, _ = x.shape
+    width, k = rnn.stack_width, rnn.read_depth
+    stack = tt.tensor(np.full((B, T, width), rnn.empty_value, dtype=np.float32))
+    h, hs = None, []
+    for t in range(T):
+        read = stack[:, :k].reshape(B, k * width)           # the top k cells
+        h = rnn.controller(tt.concat([x[t], read], axis=1), h)
+        actions = tt.softmax(rnn.action(h), axis=-1)        # (B, 2): push, pop
+        if round_actions:
+            likeliest = actions.numpy().argmax(axis=1)
+            actions = tt.tensor(np.eye(actions.shape[1], dtype=np.float32)[likeliest])
+        value = tt.sigmoid(rnn.push_value(h))
+        stack = tt.nn.stack.superposition_stack_step(stack, actions, value, rnn.empty_value)
+        hs.append(h)
+    return tt.stack(hs, axis=0)
+
+
+def predict(model, x, discrete=False):
+    """Logits (T, B, V); ``discrete``: the stack RNN with rounded actions."""
+    if discrete:
+        return model.head(run_stack_by_hand(model.rnn, x, round_actions=True))
+    return model(x)[0]
+
+
+# %% [markdown]
+# ## Training runs, and choosing one
+#
+# aⁿbⁿ with n ≤ 10 has exactly ten strings, so every training step uses all ten: Adam
+# (learning rate 0.05, gradient norm clipped at 1), cross-entropy at every real position.
+# A **run** is one random initialisation, trained for at most 300 steps. Every 50 steps we
+# check the strings n = 1..20 and stop the run as soon as it gets all of them right (early
+# stopping on the validation strings); a stack RNN run must get them right both ways, with
+# its soft actions and with discrete ones. A run that after 200 steps still gets one of
+# the ten training strings wrong is given up (in our trials such runs never recovered).
+#
+# Runs of the stack RNN differ a lot: in our trials a little under half of them found the
+# stack; the others got stuck, or learned the ten training strings in the hidden state
+# alone. So, like Joulin & Mikolov, we train several runs and select on validation: the
+# run that gets the most of n = 1..20 right, ties broken by the validation loss. Full mode
+# trains 8 runs of each model; quick mode trains runs until one passes (at most 8).
+
+# %%
+MIN_RUNS = lesson.pick(quick=1, full=8)
+MAX_RUNS = 8
+MAX_STEPS, CHECK_EVERY, GIVE_UP_AT = 300, 50, 200
+LR = 0.05
+training_set = task.batch([task.generate(n) for n in range(TRAIN[0], TRAIN[1] + 1)])
+x_train = tt.tensor(training_set.one_hot())
+up_to_valid = task.batch([task.generate(n) for n in range(1, VALID[1] + 1)])
+x_up_to_valid = tt.tensor(up_to_valid.one_hot())
+
+
+def check(model):
+    """(right on every training string, right on every string n = 1..20): the second
+    for a stack RNN both with its soft and with its discrete actions."""
+    with tt.no_grad():
+        right = tt.data.sequence_accuracy(predict(model, x_up_to_valid), up_to_valid,
+                                          per_sequence=True)
+        passed = bool(right.all())
+        if passed and model.kind == "stack":
+            discrete = predict(model, x_up_to_valid, discrete=True)
+            passed = tt.data.sequence_accuracy(discrete, up_to_valid) == 1.0
+    return bool(right[:TRAIN[1]].all()), passed
+
+
+def train(kind, run):
+    tt.manual_seed(1000 * lesson.seed + run)
+    model = Predictor(kind)
+    optimizer = tt.optim.Adam(model.parameters(), lr=LR)
+    mask, targets = training_set.mask, training_set.targets
+    for step in range(1, MAX_STEPS + 1):
+        logits, _ = model(x_train)
+        loss = F.cross_entropy(logits[mask], targets[mask])
+        optimizer.zero_grad()
+        loss.backward()
+        tt.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step % CHECK_EVERY == 0:
+            fits, passed = check(model)
+            if passed:
+                return model, step, "passed"
+            if step >= GIVE_UP_AT and not fits:
+                return model, step, "given up"
+    return model, step, ""
+
+
+def per_n_correct(logits):
+    """(100,) bools: is the string with n = 1..100 right at every deterministic position?"""
+    return tt.data.sequence_accuracy(logits, every_n, per_sequence=True)
+
+
+def reach(correct):
+    """The largest n such that every string up to n is right (0 if n = 1 is wrong)."""
+    wrong = np.flatnonzero(~correct)
+    return int(wrong[0]) if len(wrong) else N_MAX
+
+
+def accuracy(correct, lo, hi):
+    return float(correct[lo - 1:hi].mean())
+
+
+def validation_loss(logits):
+    """Cross-entropy at the deterministic positions of the validation strings."""
+    cols = np.arange(VALID[0] - 1, VALID[1])
+    where = every_n.deterministic[:, cols] & every_n.mask[:, cols]
+    picked = tt.tensor(logits.numpy()[:, cols][where])
+    return F.cross_entropy(picked, every_n.targets[:, cols][where]).item()
+
+
+def scores(logits):
+    correct = per_n_correct(logits)
+    return {"correct": correct, "reach": reach(correct), "train": accuracy(correct, *TRAIN),
+            "valid": accuracy(correct, *VALID), "test": accuracy(correct, VALID[1] + 1, N_MAX),
+            "up_to_valid": accuracy(correct, 1, VALID[1]), "valid_loss": validation_loss(logits)}
+
+
+def strip(correct):
+    return "".join("#" if c else "." for c in correct)
+
+
+runs = {"lstm": [], "stack": []}
+for kind in ("lstm", "stack"):
+    for run in range(MAX_RUNS):
+        start = time.perf_counter()
+        model, n_steps, how = train(kind, run)
+        r = {"model": model, "steps": n_steps, "how": how,
+             "seconds": time.perf_counter() - start}
+        with tt.no_grad():
+            r["soft"] = scores(predict(model, x_every_n))
+            if kind == "stack":
+                r["discrete"] = scores(predict(model, x_every_n, discrete=True))
+        versions = [r["soft"], r["discrete"]] if kind == "stack" else [r["soft"]]
+        r["up_to_valid"] = min(v["up_to_valid"] for v in versions)
+        r["valid_loss"] = max(v["valid_loss"] for v in versions)
+        runs[kind].append(r)
+        if run + 1 >= MIN_RUNS and any(q["up_to_valid"] == 1.0 for q in runs[kind]):
+            break
+
+print(f"Accuracy on the training, validation and test lengths, and every string n = 1..{N_MAX}"
+      f" ('#' right, '.' wrong); reach: right on every n up to there.")
+for kind, versions in (("lstm", ("soft",)), ("stack", ("soft", "discrete"))):
+    for run, r in enumerate(runs[kind]):
+        for version in versions:
+            sc = r[version]
+            label = "LSTM" if kind == "lstm" else f"stack RNN, {version}"
+            print(f"{label:>19} run {run} ({r['steps']:3d} steps{', ' + r['how'] if r['how'] else ''}"
+                  f"): train {sc['train']:.2f} valid {sc['valid']:.2f} test {sc['test']:.2f} "
+                  f"reach {sc['reach']:3d}  {strip(sc['correct'])}")
+print("training time per run: " + ", ".join(
+    f"{kind} {np.mean([r['seconds'] for r in runs[kind]]):.1f} s" for kind in runs))
+
+# %%
+def select(kind):
+    key = [(r["up_to_valid"], -r["valid_loss"]) for r in runs[kind]]
+    return max(range(len(key)), key=key.__getitem__)
+
+
+best = {kind: select(kind) for kind in runs}
+lstm, stack = (runs[kind][best[kind]] for kind in ("lstm", "stack"))
+print(f"selected: LSTM run {best['lstm']} of {len(runs['lstm'])}, "
+      f"stack RNN run {best['stack']} of {len(runs['stack'])}")
+
+passed = [r for r in runs["stack"] if r["up_to_valid"] == 1.0]
+lesson.claim("lstm_runs", len(runs["lstm"]), "LSTM runs trained: {}")
+lesson.claim("lstm_runs_to_100", sum(r["soft"]["reach"] == N_MAX for r in runs["lstm"]),
+             f"LSTM runs right on every n up to {N_MAX}: " + "{}")
+lesson.claim("stack_runs", len(runs["stack"]), "stack RNN runs trained: {}")
+lesson.claim("stack_runs_passed", len(passed), "stack RNN runs that passed validation: {}")
+lesson.claim("passed_discrete_to_100", sum(r["discrete"]["reach"] == N_MAX for r in passed),
+             f"of those, right on every n up to {N_MAX} with discrete actions: " + "{}")
+lesson.claim("lstm_train_accuracy", lstm["soft"]["train"],
+             "the selected LSTM gets {:.0%} of the training lengths n = 1..10 right",
+             at_least=1.0)
+lesson.claim("lstm_reach", lstm["soft"]["reach"],
+             "it is right on every string up to n = {}", at_least=VALID[1])
+lesson.claim("lstm_test_accuracy", lstm["soft"]["test"],
+             f"and on {{:.0%}} of the test lengths n = {VALID[1] + 1}..{N_MAX}")
+lesson.claim("stack_train_accuracy", stack["soft"]["train"],
+             "the selected stack RNN, with its soft actions as trained, gets {:.0%} of the "
+             "training lengths right", at_least=1.0)
+lesson.claim("stack_soft_reach", stack["soft"]["reach"],
+             "and is right on every string up to n = {}", at_least=VALID[1])
+lesson.claim("stack_discrete_reach", stack["discrete"]["reach"],
+             "with discrete actions it is right on every string up to n = {}",
+             at_least=lesson.pick(quick=30, full=50))
+lesson.claim("stack_discrete_test_accuracy", stack["discrete"]["test"],
+             f"(test lengths n = {VALID[1] + 1}..{N_MAX}: " + "{:.0%} right)")
+
+# %% [markdown]
+# ## Accuracy as a function of n
+#
+# Every run of both models on every n = 1..100: a cell is green where the string is right at
+# every deterministic position; ▶ marks the selected runs. The bottom panel counts, for each
+# n, the share of runs that get it right.
+
+# %%
+groups = [("LSTM", [r["soft"]["correct"] for r in runs["lstm"]], best["lstm"]),
+          ("stack RNN, soft actions (as trained)",
+           [r["soft"]["correct"] for r in runs["stack"]], best["stack"]),
+          ("stack RNN, discrete actions", [r["discrete"]["correct"] for r in runs["stack"]],
+           best["stack"])]
+heights = [len(rows) + 0.8 for _, rows, _ in groups] + [5]
+fig, axes = plt.subplots(len(groups) + 1, 1, figsize=(12, 1.2 + 0.32 * sum(heights)),
+                         gridspec_kw={"height_ratios": heights}, sharex=True)
+right_wrong = ListedColormap(["#f4c7c3", "#4caf50"])
+for ax, (label, rows, selected) in zip(axes, groups):
+    ax.imshow(np.array(rows, dtype=float), aspect="auto", cmap=right_wrong, vmin=0, vmax=1,
+              interpolation="nearest", extent=(0.5, N_MAX + 0.5, len(rows) - 0.5, -0.5))
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([("▶ " if i == selected else "") + f"run {i}" for i in range(len(rows))],
+                       fontsize=8)
+    ax.set_title(label, fontsize=10, loc="left")
+regions = axes[0].secondary_xaxis("top")
+regions.set_xticks([np.mean(TRAIN), np.mean(VALID), (VALID[1] + 1 + N_MAX) / 2],
+                   ["train", "validation", "test"])
+regions.tick_params(length=0, labelsize=8)
+ax_share = axes[-1]
+for (label, rows, _), style in zip(groups, ("o-", "s-", "^-")):
+    ax_share.plot(ns, 100 * np.mean(rows, axis=0), style, ms=2.5, lw=1, label=label)
+ax_share.set_ylabel("runs right (%)")
+ax_share.set_ylim(-5, 105)
+ax_share.set_xlabel("n (the string aⁿbⁿ)")
+ax_share.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+ax_share.grid(True, alpha=0.3)
+for ax in axes:
+    ax.axvline(TRAIN[1] + 0.5, color="k", lw=1)
+    ax.axvline(VALID[1] + 0.5, color="k", lw=1, ls="--")
+fig.suptitle(f"aⁿbⁿ, trained on n ≤ {TRAIN[1]}: which strings each run gets right (green)")
+fig.tight_layout()
+lesson.savefig(fig, "accuracy_by_n")
+
+# %% [markdown]
+# What the runs show (the printout above, and the figure):
+#
+# - Every LSTM run learns the training lengths, and most get *some* way beyond them: an LSTM
+#   can count, by adding a roughly constant amount to a cell for every a and taking it off
+#   again for every b. How far that counter stays exact is a matter of luck: in our trials
+#   the LSTM runs broke down anywhere from just past n = 10 to beyond n = 90, and once in a
+#   while one was right all the way to 100.
+# - Stack RNN runs fall into two groups. Some never learn to use the stack: they get stuck,
+#   or learn the ten training strings in the hidden state and break down right after
+#   n = 10. The others push and pop. Run as trained, with soft actions, these too break
+#   down at some n, in most runs well before 100. With discrete actions, the same weights
+#   were right on every string up to 100 in all but one of the selected runs we checked
+#   (that one: up to n = 40).
+#
+# So the stack alone does not make a network generalise. What it does is let the network
+# express a *correct algorithm* in a form that can be executed exactly. Let us look at the
+# algorithm.
+
+# %% [markdown]
+# ## Looking inside: push on a, pop on b
+#
+# The selected stack RNN on one test string, n = 24, with its soft actions as trained. Top:
+# the probabilities of its two actions at each step, under the symbol it has just read.
+# Middle: the expected number of elements on the stack (the `depth` in the record) and the
+# count a person would keep (a's read minus b's read). Bottom: the stack itself, its top 28
+# cells at every step (grey: empty, the value −1 the stack starts with).
+
+# %%
+N_SHOW = 24
+show = task.batch([task.generate(N_SHOW)])
+stack_model = stack["model"]
+with tt.no_grad():
+    show_logits, show_record = stack_model(tt.tensor(show.one_hot()))
+symbols = ["^"] + list(show.strings[0])
+steps = np.arange(len(symbols))
+push, pop = show_record["push"][:, 0], show_record["pop"][:, 0]
+depth = show_record["depth"][:, 0]
+is_a = np.array(symbols) == "a"
+is_b = np.array(symbols) == "b"
+count = np.cumsum(is_a.astype(int) - is_b.astype(int))
+
+fig, (ax_act, ax_depth, ax_stack) = plt.subplots(
+    3, 1, figsize=(12, 7.5), sharex=True, gridspec_kw={"height_ratios": [1.1, 1, 1.2]})
+ax_act.plot(steps, push, "o-", ms=3, color="tab:blue", label="push")
+ax_act.plot(steps, pop, "s-", ms=3, color="tab:red", label="pop")
+ax_act.set_ylabel("probability")
+ax_act.set_ylim(-0.05, 1.05)
+ax_act.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+ax_act.set_title("actions after reading each symbol")
+ax_depth.plot(steps, depth, "o-", ms=3, color="tab:purple", label="expected stack depth")
+ax_depth.plot(steps, count, "k--", lw=1, label="a's read − b's read")
+ax_depth.set_ylabel("elements")
+ax_depth.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+ax_depth.set_title("stack depth")
+cells = show_record["stack"][:, 0, :N_SHOW + 4, 0].T           # (cells, steps), top first
+cmap = plt.get_cmap("viridis").with_extremes(under="0.85")     # grey: empty cells
+image = ax_stack.imshow(cells, aspect="auto", cmap=cmap, vmin=0, vmax=1,
+                        interpolation="nearest")
+ax_stack.set_ylabel("stack cell (0 = top)")
+ax_stack.set_title("stack contents (grey: empty)")
+fig.colorbar(image, ax=ax_stack, pad=0.01, fraction=0.03, label="value")
+ax_stack.set_xticks(steps)
+ax_stack.set_xticklabels(symbols, fontsize=8)
+ax_stack.set_xlabel("symbol just read")
+for ax in (ax_act, ax_depth):
+    ax.grid(True, alpha=0.3)
+fig.suptitle(f"the selected stack RNN on $a^{{{N_SHOW}}} b^{{{N_SHOW}}}$ "
+             f"(trained on n ≤ {TRAIN[1]})")
+fig.tight_layout()
+lesson.savefig(fig, "push_pop")
+
+print("symbol: " + " ".join(f"{s:>4}" for s in symbols[:14]) + " ...")
+print("push:   " + " ".join(f"{p:4.2f}" for p in push[:14]) + " ...")
+print("pop:    " + " ".join(f"{p:4.2f}" for p in pop[:14]) + " ...")
+lesson.claim("push_likeliest_on_a", (push[is_a] > pop[is_a]).mean(),
+             f"push is the likeliest action on {{:.0%}} of the {N_SHOW} a's", at_least=0.85)
+lesson.claim("pop_likeliest_on_b", (pop[is_b] > push[is_b]).mean(),
+             f"pop is the likeliest action on {{:.0%}} of the {N_SHOW} b's", at_least=0.85)
+lesson.claim("push_on_a", push[is_a].mean(),
+             "mean push probability on the a's: {:.3f}", at_least=0.8)
+lesson.claim("pop_on_b", pop[is_b].mean(),
+             "mean pop probability on the b's: {:.3f}", at_least=0.8)
+lesson.claim("depth_count_correlation", np.corrcoef(depth, count)[0, 1],
+             "correlation of the expected depth with the count: {:.3f}", at_least=0.95)
+
+# %% [markdown]
+# The network has found the stack algorithm for aⁿbⁿ: push on every a, pop on every b, and
+# predict `$` when the stack is about to run empty (it reads the top *two* cells, so it sees
+# the last element coming). The details are its own — runs differ in whether they push a
+# bottom marker on `^`, or treat the first a differently — but the depth curve follows the
+# count.
+#
+# **Why do soft actions fail on long strings?** If the network pushes with probability 0.97
+# on an a, the other 3% of that step is a pop, and the new stack is the 97 : 3 blend of the
+# two. Blend upon blend, after many a's the stack is an average of stacks of
+# *neighbouring depths*: each a adds less than one element to the expected depth, and the
+# bottom edge of the stack, exactly where the network looks to decide when to predict `$`,
+# fades over several cells (the bottom panel shows it starting). Past some n the network
+# can no longer tell "one element left" from "none" or "two", and it predicts `$` too early
+# or too late. Discrete actions remove the blend: one stack, at exactly the right depth.
+# We measure how much each a adds to the expected depth, on the strings n = 10..100:
+
+# %%
+with tt.no_grad():
+    _, every_record = stack_model(x_every_n)
+after_as = every_record["depth"][ns, np.arange(N_MAX)]    # step n: string n's last a read
+per_a = np.polyfit(ns[TRAIN[1] - 1:], after_as[TRAIN[1] - 1:], 1)[0]
+for n in (10, 20, 50, 100):
+    print(f"n = {n:3d}: expected depth after the last a {after_as[n - 1]:6.2f}; the string is "
+          f"{'right' if stack['soft']['correct'][n - 1] else 'wrong'} with soft actions, "
+          f"{'right' if stack['discrete']['correct'][n - 1] else 'wrong'} with discrete ones")
+print(f"each a adds {per_a:.3f} elements to the expected depth (a discrete stack: 1)")
+
+with tt.no_grad():
+    soft_by_hand = stack_model.head(run_stack_by_hand(stack_model.rnn, x_every_n, False))
+    module_logits, _ = stack_model(x_every_n)
+lesson.claim("by_hand_matches_module",
+             float(np.abs(soft_by_hand.numpy() - module_logits.numpy()).max()),
+             "(check: our loop with soft actions matches the module to {:.1e})", at_most=1e-5)
+
+# %% [markdown]
+# ## What to remember
+#
+# - Test a sequence model on longer inputs than it trained on; accuracy on the training
+#   lengths says little about what it learned.
+# - A stack RNN can learn a real algorithm — here push on a, pop on b — and you can read it
+#   off its recorded actions. Executed with soft actions, that algorithm is approximate and
+#   breaks down at some length; with the actions rounded it is exact.
+# - An LSTM counts too, and sometimes as far as a soft stack RNN; but its counter is a
+#   drifting real number, with nothing to round.
+# - Training runs differ, a lot: train several, select on validation data, and say so.
+
+# %%
+lesson.done()
