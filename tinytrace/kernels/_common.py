@@ -47,6 +47,22 @@ def tanh_grad_(d, y, scratch):
     return d
 
 
+def incoming_state_grad(dh_future, d_output, mask, out):
+    """dL/dh_t at step t of a backward sweep: from step t+1 (``dh_future``) plus from the
+    output y_t (``d_output``), written into ``out``.
+
+    With a (B, 1) ``mask`` (False on padded steps, where a row's state is frozen), returns
+    ``(dh, carry)``: ``dh`` flows into this step's gates only on live rows; ``carry`` is the
+    frozen rows' gradient, which passes straight through to step t-1. ``carry`` is None
+    without a mask.
+    """
+    if mask is None:
+        np.add(dh_future, d_output, out=out)
+        return out, None
+    np.add(dh_future, d_output * mask, out=out)
+    return out * mask, out * ~mask
+
+
 def carve(dtype, *shapes):
     """Several arrays cut from ONE block of memory (views into it), in order.
 

@@ -27,7 +27,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import carve, sigmoid_, sigmoid_grad_, step_masks, tanh_grad_
+from ._common import (carve, incoming_state_grad, sigmoid_, sigmoid_grad_, step_masks,
+                      tanh_grad_)
 
 GRUSaved = namedtuple("GRUSaved", "x w_ih w_hh gates a h masks")
 GRUSaved.__doc__ = """What ``gru_backward`` needs: the inputs, the activated gates
@@ -101,14 +102,8 @@ def gru_backward(saved, d_packed, input_grad=True):
     scratch = np.empty((batch, hidden), dtype)
     scratch2 = np.empty((batch, 2 * hidden), dtype)
     for t in range(steps - 1, -1, -1):
-        m = masks[t]
-        dh = dh_steps[t]
-        if m is None:
-            np.add(dh_future, d_packed[t], out=dh)      # h_t feeds y_t and step t+1
-        else:
-            np.add(dh_future, d_packed[t] * m, out=dh)
-            carry = dh * ~m                             # frozen rows: straight through
-            dh = dh * m
+        m = masks[t]                                    # h_t feeds y_t and step t+1
+        dh, carry = incoming_state_grad(dh_future, d_packed[t], m, dh_steps[t])
         z = gates[t]
         r, u, n = z[:, :H], z[:, H:2 * H], z[:, 2 * H:]
         dz = dz_h_all[t]

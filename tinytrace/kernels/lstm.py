@@ -28,7 +28,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import carve, sigmoid_, sigmoid_grad_, step_masks, tanh_grad_
+from ._common import (carve, incoming_state_grad, sigmoid_, sigmoid_grad_, step_masks,
+                      tanh_grad_)
 
 LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c masks")
 LSTMSaved.__doc__ = """What ``lstm_backward`` needs: the inputs, the activated gates
@@ -108,14 +109,8 @@ def lstm_backward(saved, d_packed, input_grad=True):
     scratch = np.empty((batch, hidden), dtype)
     scratch2 = np.empty((batch, 2 * hidden), dtype)
     for t in range(steps - 1, -1, -1):
-        m = masks[t]
-        dh = dh_steps[t]
-        if m is None:
-            np.add(dh_future, d_packed[t], out=dh)      # h_t feeds y_t and step t+1
-        else:
-            np.add(dh_future, d_packed[t] * m, out=dh)
-            carry_h = dh * ~m                           # frozen rows: straight through
-            dh = dh * m
+        m = masks[t]                                    # h_t feeds y_t and step t+1
+        dh, carry_h = incoming_state_grad(dh_future, d_packed[t], m, dh_steps[t])
         z = gates[t]
         i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
         dz = dz_all[t]

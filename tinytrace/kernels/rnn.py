@@ -20,7 +20,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import carve, step_masks
+from ._common import carve, incoming_state_grad, step_masks
 
 RNNSaved = namedtuple("RNNSaved", "x w_ih w_hh h nonlinearity masks")
 RNNSaved.__doc__ = """What ``rnn_backward`` needs: the inputs, the states h (T+1, B, H)
@@ -87,14 +87,8 @@ def rnn_backward(saved, d_packed, input_grad=True):
     dh_future = d_packed[steps].astype(dtype, copy=True)   # starts as dL/dh_n
     positive = np.empty((batch, hidden), bool)
     for t in range(steps - 1, -1, -1):
-        m = masks[t]
-        dh = dh_steps[t]
-        if m is None:
-            np.add(dh_future, d_packed[t], out=dh)      # h_t feeds y_t and step t+1
-        else:
-            np.add(dh_future, d_packed[t] * m, out=dh)
-            carry = dh * ~m                             # frozen rows: straight through
-            dh = dh * m
+        m = masks[t]                                    # h_t feeds y_t and step t+1
+        dh, carry = incoming_state_grad(dh_future, d_packed[t], m, dh_steps[t])
         dz = dz_all[t]
         if nonlinearity == "tanh":                      # dz = dh * (1 - h_t^2)
             np.multiply(h[t + 1], h[t + 1], out=dz)
