@@ -161,22 +161,25 @@ def test_lesson_05(run_lesson):
     assert figure_names(lesson) == {"gradient_vs_lag.png", "first_symbol_accuracy.png"}
 
 
-
 @pytest.mark.slow
 def test_lesson_06(run_lesson):
     lesson = run_lesson(6)
     r = lesson.results
-    # both selected models learn the training lengths; the LSTM's count fails beyond them
-    assert r["lstm_train_accuracy"] == 1.0 and r["stack_train_accuracy"] == 1.0
-    assert r["lstm_test_accuracy"] <= 0.95
-    # with discrete actions the learned stack algorithm generalises far past n = 10
-    assert r["stack_discrete_reach"] >= 50
+    # quick mode trains runs until one passes validation (n = 1..20), at most 8 per model
+    assert 1 <= r["lstm_runs"] <= 8 and 1 <= r["stack_runs"] <= 8
+    assert r["stack_runs_passed"] >= 1
+    # both selected models learn the training lengths and get through the validation ones
+    assert r["lstm_train_accuracy"] == 1.0 and r["lstm_reach"] >= 20
+    assert r["stack_train_accuracy"] == 1.0 and r["stack_soft_reach"] >= 20
+    # with discrete actions the learned stack algorithm goes much further (full mode: 50)
+    assert r["stack_discrete_reach"] >= 30
     # it pushes on a's and pops on b's, and its expected depth follows the count
-    assert r["push_likeliest_on_a"] >= 0.9 and r["pop_likeliest_on_b"] >= 0.9
-    assert r["push_on_a"] >= 0.7 and r["pop_on_b"] >= 0.7
-    assert r["depth_count_correlation"] >= 0.9
+    assert r["push_likeliest_on_a"] >= 0.85 and r["pop_likeliest_on_b"] >= 0.85
+    assert r["push_on_a"] >= 0.8 and r["pop_on_b"] >= 0.8
+    assert r["depth_count_correlation"] >= 0.95
     assert r["by_hand_matches_module"] <= 1e-5
     assert figure_names(lesson) == {"accuracy_by_n.png", "push_pop.png"}
+
 
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
 def test_lessons_found():
