@@ -158,7 +158,7 @@ def predict(model, x, discrete=False):
 # stopping on the validation strings); a stack RNN run must get them right both ways, with
 # its soft actions and with discrete ones.
 #
-# Runs of the stack RNN differ a lot: in our trials a little under half of them found the
+# Runs of the stack RNN differ a lot: in our trials only about a third of them found the
 # stack; the others got stuck, or learned the ten training strings in the hidden state
 # alone. So, like Joulin & Mikolov, we train several runs and select on validation: the
 # run that gets the most of n = 1..20 right, ties broken by the validation loss. Full mode
