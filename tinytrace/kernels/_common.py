@@ -63,6 +63,20 @@ def incoming_state_grad(dh_future, d_output, mask, out):
     return out * mask, out * ~mask
 
 
+def pack_outputs(h, masks, *finals):
+    """The packed result every kernel returns: outputs ``h[1:]`` (zeros at padded steps),
+    then each final state in ``finals`` (h_n, and c_n for the LSTM) along the time axis."""
+    steps = len(h) - 1
+    packed = np.empty((steps + len(finals),) + h.shape[1:], h.dtype)
+    packed[:steps] = h[1:]
+    for t in range(steps):
+        if masks[t] is not None:
+            packed[t] *= masks[t]                       # padded outputs are 0
+    for k, final in enumerate(finals):
+        packed[steps + k] = final
+    return packed
+
+
 def carve(dtype, *shapes):
     """Several arrays cut from ONE block of memory (views into it), in order.
 

@@ -27,7 +27,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import (carve, incoming_state_grad, sigmoid_, sigmoid_grad_, step_masks,
+from ._common import (carve, incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
+                      step_masks,
                       tanh_grad_)
 
 GRUSaved = namedtuple("GRUSaved", "x w_ih w_hh gates a h masks")
@@ -76,12 +77,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
             ht += n
             if masks[t] is not None:                        # finished rows keep their state
                 np.copyto(ht, h[t], where=~masks[t])
-    packed = np.empty((steps + 1, batch, hidden), dtype)
-    packed[:steps] = h[1:]
-    for t in range(steps):
-        if masks[t] is not None:
-            packed[t] *= masks[t]                       # padded outputs are 0
-    packed[steps] = h[steps]
+    packed = pack_outputs(h, masks, h[steps])
     return packed, GRUSaved(x, w_ih, w_hh, gates, a, h, masks)
 
 

@@ -28,7 +28,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import (carve, incoming_state_grad, sigmoid_, sigmoid_grad_, step_masks,
+from ._common import (carve, incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
+                      step_masks,
                       tanh_grad_)
 
 LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c masks")
@@ -82,13 +83,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
             if masks[t] is not None:                          # finished rows keep their state
                 np.copyto(c[t + 1], c[t], where=~masks[t])
                 np.copyto(h[t + 1], h[t], where=~masks[t])
-    packed = np.empty((steps + 2, batch, hidden), dtype)
-    packed[:steps] = h[1:]
-    for t in range(steps):
-        if masks[t] is not None:
-            packed[t] *= masks[t]                         # padded outputs are 0
-    packed[steps] = h[steps]
-    packed[steps + 1] = c[steps]
+    packed = pack_outputs(h, masks, h[steps], c[steps])
     return packed, LSTMSaved(x, w_ih, w_hh, gates, h, c, tanh_c, masks)
 
 

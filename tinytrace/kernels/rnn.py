@@ -20,7 +20,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import carve, incoming_state_grad, step_masks
+from ._common import carve, incoming_state_grad, pack_outputs, step_masks
 
 RNNSaved = namedtuple("RNNSaved", "x w_ih w_hh h nonlinearity masks")
 RNNSaved.__doc__ = """What ``rnn_backward`` needs: the inputs, the states h (T+1, B, H)
@@ -63,12 +63,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", le
             np.maximum(z, 0, out=z)
         if masks[t] is not None:                        # finished rows keep their state
             np.copyto(z, h[t], where=~masks[t])
-    packed = np.empty((steps + 1, batch, hidden), dtype)
-    packed[:steps] = h[1:]
-    for t in range(steps):
-        if masks[t] is not None:
-            packed[t] *= masks[t]                       # padded outputs are 0
-    packed[steps] = h[steps]
+    packed = pack_outputs(h, masks, h[steps])
     return packed, RNNSaved(x, w_ih, w_hh, h, nonlinearity, masks)
 
 
