@@ -274,3 +274,76 @@ def test_gradcheck_names_input_and_index_of_a_wrong_vjp(wrong_mul):
     assert tt.gradcheck(wrong_mul, a, b, raise_exception=False) is False
     # the same function with b held constant only checks a, which is right
     assert tt.gradcheck(wrong_mul, a, tt.tensor(b))
+
+
+# ---- grad(): gradients returned, not accumulated -------------------------------------------
+
+def test_grad_returns_gradients_and_touches_no_grad_attribute():
+    x, w = f64([1.0, -2.0]), f64([0.5, 3.0])
+    w.grad = np.array([7.0, 7.0])
+    loss = (x * w * w).sum()
+    gx, gw = tt.grad(loss, [x, w])
+    np.testing.assert_allclose(gx, w.data ** 2)
+    np.testing.assert_allclose(gw, 2 * x.data * w.data)
+    assert x.grad is None and np.array_equal(w.grad, [7.0, 7.0])
+
+
+def test_grad_of_an_interior_tensor_and_zeros_for_an_unused_input():
+    x, unused = f64([0.3, 0.4]), f64([1.0])
+    y = x.exp()
+    loss = (y * y).sum()
+    gy, gu = tt.grad(loss, [y, unused])
+    np.testing.assert_allclose(gy, 2 * y.data)
+    np.testing.assert_array_equal(gu, [0.0])
+
+
+def test_grad_with_several_outputs_sums_their_gradients():
+    x = f64([1.0, 2.0])
+    g = tt.grad([(x * x).sum(), x * 3.0], x, grad_outputs=[None, np.array([1.0, -1.0])])
+    np.testing.assert_allclose(g, 2 * x.data + [3.0, -3.0])
+
+
+# ---- blocking the backward flow into chosen nodes ----------------------------------------
+
+def test_block_stops_the_flow_into_matching_nodes_and_the_parts_add_up():
+    a, b = f64([0.7]), f64([-1.3])
+    with tt.scope("left"):
+        left = (a * b).tanh()
+    with tt.scope("right"):
+        right = a.exp() * b
+    loss = (left * right).sum()
+    full = tt.grad(loss, [a, b], retain_graph=True)
+    avoid = tt.grad(loss, [a, b], retain_graph=True, block=lambda n: n.scope == "left")
+    # Through "right" only: left is a constant. d/da = left * exp(a) * b, d/db = left * exp(a)
+    l, e = np.tanh(a.data * b.data), np.exp(a.data)
+    np.testing.assert_allclose(avoid[0], l * e * b.data, rtol=1e-14)
+    np.testing.assert_allclose(avoid[1], l * e, rtol=1e-14)
+    via = [f - v for f, v in zip(full, avoid)]
+    blocked_right = tt.grad(loss, [a, b], block=lambda n: n.scope == "right")
+    np.testing.assert_allclose(via[0], blocked_right[0], rtol=1e-13)
+    np.testing.assert_allclose(via[1], blocked_right[1], rtol=1e-13)
+
+
+def test_block_backward_context_blocks_every_backward_inside_and_only_inside():
+    x = f64([2.0])
+    with tt.scope("skip"):
+        y = x * x
+    loss = (y + x).sum()
+    with tt.block_backward(lambda n: n.scope == "skip"):
+        loss.backward(retain_graph=True)
+    np.testing.assert_allclose(x.grad, [1.0])           # only the direct path
+    x.grad = None
+    loss.backward()
+    np.testing.assert_allclose(x.grad, [5.0])           # 2x + 1
+
+
+# ---- the output gradient takes the root's dtype --------------------------------------------
+
+@pytest.mark.parametrize("shape_of_graph", ["direct", "through_sum", "broadcast"])
+def test_a_float64_seed_on_a_float32_graph_gives_float32_grads_everywhere(shape_of_graph):
+    a = tt.tensor([1.0, 2.0], requires_grad=True)
+    b = tt.tensor([3.0], requires_grad=True)
+    out = {"direct": a * 2.0 + b, "through_sum": (a * b).sum() * a,
+           "broadcast": a + b}[shape_of_graph]
+    out.backward(np.ones(out.shape, dtype=np.float64))
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float32

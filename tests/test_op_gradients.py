@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import tinytrace as tt
 from opcases import all_cases
-from tinytrace.graph import topological_order
+from tinytrace.autograd import topological_order
 from tinytrace.ops import OPS
 
 CASES = all_cases()

@@ -12,11 +12,12 @@ from . import bptt, data, kernels, nn, ops, optim
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .errors import (AnomalyError, BackwardError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)
-from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, matmul, max,
-                        mean, relu, reshape, sigmoid, softmax, split, sqrt, stack, sum, tanh,
-                        transpose, where)
+from .autograd import block_backward, grad
+from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, logsigmoid,
+                        matmul, max, mean, relu, reshape, sigmoid, softmax, softplus, split,
+                        sqrt, stack, sum, tanh, transpose, where)
 from .gradcheck import gradcheck
-from .inspect import Graph
+from .graph import Graph
 from .random import manual_seed
 from .serialize import load, save
 from .tensor import Tensor, tensor

@@ -1,4 +1,5 @@
-"""Global recording state: is gradient recording on, which scope are we in, is anomaly mode on.
+"""Global recording state: is gradient recording on, which scope are we in, is anomaly mode
+on, which nodes does backward block (``autograd.block_backward``).
 
 Kept in one tiny module so the hot path (``ops.apply``) reads three plain attributes.
 """
@@ -6,12 +7,13 @@ import contextlib
 
 
 class _State:
-    __slots__ = ("grad_enabled", "scope", "anomaly")
+    __slots__ = ("grad_enabled", "scope", "anomaly", "blocks")
 
     def __init__(self):
         self.grad_enabled = True
         self.scope = ""          # the current path, e.g. "mlp/fc1"; "" at top level
         self.anomaly = False
+        self.blocks = ()         # node predicates whose backward flow is blocked
 
 
 STATE = _State()

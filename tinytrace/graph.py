@@ -1,177 +1,257 @@
-"""Nodes, the one graph traversal everything shares, and the backward pass.
+"""``Graph``: the recorded computation as a plain object you can print, walk and draw.
 
-A ``Node`` records one op application: its name, its input tensors, its attrs (axis,
-shape, ...), the module scope it ran in and the vector-Jacobian product (vjp) that turns
-the gradient of its output into gradients of its inputs. A tensor made by an op points at
-its node (``tensor.node``); leaves have ``node is None``.
-
-``topological_order`` is the single walk over that structure: iterative (a 100,000-node
-chain must not touch Python's recursion limit). A node is always recorded after its
-inputs' nodes, so the recording order (``Node.seq``) is a topological order that also
-reads like the program that built the graph.
-``backward`` walks it in reverse; ``Graph`` (printing, DOT, drawing, paths) walks it
-forwards. Gradient tracing is ``backward`` with a hook that sees every node's gradients.
+``loss.graph()`` walks back from ``loss`` once (``autograd.topological_order``) and keeps the
+nodes in that order. Everything here is a loop over that list: the text table, the DOT
+export, the matplotlib drawing and the enumeration of gradient paths.
 """
-import itertools
-import weakref
+from collections import Counter, defaultdict
 
-import numpy as np
-
-from .context import STATE
-from .errors import AnomalyError, BackwardError, describe
+from .autograd import topological_order
 
 
-_next_seq = itertools.count().__next__
+class Graph:
+    def __init__(self, root):
+        self.root = root
+        self.nodes = topological_order(root.node) if root.node is not None else []
+        self.leaves = []                      # leaf tensors in order of first use
+        seen_leaves = set()
+        self.consumers = defaultdict(list)    # node or leaf id -> nodes that read it
+        for node in self.nodes:
+            for t in node.inputs:
+                if t.node is not None:
+                    self.consumers[t.node].append(node)
+                else:
+                    self.consumers[id(t)].append(node)
+                    if id(t) not in seen_leaves:
+                        seen_leaves.add(id(t))
+                        self.leaves.append(t)
+        self.index = {node: i for i, node in enumerate(self.nodes)}
 
+    # ---- a list of nodes ---------------------------------------------------------------
+    def __len__(self):
+        return len(self.nodes)
 
-class Node:
-    """One recorded op application. ``output`` is known once a ``Graph`` is built (the
-    node keeps only a weak reference to it: tensor -> node -> tensor would be a cycle)."""
+    def __iter__(self):
+        return iter(self.nodes)
 
-    __slots__ = ("op", "inputs", "attrs", "scope", "vjp", "retained", "_output", "seq",
-                 "__weakref__")
-
-    def __init__(self, op, inputs, attrs, scope, vjp):
-        self.seq = _next_seq()      # recording order: inputs' nodes always come first
-        self.op = op                # registered op name, e.g. "matmul"
-        self.inputs = inputs        # tuple of Tensors
-        self.attrs = attrs          # dict of non-tensor arguments (axis, shape, ...)
-        self.scope = scope          # module path, e.g. "mlp/fc1"
-        self.vjp = vjp              # grad_output -> tuple of grad per input (None = no grad)
-        self.retained = None        # weakref to the output tensor if it called retain_grad()
-        self._output = None         # weakref to the output tensor, set by Graph
+    def __getitem__(self, i):
+        return self.nodes[i]
 
     @property
-    def output(self):
-        """The tensor this node made (``None`` until a Graph is built, or once freed)."""
-        return self._output() if self._output is not None else None
+    def parameters(self):
+        """Leaves that require grad (the tensors backward will fill)."""
+        return [t for t in self.leaves if t.requires_grad]
 
-    @output.setter
-    def output(self, tensor):
-        self._output = weakref.ref(tensor)
+    def op_counts(self):
+        """How many nodes of each op, e.g. ``{'matmul': 2, 'add': 2, 'relu': 1}``."""
+        return dict(Counter(node.op for node in self.nodes))
+
+    def by_scope(self):
+        """Nodes grouped by the scope they were recorded in (``''`` for top level)."""
+        groups = defaultdict(list)
+        for node in self.nodes:
+            groups[node.scope].append(node)
+        return dict(groups)
+
+    def label(self, item):
+        """A short human name for a node (``#3 matmul``) or a leaf (``fc1.weight``)."""
+        if hasattr(item, "op"):
+            return f"#{self.index[item]} {item.op}"
+        if item.name:
+            return item.name
+        return ("param" if item.requires_grad else "const") + str(tuple(item.shape))
+
+    # ---- paths -------------------------------------------------------------------------
+    def paths(self, target, limit=100_000):
+        """Every path from the root down to ``target`` (a leaf tensor or a node).
+
+        Each path is a list of nodes, root first, ending at the node that reads the leaf
+        (or at the target node). The gradient of ``target`` is the sum over these paths of
+        the product of the local Jacobians along each one — the chain rule, spelled out.
+        """
+        if self.root.node is None:
+            return []
+        is_node = hasattr(target, "op")
+        found = []
+        # A partial path is a linked list (node, rest-of-path-above) so that stepping down
+        # costs O(1); copying a list at each step made a long chain quadratic.
+        stack = [(self.root.node, None)]
+        while stack:
+            node, above = stack.pop()
+            link = (node, above)
+            if is_node and node is target:
+                found.append(_unlink(link))
+                continue
+            for t in node.inputs:
+                if t is target and not is_node:
+                    found.append(_unlink(link))
+                elif t.node is not None:
+                    stack.append((t.node, link))
+            if len(found) > limit:
+                raise ValueError(f"more than {limit} paths; the graph is too tangled to list")
+        found.sort(key=lambda p: [self.index[n] for n in p], reverse=True)
+        return found
+
+    # ---- text --------------------------------------------------------------------------
+    def table(self):
+        """One line per node: index, op, scope, output shape, inputs, attrs."""
+        rows = [("#", "op", "scope", "shape", "inputs", "attrs")]
+        for i, node in enumerate(self.nodes):
+            inputs = ", ".join(f"#{self.index[t.node]}" if t.node is not None
+                               else self.label(t) for t in node.inputs)
+            attrs = ", ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())
+            shape = tuple(node.output.shape) if node.output is not None else "?"
+            rows.append((str(i), node.op, node.scope or "-", str(shape), inputs, attrs))
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                 for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def tree(self, max_depth=20):
+        """The graph as an indented tree from the root; a node reached twice is shown once
+        and then referred to as ``(see #k)``."""
+        if self.root.node is None:
+            return self.label(self.root)
+        lines, shown = [], set()
+        stack = [(self.root.node, 0)]
+        while stack:
+            item, depth = stack.pop()
+            pad = "  " * depth
+            if not hasattr(item, "op"):
+                lines.append(f"{pad}{self.label(item)}")
+                continue
+            if item in shown:
+                lines.append(f"{pad}(see #{self.index[item]} {item.op})")
+                continue
+            shown.add(item)
+            where = f"  [{item.scope}]" if item.scope else ""
+            lines.append(f"{pad}#{self.index[item]} {item.op}{where}")
+            if depth >= max_depth:
+                lines.append(f"{pad}  ...")
+                continue
+            for t in reversed(item.inputs):
+                stack.append((t.node if t.node is not None else t, depth + 1))
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
 
     def __repr__(self):
-        where = f" @ {self.scope}" if self.scope else ""
-        return f"Node({self.op}{where})"
+        return (f"<Graph: {len(self.nodes)} nodes, {len(self.leaves)} leaves, "
+                f"{len(self.by_scope())} scopes>")
 
+    # ---- Graphviz ----------------------------------------------------------------------
+    def to_dot(self, name="tinytrace"):
+        """Graphviz DOT text; nodes of one scope sit in one cluster."""
+        lines = [f'digraph "{name}" {{', "  rankdir=BT;",
+                 '  node [fontname="Helvetica", fontsize=10];']
+        for i, leaf in enumerate(self.leaves):
+            shape = "box" if leaf.requires_grad else "plaintext"
+            lines.append(f'  leaf{i} [label="{_esc(self.label(leaf))}", shape={shape}];')
+        for c, (scope, nodes) in enumerate(sorted(self.by_scope().items())):
+            indent = "  "
+            if scope:
+                lines.append(f'  subgraph "cluster_{c}" {{')
+                lines.append(f'    label="{_esc(scope)}"; style=rounded; color=gray;')
+                indent = "    "
+            for node in nodes:
+                i = self.index[node]
+                lines.append(f'{indent}n{i} [label="{_esc(node.op)}", shape=ellipse];')
+            if scope:
+                lines.append("  }")
+        leaf_ids = {id(t): i for i, t in enumerate(self.leaves)}
+        for node in self.nodes:
+            for t in node.inputs:
+                src = f"n{self.index[t.node]}" if t.node is not None else f"leaf{leaf_ids[id(t)]}"
+                lines.append(f"  {src} -> n{self.index[node]};")
+        lines.append("}")
+        return "\n".join(lines)
 
+    # ---- a picture with matplotlib alone ------------------------------------------------
+    def layout(self):
+        """(x, y) for every node and leaf: y is the depth from the leaves, x spreads each
+        level. Leaves are keyed by ``id(tensor)``."""
+        depth = {}
+        for leaf in self.leaves:
+            depth[id(leaf)] = 0
+        for node in self.nodes:
+            depth[node] = 1 + max(depth[t.node] if t.node is not None else depth[id(t)]
+                                  for t in node.inputs) if node.inputs else 1
+        levels = defaultdict(list)
+        for key in [id(t) for t in self.leaves] + self.nodes:
+            levels[depth[key]].append(key)
+        positions = {}
+        for level, keys in levels.items():
+            # keep nodes of one scope next to each other on a level
+            keys.sort(key=lambda k: (getattr(k, "scope", ""), self.index.get(k, -1)))
+            for j, key in enumerate(keys):
+                positions[key] = (j - (len(keys) - 1) / 2, level)
+        return positions
 
+    def draw(self, ax=None, path=None, max_nodes=400, title=None):
+        """Draw the graph (leaves at the bottom, the root on top), coloured by
+        scope; returns the matplotlib Figure and saves it to ``path`` if given."""
+        if len(self.nodes) > max_nodes:
+            raise ValueError(f"draw(): {len(self.nodes)} nodes is too many to read "
+                             f"(max_nodes={max_nodes}); draw a smaller graph or raise max_nodes")
+        import matplotlib
+        if path is not None and ax is None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
 
-def topological_order(root_node):
-    """Every node the root depends on, in recording order (so each after its inputs)."""
-    visited = {root_node}
-    stack = [root_node]
-    while stack:
-        for t in stack.pop().inputs:
-            parent = t.node
-            if parent is not None and parent not in visited:
-                visited.add(parent)
-                stack.append(parent)
-    return sorted(visited, key=_by_seq)
-
-
-def _by_seq(node):
-    return node.seq
-
-
-def unbroadcast(grad, shape):
-    """Sum ``grad`` down to ``shape``: the vjp of NumPy broadcasting, applied once, here."""
-    if grad.shape == shape:
-        return grad
-    extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    if grad.ndim == len(shape):
-        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-        if axes:
-            grad = grad.sum(axis=axes, keepdims=True)
-    if grad.shape != shape:    # a vjp bug, not broadcasting: never reshape it into place
-        raise ValueError(f"a gradient of shape {grad.shape} does not reduce to shape {shape}")
-    return grad
-
-
-def _owned(grad, dtype):
-    """A private copy of a gradient for a leaf's ``.grad`` (vjps may return shared arrays)."""
-    out = grad.astype(dtype, copy=True)
-    return np.asarray(out) if isinstance(out, np.generic) else out
-
-
-def backward(root, grad=None, retain_graph=False, hook=None):
-    """Reverse-mode sweep from tensor ``root``; gradients accumulate into leaves' ``.grad``.
-
-    ``hook(node, grad_output, grad_inputs)``, if given, sees every node's gradients: this is
-    how gradient tracing measures the flow through each op, scope and time step.
-    """
-    if not root.requires_grad:
-        raise BackwardError("backward(): this tensor does not require grad "
-                            "(no input had requires_grad=True, or it was made under no_grad)")
-    if grad is None:
-        if root.data.size != 1:
-            raise BackwardError(f"backward(): the output has shape {root.shape}, so pass "
-                                "grad= of the same shape (implicit grad=1 is only for scalars)")
-        grad = np.ones_like(root.data)
-    else:
-        grad = grad.data if hasattr(grad, "requires_grad") else grad   # a Tensor's array
-        if isinstance(grad, np.generic) or not hasattr(grad, "shape"):   # NumPy scalar's
-            grad = np.asarray(grad)                                      # .data: memoryview
-        if grad.shape != root.shape:
-            raise BackwardError(f"backward(): grad has shape {grad.shape} but the output "
-                                f"has shape {root.shape}")
-    if root.node is None:          # a leaf: d root / d root = 1
-        root.grad = _owned(grad, root.dtype) if root.grad is None else root.grad + grad
-        return
-    grads = {root.node: grad}
-    anomaly = STATE.anomaly
-    for node in reversed(topological_order(root.node)):
-        g = grads.pop(node, None)
-        if g is None:              # nothing flowed here (only non-differentiable paths)
-            continue
-        if node.retained is not None:
-            kept = node.retained()
-            if kept is not None:
-                kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
-        vjp = node.vjp
-        if vjp is None:
-            raise BackwardError(f"backward(): the graph through '{node.op}' (scope "
-                                f"'{node.scope}') was freed by an earlier backward(); "
-                                "pass retain_graph=True to the first backward() to go twice")
-        input_grads = vjp(g)
-        if anomaly:
-            _check_backward(node, g, input_grads)
-        if hook is not None:
-            hook(node, g, input_grads)
-        if not retain_graph:
-            node.vjp = None
-        for t, gi in zip(node.inputs, input_grads):
-            if gi is None or not t.requires_grad:
-                continue
-            if gi.shape != t.data.shape:
-                try:
-                    gi = unbroadcast(gi, t.data.shape)
-                except ValueError as err:
-                    raise BackwardError(f"backward of '{node.op}' (scope '{node.scope}'), "
-                                        f"an input of shape {t.shape}: {err}") from None
-            parent = t.node
-            if parent is None:
-                t.grad = _owned(gi, t.data.dtype) if t.grad is None else t.grad + gi
-            elif parent in grads:
-                grads[parent] = grads[parent] + gi
+        pos = self.layout()
+        width = max((abs(x) for x, _ in pos.values()), default=1) * 2 + 2
+        height = max((y for _, y in pos.values()), default=1) + 1
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(min(2 + width * 1.1, 30), min(1.5 + height * 0.9, 30)))
+        else:
+            fig = ax.figure
+        scopes = sorted({n.scope for n in self.nodes})
+        cmap = plt.get_cmap("tab10")
+        colour = {s: cmap(i % 10) for i, s in enumerate(scopes)}
+        leaf_ids = {id(t): t for t in self.leaves}
+        for node in self.nodes:
+            x1, y1 = pos[node]
+            for t in node.inputs:
+                x0, y0 = pos[t.node] if t.node is not None else pos[id(t)]
+                ax.annotate("", xy=(x1, y1 - 0.18), xytext=(x0, y0 + 0.18),
+                            arrowprops=dict(arrowstyle="->", color="0.6", lw=0.8))
+        for key, (x, y) in pos.items():
+            if key in leaf_ids:
+                leaf = leaf_ids[key]
+                box = dict(boxstyle="square", fc="white", ec="black" if leaf.requires_grad else "0.7")
+                ax.text(x, y, self.label(leaf), ha="center", va="center", fontsize=7, bbox=box)
             else:
-                grads[parent] = gi
+                box = dict(boxstyle="round", fc=colour[key.scope], alpha=0.35, ec=colour[key.scope])
+                ax.text(x, y, key.op, ha="center", va="center", fontsize=8, bbox=box)
+        handles = [plt.Line2D([], [], marker="o", ls="", color=colour[s], alpha=0.6,
+                              label=s or "(top level)") for s in scopes]
+        if handles:
+            ax.legend(handles=handles, loc="upper left", fontsize=7, title="scope")
+        ax.set_xlim(-width / 2, width / 2)
+        ax.set_ylim(-0.7, height - 0.3)
+        ax.axis("off")
+        ax.set_title(title or f"{len(self.nodes)} nodes, {len(self.leaves)} leaves")
+        if path is not None:
+            fig.savefig(path, dpi=120, bbox_inches="tight")
+        return fig
 
 
-def _check_backward(node, grad_output, input_grads):
-    if not np.all(np.isfinite(grad_output)):
-        return                     # already bad: an earlier node was reported
-    for i, gi in enumerate(input_grads):
-        if gi is not None and not np.all(np.isfinite(gi)):
-            raise AnomalyError(
-                f"backward of '{node.op}' (scope '{node.scope or '<top>'}') produced NaN/inf "
-                f"in the gradient of input {i} from a finite output gradient; "
-                f"inputs: {describe([t.data for t in node.inputs])}, attrs: {node.attrs}")
+def _unlink(link):
+    """The linked path ``(node, (parent, (...)))`` as a list, root first."""
+    path = []
+    while link is not None:
+        node, link = link
+        path.append(node)
+    path.reverse()
+    return path
 
 
-def retain(tensor):
-    """Keep ``tensor.grad`` for an interior (non-leaf) tensor during backward."""
-    if tensor.node is not None:
-        tensor.node.retained = weakref.ref(tensor)
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _esc(text):
+    return str(text).replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,297 @@
+"""Nodes, the one graph traversal everything shares, and the backward pass.
+
+A ``Node`` records one op application: its name, its input tensors, its attrs (axis,
+shape, ...), the module scope it ran in and the vector-Jacobian product (vjp) that turns
+the gradient of its output into gradients of its inputs. A tensor made by an op points at
+its node (``tensor.node``); leaves have ``node is None``.
+
+``topological_order`` is the single walk over that structure: iterative (a 100,000-node
+chain must not touch Python's recursion limit). A node is always recorded after its
+inputs' nodes, so the recording order (``Node.seq``) is a topological order that also
+reads like the program that built the graph.
+``backward`` walks it in reverse; ``Graph`` (printing, DOT, drawing, paths) walks it
+forwards. Gradient tracing is ``backward`` with a hook that sees every node's gradients.
+"""
+import contextlib
+import itertools
+import weakref
+
+import numpy as np
+
+from .context import STATE
+from .errors import AnomalyError, BackwardError, describe
+
+
+_next_seq = itertools.count().__next__
+
+
+class Node:
+    """One recorded op application: ``op`` (name), ``inputs`` (Tensors), ``attrs``,
+    ``scope`` (module path), ``vjp``, and ``output``, the tensor it made (held by a weak
+    reference: tensor -> node -> tensor would be a cycle)."""
+
+    __slots__ = ("op", "inputs", "attrs", "scope", "vjp", "retained", "_output", "seq",
+                 "versions", "saves", "saves_output", "__weakref__")
+
+    def __init__(self, op, inputs, attrs, scope, vjp, versions=(), saves=(),
+                 saves_output=False):
+        self.seq = _next_seq()      # recording order: inputs' nodes always come first
+        self.op = op                # registered op name, e.g. "matmul"
+        self.inputs = inputs        # tuple of Tensors
+        self.attrs = attrs          # dict of non-tensor arguments (axis, shape, ...)
+        self.scope = scope          # module path, e.g. "mlp/fc1"
+        self.vjp = vjp              # grad_output -> tuple of grad per input (None = no grad)
+        self.retained = None        # weakref to the output tensor if it called retain_grad()
+        self._output = None         # weakref to the output tensor (set when recorded)
+        # In-place checks (``_check_versions``): what the vjp will read, as it was.
+        self.versions = versions             # per input, its version when recorded
+        self.saves = saves                   # indices of the inputs the vjp reads (None: all)
+        self.saves_output = saves_output     # False, or the output's version when recorded
+
+    @property
+    def output(self):
+        """The tensor this node made (``None`` once it has been freed)."""
+        return self._output() if self._output is not None else None
+
+    @output.setter
+    def output(self, tensor):
+        self._output = weakref.ref(tensor)
+
+    def __repr__(self):
+        where = f" @ {self.scope}" if self.scope else ""
+        return f"Node({self.op}{where})"
+
+
+
+
+def topological_order(*root_nodes):
+    """Every node the roots depend on, in recording order (so each after its inputs)."""
+    visited = set(root_nodes)
+    stack = list(root_nodes)
+    while stack:
+        for t in stack.pop().inputs:
+            parent = t.node
+            if parent is not None and parent not in visited:
+                visited.add(parent)
+                stack.append(parent)
+    return sorted(visited, key=_by_seq)
+
+
+def _by_seq(node):
+    return node.seq
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the vjp of NumPy broadcasting, applied once, here."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    if grad.ndim == len(shape):
+        axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+        if axes:
+            grad = grad.sum(axis=axes, keepdims=True)
+    if grad.shape != shape:    # a vjp bug, not broadcasting: never reshape it into place
+        raise ValueError(f"a gradient of shape {grad.shape} does not reduce to shape {shape}")
+    return grad
+
+
+def _owned(grad, dtype):
+    """A private copy of a gradient for a leaf's ``.grad`` (vjps may return shared arrays)."""
+    out = grad.astype(dtype, copy=True)
+    return np.asarray(out) if isinstance(out, np.generic) else out
+
+
+def backward(root, grad=None, retain_graph=False, hook=None, block=None):
+    """Reverse-mode sweep from tensor ``root``; gradients accumulate into leaves' ``.grad``.
+
+    ``hook(node, grad_output, grad_inputs)``, if given, sees every node's gradients: this is
+    how gradient tracing measures the flow through each op, scope and time step.
+    ``block(node) -> bool``, if given, stops the backward flow *into* every node it accepts
+    (such a node receives no gradient, so nothing passes through it); so do the predicates
+    of any enclosing ``block_backward`` context.
+    """
+    _sweep([root], [grad], retain_graph, hook, block, targets=None)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, hook=None, block=None):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned, not accumulated.
+
+    ``outputs``: a tensor or a list of them (each scalar, or with its ``grad_outputs``
+    entry); ``inputs``: a tensor or a list of them, leaves or interior tensors. Returns one
+    array per input (zeros where no gradient reached it), or a single array if ``inputs``
+    is a single tensor. No tensor's ``.grad`` changes (PyTorch's ``torch.autograd.grad``),
+    so analysis tools can take gradients in the middle of training. ``hook`` and ``block``
+    as in ``backward``.
+    """
+    single = not isinstance(inputs, (list, tuple))
+    inputs = [inputs] if single else list(inputs)
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise BackwardError(f"grad(): {len(outputs)} outputs but {len(grad_outputs)} "
+                            "grad_outputs")
+    found = _sweep(outputs, grad_outputs, retain_graph, hook, block, targets=inputs)
+    result = []
+    for t in inputs:
+        g = found.get(id(t))
+        result.append(np.zeros_like(t.data) if g is None else _owned(g, t.data.dtype))
+    return result[0] if single else result
+
+
+@contextlib.contextmanager
+def block_backward(predicate):
+    """Inside the block, every backward pass stops its flow into the nodes ``predicate``
+    accepts (as ``backward(block=predicate)``); the forward pass is untouched.
+
+    This is how an ablation asks "does the model still learn if no credit may travel
+    through this component?" (``tt.trace.ablate`` is built on it)."""
+    STATE.blocks = STATE.blocks + (predicate,)
+    try:
+        yield
+    finally:
+        STATE.blocks = STATE.blocks[:-1]
+
+
+def _seed(root, grad):
+    """The output gradient to start from, as an array of ``root``'s shape and dtype."""
+    if not root.requires_grad:
+        raise BackwardError("backward(): this tensor does not require grad "
+                            "(no input had requires_grad=True, or it was made under no_grad)")
+    if grad is None:
+        if root.data.size != 1:
+            raise BackwardError(f"backward(): the output has shape {root.shape}, so pass "
+                                "grad= of the same shape (implicit grad=1 is only for scalars)")
+        return np.ones_like(root.data)
+    grad = grad.data if hasattr(grad, "requires_grad") else grad   # a Tensor's array
+    if isinstance(grad, np.generic) or not hasattr(grad, "shape"):   # NumPy scalar's
+        grad = np.asarray(grad)                                      # .data: memoryview
+    if grad.shape != root.shape:
+        raise BackwardError(f"backward(): grad has shape {grad.shape} but the output "
+                            f"has shape {root.shape}")
+    # One dtype for the whole sweep, the root's (as PyTorch): a float64 seed on a float32
+    # graph would otherwise leave some leaves' .grad float64, depending on the graph's shape.
+    return grad.astype(root.data.dtype, copy=False)
+
+
+def _combined_block(block):
+    predicates = STATE.blocks + ((block,) if block is not None else ())
+    if not predicates:
+        return None
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda node: any(p(node) for p in predicates)
+
+
+def _sweep(roots, seeds, retain_graph, hook, block, targets):
+    """The one backward walk. ``targets=None``: accumulate into leaves' ``.grad`` (and
+    retained tensors'); else collect the gradients of those tensors into a dict by id."""
+    found = {} if targets is not None else None
+    wanted = {id(t) for t in targets} if targets is not None else None
+    grads = {}
+    for root, seed in zip(roots, seeds):
+        g = _seed(root, seed)
+        if root.node is None:           # a leaf: d root / d root = 1
+            if wanted is None:
+                root.grad = _owned(g, root.dtype) if root.grad is None else root.grad + g
+            elif id(root) in wanted:
+                found[id(root)] = g if id(root) not in found else found[id(root)] + g
+        else:
+            grads[root.node] = grads[root.node] + g if root.node in grads else g
+    if not grads:
+        return found
+    block = _combined_block(block)
+    order = topological_order(*grads)
+    blocked = {node for node in order if block(node)} if block is not None else ()
+    anomaly = STATE.anomaly
+    for node in reversed(order):
+        g = grads.pop(node, None)
+        if g is None or node in blocked:   # nothing flowed here, or the flow is blocked
+            continue
+        if node.retained is not None:
+            kept = node.retained()
+            if kept is not None:
+                if wanted is None:
+                    kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
+        if wanted is not None and node.output is not None and id(node.output) in wanted:
+            found[id(node.output)] = g
+        vjp = node.vjp
+        if vjp is None:
+            raise BackwardError(f"backward(): the graph through '{node.op}' ({_scope(node)}) "
+                                "was freed by an earlier backward(); pass retain_graph=True "
+                                "to the first backward() to go twice")
+        _check_versions(node)
+        input_grads = vjp(g)
+        if anomaly:
+            _check_backward(node, g, input_grads)
+        if hook is not None:
+            hook(node, g, input_grads)
+        if not retain_graph:
+            node.vjp = None
+        for t, gi in zip(node.inputs, input_grads):
+            if gi is None or not t.requires_grad:
+                continue
+            if gi.shape != t.data.shape:
+                try:
+                    gi = unbroadcast(gi, t.data.shape)
+                except ValueError as err:
+                    raise BackwardError(f"backward of '{node.op}' ({_scope(node)}), "
+                                        f"an input of shape {t.shape}: {err}") from None
+            parent = t.node
+            if parent is None:
+                if wanted is None:
+                    t.grad = _owned(gi, t.data.dtype) if t.grad is None else t.grad + gi
+                elif id(t) in wanted:
+                    found[id(t)] = gi if id(t) not in found else found[id(t)] + gi
+            elif parent in grads:
+                grads[parent] = grads[parent] + gi
+            else:
+                grads[parent] = gi
+    return found
+
+
+def _scope(node):
+    return f"scope '{node.scope}'" if node.scope else "top-level scope"
+
+
+def _check_versions(node):
+    """PyTorch's rule: refuse to run a vjp whose saved input (or output) was changed in
+    place after the op recorded it, since it would mix old and new values silently."""
+    for i in range(len(node.inputs)) if node.saves is None else node.saves:
+        t = node.inputs[i]
+        if t._version != node.versions[i]:
+            what = f"input {i} ({t.name!r}, shape {tuple(t.shape)})" if t.name else \
+                f"input {i} (shape {tuple(t.shape)})"
+            raise BackwardError(
+                f"backward(): {what} of '{node.op}' ({_scope(node)}) was modified in place "
+                f"after the op saved it (version {node.versions[i]} -> {t._version}); the "
+                "gradient would mix old and new values. Compute it again after the change, "
+                "or change a copy")
+    if node.saves_output is not False:
+        out = node.output
+        if out is not None and out._version != node.saves_output:
+            raise BackwardError(
+                f"backward(): the output of '{node.op}' ({_scope(node)}) was modified in "
+                f"place after the op saved it (version {node.saves_output} -> "
+                f"{out._version}); its gradient would use the new values")
+
+
+def _check_backward(node, grad_output, input_grads):
+    if not np.all(np.isfinite(grad_output)):
+        return                     # already bad: an earlier node was reported
+    for i, gi in enumerate(input_grads):
+        if gi is not None and not np.all(np.isfinite(gi)):
+            raise AnomalyError(
+                f"backward of '{node.op}' (scope '{node.scope or '<top>'}') produced NaN/inf "
+                f"in the gradient of input {i} from a finite output gradient; "
+                f"inputs: {describe([t.data for t in node.inputs])}, attrs: {node.attrs}")
+
+
+def retain(tensor):
+    """Keep ``tensor.grad`` for an interior (non-leaf) tensor during backward."""
+    if tensor.node is not None:
+        tensor.node.retained = weakref.ref(tensor)
