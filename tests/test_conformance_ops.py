@@ -66,6 +66,9 @@ UNARY = {
     "tanh": (tt.tanh, torch.tanh, st.floats(-30.0, 30.0)),
     "sigmoid": (tt.sigmoid, torch.sigmoid, st.floats(-60.0, 60.0)),
     "relu": (tt.relu, torch.relu, WITH_ZEROS),
+    # torch's softplus turns linear above threshold=20 (gradient exactly 1); ours stays exact
+    "softplus": (tt.softplus, TF.softplus, st.floats(-60.0, 20.0)),
+    "logsigmoid": (tt.logsigmoid, TF.logsigmoid, st.floats(-60.0, 60.0)),
 }
 
 
@@ -371,3 +374,32 @@ def test_embedding_accumulates_repeated_indices(data, seed):
                                    elements=st.integers(0, vocab - 1)))
     compare(lambda w: F.embedding(indices, w),
             lambda w: TF.embedding(torch.from_numpy(indices), w), [weight], seed)
+
+
+# ---- numbers a first version got wrong (issue: hard edges) ---------------------------------
+
+@pytest.mark.parametrize("index", [(slice(None), (0, 0)), ((1, 1), slice(None)), ((0, 0),),
+                                   (slice(None), [2, 0, 2]), ((0, 1, 1), (2, 2, 0))])
+def test_getitem_with_a_tuple_that_repeats_an_index_matches_torch(index):
+    x = np.arange(6.0).reshape(2, 3)
+    compare(lambda t: t[index], lambda t: t[index], [x], seed=0)
+
+
+def test_pow_zero_has_zero_gradient_at_zero_like_torch():
+    x = np.array([0.0, 0.0, 1.5, -2.0])
+    compare(lambda t: t ** 0, lambda t: t ** 0, [x], seed=0)
+    compare(lambda t: (t.relu() ** 0).sum() * t, lambda t: (t.relu() ** 0).sum() * t, [x], seed=1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_relative_precision_in_the_negative_tail(dtype):
+    x = np.array([-15.0, -20.0, -40.0, -80.0, 15.0, 40.0], dtype=dtype)
+    ours = tt.sigmoid(tt.tensor(x)).data
+    theirs = torch.sigmoid(torch.tensor(x)).numpy()
+    assert ours.dtype == dtype
+    np.testing.assert_allclose(ours, theirs, rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
+def test_log_of_sigmoid_at_minus_40_is_finite_with_gradient_1_like_torch():
+    compare(lambda t: tt.log(tt.sigmoid(t)), lambda t: torch.log(torch.sigmoid(t)),
+            [np.array([-40.0, -10.0, 3.0])], seed=0)

@@ -49,6 +49,16 @@ def relu(x):
     return ops.relu(as_tensor(x))
 
 
+def softplus(x):
+    """log(1 + e^x), computed stably (see ``tinytrace.ops.unary.softplus``)."""
+    return ops.softplus(as_tensor(x))
+
+
+def logsigmoid(x):
+    """log(sigmoid(x)), finite for every finite x (``log(sigmoid(-40))`` is -40)."""
+    return ops.logsigmoid(as_tensor(x))
+
+
 def clip(x, low=None, high=None):
     return ops.clip(as_tensor(x), low=low, high=high)
 

@@ -226,6 +226,13 @@ def _basic_part(draw, n, steps=ALL_STEPS):
     return slice(draw(bound), draw(bound), draw(st.sampled_from(steps)))
 
 
+def _as_tuples(array):
+    """An int array spelled as (nested) tuples: ``x[:, (0, 0)]`` is advanced indexing too."""
+    if array.ndim == 0:
+        return int(array)
+    return tuple(_as_tuples(a) for a in array)
+
+
 @st.composite
 def index_for(draw, shape, steps=ALL_STEPS):
     """An index for an array of ``shape``: ints, slices (with ``steps``, negative ones
@@ -246,7 +253,8 @@ def index_for(draw, shape, steps=ALL_STEPS):
     for d in range(dim, ndim):
         n = shape[d]
         if advanced == "int_arrays" and d in array_dims:
-            parts.append(draw(hnp.arrays(np.int64, array_shape, elements=st.integers(-n, n - 1))))
+            picks = draw(hnp.arrays(np.int64, array_shape, elements=st.integers(-n, n - 1)))
+            parts.append(draw(st.sampled_from([picks, picks.tolist(), _as_tuples(picks)])))
         elif advanced == "bool_mask" and d == mask_dim:
             parts.append(draw(hnp.arrays(np.bool_, (n,))))
         else:
@@ -320,6 +328,8 @@ CASES = {
     "tanh": unary(tt.tanh, st.floats(-3.0, 3.0)),
     "sigmoid": unary(tt.sigmoid, st.floats(-6.0, 6.0)),
     "relu": unary(tt.relu, AWAY_FROM_ZERO),
+    "softplus": unary(tt.softplus, st.floats(-30.0, 30.0)),     # both tails, stably
+    "logsigmoid": unary(tt.logsigmoid, st.floats(-30.0, 30.0)),
     "clip": clip_case(),
     "astype": astype_case(),
     "sum": reduction("sum"),

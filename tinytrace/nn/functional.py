@@ -62,5 +62,5 @@ def embedding(indices, weight):
     return weight[indices]
 
 
-relu, tanh, sigmoid = F.relu, F.tanh, F.sigmoid
+relu, tanh, sigmoid, softplus, logsigmoid = F.relu, F.tanh, F.sigmoid, F.softplus, F.logsigmoid
 softmax, log_softmax = F.softmax, F.log_softmax

@@ -4,7 +4,7 @@ from .registry import OPS, Primitive, apply, primitive
 from .arith import add, div, matmul, mul, neg, sub
 from .arith import power as pow  # noqa: A001
 from .unary import absolute as abs  # noqa: A001
-from .unary import astype, clip, exp, log, relu, sigmoid, sqrt, tanh
+from .unary import astype, clip, exp, log, logsigmoid, relu, sigmoid, softplus, sqrt, tanh
 from .reduce import log_softmax, mean, softmax
 from .reduce import max_ as max  # noqa: A001
 from .reduce import sum_ as sum  # noqa: A001

@@ -4,14 +4,14 @@ import numpy as np
 from .registry import primitive
 
 
-@primitive("add")
+@primitive("add", saves=())
 def add(a, b):
     def vjp(g):
         return g, g
     return a + b, vjp
 
 
-@primitive("sub")
+@primitive("sub", saves=())
 def sub(a, b):
     def vjp(g):
         return g, -g
@@ -25,7 +25,7 @@ def mul(a, b):
     return a * b, vjp
 
 
-@primitive("div")
+@primitive("div", saves=(1,), saves_output=True)
 def div(a, b):
     out = a / b
     def vjp(g):
@@ -34,7 +34,7 @@ def div(a, b):
     return out, vjp
 
 
-@primitive("neg")
+@primitive("neg", saves=())
 def neg(a):
     def vjp(g):
         return (-g,)
@@ -47,6 +47,8 @@ def power(a, exponent):
     ``exp(b * log(a))``, composed from primitives)."""
     out = a ** exponent
     def vjp(g):
+        if exponent == 0:              # d(a^0)/da = 0 everywhere, also at a = 0 (0 * 0^-1
+            return (np.zeros_like(g),)  # would be 0 * inf = NaN)
         return (g * (exponent * a ** (exponent - 1)),)
     return out, vjp
 

@@ -90,7 +90,7 @@ def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
     return steps, batch
 
 
-@primitive("rnn_sequence")
+@primitive("rnn_sequence", saves_output=True)
 def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None,
                  step_grads=None, input_grad=True):
     """Elman RNN over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H):
@@ -108,7 +108,7 @@ def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=Non
     return packed, vjp
 
 
-@primitive("lstm_sequence")
+@primitive("lstm_sequence", saves_output=True)
 def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
                   input_grad=True):
     """LSTM over ``x`` (T, B, I) from ``h0``, ``c0`` (B, H) -> packed (T+2, B, H):
@@ -128,7 +128,7 @@ def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=No
     return packed, vjp
 
 
-@primitive("gru_sequence")
+@primitive("gru_sequence", saves_output=True)
 def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
                  input_grad=True):
     """GRU over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H): outputs ``[:T]``,

@@ -18,14 +18,14 @@ def _restore(g, shape, axis, keepdims):
     return np.broadcast_to(g, shape)
 
 
-@primitive("sum")
+@primitive("sum", saves=())
 def sum_(x, axis=None, keepdims=False):
     def vjp(g):
         return (_restore(g, x.shape, axis, keepdims),)
     return x.sum(axis=axis, keepdims=keepdims), vjp
 
 
-@primitive("mean")
+@primitive("mean", saves=())
 def mean(x, axis=None, keepdims=False):
     axes = _normalize_axis(axis, x.ndim)
     count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
@@ -34,7 +34,7 @@ def mean(x, axis=None, keepdims=False):
     return x.mean(axis=axis, keepdims=keepdims), vjp
 
 
-@primitive("max")
+@primitive("max", saves_output=True)
 def max_(x, axis=None, keepdims=False):
     """Largest element; ties share the gradient equally (as PyTorch's ``amax``)."""
     out = x.max(axis=axis, keepdims=True)
@@ -45,7 +45,7 @@ def max_(x, axis=None, keepdims=False):
     return (out if keepdims else np.squeeze(out, _normalize_axis(axis, x.ndim))), vjp
 
 
-@primitive("softmax")
+@primitive("softmax", saves=(), saves_output=True)
 def softmax(x, axis=-1):
     """exp(x) / sum exp(x), computed after subtracting the max so exp never overflows."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -55,7 +55,7 @@ def softmax(x, axis=-1):
     return out, vjp
 
 
-@primitive("log_softmax")
+@primitive("log_softmax", saves=(), saves_output=True)
 def log_softmax(x, axis=-1):
     """x - logsumexp(x), stable for logits of any size (the max is subtracted first)."""
     shifted = x - x.max(axis=axis, keepdims=True)

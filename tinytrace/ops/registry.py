@@ -3,18 +3,19 @@
 A primitive is a plain function ``forward(*arrays, **attrs) -> (out, vjp)`` where
 ``vjp(grad_out)`` returns one gradient (or ``None``) per array input. Forward and backward
 sit side by side in the same function, and the vjp closes over exactly what it needs.
-Broadcasting is undone once, in ``graph.backward``, so no vjp has to think about it.
+Broadcasting is undone once, in ``autograd.backward``, so no vjp has to think about it.
 
 ``OPS`` maps each readable name to its ``Primitive``; the test suite enumerates it, so a
 new op without a gradient property test fails the suite.
 """
 import operator
+import weakref
 
 import numpy as np
 
 from ..context import STATE
 from ..errors import AnomalyError, DTypeError, ShapeError, describe
-from ..graph import Node
+from ..autograd import Node
 from ..tensor import Tensor
 
 OPS = {}
@@ -24,12 +25,15 @@ _data = operator.attrgetter("data")
 class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
-    __slots__ = ("name", "forward", "same_float_dtype")
+    __slots__ = ("name", "forward", "same_float_dtype", "saves", "saves_output", "view")
 
-    def __init__(self, name, forward, same_float_dtype):
+    def __init__(self, name, forward, same_float_dtype, saves, saves_output, view):
         self.name = name
         self.forward = forward
         self.same_float_dtype = same_float_dtype
+        self.saves = saves                # indices of the inputs the vjp reads (None: all)
+        self.saves_output = saves_output  # does the vjp read the op's own output?
+        self.view = view                  # may the output be a view of input 0's memory?
 
     @property
     def __doc__(self):
@@ -43,13 +47,21 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
-def primitive(name, same_float_dtype=True):
+def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False):
     """Register ``forward`` under ``name``. ``same_float_dtype``: refuse float32 mixed with
-    float64 (silent promotion would hide a slow or imprecise model)."""
+    float64 (silent promotion would hide a slow or imprecise model).
+
+    ``saves``: the indices of the inputs whose *values* the vjp reads (``"all"``, or e.g.
+    ``()`` for ``add``, which needs only shapes), ``saves_output``: whether it reads the
+    forward's result. ``backward`` refuses to run the vjp if one of those tensors was
+    changed in place since (PyTorch's rule), instead of mixing old and new values.
+    ``view``: the result may share input 0's memory (transpose, basic indexing); it then
+    shares that input's version counter, so a write through either is seen."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
-        op = Primitive(name, forward, same_float_dtype)
+        op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
+                       saves_output, view)
         OPS[name] = op
         return op
     return register
@@ -59,7 +71,10 @@ def _where():
     return f"scope '{STATE.scope}'" if STATE.scope else "top-level scope"
 
 
-def _check_dtypes(op, arrays):
+def _unify_dtypes(op, arrays):
+    """The operands in one float dtype: float32 mixed with float64 is refused (convert one
+    with ``.astype()``); integer or boolean operands beside a float one take its dtype,
+    as in PyTorch (``int64 tensor * float32 tensor`` is float32, not NumPy's float64)."""
     first = None
     for a in arrays:
         kind = a.dtype.kind
@@ -69,6 +84,9 @@ def _check_dtypes(op, arrays):
             elif a.dtype != first:
                 raise DTypeError(f"op '{op.name}' in {_where()}: operands {describe(arrays)} "
                                  f"mix {first} and {a.dtype}; convert one with .astype()")
+    if first is None:
+        return arrays
+    return tuple(a if a.dtype.kind in "fc" else a.astype(first) for a in arrays)
 
 
 def apply(op, inputs, attrs=None):
@@ -87,16 +105,21 @@ def _record(op, inputs, attrs):
     if n == 2:
         a, b = inputs
         arrays = (a.data, b.data)
+        ca, cb = a._counter, b._counter          # version cells (None: version 0)
+        versions = (0 if ca is None else ca[0], 0 if cb is None else cb[0])
         if arrays[0].dtype is not arrays[1].dtype and op.same_float_dtype:
-            _check_dtypes(op, arrays)
+            arrays = _unify_dtypes(op, arrays)
         needs_grad = a.requires_grad or b.requires_grad
     elif n == 1:
         arrays = (inputs[0].data,)
+        ca = inputs[0]._counter
+        versions = (0 if ca is None else ca[0],)
         needs_grad = inputs[0].requires_grad
     else:
         arrays = tuple(map(_data, inputs))
+        versions = tuple([t._version for t in inputs])
         if op.same_float_dtype:
-            _check_dtypes(op, arrays)
+            arrays = _unify_dtypes(op, arrays)
         needs_grad = any(t.requires_grad for t in inputs)
     try:
         out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
@@ -107,11 +130,16 @@ def _record(op, inputs, attrs):
         out = np.asarray(out)
     if STATE.anomaly:
         _check_forward(op, arrays, out)
-    if needs_grad and STATE.grad_enabled:
-        result = Tensor(out, True)
-        result.node = Node(op.name, inputs, attrs, STATE.scope, vjp)
-        return result
-    return Tensor(out, False)
+    recording = needs_grad and STATE.grad_enabled
+    result = Tensor(out, recording)
+    if op.view and np.may_share_memory(out, arrays[0]):
+        result._share_version_with(inputs[0])
+    if recording:
+        node = Node(op.name, inputs, attrs, STATE.scope, vjp, versions, op.saves,
+                    result._version if op.saves_output else False)
+        node._output = weakref.ref(result)
+        result.node = node
+    return result
 
 
 def _check_forward(op, arrays, out):

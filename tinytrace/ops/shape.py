@@ -5,14 +5,14 @@ import numpy as np
 from .registry import primitive
 
 
-@primitive("reshape")
+@primitive("reshape", saves=(), view=True)
 def reshape(x, shape):
     def vjp(g):
         return (g.reshape(x.shape),)
     return x.reshape(shape), vjp
 
 
-@primitive("transpose")
+@primitive("transpose", saves=(), view=True)
 def transpose(x, axes=None):
     """Permute axes (reverse them when ``axes`` is None, like ``.T``)."""
     # Negative axes count from the end; make them positive before inverting the permutation.
@@ -22,31 +22,35 @@ def transpose(x, axes=None):
     return np.transpose(x, axes), vjp
 
 
-@primitive("getitem")
+@primitive("getitem", saves=(), view=True)
 def getitem(x, index):
     """``x[index]`` for ints, slices, ``None``, ``...`` and integer/boolean arrays.
 
-    The vjp scatters the gradient back with ``np.add.at``, so an index that picks the same
-    element twice (an embedding lookup of a repeated token) adds both contributions.
+    Any index NumPy treats as *advanced* (an array, a list or a tuple of ints inside the
+    index, such as ``x[:, (0, 0)]``) may pick one element several times (an embedding
+    lookup of a repeated token), so the vjp scatters with ``np.add.at``, which adds every
+    contribution; a basic index (ints, slices, ``None``, ``...``) picks each element at
+    most once and is written back directly.
     """
-    picks_repeats = _has_integer_array(index)
+    basic = _is_basic(index)
     def vjp(g):
         gx = np.zeros_like(x)
-        if picks_repeats:
-            np.add.at(gx, index, g)
+        if basic:
+            gx[index] = g
         else:
-            gx[index] = g          # basic/boolean indexing: each element at most once
+            np.add.at(gx, index, g)
         return (gx,)
     return x[index], vjp
 
 
-def _has_integer_array(index):
+def _is_basic(index):
+    """True if ``index`` is NumPy basic indexing: ints, slices, None and Ellipsis only."""
     parts = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(p, (np.ndarray, list)) and np.asarray(p).dtype.kind in "iu"
-               for p in parts)
+    return all(p is None or p is Ellipsis or isinstance(p, (slice, int, np.integer))
+               and not isinstance(p, bool) for p in parts)
 
 
-@primitive("concat")
+@primitive("concat", saves=())
 def concat(*xs, axis=0):
     bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
     def vjp(g):
@@ -54,14 +58,14 @@ def concat(*xs, axis=0):
     return np.concatenate(xs, axis=axis), vjp
 
 
-@primitive("stack")
+@primitive("stack", saves=())
 def stack(*xs, axis=0):
     def vjp(g):
         return tuple(np.moveaxis(g, axis, 0))
     return np.stack(xs, axis=axis), vjp
 
 
-@primitive("where")
+@primitive("where", saves=())
 def where(a, b, condition):
     """``condition ? a : b`` elementwise; ``condition`` is a boolean array (an attr)."""
     def vjp(g):

@@ -4,7 +4,7 @@ import numpy as np
 from .registry import primitive
 
 
-@primitive("exp")
+@primitive("exp", saves=(), saves_output=True)
 def exp(x):
     out = np.exp(x)
     def vjp(g):
@@ -19,7 +19,7 @@ def log(x):
     return np.log(x), vjp
 
 
-@primitive("sqrt")
+@primitive("sqrt", saves=(), saves_output=True)
 def sqrt(x):
     out = np.sqrt(x)
     def vjp(g):
@@ -35,7 +35,7 @@ def absolute(x):
     return np.abs(x), vjp
 
 
-@primitive("tanh")
+@primitive("tanh", saves=(), saves_output=True)
 def tanh(x):
     out = np.tanh(x)
     def vjp(g):
@@ -43,13 +43,43 @@ def tanh(x):
     return out, vjp
 
 
-@primitive("sigmoid")
+def _exp_minus_abs(x):
+    """e^-|x| in (0, 1]: never overflows, and keeps full relative precision."""
+    return np.exp(-np.abs(x))
+
+
+@primitive("sigmoid", saves=(), saves_output=True)
 def sigmoid(x):
-    # 1/(1+e^-x) overflows e^-x for x << 0; the tanh form is exact and never overflows.
-    out = 0.5 * (np.tanh(0.5 * x) + 1)
+    """1 / (1 + e^-x), with full relative precision in both tails.
+
+    With e = e^-|x|: sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, so
+    nothing overflows and a tiny result (x = -40: 4e-18) is not the difference of two
+    numbers near 1 (as ``0.5 tanh(x/2) + 0.5`` is: 0 in float32 below x = -17)."""
+    e = _exp_minus_abs(x)
+    out = np.where(x >= 0, 1, e) / (1 + e)
     def vjp(g):
         return (g * out * (1 - out),)
     return out, vjp
+
+
+@primitive("softplus")
+def softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for x >> 0, no lost digits
+    for x << 0. Its derivative is sigmoid(x)."""
+    e = _exp_minus_abs(x)
+    def vjp(g):
+        return (g * (np.where(x >= 0, 1, e) / (1 + e)),)
+    return np.maximum(x, 0) + np.log1p(e), vjp
+
+
+@primitive("logsigmoid")
+def logsigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): finite for every
+    finite x (log(sigmoid(-40)) is -40, not log(0)). Derivative: 1 - sigmoid(x)."""
+    e = _exp_minus_abs(x)
+    def vjp(g):
+        return (g * (np.where(x >= 0, e, 1) / (1 + e)),)
+    return np.minimum(x, 0) - np.log1p(e), vjp
 
 
 @primitive("relu")
@@ -60,7 +90,7 @@ def relu(x):
     return np.maximum(x, 0), vjp
 
 
-@primitive("clip")
+@primitive("clip", saves_output=True)
 def clip(x, low=None, high=None):
     """Clamp to [low, high]; gradient passes where low <= x <= high (as PyTorch's clamp)."""
     out = np.clip(x, low, high)
@@ -69,7 +99,7 @@ def clip(x, low=None, high=None):
     return out, vjp
 
 
-@primitive("astype", same_float_dtype=False)
+@primitive("astype", same_float_dtype=False, saves=())
 def astype(x, dtype):
     """Change the dtype (e.g. float32 -> float64); the gradient is cast back."""
     def vjp(g):
