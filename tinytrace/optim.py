@@ -17,10 +17,13 @@ class Optimizer:
             p.grad = None
 
     def step(self):
+        """Update every parameter that has a gradient (in place: each one's version goes
+        up, so a retained graph that saved the old values refuses a second backward)."""
         self.steps += 1
         for i, p in enumerate(self.params):
             if p.grad is not None:
                 self.update(i, p, p.grad)
+                p._version += 1
 
     def update(self, i, p, grad):
         raise NotImplementedError

@@ -1,19 +1,32 @@
 """``Tensor``: an array, its gradient, and the node that made it.
 
 A Tensor is deliberately thin: ``.data`` is the backend array (NumPy, or CuPy on a GPU),
-``.grad`` is an array of the same shape (or ``None``), and ``.node`` is the ``graph.Node``
+``.grad`` is an array of the same shape (or ``None``), and ``.node`` is the ``autograd.Node``
 that recorded it (``None`` for a leaf). Every operator below is one call into an op from
 the table in ``tinytrace.ops``.
 """
 import numpy as np
 
-from . import graph as _graph
+from . import autograd as _autograd
+from .context import STATE as _STATE
+from .errors import DTypeError, ShapeError, describe
 
 DEFAULT_FLOAT = np.float32
 
 
 class Tensor:
-    __slots__ = ("data", "grad", "requires_grad", "node", "name", "__weakref__")
+    """An array (``.data``), its gradient (``.grad``) and the ``Node`` that made it.
+
+    Made by ``tt.tensor(...)`` (a leaf) or by an op on tensors (``.node`` records the op,
+    its inputs and its scope). ``backward()`` fills the ``.grad`` of every leaf that
+    ``requires_grad``. ``_version`` counts in-place changes (``+=``, ``[...] =``, optimizer
+    steps): ``backward`` refuses a vjp whose saved input changed since it was recorded.
+    A view (``x.T``, ``x[1:]``, ``x.reshape(...)``, ``x.detach()``) shares its base's
+    counter, since writing one writes the other. Writes straight into the array behind
+    ``.data`` bypass the count, as in PyTorch.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "node", "name", "_counter", "__weakref__")
     __array_priority__ = 1000      # make ``ndarray + Tensor`` call ``Tensor.__radd__``
 
     def __init__(self, data, requires_grad=False):
@@ -23,6 +36,25 @@ class Tensor:
         self.requires_grad = requires_grad
         self.node = None
         self.name = None
+        self._counter = None       # version cell [n], shared with views; None: version 0
+
+    @property
+    def _version(self):
+        counter = self._counter
+        return 0 if counter is None else counter[0]
+
+    @_version.setter
+    def _version(self, value):
+        if self._counter is None:
+            self._counter = [value]
+        else:
+            self._counter[0] = value
+
+    def _share_version_with(self, base):
+        """Make this tensor (a view of ``base``'s memory) count versions with ``base``."""
+        if base._counter is None:
+            base._counter = [0]
+        self._counter = base._counter
 
     # ---- what it is -------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -35,7 +67,36 @@ class Tensor:
         return self.node is None
 
     def __len__(self):
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """Rows along the first axis, each ``self[i]`` (so ``a, b = x`` and ``for row in x``
+        work, and gradients flow back through each row, as in PyTorch)."""
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __array__(self, dtype=None, copy=None):
+        """The data for NumPy (``np.asarray(x)``, ``np.exp(x)``, ``plt.plot(x)``): a view,
+        never part of the graph."""
+        data = self.numpy()
+        if copy:
+            return np.array(data, dtype=dtype, copy=True)
+        return np.asarray(data, dtype=dtype)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.data.dtype.kind not in "iub":
+            raise TypeError(f"only integer tensors of one element can be used as an index, "
+                            f"not {self.dtype}")
+        return int(self.item())
 
     def __repr__(self):
         body = np.array2string(np.asarray(self.numpy()), precision=4, separator=", ",
@@ -63,22 +124,25 @@ class Tensor:
         return self.numpy().tolist()
 
     def detach(self):
-        """The same data, cut from the graph (no grad flows back through it)."""
-        return Tensor(self.data, False)
+        """The same data, cut from the graph (no grad flows back through it); it shares
+        this tensor's version counter, as the memory is the same."""
+        t = Tensor(self.data, False)
+        t._share_version_with(self)
+        return t
 
     # ---- autograd ----------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (implicit 1 for scalars)."""
-        _graph.backward(self, grad, retain_graph)
+        _autograd.backward(self, grad, retain_graph)
 
     def retain_grad(self):
         """Also keep ``.grad`` for this interior tensor when backward runs."""
-        _graph.retain(self)
+        _autograd.retain(self)
         return self
 
     def graph(self):
         """The computation graph that produced this tensor, as a ``Graph`` object."""
-        from .inspect import Graph
+        from .graph import Graph
         return Graph(self)
 
     def requires_grad_(self, flag=True):
@@ -128,6 +192,75 @@ class Tensor:
 
     def __rmatmul__(self, other):
         return _ops.matmul(_lift(other, self), self)
+
+    # In-place operators change ``.data`` and keep the object (a Parameter stays one), and
+    # bump the version. On a tensor that records gradients they would rewrite history, so:
+    # a leaf that requires grad refuses (update it under ``tt.no_grad()``), and an interior
+    # result is replaced by a new node (``y += 1`` is ``y = y + 1``), leaving the old one
+    # intact for the ops that saved it.
+    def _recording(self, what):
+        """True if an in-place change must not touch this tensor (it records gradients);
+        raises for a leaf, which the graph would silently see change."""
+        if not (self.requires_grad and _STATE.grad_enabled):
+            return False
+        if self.node is None:
+            label = f" ({self.name!r})" if self.name else ""
+            raise RuntimeError(f"{what} on a leaf tensor that requires grad{label} would "
+                               "change it while the graph is recorded; do it inside "
+                               "`with tt.no_grad():`")
+        return True
+
+    def _write(self, what, write, value):
+        """Run ``write(self.data, value)`` in place, with errors that say what was wrong."""
+        value = value.data if isinstance(value, Tensor) else value
+        try:
+            write(self.data, value)
+        except (TypeError, ValueError) as err:      # incl. NumPy's UFuncTypeError
+            kind = DTypeError if isinstance(err, TypeError) else ShapeError
+            raise kind(f"{what} on a {tuple(self.shape)} {self.dtype} tensor with "
+                       f"{describe([np.asarray(value)])}: {err}") from None
+        self._version += 1
+        return self
+
+    def _update(self, symbol, ufunc, other, fallback):
+        if self._recording(f"'{symbol}'"):
+            return fallback(self, other)
+        return self._write(f"'{symbol}'", lambda a, v: ufunc(a, v, out=a), other)
+
+    def __iadd__(self, other):
+        return self._update("+=", np.add, other, Tensor.__add__)
+
+    def __isub__(self, other):
+        return self._update("-=", np.subtract, other, Tensor.__sub__)
+
+    def __imul__(self, other):
+        return self._update("*=", np.multiply, other, Tensor.__mul__)
+
+    def __itruediv__(self, other):
+        return self._update("/=", np.true_divide, other, Tensor.__truediv__)
+
+    def __setitem__(self, index, value):
+        """``x[index] = value`` in place (not on a tensor that records gradients)."""
+        if self._recording("item assignment"):
+            raise RuntimeError("item assignment on a result that requires grad is not "
+                               "recorded in the graph; build a new tensor (tt.where, "
+                               "tt.concat) or assign inside `with tt.no_grad():`")
+        index = _raw_index(index)
+        self._write("item assignment", lambda a, v: a.__setitem__(index, v), value)
+
+    def fill_(self, value):
+        """Set every element to ``value`` in place."""
+        self[...] = value
+        return self
+
+    def zero_(self):
+        """Set every element to 0 in place."""
+        return self.fill_(0)
+
+    def copy_(self, source):
+        """Copy ``source``'s values into this tensor in place (shapes must broadcast)."""
+        self[...] = source
+        return self
 
     # Comparisons give boolean tensors outside the graph (they have no gradient).
     def __lt__(self, other):
@@ -214,6 +347,12 @@ class Tensor:
     def relu(self):
         return _ops.relu(self)
 
+    def softplus(self):
+        return _ops.softplus(self)
+
+    def logsigmoid(self):
+        return _ops.logsigmoid(self)
+
     def clip(self, low=None, high=None):
         return _ops.clip(self, low=low, high=high)
 
@@ -225,12 +364,20 @@ class Tensor:
 
 
 def _lift(value, like):
-    """A constant operand as a Tensor; Python numbers take ``like``'s float dtype."""
+    """A constant operand as a Tensor. Python numbers take ``like``'s float dtype; a float
+    with an integer tensor gives the default float dtype (PyTorch's promotion)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float)) and like.data.dtype.kind in "fc":
-        return Tensor(np.asarray(value, dtype=like.data.dtype))
+    if isinstance(value, (bool, int, float)):
+        kind = like.data.dtype.kind
+        if kind in "fc":
+            return Tensor(np.asarray(value, dtype=like.data.dtype))
+        if isinstance(value, float):
+            return Tensor(np.asarray(value, dtype=DEFAULT_FLOAT))
+        if kind in "iu" and not isinstance(value, bool):
+            return Tensor(np.asarray(value, dtype=like.data.dtype))
     return Tensor(np.asarray(value))
+
 
 
 def _raw(value):

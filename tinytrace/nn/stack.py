@@ -114,6 +114,13 @@ def neural_stack_read(values, strengths):
 
     with ``min(a, b) = a - relu(a - b)``. ``values`` (B, n, m), ``strengths`` (B, n);
     returns (B, m).
+
+    Ties: where ``s_t[i]`` equals the room left exactly (a common case: strengths of
+    exactly 1 or 0 after saturated pushes and pops), ``relu``'s gradient at 0 is 0, so
+    the whole gradient of the min goes to ``s_t[i]`` and none to the room (i.e. to the
+    strengths above it); likewise ``max(0, 1 - above)`` passes no gradient when the
+    strength above is exactly 1. PyTorch's ``torch.minimum`` would split a tie evenly, so
+    gradients through an exact tie differ from such a port, by design, not by accident.
     """
     B, n, m = values.shape
     above = strengths @ _strictly_above(n, strengths.dtype)
@@ -200,8 +207,9 @@ class StackRNN(_StackAugmented):
     Below the bottom the stack holds ``empty_value`` (default -1, outside the (0, 1) range
     of pushed values, so "empty" is visible to the controller). ``noop=False`` gives the
     paper's two-action (push, pop) version. ``stack_depth=None`` makes D equal to the
-    sequence length, so nothing is ever pushed off the bottom (an unbounded stack); a
-    number bounds it. The module's output is h_t; put a ``Linear`` on it for predictions
+    sequence length, so nothing is ever pushed off the bottom (an unbounded stack; a
+    stream continued with ``model(x2, state)`` grows the stack by as many cells as the new
+    steps could push); a number bounds it. The module's output is h_t; put a ``Linear`` on it for predictions
     (the paper's y_t = softmax(V h_t)).
 
     Parameters: ``controller`` (the cell, input size ``input_size + read_depth *
@@ -245,6 +253,8 @@ class StackRNN(_StackAugmented):
             depth = max(self.stack_depth or T, self.read_depth)
             state = self.initial_state(B, depth, x.dtype)
         h_state, stack, occupancy = state
+        if self.stack_depth is None:      # unbounded: T more steps can push T more cells
+            stack, occupancy = self._grow(stack, occupancy, T)
         D, m, k = stack.shape[1], self.stack_width, self.read_depth
         K = 3 if self.noop else 2
         step = self._controller_step()
@@ -277,6 +287,19 @@ class StackRNN(_StackAugmented):
                   "noop": actions[..., 2] if self.noop else np.zeros_like(actions[..., 0])}
         record.update({key: np.stack(v) for key, v in rec.items()})
         return self._finish(outputs), (h_state, stack, occupancy), record
+
+    def _grow(self, stack, occupancy, steps):
+        """Room for ``steps`` more pushes: empty cells appended below a continued stack
+        (a fresh one was already made deep enough), so nothing falls off the bottom."""
+        B, D, m = stack.shape
+        reached = occupancy.any(axis=0) | (stack.data != self.empty_value).any(axis=(0, 2))
+        filled = int(np.flatnonzero(reached)[-1]) + 1 if reached.any() else 0
+        missing = filled + steps - D
+        if missing <= 0:
+            return stack, occupancy
+        empty = Tensor(np.full((B, missing, m), self.empty_value, dtype=stack.dtype))
+        return (F.concat([stack, empty], axis=1),
+                np.concatenate([occupancy, np.zeros((B, missing), occupancy.dtype)], axis=1))
 
     def extra_repr(self):
         return (super().extra_repr() + f", stack_width={self.stack_width}, "
