@@ -347,3 +347,38 @@ def test_a_float64_seed_on_a_float32_graph_gives_float32_grads_everywhere(shape_
            "broadcast": a + b}[shape_of_graph]
     out.backward(np.ones(out.shape, dtype=np.float64))
     assert a.grad.dtype == np.float32 and b.grad.dtype == np.float32
+
+
+# ---- PyTorch habits: iterating, NumPy conversion, Python numbers, promotion ----------------
+
+def test_iterating_and_unpacking_give_rows_that_carry_gradient():
+    x = f64([[1.0, 2.0], [3.0, 4.0]])
+    a, b = x
+    assert a.tolist() == [1.0, 2.0] and b.tolist() == [3.0, 4.0]
+    rows = [row for row in x]
+    (rows[0] * 2.0 + rows[1] * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [[2.0, 2.0], [3.0, 3.0]])
+    with pytest.raises(TypeError, match="0-d"):
+        iter(tt.tensor(1.0))
+
+
+def test_numpy_sees_the_data_as_an_array_outside_the_graph():
+    x = f64([0.0, 1.0])
+    view = np.asarray(x)
+    assert view.dtype == np.float64 and np.shares_memory(view, x.data)
+    np.testing.assert_allclose(np.exp(x), np.exp(x.data))
+    assert isinstance(np.exp(x), np.ndarray)
+    assert float(tt.tensor([2.5])) == 2.5 and int(tt.tensor(7)) == 7
+    assert [10, 20, 30][tt.tensor(1)] == 20
+    with pytest.raises(ValueError, match="1"):
+        float(x)
+
+
+def test_an_integer_tensor_with_a_float32_one_gives_float32_as_in_pytorch():
+    i = tt.tensor([1, 2])
+    f = tt.tensor([0.5, 0.25], requires_grad=True)
+    assert (i * f).dtype == np.float32 and (f + i).dtype == np.float32
+    assert (i * 0.5).dtype == np.float32 and (i + 1).dtype == i.dtype
+    (i * f).sum().backward()
+    assert f.grad.dtype == np.float32
+    np.testing.assert_allclose(f.grad, [1.0, 2.0])

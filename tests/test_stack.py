@@ -351,7 +351,8 @@ def test_shapes_records_and_batch_first(cls, controller):
         model(tt.tensor(x[..., :4]))
 
 
-@pytest.mark.parametrize("cls,kwargs", [(StackRNN, {"stack_depth": 12}), (NeuralStackRNN, {})])
+@pytest.mark.parametrize("cls,kwargs", [(StackRNN, {"stack_depth": 12}), (StackRNN, {}),
+                                        (NeuralStackRNN, {})])
 def test_state_carries_a_stream_across_calls(cls, kwargs):
     tt.manual_seed(0)
     model = cls(4, 5, controller="lstm", dtype=F64, **kwargs)
@@ -359,6 +360,22 @@ def test_state_carries_a_stream_across_calls(cls, kwargs):
     whole, _, _ = model(x)
     first, state, _ = model(x[:4])
     second, _, _ = model(x[4:], state)
+    np.testing.assert_allclose(np.concatenate([first.data, second.data]), whole.data,
+                               rtol=1e-12)
+
+
+def test_unbounded_stack_grows_on_a_continued_call_so_nothing_falls_off():
+    # Pushing on every step: an 8-step input split 2 + 6 must end with 8 cells, as whole.
+    tt.manual_seed(0)
+    model = StackRNN(3, 4, dtype=F64)
+    _set_actions(model, {"action": [40.0, -40.0, -40.0]})
+    x = t64(np.random.default_rng(2).normal(size=(8, 1, 3)))
+    whole, (_, stack_whole, _), rec_whole = model(x)
+    first, state, _ = model(x[:2])
+    second, (_, stack_split, _), rec_split = model(x[2:], state)
+    assert stack_split.shape == stack_whole.shape == (1, 8, 1)
+    np.testing.assert_allclose(stack_split.data, stack_whole.data, rtol=1e-12)
+    np.testing.assert_allclose(rec_split["depth"][-1], [8.0])
     np.testing.assert_allclose(np.concatenate([first.data, second.data]), whole.data,
                                rtol=1e-12)
 
