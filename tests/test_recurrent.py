@@ -483,7 +483,7 @@ def test_constant_input_skips_its_gradient_but_not_the_weights(kind):
 # ---- the kernels' recycled workspace ------------------------------------------------------
 
 def test_workspace_recycles_only_blocks_nothing_points_into():
-    from tinytrace.kernels._common import Workspace
+    from tinytrace.kernels.workspace import Workspace
     space = Workspace(idle_budget=2**20)
     first = space.take(4000)
     second = space.take(4000)
@@ -500,7 +500,7 @@ def test_workspace_recycles_only_blocks_nothing_points_into():
 
 
 def test_carve_cuts_aligned_views_of_one_block():
-    from tinytrace.kernels._common import carve
+    from tinytrace.kernels.workspace import carve
     a, b, c = carve(np.float32, (3, 5), (7,), (2, 2, 2))
     assert (a.shape, b.shape, c.shape) == ((3, 5), (7,), (2, 2, 2))
     assert a.dtype == b.dtype == c.dtype == np.float32

@@ -20,27 +20,10 @@ from .gradcheck import gradcheck
 from .graph import Graph
 from .random import manual_seed
 from .serialize import load, save
-from .tensor import Tensor, tensor
+from .tensor import Tensor, ones, randn, tensor, zeros
 
 float32 = np.float32
 float64 = np.float64
-
-
-def zeros(*shape, dtype=np.float32, requires_grad=False):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.zeros(shape, dtype=dtype), requires_grad)
-
-
-def ones(*shape, dtype=np.float32, requires_grad=False):
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(np.ones(shape, dtype=dtype), requires_grad)
-
-
-def randn(*shape, dtype=np.float32, requires_grad=False, rng=None):
-    """Standard-normal samples from the global generator (``tt.manual_seed``) or ``rng``."""
-    from .random import generator
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    return Tensor(generator(rng).standard_normal(shape).astype(dtype), requires_grad)
 
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from .context import STATE
+from .context import STATE, scope_phrase
 from .errors import AnomalyError, BackwardError, describe
 
 
@@ -221,7 +221,7 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             found[id(node.output)] = g
         vjp = node.vjp
         if vjp is None:
-            raise BackwardError(f"backward(): the graph through '{node.op}' ({_scope(node)}) "
+            raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
                                 "was freed by an earlier backward(); pass retain_graph=True "
                                 "to the first backward() to go twice")
         _check_versions(node)
@@ -239,7 +239,7 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
                 try:
                     gi = unbroadcast(gi, t.data.shape)
                 except ValueError as err:
-                    raise BackwardError(f"backward of '{node.op}' ({_scope(node)}), "
+                    raise BackwardError(f"backward of '{node.op}' ({scope_phrase(node.scope)}), "
                                         f"an input of shape {t.shape}: {err}") from None
             parent = t.node
             if parent is None:
@@ -254,10 +254,6 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
     return found
 
 
-def _scope(node):
-    return f"scope '{node.scope}'" if node.scope else "top-level scope"
-
-
 def _check_versions(node):
     """PyTorch's rule: refuse to run a vjp whose saved input (or output) was changed in
     place after the op recorded it, since it would mix old and new values silently."""
@@ -267,7 +263,7 @@ def _check_versions(node):
             what = f"input {i} ({t.name!r}, shape {tuple(t.shape)})" if t.name else \
                 f"input {i} (shape {tuple(t.shape)})"
             raise BackwardError(
-                f"backward(): {what} of '{node.op}' ({_scope(node)}) was modified in place "
+                f"backward(): {what} of '{node.op}' ({scope_phrase(node.scope)}) was modified in place "
                 f"after the op saved it (version {node.versions[i]} -> {t._version}); the "
                 "gradient would mix old and new values. Compute it again after the change, "
                 "or change a copy")
@@ -275,7 +271,7 @@ def _check_versions(node):
         out = node.output
         if out is not None and out._version != node.saves_output:
             raise BackwardError(
-                f"backward(): the output of '{node.op}' ({_scope(node)}) was modified in "
+                f"backward(): the output of '{node.op}' ({scope_phrase(node.scope)}) was modified in "
                 f"place after the op saved it (version {node.saves_output} -> "
                 f"{out._version}); its gradient would use the new values")
 
@@ -286,7 +282,7 @@ def _check_backward(node, grad_output, input_grads):
     for i, gi in enumerate(input_grads):
         if gi is not None and not np.all(np.isfinite(gi)):
             raise AnomalyError(
-                f"backward of '{node.op}' (scope '{node.scope or '<top>'}') produced NaN/inf "
+                f"backward of '{node.op}' ({scope_phrase(node.scope)}) produced NaN/inf "
                 f"in the gradient of input {i} from a finite output gradient; "
                 f"inputs: {describe([t.data for t in node.inputs])}, attrs: {node.attrs}")
 

@@ -1,7 +1,7 @@
 """Global recording state: is gradient recording on, which scope are we in, is anomaly mode
 on, which nodes does backward block (``autograd.block_backward``).
 
-Kept in one tiny module so the hot path (``ops.apply``) reads three plain attributes.
+Kept in one tiny module so the hot path (``ops.registry._record``) reads three plain attributes.
 """
 import contextlib
 
@@ -65,6 +65,13 @@ def scope(name):
 
 def current_scope():
     return STATE.scope
+
+
+def scope_phrase(path=None):
+    """How errors name a scope: ``"scope 'mlp/fc1'"``, or ``"top-level scope"`` for ``""``
+    (``path=None``: the current one). One spelling everywhere."""
+    path = STATE.scope if path is None else path
+    return f"scope '{path}'" if path else "top-level scope"
 
 
 @contextlib.contextmanager

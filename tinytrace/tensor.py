@@ -10,6 +10,8 @@ import numpy as np
 from . import autograd as _autograd
 from .context import STATE as _STATE
 from .errors import DTypeError, ShapeError, describe
+from .graph import Graph
+from .random import generator
 
 DEFAULT_FLOAT = np.float32
 
@@ -142,7 +144,6 @@ class Tensor:
 
     def graph(self):
         """The computation graph that produced this tensor, as a ``Graph`` object."""
-        from .graph import Graph
         return Graph(self)
 
     def requires_grad_(self, flag=True):
@@ -306,12 +307,11 @@ class Tensor:
         return Tensor(self.data.argmax(axis=axis))
 
     def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _ops.reshape(self, shape=tuple(shape))
+        return _ops.reshape(self, shape=_sizes(shape))
 
     def transpose(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        return _ops.transpose(self, axes=tuple(axes) if axes else None)
+        axes = _sizes(axes)
+        return _ops.transpose(self, axes=axes if axes else None)
 
     @property
     def T(self):
@@ -388,6 +388,29 @@ def _raw_index(index):
     if isinstance(index, tuple):
         return tuple(_raw(i) for i in index)
     return _raw(index)
+
+
+def _sizes(args):
+    """``f(2, 3)`` and ``f((2, 3))`` both mean (2, 3): PyTorch's shape-argument idiom."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = args[0]
+    return tuple(args)
+
+
+def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """A leaf of zeros: ``tt.zeros(2, 3)`` or ``tt.zeros((2, 3))``."""
+    return Tensor(np.zeros(_sizes(shape), dtype=dtype), requires_grad)
+
+
+def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+    """A leaf of ones: ``tt.ones(2, 3)`` or ``tt.ones((2, 3))``."""
+    return Tensor(np.ones(_sizes(shape), dtype=dtype), requires_grad)
+
+
+def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, rng=None):
+    """Standard-normal samples from the global generator (``tt.manual_seed``) or ``rng``."""
+    data = generator(rng).standard_normal(_sizes(shape)).astype(dtype)
+    return Tensor(data, requires_grad)
 
 
 def tensor(data, requires_grad=False, dtype=None, name=None):

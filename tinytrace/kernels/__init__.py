@@ -21,14 +21,14 @@ loop, the recurrence with preallocated buffers and in-place ufuncs inside it, an
 weight gradients as one product over the T·B stacked rows after it. float32 stays
 float32. ``lengths`` (B,) ints: a row's state is frozen from step ``lengths[b]`` on.
 
-Their big per-call buffers are cut from ``WORKSPACE`` (``_common.Workspace``), which
+Their big per-call buffers are cut from ``WORKSPACE`` (``workspace.Workspace``), which
 recycles a block once no array points into it, so a training loop does not fault fresh
 pages in at every step; ``WORKSPACE.clear()`` drops its idle blocks (e.g. before measuring
 memory with ``tracemalloc``, which cannot see a reused block as a new allocation).
 
 The numba (CPU) and CuPy (GPU) versions a later issue adds must match these references.
 """
-from ._common import WORKSPACE
+from .workspace import WORKSPACE
 from .gru import gru_backward, gru_forward
 from .lstm import lstm_backward, lstm_forward
 from .rnn import rnn_backward, rnn_forward

@@ -1,9 +1,22 @@
-"""Helpers shared by the recurrent kernels: padding masks, in-place activations and their
-derivatives, and the recycled workspace their big buffers are cut from."""
-import sys
-import threading
-
+"""The math the recurrent kernels share: padding masks, in-place activations and their
+derivatives, the incoming state gradient of a backward step, and the packed result.
+(The buffers they cut their arrays from are recycled by ``workspace.py``.)"""
 import numpy as np
+
+
+def check_lengths(lengths, steps, batch, where="lengths"):
+    """``lengths`` as an int64 array of shape (batch,) with values in [0, steps], or None;
+    anything else is a ``ValueError`` that starts with ``where`` (who is asking)."""
+    if lengths is None:
+        return None
+    lengths = np.asarray(lengths)
+    if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
+        raise ValueError(f"{where}: lengths must be an int array of shape (batch,) = "
+                         f"({batch},), got {lengths.shape} {lengths.dtype}")
+    if lengths.size and (lengths.min() < 0 or lengths.max() > steps):
+        raise ValueError(f"{where}: lengths must lie in [0, T={steps}], got "
+                         f"[{lengths.min()}, {lengths.max()}]")
+    return lengths.astype(np.int64, copy=False)
 
 
 def step_masks(lengths, steps):
@@ -75,82 +88,3 @@ def pack_outputs(h, masks, *finals):
     for k, final in enumerate(finals):
         packed[steps + k] = final
     return packed
-
-
-def carve(dtype, *shapes):
-    """Several arrays cut from ONE block of memory (views into it), in order.
-
-    The block comes from ``WORKSPACE``: the same few multi-megabyte buffers are needed at
-    every training step, and fresh ones from the C allocator cost a page fault per 4 KiB
-    (glibc hands big freed blocks back to the OS), about 15% of an LSTM step. The views
-    keep the block busy for as long as any of them lives.
-    """
-    dtype = np.dtype(dtype)
-    sizes = [int(np.prod(shape)) * dtype.itemsize for shape in shapes]
-    starts = [0]
-    for size in sizes:
-        starts.append(starts[-1] + -(-size // 64) * 64)      # 64-byte aligned pieces
-    block = WORKSPACE.take(starts[-1])
-    return [block[start:start + size].view(dtype).reshape(shape)
-            for shape, start, size in zip(shapes, starts, sizes)]
-
-
-def _references(blocks, i):
-    return sys.getrefcount(blocks[i])
-
-
-class Workspace:
-    """Recycles the kernels' big blocks once no array points into them any more.
-
-    Every array cut from a block is a view whose ``.base`` is the block, so the block's
-    reference count is above the baseline exactly while something still uses it (saved
-    for a backward, or an output someone holds). ``take`` hands out the most recently used
-    free block that fits, or allocates one; free blocks beyond ``idle_budget`` bytes are
-    dropped, and blocks larger than that are never kept. (Without ``sys.getrefcount``, as
-    on PyPy, nothing is kept: every call allocates.)
-    """
-
-    def __init__(self, idle_budget=64 * 2**20):
-        self.idle_budget = idle_budget
-        self.blocks = []                  # uint8 arrays, least recently used first
-        self._lock = threading.Lock()
-
-    def _free(self, i):
-        return _references(self.blocks, i) <= _FREE_REFERENCES
-
-    def take(self, nbytes):
-        nbytes = max(int(nbytes), 1)
-        if not _CAN_COUNT or nbytes > self.idle_budget:
-            return np.empty(nbytes, np.uint8)
-        with self._lock:
-            for i in range(len(self.blocks) - 1, -1, -1):
-                size = self.blocks[i].nbytes
-                if nbytes <= size <= 2 * nbytes and self._free(i):
-                    block = self.blocks.pop(i)
-                    self.blocks.append(block)
-                    return block[:nbytes]
-            block = np.empty(nbytes, np.uint8)
-            self.blocks.append(block)
-            idle = sum(b.nbytes for i, b in enumerate(self.blocks) if self._free(i))
-            i = 0
-            while idle > self.idle_budget and i < len(self.blocks) - 1:
-                if self._free(i):
-                    idle -= self.blocks.pop(i).nbytes
-                else:
-                    i += 1
-            return block
-
-    def clear(self):
-        """Drop every cached block (busy ones live on in the arrays that use them)."""
-        with self._lock:
-            self.blocks.clear()
-
-    def __repr__(self):
-        busy = sum(not self._free(i) for i in range(len(self.blocks)))
-        total = sum(b.nbytes for b in self.blocks)
-        return f"Workspace({len(self.blocks)} blocks, {busy} busy, {total / 2**20:.1f} MiB)"
-
-
-_CAN_COUNT = hasattr(sys, "getrefcount")
-_FREE_REFERENCES = _references([np.empty(1, np.uint8)], 0) if _CAN_COUNT else 0
-WORKSPACE = Workspace()

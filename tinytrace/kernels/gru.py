@@ -27,9 +27,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import (carve, incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
-                      step_masks,
-                      tanh_grad_)
+from ._common import (incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
+                      step_masks, tanh_grad_)
+from .workspace import carve
 
 GRUSaved = namedtuple("GRUSaved", "x w_ih w_hh gates a h masks")
 GRUSaved.__doc__ = """What ``gru_backward`` needs: the inputs, the activated gates

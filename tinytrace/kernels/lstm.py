@@ -28,9 +28,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import (carve, incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
-                      step_masks,
-                      tanh_grad_)
+from ._common import (incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
+                      step_masks, tanh_grad_)
+from .workspace import carve
 
 LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c masks")
 LSTMSaved.__doc__ = """What ``lstm_backward`` needs: the inputs, the activated gates

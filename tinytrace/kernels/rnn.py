@@ -20,7 +20,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._common import carve, incoming_state_grad, pack_outputs, step_masks
+from ._common import incoming_state_grad, pack_outputs, step_masks
+from .workspace import carve
 
 RNNSaved = namedtuple("RNNSaved", "x w_ih w_hh h nonlinearity masks")
 RNNSaved.__doc__ = """What ``rnn_backward`` needs: the inputs, the states h (T+1, B, H)

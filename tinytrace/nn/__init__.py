@@ -2,7 +2,8 @@
 from . import functional, utils
 from .layers import Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module, Parameter
-from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .cells import GRUCell, LSTMCell, RNNCell
+from .recurrent import GRU, LSTM, RNN
 from .stack import NeuralStackRNN, StackRNN
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import functions as F
 from ..random import generator
+from .functional import embedding
 from .module import Module, Parameter
 
 
@@ -40,7 +41,6 @@ class Embedding(Module):
             (num_embeddings, embedding_dim)).astype(dtype))
 
     def forward(self, indices):
-        from .functional import embedding
         return embedding(indices, self.weight)
 
     def extra_repr(self):

@@ -1,5 +1,6 @@
-"""Recurrent layers: ``RNNCell``, ``LSTMCell``, ``GRUCell`` and the sequence layers ``RNN``,
-``LSTM``, ``GRU`` — PyTorch's shapes, parameter names, gate order and initialisation.
+"""Recurrent sequence layers ``RNN``, ``LSTM``, ``GRU`` — PyTorch's shapes, parameter names,
+gate order and initialisation. (The cells and the step functions they share with these
+layers live in ``cells.py``.)
 
 A cell is one time step built from ordinary ops, every gate in its own scope, so the graph
 of ``lstm(x)`` has nodes with paths like ``lstm/t=7/forget_gate``. A sequence layer runs
@@ -43,236 +44,16 @@ import contextlib
 import numpy as np
 
 from .. import functions as F
-from ..context import STATE, scope
+from ..context import scope, scope_phrase
 from ..errors import ShapeError
+from ..kernels._common import check_lengths, step_masks
+from ..ops import recurrent as fused_ops
 from ..random import generator
 from ..tensor import Tensor
+from .cells import (GRU_GATES, LSTM_GATES, RNN_GATES, check_dtype_arg, gru_step, lstm_step,
+                    rnn_step, split_gates, zeros_state)
 from .layers import uniform
 from .module import Module, Parameter
-
-RNN_GATES = ("hidden",)
-LSTM_GATES = ("input_gate", "forget_gate", "cell_candidate", "output_gate")   # i, f, g, o
-GRU_GATES = ("reset_gate", "update_gate", "candidate")                       # r, z, n
-
-
-# ---- one time step, op by op (shared by the cells and the traced sequence layers) ----------
-
-def split_gates(w_ih, w_hh, b_ih, b_hh, gates):
-    """Cut PyTorch's stacked parameters into one ``(W_x^T, W_h^T, b_x, b_h)`` per gate.
-
-    Row block k (rows k*H .. (k+1)*H) of ``weight_ih``/``weight_hh``/``bias_*`` belongs to
-    gate k. Each gate's slices are recorded inside that gate's scope, so the gradient that
-    reaches a weight can be read off per gate. Biases are ``None`` for ``bias=False``.
-    """
-    hidden = w_hh.shape[1]
-    params = {}
-    for k, gate in enumerate(gates):
-        rows = slice(k * hidden, (k + 1) * hidden)
-        with scope(gate):
-            params[gate] = (w_ih[rows].T, w_hh[rows].T,
-                            None if b_ih is None else b_ih[rows],
-                            None if b_hh is None else b_hh[rows])
-    return params
-
-
-def _affine(x, w_t, b):
-    y = x @ w_t
-    return y if b is None else y + b
-
-
-def _from_input(x, gate):
-    """``W_x x + b_x`` for one gate (``gate`` is a ``split_gates`` entry)."""
-    return _affine(x, gate[0], gate[2])
-
-
-def _from_state(h, gate):
-    """``W_h h + b_h`` for one gate."""
-    return _affine(h, gate[1], gate[3])
-
-
-def _keep(keep, new, old):
-    """``new`` where ``keep`` (a (B, 1) bool array) holds, else ``old``: finished rows of a
-    variable-length batch carry their state through padded steps unchanged."""
-    return new if keep is None else F.where(keep, new, old)
-
-
-def rnn_step(x, h, params, nonlinearity="tanh", keep=None):
-    """Elman RNN step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``, act = tanh or relu.
-
-    ``params`` comes from ``split_gates``; ``keep`` (B, 1) bool, if given, freezes the
-    rows where it is False (padding): their h' is h.
-    """
-    act = F.tanh if nonlinearity == "tanh" else F.relu
-    with scope("hidden"):
-        new = act(_from_input(x, params["hidden"]) + _from_state(h, params["hidden"]))
-        return _keep(keep, new, h)
-
-
-def lstm_step(x, h, c, params, keep=None):
-    """LSTM step (PyTorch's equations, gate order i, f, g, o)::
-
-        i  = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input_gate
-        f  = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget_gate
-        g  = tanh(W_ig x + b_ig + W_hg h + b_hg)         cell_candidate
-        o  = sigmoid(W_io x + b_io + W_ho h + b_ho)      output_gate
-        c' = f * c + i * g                               cell
-        h' = o * tanh(c')                                hidden
-
-    ``keep`` (B, 1) bool, if given, freezes the rows where it is False (h' = h, c' = c).
-    """
-    p = params
-    with scope("input_gate"):
-        i = F.sigmoid(_from_input(x, p["input_gate"]) + _from_state(h, p["input_gate"]))
-    with scope("forget_gate"):
-        f = F.sigmoid(_from_input(x, p["forget_gate"]) + _from_state(h, p["forget_gate"]))
-    with scope("cell_candidate"):
-        g = F.tanh(_from_input(x, p["cell_candidate"]) + _from_state(h, p["cell_candidate"]))
-    with scope("output_gate"):
-        o = F.sigmoid(_from_input(x, p["output_gate"]) + _from_state(h, p["output_gate"]))
-    with scope("cell"):
-        c = _keep(keep, f * c + i * g, c)
-    with scope("hidden"):
-        h = _keep(keep, o * F.tanh(c), h)
-    return h, c
-
-
-def gru_step(x, h, params, keep=None):
-    """GRU step (PyTorch's equations, gate order r, z, n)::
-
-        r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)         reset_gate
-        z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)         update_gate
-        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))      candidate
-        h' = (1 - z) * n + z * h   = n + z * (h - n)        hidden
-
-    ``keep`` (B, 1) bool, if given, freezes the rows where it is False (h' = h).
-    """
-    p = params
-    with scope("reset_gate"):
-        r = F.sigmoid(_from_input(x, p["reset_gate"]) + _from_state(h, p["reset_gate"]))
-    with scope("update_gate"):
-        z = F.sigmoid(_from_input(x, p["update_gate"]) + _from_state(h, p["update_gate"]))
-    with scope("candidate"):
-        n = F.tanh(_from_input(x, p["candidate"]) + r * _from_state(h, p["candidate"]))
-    with scope("hidden"):
-        return _keep(keep, n + z * (h - n), h)
-
-
-# ---- shared checks -------------------------------------------------------------------------
-
-def _where():
-    return f"scope '{STATE.scope}'" if STATE.scope else "top-level scope"
-
-
-def _check_dtype_arg(dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"recurrent layers need a float dtype, not {dtype}")
-    return dtype
-
-
-def _zeros_state(batch, hidden, dtype):
-    return Tensor(np.zeros((batch, hidden), dtype=dtype))
-
-
-# ---- cells ---------------------------------------------------------------------------------
-
-class _Cell(Module):
-    gates = ()
-
-    def __init__(self, input_size, hidden_size, bias=True, dtype=np.float32, rng=None):
-        super().__init__()
-        dtype = _check_dtype_arg(dtype)
-        rng = generator(rng)            # one stream for all four tensors, even from a seed
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        rows = len(self.gates) * hidden_size
-        bound = 1 / np.sqrt(hidden_size)
-        self.weight_ih = Parameter(uniform((rows, input_size), bound, dtype, rng))
-        self.weight_hh = Parameter(uniform((rows, hidden_size), bound, dtype, rng))
-        if bias:
-            self.bias_ih = Parameter(uniform((rows,), bound, dtype, rng))
-            self.bias_hh = Parameter(uniform((rows,), bound, dtype, rng))
-        else:
-            self.bias_ih = self.bias_hh = None
-
-    def _params(self):
-        return split_gates(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
-                           self.gates)
-
-    def _check(self, x, states):
-        name = type(self).__name__
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ShapeError(f"{name} in {_where()}: input must be (batch, input_size="
-                             f"{self.input_size}), got {tuple(x.shape)}")
-        want = (x.shape[0], self.hidden_size)
-        for label, s in states:
-            if s is not None and tuple(s.shape) != want:
-                raise ShapeError(f"{name} in {_where()}: {label} must be (batch, hidden_size)"
-                                 f" = {want} for input {tuple(x.shape)}, got {tuple(s.shape)}")
-
-    def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
-
-
-class RNNCell(_Cell):
-    """``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``, act = tanh (default) or relu.
-
-    ``cell(x, h=None)`` with ``x`` (B, input_size), ``h`` (B, hidden_size) (zeros if None);
-    returns h'. Nodes are recorded in the scope ``<cell>/hidden``.
-    """
-    gates = RNN_GATES
-
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh",
-                 dtype=np.float32, rng=None):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', not "
-                             f"{nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias, dtype, rng)
-        self.nonlinearity = nonlinearity
-
-    def forward(self, x, h=None):
-        self._check(x, [("h", h)])
-        if h is None:
-            h = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
-        return rnn_step(x, h, self._params(), self.nonlinearity)
-
-    def extra_repr(self):
-        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
-
-
-class LSTMCell(_Cell):
-    """One LSTM step, gate order i, f, g, o (see ``lstm_step`` for the equations).
-
-    ``cell(x, (h, c)=None)`` with ``x`` (B, input_size); returns ``(h', c')``. Each gate's
-    nodes sit in its own scope: ``input_gate``, ``forget_gate``, ``cell_candidate``,
-    ``output_gate``, then ``cell`` (c') and ``hidden`` (h').
-    """
-    gates = LSTM_GATES
-
-    def forward(self, x, state=None):
-        h, c = (None, None) if state is None else state
-        self._check(x, [("h", h), ("c", c)])
-        if h is None:
-            h = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
-        if c is None:
-            c = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
-        return lstm_step(x, h, c, self._params())
-
-
-class GRUCell(_Cell):
-    """One GRU step, gate order r, z, n with PyTorch's candidate
-    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` (see ``gru_step``).
-
-    ``cell(x, h=None)`` with ``x`` (B, input_size); returns h'. Scopes: ``reset_gate``,
-    ``update_gate``, ``candidate``, ``hidden``.
-    """
-    gates = GRU_GATES
-
-    def forward(self, x, h=None):
-        self._check(x, [("h", h)])
-        if h is None:
-            h = _zeros_state(x.shape[0], self.hidden_size, x.dtype)
-        return gru_step(x, h, self._params())
-
 
 # ---- sequence layers -----------------------------------------------------------------------
 
@@ -291,7 +72,7 @@ class _SequenceLayer(Module):
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  *, mode="traced", dtype=np.float32, rng=None, track_hidden_grads=False):
         super().__init__()
-        dtype = _check_dtype_arg(dtype)
+        dtype = check_dtype_arg(dtype)
         rng = generator(rng)            # one stream for every tensor, even from a seed
         if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be a positive int, "
@@ -336,7 +117,7 @@ class _SequenceLayer(Module):
 
     # ---- checks --------------------------------------------------------------------------
     def _fail(self, message):
-        raise ShapeError(f"{type(self).__name__} in {_where()}: {message}")
+        raise ShapeError(f"{type(self).__name__} in {scope_phrase()}: {message}")
 
     def _check_input(self, x):
         layout = "(B, T, input_size" if self.batch_first else "(T, B, input_size"
@@ -372,16 +153,11 @@ class _SequenceLayer(Module):
         return given
 
     def _check_lengths(self, lengths, steps, batch):
-        if lengths is None:
-            return None
-        lengths = np.asarray(lengths.numpy() if isinstance(lengths, Tensor) else lengths)
-        if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
-            self._fail(f"lengths must be an int array of shape (batch,) = ({batch},), got "
-                       f"{lengths.shape} {lengths.dtype}")
-        if lengths.size and (lengths.min() < 0 or lengths.max() > steps):
-            self._fail(f"lengths must lie in [0, T={steps}], got [{lengths.min()}, "
-                       f"{lengths.max()}]")
-        return lengths.astype(np.int64)
+        lengths = lengths.numpy() if isinstance(lengths, Tensor) else lengths
+        try:
+            return check_lengths(lengths, steps, batch, type(self).__name__)
+        except ValueError as err:
+            raise ShapeError(f"{err} ({scope_phrase()})") from None
 
     # ---- running -------------------------------------------------------------------------
     def forward(self, x, state=None, lengths=None):
@@ -406,16 +182,13 @@ class _SequenceLayer(Module):
         given = initial[name]
         if given is not None:
             return given[k]
-        zeros = _zeros_state(batch, self.hidden_size, dtype)
+        zeros = zeros_state(batch, self.hidden_size, dtype)
         zeros.name = f"{name}0"
         return zeros
 
     def _run_traced(self, x, initial, lengths, steps, batch):
         """Every gate at every step a node: layer k, step t in scope ``[l{k}/]t={t}``."""
-        keeps = [None] * steps              # per step: None, or (B, 1) "still running"
-        if lengths is not None:
-            shortest = lengths.min() if lengths.size else steps
-            keeps = [None if t < shortest else (lengths > t)[:, None] for t in range(steps)]
+        keeps = step_masks(lengths, steps)  # per step: None, or (B, 1) "still running"
         inputs = None
         finals = {name: [] for name in self.states}
         tracked = {name: [] for name in self.states}
@@ -448,7 +221,6 @@ class _SequenceLayer(Module):
     def _run_fused(self, x, initial, lengths, steps, batch):
         """One ``<cell>_sequence`` node per layer; outputs and final states are slices of
         its packed result (see ``tinytrace.ops.recurrent``)."""
-        from ..ops import recurrent as fused_ops
         op = getattr(fused_ops, self.fused_op)
         inputs = x.transpose(1, 0, 2) if self.batch_first else x
         finals = {name: [] for name in self.states}

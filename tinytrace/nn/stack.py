@@ -40,7 +40,7 @@ from ..random import generator
 from ..tensor import Tensor
 from .layers import Linear
 from .module import Module
-from .recurrent import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates
+from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates
 
 __all__ = ["StackRNN", "NeuralStackRNN", "superposition_stack_step", "neural_stack_step",
            "neural_stack_read"]

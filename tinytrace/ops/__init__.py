@@ -1,6 +1,6 @@
 """The primitive ops: ``OPS`` maps each name to its forward+vjp; importing this package
 registers them all. User code calls them through ``Tensor`` methods or ``tinytrace.*``."""
-from .registry import OPS, Primitive, apply, primitive
+from .registry import OPS, Primitive, primitive
 from .arith import add, div, matmul, mul, neg, sub
 from .arith import power as pow  # noqa: A001
 from .unary import absolute as abs  # noqa: A001
@@ -11,4 +11,4 @@ from .reduce import sum_ as sum  # noqa: A001
 from .shape import concat, getitem, reshape, stack, transpose, where
 from .recurrent import gru_sequence, lstm_sequence, rnn_sequence
 
-__all__ = ["OPS", "Primitive", "apply", "primitive"]
+__all__ = ["OPS", "Primitive", "primitive"]

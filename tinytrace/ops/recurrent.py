@@ -33,6 +33,7 @@ product for a gradient nobody reads.
 import numpy as np
 
 from .. import kernels
+from ..kernels._common import check_lengths
 from .registry import primitive
 
 
@@ -60,19 +61,6 @@ class StepGrads:
         return f"StepGrads({shape})"
 
 
-def _check_lengths(lengths, steps, batch):
-    if lengths is None:
-        return None
-    lengths = np.asarray(lengths)
-    if lengths.shape != (batch,) or lengths.dtype.kind not in "iu":
-        raise ValueError(f"lengths must be an integer array of shape ({batch},), got "
-                         f"{lengths.shape} {lengths.dtype}")
-    if lengths.size and (lengths.min() < 0 or lengths.max() > steps):
-        raise ValueError(f"lengths must lie in [0, {steps}], got [{lengths.min()}, "
-                         f"{lengths.max()}]")
-    return lengths
-
-
 def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
     if x.ndim != 3:
         raise ValueError(f"{name}: x must be (T, B, I), got {x.shape}")
@@ -97,7 +85,7 @@ def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=Non
     outputs ``[:T]``, h_n ``[T]``. Kernel: ``tinytrace.kernels.rnn``."""
     steps, batch = _check_shapes("rnn_sequence", x, h0, w_ih, w_hh, 1,
                                  {"b_ih": b_ih, "b_hh": b_hh})
-    lengths = _check_lengths(lengths, steps, batch)
+    lengths = check_lengths(lengths, steps, batch, "rnn_sequence")
     packed, saved = kernels.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
 
     def vjp(g):
@@ -117,7 +105,7 @@ def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=No
                                  {"b_ih": b_ih, "b_hh": b_hh})
     if c0.shape != h0.shape:
         raise ValueError(f"lstm_sequence: c0 must be {h0.shape}, got {c0.shape}")
-    lengths = _check_lengths(lengths, steps, batch)
+    lengths = check_lengths(lengths, steps, batch, "lstm_sequence")
     packed, saved = kernels.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
@@ -135,7 +123,7 @@ def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
     h_n ``[T]``. Kernel: ``tinytrace.kernels.gru``."""
     steps, batch = _check_shapes("gru_sequence", x, h0, w_ih, w_hh, 3,
                                  {"b_ih": b_ih, "b_hh": b_hh})
-    lengths = _check_lengths(lengths, steps, batch)
+    lengths = check_lengths(lengths, steps, batch, "gru_sequence")
     packed, saved = kernels.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):

@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from ..context import STATE
+from ..context import STATE, scope_phrase
 from ..errors import AnomalyError, DTypeError, ShapeError, describe
 from ..autograd import Node
 from ..tensor import Tensor
@@ -67,10 +67,6 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     return register
 
 
-def _where():
-    return f"scope '{STATE.scope}'" if STATE.scope else "top-level scope"
-
-
 def _unify_dtypes(op, arrays):
     """The operands in one float dtype: float32 mixed with float64 is refused (convert one
     with ``.astype()``); integer or boolean operands beside a float one take its dtype,
@@ -82,17 +78,11 @@ def _unify_dtypes(op, arrays):
             if first is None:
                 first = a.dtype
             elif a.dtype != first:
-                raise DTypeError(f"op '{op.name}' in {_where()}: operands {describe(arrays)} "
+                raise DTypeError(f"op '{op.name}' in {scope_phrase()}: operands {describe(arrays)} "
                                  f"mix {first} and {a.dtype}; convert one with .astype()")
     if first is None:
         return arrays
     return tuple(a if a.dtype.kind in "fc" else a.astype(first) for a in arrays)
-
-
-def apply(op, inputs, attrs=None):
-    """Run ``op`` (a Primitive or its name) on a sequence of Tensors with attrs."""
-    op = OPS[op] if isinstance(op, str) else op
-    return _record(op, tuple(inputs), attrs or {})
 
 
 def _record(op, inputs, attrs):
@@ -124,7 +114,7 @@ def _record(op, inputs, attrs):
     try:
         out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
     except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
-        raise ShapeError(f"op '{op.name}' in {_where()}: operands {describe(arrays)}"
+        raise ShapeError(f"op '{op.name}' in {scope_phrase()}: operands {describe(arrays)}"
                          f"{' attrs ' + str(attrs) if attrs else ''}: {err}") from err
     if isinstance(out, np.generic):
         out = np.asarray(out)
@@ -145,5 +135,5 @@ def _record(op, inputs, attrs):
 def _check_forward(op, arrays, out):
     if out.dtype.kind in "fc" and not np.all(np.isfinite(out)):
         if all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind in "fc"):
-            raise AnomalyError(f"op '{op.name}' in {_where()} produced NaN/inf from finite "
+            raise AnomalyError(f"op '{op.name}' in {scope_phrase()} produced NaN/inf from finite "
                                f"inputs {describe(arrays)}")
