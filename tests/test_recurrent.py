@@ -501,7 +501,7 @@ def test_workspace_recycles_only_blocks_nothing_points_into():
 
 def test_carve_cuts_aligned_views_of_one_block():
     from tinytrace.kernels.workspace import carve
-    a, b, c = carve(np.float32, (3, 5), (7,), (2, 2, 2))
+    a, b, c = carve(np, np.float32, (3, 5), (7,), (2, 2, 2))
     assert (a.shape, b.shape, c.shape) == ((3, 5), (7,), (2, 2, 2))
     assert a.dtype == b.dtype == c.dtype == np.float32
     assert a.base is b.base is c.base

@@ -8,9 +8,10 @@
 """
 import numpy as np
 
-from . import bptt, data, kernels, nn, ops, optim
+from . import backend, bptt, data, kernels, nn, ops, optim, standin
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
-from .errors import (AnomalyError, BackwardError, DTypeError, GradcheckError,
+from .backend import devices
+from .errors import (AnomalyError, BackwardError, DeviceError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)
 from .autograd import block_backward, grad
 from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, logsigmoid,

@@ -18,8 +18,9 @@ import weakref
 
 import numpy as np
 
+from .backend import array_module, device_of
 from .context import STATE, scope_phrase
-from .errors import AnomalyError, BackwardError, describe
+from .errors import AnomalyError, BackwardError, DeviceError, describe
 
 
 _next_seq = itertools.count().__next__
@@ -139,7 +140,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, hook=None, bloc
     result = []
     for t in inputs:
         g = found.get(id(t))
-        result.append(np.zeros_like(t.data) if g is None else _owned(g, t.data.dtype))
+        result.append(array_module(t.data).zeros_like(t.data) if g is None
+                      else _owned(g, t.data.dtype))
     return result[0] if single else result
 
 
@@ -166,10 +168,13 @@ def _seed(root, grad):
         if root.data.size != 1:
             raise BackwardError(f"backward(): the output has shape {root.shape}, so pass "
                                 "grad= of the same shape (implicit grad=1 is only for scalars)")
-        return np.ones_like(root.data)
+        return array_module(root.data).ones_like(root.data)
     grad = grad.data if hasattr(grad, "requires_grad") else grad   # a Tensor's array
     if isinstance(grad, np.generic) or not hasattr(grad, "shape"):   # NumPy scalar's
         grad = np.asarray(grad)                                      # .data: memoryview
+    if device_of(grad) != device_of(root.data):
+        raise DeviceError(f"backward(): grad is on {device_of(grad)} but the output is on "
+                          f"{device_of(root.data)}; move it with .to(...)")
     if grad.shape != root.shape:
         raise BackwardError(f"backward(): grad has shape {grad.shape} but the output "
                             f"has shape {root.shape}")
@@ -277,10 +282,11 @@ def _check_versions(node):
 
 
 def _check_backward(node, grad_output, input_grads):
-    if not np.all(np.isfinite(grad_output)):
+    xp = array_module(grad_output)
+    if not xp.all(xp.isfinite(grad_output)):
         return                     # already bad: an earlier node was reported
     for i, gi in enumerate(input_grads):
-        if gi is not None and not np.all(np.isfinite(gi)):
+        if gi is not None and not xp.all(xp.isfinite(gi)):
             raise AnomalyError(
                 f"backward of '{node.op}' ({scope_phrase(node.scope)}) produced NaN/inf "
                 f"in the gradient of input {i} from a finite output gradient; "

@@ -15,6 +15,7 @@ stops at the start of its window, so memory and time per update are O(k), not O(
 """
 import numpy as np
 
+from .backend import to_host
 from .tensor import Tensor
 
 
@@ -66,4 +67,4 @@ def hidden_grad_norms(layer, x, loss_fn, state=None, lengths=None):
         layer.track_hidden_grads = tracking
         for p, grad in saved:
             p.grad = grad
-    return np.sqrt((grads.astype(np.float64) ** 2).sum(axis=(1, 2)))
+    return np.sqrt((to_host(grads).astype(np.float64) ** 2).sum(axis=(1, 2)))

@@ -18,6 +18,10 @@ class DTypeError(TinytraceError, TypeError):
     """Operands whose dtypes do not fit the op (e.g. float32 mixed with float64)."""
 
 
+class DeviceError(TinytraceError, ValueError):
+    """Operands on different devices, or a device that is not available here."""
+
+
 class BackwardError(TinytraceError, RuntimeError):
     """``backward()`` cannot run: no gradient given for a non-scalar, or the graph was freed."""
 

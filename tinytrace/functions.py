@@ -5,6 +5,7 @@ import builtins
 import numpy as np
 
 from . import ops
+from .backend import asarray_like
 from .tensor import Tensor, _lift
 
 
@@ -132,7 +133,10 @@ def split(x, split_size_or_sections, axis=0):
 
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b`` (gradient flows to the chosen side)."""
-    condition = np.asarray(condition.data if isinstance(condition, Tensor) else condition,
-                           dtype=bool)
     like = _first_tensor(a, b)
+    condition = condition.data if isinstance(condition, Tensor) else condition
+    if like is not None:
+        condition = asarray_like(condition, like.data, dtype=bool)
+    else:
+        condition = np.asarray(condition, dtype=bool)
     return ops.where(as_tensor(a, like), as_tensor(b, like), condition=condition)

@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 
 from .errors import SerializationError
+from .backend import to_host
 from .tensor import Tensor
 
 FORMAT_VERSION = 1
@@ -25,7 +26,8 @@ def save(state_dict, path):
     for name, value in state_dict.items():
         if name == MARKER or not isinstance(name, str):
             raise ValueError(f"save(): invalid entry name {name!r}")
-        array = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+        # device arrays come to the host: a saved file is always plain host .npz
+        array = value.numpy() if isinstance(value, Tensor) else to_host(value)
         if array.dtype == object:
             raise TypeError(f"save(): entry {name!r} is not a numeric array (dtype=object)")
         arrays[name] = array

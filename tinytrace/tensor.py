@@ -8,8 +8,9 @@ the table in ``tinytrace.ops``.
 import numpy as np
 
 from . import autograd as _autograd
+from . import backend as _backend
 from .context import STATE as _STATE
-from .errors import DTypeError, ShapeError, describe
+from .errors import DeviceError, DTypeError, ShapeError, describe
 from .graph import Graph
 from .random import generator
 
@@ -59,6 +60,24 @@ class Tensor:
         self._counter = base._counter
 
     # ---- what it is -------------------------------------------------------------------
+    @property
+    def device(self):
+        """``"cpu"``, ``"cuda:N"`` or ``"standin"``: where ``.data`` lives."""
+        return _backend.device_of(self.data)
+
+    def to(self, device):
+        """This tensor on ``device``: itself if it is there already, else a copy that is a
+        leaf (like PyTorch's ``.to`` on a leaf; gradients do not flow across devices)."""
+        data = _backend.to_device(self.data, device)
+        if data is self.data:
+            return self
+        t = Tensor(data, self.requires_grad)
+        t.name = self.name
+        return t
+
+    def cpu(self):
+        return self.to("cpu")
+
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
@@ -82,8 +101,12 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         """The data for NumPy (``np.asarray(x)``, ``np.exp(x)``, ``plt.plot(x)``): a view,
-        never part of the graph."""
-        data = self.numpy()
+        never part of the graph. A device tensor refuses (as PyTorch's CUDA tensors do):
+        copy it to the host with ``.numpy()`` first."""
+        data = self.data
+        if type(data) is not np.ndarray and not isinstance(data, np.ndarray):
+            raise TypeError(f"a tensor on {self.device} cannot become a NumPy array "
+                            "implicitly; use .numpy() (an explicit copy to the host)")
         if copy:
             return np.array(data, dtype=dtype, copy=True)
         return np.asarray(data, dtype=dtype)
@@ -113,9 +136,9 @@ class Tensor:
         return f"tensor({body}, {', '.join(extra)})"
 
     def numpy(self):
-        """The data as a NumPy array (copied off the GPU when the backend is CuPy)."""
-        data = self.data
-        return data.get() if hasattr(data, "get") and not isinstance(data, np.ndarray) else data
+        """The data as a NumPy array: the array itself on the CPU, an explicit copy from
+        a device (CuPy or the stand-in)."""
+        return _backend.to_host(self.data)
 
     def item(self):
         if self.data.size != 1:
@@ -214,12 +237,15 @@ class Tensor:
     def _write(self, what, write, value):
         """Run ``write(self.data, value)`` in place, with errors that say what was wrong."""
         value = value.data if isinstance(value, Tensor) else value
+        if hasattr(value, "shape") and _backend.device_of(value) != self.device:
+            raise DeviceError(f"{what} on a tensor on {self.device} with a value on "
+                              f"{_backend.device_of(value)}; move it with .to(...)")
         try:
             write(self.data, value)
         except (TypeError, ValueError) as err:      # incl. NumPy's UFuncTypeError
             kind = DTypeError if isinstance(err, TypeError) else ShapeError
             raise kind(f"{what} on a {tuple(self.shape)} {self.dtype} tensor with "
-                       f"{describe([np.asarray(value)])}: {err}") from None
+                       f"{describe([value])}: {err}") from None
         self._version += 1
         return self
 
@@ -364,20 +390,23 @@ class Tensor:
 
 
 def _lift(value, like):
-    """A constant operand as a Tensor. Python numbers take ``like``'s float dtype; a float
-    with an integer tensor gives the default float dtype (PyTorch's promotion)."""
+    """A constant operand as a Tensor on ``like``'s device. Python numbers take ``like``'s
+    float dtype; a float with an integer tensor gives the default float dtype (PyTorch's
+    promotion). Host arrays beside a device tensor are refused by the op, not moved."""
     if isinstance(value, Tensor):
         return value
+    dtype = None
     if isinstance(value, (bool, int, float)):
         kind = like.data.dtype.kind
         if kind in "fc":
-            return Tensor(np.asarray(value, dtype=like.data.dtype))
-        if isinstance(value, float):
-            return Tensor(np.asarray(value, dtype=DEFAULT_FLOAT))
-        if kind in "iu" and not isinstance(value, bool):
-            return Tensor(np.asarray(value, dtype=like.data.dtype))
-    return Tensor(np.asarray(value))
-
+            dtype = like.data.dtype
+        elif isinstance(value, float):
+            dtype = DEFAULT_FLOAT
+        elif kind in "iu" and not isinstance(value, bool):
+            dtype = like.data.dtype
+        return Tensor(_backend.asarray_like(value, like.data, dtype))
+    return Tensor(value if hasattr(value, "shape") and not isinstance(value, np.generic)
+                  else np.asarray(value))
 
 
 def _raw(value):
@@ -397,32 +426,37 @@ def _sizes(args):
     return tuple(args)
 
 
-def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
+def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, device="cpu"):
     """A leaf of zeros: ``tt.zeros(2, 3)`` or ``tt.zeros((2, 3))``."""
-    return Tensor(np.zeros(_sizes(shape), dtype=dtype), requires_grad)
-
-
-def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False):
-    """A leaf of ones: ``tt.ones(2, 3)`` or ``tt.ones((2, 3))``."""
-    return Tensor(np.ones(_sizes(shape), dtype=dtype), requires_grad)
-
-
-def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, rng=None):
-    """Standard-normal samples from the global generator (``tt.manual_seed``) or ``rng``."""
-    data = generator(rng).standard_normal(_sizes(shape)).astype(dtype)
+    data = _backend.to_device(np.zeros(_sizes(shape), dtype=dtype), device)
     return Tensor(data, requires_grad)
 
 
-def tensor(data, requires_grad=False, dtype=None, name=None):
+def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, device="cpu"):
+    """A leaf of ones: ``tt.ones(2, 3)`` or ``tt.ones((2, 3))``."""
+    data = _backend.to_device(np.ones(_sizes(shape), dtype=dtype), device)
+    return Tensor(data, requires_grad)
+
+
+def randn(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, rng=None, device="cpu"):
+    """Standard-normal samples from the global generator (``tt.manual_seed``) or ``rng``
+    (drawn on the host, so a seed gives the same numbers on every device)."""
+    data = generator(rng).standard_normal(_sizes(shape)).astype(dtype)
+    return Tensor(_backend.to_device(data, device), requires_grad)
+
+
+def tensor(data, requires_grad=False, dtype=None, name=None, device=None):
     """Make a leaf tensor. Python floats become float32 (``dtype=`` for float64);
-    NumPy arrays keep their dtype; integers stay integers (and cannot require grad)."""
+    NumPy arrays keep their dtype; integers stay integers (and cannot require grad).
+    ``device``: ``"cpu"`` (default for host data), ``"cuda"``, ``"standin"``; device
+    arrays (CuPy, stand-in) stay on their device unless told otherwise."""
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is not None:
+    if hasattr(data, "shape") and not isinstance(data, (np.ndarray, np.generic)):
+        array = data.astype(np.dtype(dtype)) if dtype is not None else data.copy()
+    elif dtype is not None:
         array = np.array(data, dtype=np.dtype(dtype))
     elif isinstance(data, np.ndarray):
-        array = data.copy()
-    elif hasattr(data, "__cuda_array_interface__"):
         array = data.copy()
     else:
         array = np.array(data)
@@ -431,6 +465,8 @@ def tensor(data, requires_grad=False, dtype=None, name=None):
     if requires_grad and array.dtype.kind not in "fc":
         raise TypeError(f"tensor(): only float tensors can require grad, not {array.dtype} "
                         "(pass dtype=tt.float32 or floats)")
+    if device is not None:
+        array = _backend.to_device(array, device)
     t = Tensor(array, requires_grad)
     t.name = name
     return t

@@ -1,7 +1,11 @@
 """The math the recurrent kernels share: padding masks, in-place activations and their
 derivatives, the incoming state gradient of a backward step, and the packed result.
 (The buffers they cut their arrays from are recycled by ``workspace.py``.)"""
+import contextlib
+
 import numpy as np
+
+from ..backend import array_module
 
 
 def check_lengths(lengths, steps, batch, where="lengths"):
@@ -19,14 +23,26 @@ def check_lengths(lengths, steps, batch, where="lengths"):
     return lengths.astype(np.int64, copy=False)
 
 
-def step_masks(lengths, steps):
+def quiet_overflow(xp):
+    """``np.errstate(over="ignore")`` where the array module has one (NumPy and the
+    stand-in; a GPU raises no floating-point warnings)."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(over="ignore") if errstate is not None else contextlib.nullcontext()
+
+
+def step_masks(lengths, steps, xp=np):
     """For each step t: ``None`` when every row is still running (the common case, which
-    then costs nothing), else a (B, 1) boolean array, True where ``t < lengths[b]``."""
+    then costs nothing), else a (B, 1) boolean array, True where ``t < lengths[b]``, made
+    by the array module ``xp`` (on the device the kernel runs on; ``lengths`` are host
+    ints)."""
     if lengths is None:
         return [None] * steps
     lengths = np.asarray(lengths)
     shortest = int(lengths.min()) if lengths.size else steps
-    return [None if t < shortest else (lengths > t)[:, None] for t in range(steps)]
+    masks = [None if t < shortest else (lengths > t)[:, None] for t in range(steps)]
+    if xp is np:
+        return masks
+    return [None if m is None else xp.asarray(m) for m in masks]
 
 
 def sigmoid_(a):
@@ -37,16 +53,17 @@ def sigmoid_(a):
     time here. For a << 0, exp(-a) overflows to inf and the result is the correct 0; call
     it inside ``np.errstate(over="ignore")`` to silence that warning.
     """
-    np.negative(a, out=a)
-    np.exp(a, out=a)
+    xp = array_module(a)
+    xp.negative(a, out=a)
+    xp.exp(a, out=a)
     a += 1
-    np.reciprocal(a, out=a)
+    xp.reciprocal(a, out=a)
     return a
 
 
 def sigmoid_grad_(d, s, scratch):
     """``d <- d * s * (1 - s)`` in place: the sigmoid's derivative from its output ``s``."""
-    np.subtract(1, s, out=scratch)
+    array_module(s).subtract(1, s, out=scratch)
     scratch *= s
     d *= scratch
     return d
@@ -54,8 +71,9 @@ def sigmoid_grad_(d, s, scratch):
 
 def tanh_grad_(d, y, scratch):
     """``d <- d * (1 - y^2)`` in place: the tanh's derivative from its output ``y``."""
-    np.multiply(y, y, out=scratch)
-    np.subtract(1, scratch, out=scratch)
+    xp = array_module(y)
+    xp.multiply(y, y, out=scratch)
+    xp.subtract(1, scratch, out=scratch)
     d *= scratch
     return d
 
@@ -69,10 +87,11 @@ def incoming_state_grad(dh_future, d_output, mask, out):
     frozen rows' gradient, which passes straight through to step t-1. ``carry`` is None
     without a mask.
     """
+    xp = array_module(out)
     if mask is None:
-        np.add(dh_future, d_output, out=out)
+        xp.add(dh_future, d_output, out=out)
         return out, None
-    np.add(dh_future, d_output * mask, out=out)
+    xp.add(dh_future, d_output * mask, out=out)
     return out * mask, out * ~mask
 
 
@@ -80,7 +99,7 @@ def pack_outputs(h, masks, *finals):
     """The packed result every kernel returns: outputs ``h[1:]`` (zeros at padded steps),
     then each final state in ``finals`` (h_n, and c_n for the LSTM) along the time axis."""
     steps = len(h) - 1
-    packed = np.empty((steps + len(finals),) + h.shape[1:], h.dtype)
+    packed = array_module(h).empty((steps + len(finals),) + h.shape[1:], h.dtype)
     packed[:steps] = h[1:]
     for t in range(steps):
         if masks[t] is not None:

@@ -25,10 +25,10 @@ its gradient passes straight to step t-1 and nothing flows into the step's weigh
 """
 from collections import namedtuple
 
-import numpy as np
 
-from ._common import (incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
-                      step_masks, tanh_grad_)
+from ..backend import array_module
+from ._common import (incoming_state_grad, pack_outputs, quiet_overflow, sigmoid_,
+                      sigmoid_grad_, step_masks, tanh_grad_)
 from .workspace import carve
 
 GRUSaved = namedtuple("GRUSaved", "x w_ih w_hh gates a h masks")
@@ -43,40 +43,41 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
     Returns ``(packed, saved)``: ``packed`` (T+1, B, H) holds the outputs in ``[:T]``
     (zeros past each row's length) and h_n in ``[T]``.
     """
+    xp = array_module(x)
     steps, batch, n_in = x.shape
     hidden = w_hh.shape[1]
     H = hidden
     dtype = x.dtype
     # Input projection of every step in ONE matrix product: (T*B, I) @ (I, 3H). The r and
     # u parts of b_hh add there too; b_hn must stay inside r * (W_hn h + b_hn).
-    gates, h, a = carve(dtype, (steps, batch, 3 * H), (steps + 1, batch, hidden),
+    gates, h, a = carve(xp, dtype, (steps, batch, 3 * H), (steps + 1, batch, hidden),
                         (steps, batch, hidden))
-    np.matmul(x.reshape(steps * batch, n_in), w_ih.T, out=gates.reshape(steps * batch, 3 * H))
+    xp.matmul(x.reshape(steps * batch, n_in), w_ih.T, out=gates.reshape(steps * batch, 3 * H))
     if b_ih is not None:
         gates += b_ih
     if b_hh is not None:
         gates[:, :, :2 * H] += b_hh[:2 * H]
     h[0] = h0
-    recurrent = np.empty((batch, 3 * H), dtype)
+    recurrent = xp.empty((batch, 3 * H), dtype)
     w_hh_t = w_hh.T
-    masks = step_masks(lengths, steps)
-    with np.errstate(over="ignore"):    # exp(-z) -> inf gives sigmoid(z) = 0 exactly
+    masks = step_masks(lengths, steps, xp)
+    with quiet_overflow(xp):    # exp(-z) -> inf gives sigmoid(z) = 0 exactly
         for t in range(steps):
             z = gates[t]
-            np.matmul(h[t], w_hh_t, out=recurrent)          # W_hh h_{t-1}
+            xp.matmul(h[t], w_hh_t, out=recurrent)          # W_hh h_{t-1}
             z[:, :2 * H] += recurrent[:, :2 * H]
             sigmoid_(z[:, :2 * H])                          # r, u
             r, u, n = z[:, :H], z[:, H:2 * H], z[:, 2 * H:]
-            np.add(recurrent[:, 2 * H:], 0 if b_hh is None else b_hh[2 * H:], out=a[t])
+            xp.add(recurrent[:, 2 * H:], 0 if b_hh is None else b_hh[2 * H:], out=a[t])
             ht = h[t + 1]
-            np.multiply(r, a[t], out=ht)                    # (ht as scratch) r * a
+            xp.multiply(r, a[t], out=ht)                    # (ht as scratch) r * a
             n += ht
-            np.tanh(n, out=n)                               # n = tanh(W_in x + b_in + r * a)
-            np.subtract(h[t], n, out=ht)                    # h_t = n + u * (h_{t-1} - n)
+            xp.tanh(n, out=n)                               # n = tanh(W_in x + b_in + r * a)
+            xp.subtract(h[t], n, out=ht)                    # h_t = n + u * (h_{t-1} - n)
             ht *= u
             ht += n
             if masks[t] is not None:                        # finished rows keep their state
-                np.copyto(ht, h[t], where=~masks[t])
+                xp.copyto(ht, h[t], where=~masks[t])
     packed = pack_outputs(h, masks, h[steps])
     return packed, GRUSaved(x, w_ih, w_hh, gates, a, h, masks)
 
@@ -88,15 +89,16 @@ def gru_backward(saved, d_packed, input_grad=True):
     Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, steps)`` with ``steps = {"h": dL/dh_t}``
     (T, B, H) for the state after each step t.
     """
+    xp = array_module(d_packed)
     x, w_ih, w_hh, gates, a, h, masks = saved
     steps, batch, hidden = a.shape
     H = hidden
     dtype = gates.dtype
     # dL/d(h-side projection) (T, B, 3H), and the candidate's pre-activation gradient.
-    dz_h_all, dn_pre_all, dh_steps = carve(dtype, gates.shape, a.shape, a.shape)
+    dz_h_all, dn_pre_all, dh_steps = carve(xp, dtype, gates.shape, a.shape, a.shape)
     dh_future = d_packed[steps].astype(dtype, copy=True)   # starts as dL/dh_n
-    scratch = np.empty((batch, hidden), dtype)
-    scratch2 = np.empty((batch, 2 * hidden), dtype)
+    scratch = xp.empty((batch, hidden), dtype)
+    scratch2 = xp.empty((batch, 2 * hidden), dtype)
     for t in range(steps - 1, -1, -1):
         m = masks[t]                                    # h_t feeds y_t and step t+1
         dh, carry = incoming_state_grad(dh_future, d_packed[t], m, dh_steps[t])
@@ -105,15 +107,15 @@ def gru_backward(saved, d_packed, input_grad=True):
         dz = dz_h_all[t]
         dr, du, dn_h = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:]
         dn_pre = dn_pre_all[t]
-        np.subtract(h[t], n, out=du)                    # du = dh * (h_{t-1} - n)
+        xp.subtract(h[t], n, out=du)                    # du = dh * (h_{t-1} - n)
         du *= dh
-        np.multiply(dh, u, out=scratch)                 # dh * u: the direct path to h_{t-1}
-        np.subtract(dh, scratch, out=dn_pre)            # dn = dh * (1 - u)
+        xp.multiply(dh, u, out=scratch)                 # dh * u: the direct path to h_{t-1}
+        xp.subtract(dh, scratch, out=dn_pre)            # dn = dh * (1 - u)
         tanh_grad_(dn_pre, n, dn_h)                     # dn_pre = dn * (1 - n^2)
-        np.multiply(dn_pre, a[t], out=dr)               # dr = dn_pre * a
+        xp.multiply(dn_pre, a[t], out=dr)               # dr = dn_pre * a
         sigmoid_grad_(dz[:, :2 * H], z[:, :2 * H], scratch2)
-        np.multiply(dn_pre, r, out=dn_h)                # h-side of the candidate: r * a
-        np.matmul(dz, w_hh, out=dh_future)              # dL/dh_{t-1} = dz_h @ W_hh + dh*u
+        xp.multiply(dn_pre, r, out=dn_h)                # h-side of the candidate: r * a
+        xp.matmul(dz, w_hh, out=dh_future)              # dL/dh_{t-1} = dz_h @ W_hh + dh*u
         dh_future += scratch
         if m is not None:
             dh_future += carry

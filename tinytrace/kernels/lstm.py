@@ -26,10 +26,10 @@ step t-1 (``carry``) and nothing flows into the step's gates or weights.
 """
 from collections import namedtuple
 
-import numpy as np
 
-from ._common import (incoming_state_grad, pack_outputs, sigmoid_, sigmoid_grad_,
-                      step_masks, tanh_grad_)
+from ..backend import array_module
+from ._common import (incoming_state_grad, pack_outputs, quiet_overflow, sigmoid_,
+                      sigmoid_grad_, step_masks, tanh_grad_)
 from .workspace import carve
 
 LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c masks")
@@ -44,30 +44,31 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
     Returns ``(packed, saved)``: ``packed`` (T+2, B, H) holds the outputs in ``[:T]``
     (zeros past each row's length), h_n in ``[T]`` and c_n in ``[T+1]``.
     """
+    xp = array_module(x)
     steps, batch, n_in = x.shape
     hidden = w_hh.shape[1]
     dtype = x.dtype
-    gates, h, c, tanh_c = carve(dtype, (steps, batch, 4 * hidden), (steps + 1, batch, hidden),
+    gates, h, c, tanh_c = carve(xp, dtype, (steps, batch, 4 * hidden), (steps + 1, batch, hidden),
                                 (steps + 1, batch, hidden), (steps, batch, hidden))
     # Input projection of every step in ONE matrix product: (T*B, I) @ (I, 4H). The
     # buffer then holds the pre-activations, and is activated in place step by step.
-    np.matmul(x.reshape(steps * batch, n_in), w_ih.T,
+    xp.matmul(x.reshape(steps * batch, n_in), w_ih.T,
               out=gates.reshape(steps * batch, 4 * hidden))
     if b_ih is not None:
         gates += b_ih
     if b_hh is not None:
         gates += b_hh
     h[0], c[0] = h0, c0
-    recurrent = np.empty((batch, 4 * hidden), dtype)
-    i_times_g = np.empty((batch, hidden), dtype)
+    recurrent = xp.empty((batch, 4 * hidden), dtype)
+    i_times_g = xp.empty((batch, hidden), dtype)
     w_hh_t = w_hh.T
-    masks = step_masks(lengths, steps)
+    masks = step_masks(lengths, steps, xp)
     H = hidden
-    with np.errstate(over="ignore"):    # exp(-z) -> inf gives sigmoid(z) = 0 exactly
+    with quiet_overflow(xp):    # exp(-z) -> inf gives sigmoid(z) = 0 exactly
         for t in range(steps):
             z = gates[t]
             i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-            np.matmul(h[t], w_hh_t, out=recurrent)            # W_hh h_{t-1}
+            xp.matmul(h[t], w_hh_t, out=recurrent)            # W_hh h_{t-1}
             z += recurrent
             # i, f, o = sigmoid(z); g = tanh(z_g) = 2 sigmoid(2 z_g) - 1, so that all four
             # gates go through ONE exp pass (NumPy's tanh is the slowest ufunc in this loop).
@@ -75,14 +76,14 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
             sigmoid_(z)
             g *= 2
             g -= 1
-            np.multiply(f, c[t], out=c[t + 1])                # c_t = f * c_{t-1} + i * g
-            np.multiply(i, g, out=i_times_g)
+            xp.multiply(f, c[t], out=c[t + 1])                # c_t = f * c_{t-1} + i * g
+            xp.multiply(i, g, out=i_times_g)
             c[t + 1] += i_times_g
-            np.tanh(c[t + 1], out=tanh_c[t])
-            np.multiply(o, tanh_c[t], out=h[t + 1])           # h_t = o * tanh(c_t)
+            xp.tanh(c[t + 1], out=tanh_c[t])
+            xp.multiply(o, tanh_c[t], out=h[t + 1])           # h_t = o * tanh(c_t)
             if masks[t] is not None:                          # finished rows keep their state
-                np.copyto(c[t + 1], c[t], where=~masks[t])
-                np.copyto(h[t + 1], h[t], where=~masks[t])
+                xp.copyto(c[t + 1], c[t], where=~masks[t])
+                xp.copyto(h[t + 1], h[t], where=~masks[t])
     packed = pack_outputs(h, masks, h[steps], c[steps])
     return packed, LSTMSaved(x, w_ih, w_hh, gates, h, c, tanh_c, masks)
 
@@ -94,15 +95,16 @@ def lstm_backward(saved, d_packed, input_grad=True):
     Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, steps)`` with
     ``steps = {"h": dL/dh_t, "c": dL/dc_t}`` (T, B, H) for the states after each step.
     """
+    xp = array_module(d_packed)
     x, w_ih, w_hh, gates, h, c, tanh_c, masks = saved
     steps, batch, hidden = tanh_c.shape
     H = hidden
     dtype = gates.dtype
-    dz_all, dh_steps, dc_steps = carve(dtype, gates.shape, tanh_c.shape, tanh_c.shape)
+    dz_all, dh_steps, dc_steps = carve(xp, dtype, gates.shape, tanh_c.shape, tanh_c.shape)
     dh_future = d_packed[steps].astype(dtype, copy=True)   # starts as dL/dh_n
     dc = d_packed[steps + 1].astype(dtype, copy=True)      # starts as dL/dc_n
-    scratch = np.empty((batch, hidden), dtype)
-    scratch2 = np.empty((batch, 2 * hidden), dtype)
+    scratch = xp.empty((batch, hidden), dtype)
+    scratch2 = xp.empty((batch, 2 * hidden), dtype)
     for t in range(steps - 1, -1, -1):
         m = masks[t]                                    # h_t feeds y_t and step t+1
         dh, carry_h = incoming_state_grad(dh_future, d_packed[t], m, dh_steps[t])
@@ -111,9 +113,9 @@ def lstm_backward(saved, d_packed, input_grad=True):
         dz = dz_all[t]
         di, df, dg, do = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
         tc = tanh_c[t]
-        np.multiply(dh, tc, out=do)                     # h_t = o * tanh(c_t)
-        np.multiply(tc, tc, out=scratch)
-        np.subtract(1, scratch, out=scratch)
+        xp.multiply(dh, tc, out=do)                     # h_t = o * tanh(c_t)
+        xp.multiply(tc, tc, out=scratch)
+        xp.subtract(1, scratch, out=scratch)
         scratch *= o
         scratch *= dh
         dc += scratch                                   # dc = dL/dc_t, all paths
@@ -121,14 +123,14 @@ def lstm_backward(saved, d_packed, input_grad=True):
         if m is not None:
             carry_c = dc * ~m
             dc *= m
-        np.multiply(dc, g, out=di)                      # c_t = f * c_{t-1} + i * g
-        np.multiply(dc, c[t], out=df)
-        np.multiply(dc, i, out=dg)
+        xp.multiply(dc, g, out=di)                      # c_t = f * c_{t-1} + i * g
+        xp.multiply(dc, c[t], out=df)
+        xp.multiply(dc, i, out=dg)
         dc *= f                                         # dL/dc_{t-1} (through this step)
         sigmoid_grad_(dz[:, :2 * H], z[:, :2 * H], scratch2)    # through the activations
         tanh_grad_(dg, g, scratch)
         sigmoid_grad_(do, o, scratch)
-        np.matmul(dz, w_hh, out=dh_future)              # dL/dh_{t-1} = dz @ W_hh
+        xp.matmul(dz, w_hh, out=dh_future)              # dL/dh_{t-1} = dz @ W_hh
         if m is not None:
             dh_future += carry_h
             dc += carry_c

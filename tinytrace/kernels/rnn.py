@@ -18,8 +18,8 @@ its gradient passes straight to step t-1 and nothing flows into the step's weigh
 """
 from collections import namedtuple
 
-import numpy as np
 
+from ..backend import array_module
 from ._common import incoming_state_grad, pack_outputs, step_masks
 from .workspace import carve
 
@@ -35,35 +35,36 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", le
     Returns ``(packed, saved)``: ``packed`` (T+1, B, H) holds the outputs in ``[:T]``
     (zeros past each row's length) and h_n in ``[T]``.
     """
+    xp = array_module(x)
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn_forward: nonlinearity must be 'tanh' or 'relu', not "
                          f"{nonlinearity!r}")
     steps, batch, n_in = x.shape
     hidden = w_hh.shape[1]
     dtype = x.dtype
-    h = np.empty((steps + 1, batch, hidden), dtype)
+    h = xp.empty((steps + 1, batch, hidden), dtype)
     h[0] = h0
     # Input projection of every step in ONE matrix product, written straight into the
     # state buffer h[1:], which then turns into the states in place, step by step.
-    np.matmul(x.reshape(steps * batch, n_in), w_ih.T,
+    xp.matmul(x.reshape(steps * batch, n_in), w_ih.T,
               out=h[1:].reshape(steps * batch, hidden))
     if b_ih is not None:
         h[1:] += b_ih
     if b_hh is not None:
         h[1:] += b_hh
-    recurrent = np.empty((batch, hidden), dtype)
+    recurrent = xp.empty((batch, hidden), dtype)
     w_hh_t = w_hh.T
-    masks = step_masks(lengths, steps)
+    masks = step_masks(lengths, steps, xp)
     for t in range(steps):
         z = h[t + 1]
-        np.matmul(h[t], w_hh_t, out=recurrent)          # W_hh h_{t-1}
+        xp.matmul(h[t], w_hh_t, out=recurrent)          # W_hh h_{t-1}
         z += recurrent
         if nonlinearity == "tanh":
-            np.tanh(z, out=z)
+            xp.tanh(z, out=z)
         else:
-            np.maximum(z, 0, out=z)
+            xp.maximum(z, 0, out=z)
         if masks[t] is not None:                        # finished rows keep their state
-            np.copyto(z, h[t], where=~masks[t])
+            xp.copyto(z, h[t], where=~masks[t])
     packed = pack_outputs(h, masks, h[steps])
     return packed, RNNSaved(x, w_ih, w_hh, h, nonlinearity, masks)
 
@@ -75,25 +76,26 @@ def rnn_backward(saved, d_packed, input_grad=True):
     Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, steps)`` with ``steps = {"h": dL/dh_t}``
     (T, B, H) for the state after each step t.
     """
+    xp = array_module(d_packed)
     x, w_ih, w_hh, h, nonlinearity, masks = saved
     steps = h.shape[0] - 1
     batch, hidden = h.shape[1:]
     dtype = h.dtype
-    dz_all, dh_steps = carve(dtype, (steps, batch, hidden), (steps, batch, hidden))
+    dz_all, dh_steps = carve(xp, dtype, (steps, batch, hidden), (steps, batch, hidden))
     dh_future = d_packed[steps].astype(dtype, copy=True)   # starts as dL/dh_n
-    positive = np.empty((batch, hidden), bool)
+    positive = xp.empty((batch, hidden), bool)
     for t in range(steps - 1, -1, -1):
         m = masks[t]                                    # h_t feeds y_t and step t+1
         dh, carry = incoming_state_grad(dh_future, d_packed[t], m, dh_steps[t])
         dz = dz_all[t]
         if nonlinearity == "tanh":                      # dz = dh * (1 - h_t^2)
-            np.multiply(h[t + 1], h[t + 1], out=dz)
-            np.subtract(1, dz, out=dz)
+            xp.multiply(h[t + 1], h[t + 1], out=dz)
+            xp.subtract(1, dz, out=dz)
             dz *= dh
         else:                                           # dz = dh * [h_t > 0]
-            np.greater(h[t + 1], 0, out=positive)
-            np.multiply(dh, positive, out=dz)
-        np.matmul(dz, w_hh, out=dh_future)              # dL/dh_{t-1} = dz @ W_hh
+            xp.greater(h[t + 1], 0, out=positive)
+            xp.multiply(dh, positive, out=dz)
+        xp.matmul(dz, w_hh, out=dh_future)              # dL/dh_{t-1} = dz @ W_hh
         if m is not None:
             dh_future += carry
     dz2 = dz_all.reshape(steps * batch, hidden)

@@ -16,8 +16,10 @@ import threading
 import numpy as np
 
 
-def carve(dtype, *shapes):
-    """Several arrays cut from ONE block of memory (views into it), in order.
+def carve(xp, dtype, *shapes):
+    """Several arrays cut from ONE block of memory (views into it), in order; arrays of
+    the array module ``xp``. (On a GPU each is simply ``xp.empty``: CuPy keeps its own
+    memory pool, so there is nothing to recycle here.)
 
     The block comes from ``WORKSPACE``: the same few multi-megabyte buffers are needed at
     every training step, and fresh ones from the C allocator cost a page fault per 4 KiB
@@ -25,6 +27,8 @@ def carve(dtype, *shapes):
     keep the block busy for as long as any of them lives.
     """
     dtype = np.dtype(dtype)
+    if xp is not np:
+        return [xp.empty(shape, dtype) for shape in shapes]
     sizes = [int(np.prod(shape)) * dtype.itemsize for shape in shapes]
     starts = [0]
     for size in sizes:

@@ -10,6 +10,7 @@ gradient tracing can read the gradient per gate. The sequence layers of ``recurr
 import numpy as np
 
 from .. import functions as F
+from ..backend import array_module
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
 from ..random import generator
@@ -133,8 +134,9 @@ def check_dtype_arg(dtype):
     return dtype
 
 
-def zeros_state(batch, hidden, dtype):
-    return Tensor(np.zeros((batch, hidden), dtype=dtype))
+def zeros_state(batch, hidden, like):
+    """A (batch, hidden) zero state with the dtype and on the device of array ``like``."""
+    return Tensor(array_module(like).zeros((batch, hidden), dtype=like.dtype))
 
 
 # ---- cells ---------------------------------------------------------------------------------
@@ -195,7 +197,7 @@ class RNNCell(_Cell):
     def forward(self, x, h=None):
         self._check(x, [("h", h)])
         if h is None:
-            h = zeros_state(x.shape[0], self.hidden_size, x.dtype)
+            h = zeros_state(x.shape[0], self.hidden_size, x.data)
         return rnn_step(x, h, self._params(), self.nonlinearity)
 
     def extra_repr(self):
@@ -215,9 +217,9 @@ class LSTMCell(_Cell):
         h, c = (None, None) if state is None else state
         self._check(x, [("h", h), ("c", c)])
         if h is None:
-            h = zeros_state(x.shape[0], self.hidden_size, x.dtype)
+            h = zeros_state(x.shape[0], self.hidden_size, x.data)
         if c is None:
-            c = zeros_state(x.shape[0], self.hidden_size, x.dtype)
+            c = zeros_state(x.shape[0], self.hidden_size, x.data)
         return lstm_step(x, h, c, self._params())
 
 
@@ -233,5 +235,5 @@ class GRUCell(_Cell):
     def forward(self, x, h=None):
         self._check(x, [("h", h)])
         if h is None:
-            h = zeros_state(x.shape[0], self.hidden_size, x.dtype)
+            h = zeros_state(x.shape[0], self.hidden_size, x.data)
         return gru_step(x, h, self._params())

@@ -2,12 +2,13 @@
 import numpy as np
 
 from .. import functions as F
+from ..backend import asarray_like, to_host
 from ..errors import ShapeError
 from ..tensor import Tensor
 
 
 def _indices(x, what):
-    data = np.asarray(x.data if isinstance(x, Tensor) else x)
+    data = to_host(x.data if isinstance(x, Tensor) else x)     # indices: host ints
     if data.dtype.kind not in "iu":
         raise TypeError(f"{what}: expected integer indices, got dtype {data.dtype}")
     return data
@@ -37,7 +38,7 @@ def cross_entropy(logits, targets, reduction="mean"):
 def mse_loss(prediction, target, reduction="mean"):
     """Mean of squared differences (``reduction='sum'`` or ``'none'`` as in PyTorch)."""
     if not isinstance(target, Tensor):
-        target = Tensor(np.asarray(target, dtype=prediction.dtype))
+        target = Tensor(asarray_like(target, prediction.data, dtype=prediction.dtype))
     if prediction.shape != target.shape:
         raise ShapeError(f"mse_loss: prediction {prediction.shape} and target {target.shape} "
                          "differ (broadcasting here is almost always a bug)")

@@ -6,10 +6,9 @@ module uses its class name, lower-cased), so every node it records carries a pat
 """
 from collections import OrderedDict
 
-import numpy as np
-
+from ..backend import to_device, to_host
 from ..context import scope
-from ..errors import SerializationError
+from ..errors import DeviceError, SerializationError
 from ..tensor import Tensor
 
 
@@ -94,6 +93,26 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
+    def to(self, device):
+        """Move every parameter (and its gradient) to ``device`` ("cpu", "cuda",
+        "standin"), in place: the Parameter objects stay the same, so an optimizer built
+        on them keeps working. Returns the module."""
+        for p in self.parameters():
+            p.data = to_device(p.data, device)
+            if p.grad is not None:
+                p.grad = to_device(p.grad, device)
+        return self
+
+    @property
+    def device(self):
+        """The device of the parameters (``None`` without parameters); mixed devices are
+        an error, as they would be in the first op."""
+        found = {p.device for p in self.parameters()}
+        if len(found) > 1:
+            raise DeviceError(f"{type(self).__name__}: parameters on {sorted(found)}; "
+                              "move the module with .to(device)")
+        return found.pop() if found else None
+
     def train(self, mode=True):
         for m in self.modules():
             object.__setattr__(m, "training", mode)
@@ -120,7 +139,8 @@ class Module:
         for name, p in own.items():
             if name not in state:
                 continue
-            value = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
+            value = state[name].data if isinstance(state[name], Tensor) else state[name]
+            value = to_host(value)
             if value.shape != p.shape:
                 raise SerializationError(f"load_state_dict: '{name}' has shape {value.shape} "
                                          f"in the state but {p.shape} in the model")
@@ -129,7 +149,7 @@ class Module:
                                          f"in the state but {p.dtype} in the model")
             updates.append((p, value))
         for p, value in updates:
-            p.data[...] = value
+            p.data[...] = to_device(value, p.device)
         return self
 
     # ---- display -----------------------------------------------------------------------

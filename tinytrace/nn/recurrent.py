@@ -44,6 +44,7 @@ import contextlib
 import numpy as np
 
 from .. import functions as F
+from ..backend import array_module
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
 from ..kernels._common import check_lengths, step_masks
@@ -131,7 +132,7 @@ class _SequenceLayer(Module):
             self._fail(f"input {tuple(x.shape)} has no time steps")
         return steps, batch
 
-    def _initial_states(self, state, batch, dtype):
+    def _initial_states(self, state, batch, like):
         """The initial state(s) as a dict name -> (L, B, H) Tensor or None (zeros)."""
         names = self.states
         if state is None:
@@ -165,7 +166,7 @@ class _SequenceLayer(Module):
         shape (num_layers, B, H), optional ``lengths`` (B,). Returns ``(output, h_n)``
         (the LSTM: ``(output, (h_n, c_n))``); output is (T, B, H) (or (B, T, H))."""
         steps, batch = self._check_input(x)
-        initial = self._initial_states(state, batch, x.dtype)
+        initial = self._initial_states(state, batch, x.data)
         lengths = self._check_lengths(lengths, steps, batch)
         if self.mode == "fused":
             output, finals, tracked = self._run_fused(x, initial, lengths, steps, batch)
@@ -178,11 +179,11 @@ class _SequenceLayer(Module):
     def _layer_scope(self, k):
         return f"l{k}" if self.num_layers > 1 else ""
 
-    def _initial(self, initial, name, k, batch, dtype):
+    def _initial(self, initial, name, k, batch, like):
         given = initial[name]
         if given is not None:
             return given[k]
-        zeros = zeros_state(batch, self.hidden_size, dtype)
+        zeros = zeros_state(batch, self.hidden_size, like)
         zeros.name = f"{name}0"
         return zeros
 
@@ -195,7 +196,7 @@ class _SequenceLayer(Module):
         for k in range(self.num_layers):
             with _maybe_scope(self._layer_scope(k)):
                 params = split_gates(*self.layer_parameters(k), self.gates)
-                state = {name: self._initial(initial, name, k, batch, x.dtype)
+                state = {name: self._initial(initial, name, k, batch, x.data)
                          for name in self.states}
                 outputs, kept = [], {name: [] for name in self.states}
                 for t in range(steps):
@@ -232,8 +233,9 @@ class _SequenceLayer(Module):
             with _maybe_scope(self._layer_scope(k)):
                 w_ih, w_hh, b_ih, b_hh = self.layer_parameters(k)
                 if b_ih is None:
-                    b_ih = b_hh = Tensor(np.zeros(w_ih.shape[0], dtype=w_ih.dtype))
-                states = [self._initial(initial, name, k, batch, x.dtype)
+                    b_ih = b_hh = Tensor(array_module(w_ih.data).zeros(w_ih.shape[0],
+                                                                       dtype=w_ih.dtype))
+                states = [self._initial(initial, name, k, batch, x.data)
                           for name in self.states]
                 record = fused_ops.StepGrads() if self.track_hidden_grads else None
                 if record is not None:
@@ -283,7 +285,8 @@ class _SequenceLayer(Module):
             raise RuntimeError(f"{type(self).__name__}: no backward has run through the "
                                "latest forward yet")
         like = next(g for g in grads if g is not None)
-        return np.stack([np.zeros_like(like) if g is None else g for g in grads])
+        xp = array_module(like)
+        return xp.stack([xp.zeros_like(like) if g is None else g for g in grads])
 
 
 class RNN(_SequenceLayer):

@@ -34,13 +34,14 @@ only the final ``state`` runs over the padded steps too.
 import numpy as np
 
 from .. import functions as F
+from ..backend import array_module, asarray_like, device_of, to_device
 from ..context import scope
 from ..errors import ShapeError
 from ..random import generator
 from ..tensor import Tensor
 from .layers import Linear
 from .module import Module
-from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates
+from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates, zeros_state
 
 __all__ = ["StackRNN", "NeuralStackRNN", "superposition_stack_step", "neural_stack_step",
            "neural_stack_read"]
@@ -65,7 +66,7 @@ def superposition_stack_step(stack, actions, value, empty_value=-1.0):
     B, D, m = stack.shape
     K = actions.shape[-1]
     pushed = F.concat([value.reshape(B, 1, m), stack[:, :D - 1]], axis=1)
-    empty = Tensor(np.full((B, 1, m), empty_value, dtype=stack.dtype))
+    empty = Tensor(array_module(stack.data).full((B, 1, m), empty_value, dtype=stack.dtype))
     popped = F.concat([stack[:, 1:], empty], axis=1)
     candidates = [pushed, popped, stack][:K]
     mixed = actions.reshape(B, 1, K) @ F.stack(candidates, axis=1).reshape(B, K, D * m)
@@ -75,12 +76,14 @@ def superposition_stack_step(stack, actions, value, empty_value=-1.0):
 _ABOVE = {}
 
 
-def _strictly_above(n, dtype):
+def _strictly_above(n, like):
     """Constant (n, n) matrix M with M[j, i] = 1 for j > i: ``(s @ M)[i] = sum_{j>i} s[j]``,
-    the strength lying above element i (element n-1 is the top)."""
-    key = (n, np.dtype(dtype))
+    the strength lying above element i (element n-1 is the top); dtype and device of the
+    array ``like``."""
+    key = (n, like.dtype, device_of(like))
     if key not in _ABOVE:
-        _ABOVE[key] = Tensor(np.tril(np.ones((n, n), dtype=dtype), k=-1))
+        _ABOVE[key] = Tensor(asarray_like(np.tril(np.ones((n, n), dtype=like.dtype), k=-1),
+                                          like))
     return _ABOVE[key]
 
 
@@ -102,7 +105,7 @@ def neural_stack_step(values, strengths, push, pop, value):
     new_value = value.reshape(B, 1, m)
     if strengths is None:
         return new_value, push
-    above = strengths @ _strictly_above(strengths.shape[1], strengths.dtype)
+    above = strengths @ _strictly_above(strengths.shape[1], strengths.data)
     kept = F.relu(strengths - F.relu(pop - above))
     return F.concat([values, new_value], axis=1), F.concat([kept, push], axis=1)
 
@@ -123,7 +126,7 @@ def neural_stack_read(values, strengths):
     gradients through an exact tie differ from such a port, by design, not by accident.
     """
     B, n, m = values.shape
-    above = strengths @ _strictly_above(n, strengths.dtype)
+    above = strengths @ _strictly_above(n, strengths.data)
     room = F.relu(1.0 - above)                          # strength still to read below the top
     weights = strengths - F.relu(strengths - room)      # min(s, room)
     return (weights.reshape(B, 1, n) @ values).reshape(B, m)
@@ -177,8 +180,8 @@ class _StackAugmented(Module):
                 return h, (h, c)
         return step
 
-    def _initial_controller_state(self, B, dtype):
-        zeros = Tensor(np.zeros((B, self.hidden_size), dtype=dtype))
+    def _initial_controller_state(self, B, like):
+        zeros = zeros_state(B, self.hidden_size, like)
         return zeros if self.controller_kind == "rnn" else (zeros, zeros)
 
     def _finish(self, outputs):
@@ -239,11 +242,11 @@ class StackRNN(_StackAugmented):
         self.action = Linear(hidden_size, 3 if noop else 2, dtype=dtype, rng=rng)
         self.push_value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
 
-    def initial_state(self, batch_size, depth, dtype=np.float32):
+    def initial_state(self, batch_size, depth, dtype=np.float32, device="cpu"):
         """Zero controller state and an empty stack of ``depth`` cells."""
-        stack = Tensor(np.full((batch_size, depth, self.stack_width), self.empty_value,
-                               dtype=dtype))
-        return (self._initial_controller_state(batch_size, dtype), stack,
+        stack = Tensor(to_device(np.full((batch_size, depth, self.stack_width),
+                                         self.empty_value, dtype=dtype), device))
+        return (self._initial_controller_state(batch_size, stack.data), stack,
                 np.zeros((batch_size, depth), dtype=dtype))
 
     def forward(self, x, state=None):
@@ -251,7 +254,7 @@ class StackRNN(_StackAugmented):
         T, B, _ = x.shape
         if state is None:
             depth = max(self.stack_depth or T, self.read_depth)
-            state = self.initial_state(B, depth, x.dtype)
+            state = self.initial_state(B, depth, x.dtype, x.device)
         h_state, stack, occupancy = state
         if self.stack_depth is None:      # unbounded: T more steps can push T more cells
             stack, occupancy = self._grow(stack, occupancy, T)
@@ -276,11 +279,11 @@ class StackRNN(_StackAugmented):
                         value = F.sigmoid(h @ W_v + b_v)
                     stack = superposition_stack_step(stack, actions, value, self.empty_value)
             outputs.append(h)
-            a = actions.data
+            a = actions.numpy()                 # the record is host data (for plots)
             occupancy = _superpose_occupancy(occupancy, a)
             rec["actions"].append(a)
-            rec["value"].append(value.data)
-            rec["stack"].append(stack.data)
+            rec["value"].append(value.numpy())
+            rec["stack"].append(stack.numpy())
             rec["depth"].append(occupancy.sum(axis=1))
         actions = np.stack(rec.pop("actions"))
         record = {"push": actions[..., 0], "pop": actions[..., 1],
@@ -292,12 +295,13 @@ class StackRNN(_StackAugmented):
         """Room for ``steps`` more pushes: empty cells appended below a continued stack
         (a fresh one was already made deep enough), so nothing falls off the bottom."""
         B, D, m = stack.shape
-        reached = occupancy.any(axis=0) | (stack.data != self.empty_value).any(axis=(0, 2))
+        reached = occupancy.any(axis=0) | (stack.numpy() != self.empty_value).any(axis=(0, 2))
         filled = int(np.flatnonzero(reached)[-1]) + 1 if reached.any() else 0
         missing = filled + steps - D
         if missing <= 0:
             return stack, occupancy
-        empty = Tensor(np.full((B, missing, m), self.empty_value, dtype=stack.dtype))
+        empty = Tensor(array_module(stack.data).full((B, missing, m), self.empty_value,
+                                                     dtype=stack.dtype))
         return (F.concat([stack, empty], axis=1),
                 np.concatenate([occupancy, np.zeros((B, missing), occupancy.dtype)], axis=1))
 
@@ -361,15 +365,15 @@ class NeuralStackRNN(_StackAugmented):
         self.pop = Linear(hidden_size, 1, dtype=dtype, rng=rng)
         self.value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
 
-    def initial_state(self, batch_size, dtype=np.float32):
+    def initial_state(self, batch_size, dtype=np.float32, device="cpu"):
         """Zero controller state, an empty stack and a zero read."""
-        read = Tensor(np.zeros((batch_size, self.stack_width), dtype=dtype))
-        return self._initial_controller_state(batch_size, dtype), None, None, read
+        read = Tensor(to_device(np.zeros((batch_size, self.stack_width), dtype=dtype), device))
+        return self._initial_controller_state(batch_size, read.data), None, None, read
 
     def forward(self, x, state=None):
         x = self._check_input(x)
         T, B, _ = x.shape
-        h_state, values, strengths, read = state or self.initial_state(B, x.dtype)
+        h_state, values, strengths, read = state or self.initial_state(B, x.dtype, x.device)
         step = self._controller_step()
         with scope("stack"):
             W_d, b_d = self.push.weight.T, self.push.bias
@@ -392,11 +396,11 @@ class NeuralStackRNN(_StackAugmented):
                     with scope("read"):
                         read = neural_stack_read(values, strengths)
             outputs.append(h)
-            rec["push"].append(d.data[:, 0])
-            rec["pop"].append(u.data[:, 0])
-            rec["value"].append(v.data)
-            rec["read"].append(read.data)
-            rec["strength"].append(strengths.data)
+            rec["push"].append(d.numpy()[:, 0])     # the record is host data (for plots)
+            rec["pop"].append(u.numpy()[:, 0])
+            rec["value"].append(v.numpy())
+            rec["read"].append(read.numpy())
+            rec["strength"].append(strengths.numpy())
         n = strengths.shape[1]
         padded = np.zeros((T, B, n), dtype=strengths.dtype)
         for t, s in enumerate(rec.pop("strength")):

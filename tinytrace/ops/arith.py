@@ -1,6 +1,5 @@
 """Arithmetic with NumPy broadcasting: + - * / ** and negation, and matrix products."""
-import numpy as np
-
+from ..backend import array_module
 from .registry import primitive
 
 
@@ -48,7 +47,7 @@ def power(a, exponent):
     out = a ** exponent
     def vjp(g):
         if exponent == 0:              # d(a^0)/da = 0 everywhere, also at a = 0 (0 * 0^-1
-            return (np.zeros_like(g),)  # would be 0 * inf = NaN)
+            return (array_module(g).zeros_like(g),)   # would be 0 * inf = NaN)
         return (g * (exponent * a ** (exponent - 1)),)
     return out, vjp
 
@@ -58,15 +57,15 @@ def matmul(a, b):
     """``a @ b`` with NumPy semantics: 1-D operands, batch dimensions that broadcast."""
     def vjp(g):
         if a.ndim >= 2 and b.ndim >= 2:
-            return g @ np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2) @ g
+            return g @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ g
         if a.ndim == 1 and b.ndim == 1:     # inner product: g is a scalar
             return g * b, g * a
         # Treat a 1-D operand as a row (a) or column (b) matrix, then drop that axis again.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        g2 = np.expand_dims(g, -2) if a.ndim == 1 else g
-        g2 = np.expand_dims(g2, -1) if b.ndim == 1 else g2
-        ga = g2 @ np.swapaxes(b2, -1, -2)
-        gb = np.swapaxes(a2, -1, -2) @ g2
+        g2 = g[..., None, :] if a.ndim == 1 else g
+        g2 = g2[..., None] if b.ndim == 1 else g2
+        ga = g2 @ b2.swapaxes(-1, -2)
+        gb = a2.swapaxes(-1, -2) @ g2
         return (ga[..., 0, :] if a.ndim == 1 else ga), (gb[..., 0] if b.ndim == 1 else gb)
     return a @ b, vjp

@@ -1,6 +1,7 @@
 """Reductions over axes (sum, mean, max) and the normalisers softmax / log_softmax."""
-import numpy as np
+import math
 
+from ..backend import array_module
 from .registry import primitive
 
 
@@ -13,9 +14,10 @@ def _normalize_axis(axis, ndim):
 
 def _restore(g, shape, axis, keepdims):
     """Broadcast a reduced gradient back over the reduced axes of ``shape``."""
+    xp = array_module(g)
     if not keepdims:
-        g = np.expand_dims(g, _normalize_axis(axis, len(shape)))
-    return np.broadcast_to(g, shape)
+        g = xp.expand_dims(g, _normalize_axis(axis, len(shape)))
+    return xp.broadcast_to(g, shape)
 
 
 @primitive("sum", saves=())
@@ -28,7 +30,7 @@ def sum_(x, axis=None, keepdims=False):
 @primitive("mean", saves=())
 def mean(x, axis=None, keepdims=False):
     axes = _normalize_axis(axis, x.ndim)
-    count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    count = math.prod(x.shape[a] for a in axes)
     def vjp(g):
         return (_restore(g, x.shape, axis, keepdims) / count,)
     return x.mean(axis=axis, keepdims=keepdims), vjp
@@ -42,13 +44,13 @@ def max_(x, axis=None, keepdims=False):
         winners = x == out
         share = winners / winners.sum(axis=axis, keepdims=True)
         return (_restore(g, x.shape, axis, keepdims) * share.astype(x.dtype),)
-    return (out if keepdims else np.squeeze(out, _normalize_axis(axis, x.ndim))), vjp
+    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), vjp
 
 
 @primitive("softmax", saves=(), saves_output=True)
 def softmax(x, axis=-1):
     """exp(x) / sum exp(x), computed after subtracting the max so exp never overflows."""
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = array_module(x).exp(x - x.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
     def vjp(g):
         return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
@@ -58,8 +60,9 @@ def softmax(x, axis=-1):
 @primitive("log_softmax", saves=(), saves_output=True)
 def log_softmax(x, axis=-1):
     """x - logsumexp(x), stable for logits of any size (the max is subtracted first)."""
+    xp = array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     def vjp(g):
-        return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+        return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
     return out, vjp

@@ -13,8 +13,9 @@ import weakref
 
 import numpy as np
 
+from ..backend import array_module, device_of
 from ..context import STATE, scope_phrase
-from ..errors import AnomalyError, DTypeError, ShapeError, describe
+from ..errors import AnomalyError, DeviceError, DTypeError, ShapeError, describe
 from ..autograd import Node
 from ..tensor import Tensor
 
@@ -67,6 +68,15 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     return register
 
 
+def _check_devices(op, arrays):
+    """Refuse operands on two devices (never a silent copy), naming the op and both."""
+    devices = [device_of(a) for a in arrays]
+    if len(set(devices)) > 1:
+        raise DeviceError(f"op '{op.name}' in {scope_phrase()}: operands on "
+                          f"{' and '.join(dict.fromkeys(devices))} "
+                          f"({describe(arrays)}); move them to one device with .to(...)")
+
+
 def _unify_dtypes(op, arrays):
     """The operands in one float dtype: float32 mixed with float64 is refused (convert one
     with ``.astype()``); integer or boolean operands beside a float one take its dtype,
@@ -95,6 +105,8 @@ def _record(op, inputs, attrs):
     if n == 2:
         a, b = inputs
         arrays = (a.data, b.data)
+        if type(arrays[0]) is not type(arrays[1]):
+            _check_devices(op, arrays)
         ca, cb = a._counter, b._counter          # version cells (None: version 0)
         versions = (0 if ca is None else ca[0], 0 if cb is None else cb[0])
         if arrays[0].dtype is not arrays[1].dtype and op.same_float_dtype:
@@ -107,6 +119,8 @@ def _record(op, inputs, attrs):
         needs_grad = inputs[0].requires_grad
     else:
         arrays = tuple(map(_data, inputs))
+        if len({type(a) for a in arrays}) > 1:
+            _check_devices(op, arrays)
         versions = tuple([t._version for t in inputs])
         if op.same_float_dtype:
             arrays = _unify_dtypes(op, arrays)
@@ -133,7 +147,8 @@ def _record(op, inputs, attrs):
 
 
 def _check_forward(op, arrays, out):
-    if out.dtype.kind in "fc" and not np.all(np.isfinite(out)):
-        if all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind in "fc"):
+    xp = array_module(out)
+    if out.dtype.kind in "fc" and not xp.all(xp.isfinite(out)):
+        if all(xp.all(xp.isfinite(a)) for a in arrays if a.dtype.kind in "fc"):
             raise AnomalyError(f"op '{op.name}' in {scope_phrase()} produced NaN/inf from finite "
                                f"inputs {describe(arrays)}")

@@ -1,7 +1,10 @@
 """Ops that move elements around without arithmetic: reshape, transpose, indexing,
 concatenation, stacking and ``where``. Their vjps move the gradient back the same way."""
+import itertools
+
 import numpy as np
 
+from ..backend import array_module, move_index
 from .registry import primitive
 
 
@@ -16,10 +19,14 @@ def reshape(x, shape):
 def transpose(x, axes=None):
     """Permute axes (reverse them when ``axes`` is None, like ``.T``)."""
     # Negative axes count from the end; make them positive before inverting the permutation.
-    inverse = None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))
+    if axes is None:
+        inverse = None
+    else:
+        axes = tuple(a % x.ndim for a in axes)
+        inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
     def vjp(g):
-        return (np.transpose(g, inverse),)
-    return np.transpose(x, axes), vjp
+        return (g.transpose(inverse),)
+    return x.transpose(axes), vjp
 
 
 @primitive("getitem", saves=(), view=True)
@@ -32,13 +39,15 @@ def getitem(x, index):
     contribution; a basic index (ints, slices, ``None``, ``...``) picks each element at
     most once and is written back directly.
     """
+    xp = array_module(x)
     basic = _is_basic(index)
+    index = move_index(index, x)     # on a device, index arrays must live there too
     def vjp(g):
-        gx = np.zeros_like(x)
+        gx = xp.zeros_like(x)
         if basic:
             gx[index] = g
         else:
-            np.add.at(gx, index, g)
+            xp.add.at(gx, index, g)
         return (gx,)
     return x[index], vjp
 
@@ -52,17 +61,19 @@ def _is_basic(index):
 
 @primitive("concat", saves=())
 def concat(*xs, axis=0):
-    bounds = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    xp = array_module(xs[0])
+    bounds = list(itertools.accumulate(x.shape[axis] for x in xs))[:-1]
     def vjp(g):
-        return tuple(np.split(g, bounds, axis=axis))
-    return np.concatenate(xs, axis=axis), vjp
+        return tuple(xp.split(g, bounds, axis=axis))
+    return xp.concatenate(xs, axis=axis), vjp
 
 
 @primitive("stack", saves=())
 def stack(*xs, axis=0):
+    xp = array_module(xs[0])
     def vjp(g):
-        return tuple(np.moveaxis(g, axis, 0))
-    return np.stack(xs, axis=axis), vjp
+        return tuple(xp.moveaxis(g, axis, 0))
+    return xp.stack(xs, axis=axis), vjp
 
 
 @primitive("where", saves=())
@@ -70,4 +81,4 @@ def where(a, b, condition):
     """``condition ? a : b`` elementwise; ``condition`` is a boolean array (an attr)."""
     def vjp(g):
         return g * condition, g * ~condition
-    return np.where(condition, a, b), vjp
+    return array_module(a).where(condition, a, b), vjp

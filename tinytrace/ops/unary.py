@@ -1,12 +1,12 @@
 """Elementwise functions of one tensor. Each vjp reuses the forward's output where it can."""
-import numpy as np
-
+from ..backend import array_module
 from .registry import primitive
 
 
 @primitive("exp", saves=(), saves_output=True)
 def exp(x):
-    out = np.exp(x)
+    xp = array_module(x)
+    out = xp.exp(x)
     def vjp(g):
         return (g * out,)
     return out, vjp
@@ -14,14 +14,16 @@ def exp(x):
 
 @primitive("log")
 def log(x):
+    xp = array_module(x)
     def vjp(g):
         return (g / x,)
-    return np.log(x), vjp
+    return xp.log(x), vjp
 
 
 @primitive("sqrt", saves=(), saves_output=True)
 def sqrt(x):
-    out = np.sqrt(x)
+    xp = array_module(x)
+    out = xp.sqrt(x)
     def vjp(g):
         return (g / (2 * out),)
     return out, vjp
@@ -30,22 +32,24 @@ def sqrt(x):
 @primitive("abs")
 def absolute(x):
     """|x|; the gradient at 0 is taken as 0 (the subgradient PyTorch uses)."""
+    xp = array_module(x)
     def vjp(g):
-        return (g * np.sign(x),)
-    return np.abs(x), vjp
+        return (g * xp.sign(x),)
+    return xp.abs(x), vjp
 
 
 @primitive("tanh", saves=(), saves_output=True)
 def tanh(x):
-    out = np.tanh(x)
+    xp = array_module(x)
+    out = xp.tanh(x)
     def vjp(g):
         return (g * (1 - out * out),)
     return out, vjp
 
 
-def _exp_minus_abs(x):
+def _exp_minus_abs(x, xp):
     """e^-|x| in (0, 1]: never overflows, and keeps full relative precision."""
-    return np.exp(-np.abs(x))
+    return xp.exp(-xp.abs(x))
 
 
 @primitive("sigmoid", saves=(), saves_output=True)
@@ -55,8 +59,9 @@ def sigmoid(x):
     With e = e^-|x|: sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, so
     nothing overflows and a tiny result (x = -40: 4e-18) is not the difference of two
     numbers near 1 (as ``0.5 tanh(x/2) + 0.5`` is: 0 in float32 below x = -17)."""
-    e = _exp_minus_abs(x)
-    out = np.where(x >= 0, 1, e) / (1 + e)
+    xp = array_module(x)
+    e = _exp_minus_abs(x, xp)
+    out = xp.where(x >= 0, 1, e) / (1 + e)
     def vjp(g):
         return (g * out * (1 - out),)
     return out, vjp
@@ -66,34 +71,38 @@ def sigmoid(x):
 def softplus(x):
     """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for x >> 0, no lost digits
     for x << 0. Its derivative is sigmoid(x)."""
-    e = _exp_minus_abs(x)
+    xp = array_module(x)
+    e = _exp_minus_abs(x, xp)
     def vjp(g):
-        return (g * (np.where(x >= 0, 1, e) / (1 + e)),)
-    return np.maximum(x, 0) + np.log1p(e), vjp
+        return (g * (xp.where(x >= 0, 1, e) / (1 + e)),)
+    return xp.maximum(x, 0) + xp.log1p(e), vjp
 
 
 @primitive("logsigmoid")
 def logsigmoid(x):
     """log(sigmoid(x)) = -softplus(-x) = min(x, 0) - log1p(e^-|x|): finite for every
     finite x (log(sigmoid(-40)) is -40, not log(0)). Derivative: 1 - sigmoid(x)."""
-    e = _exp_minus_abs(x)
+    xp = array_module(x)
+    e = _exp_minus_abs(x, xp)
     def vjp(g):
-        return (g * (np.where(x >= 0, e, 1) / (1 + e)),)
-    return np.minimum(x, 0) - np.log1p(e), vjp
+        return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
+    return xp.minimum(x, 0) - xp.log1p(e), vjp
 
 
 @primitive("relu")
 def relu(x):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
+    xp = array_module(x)
     def vjp(g):
         return (g * (x > 0),)
-    return np.maximum(x, 0), vjp
+    return xp.maximum(x, 0), vjp
 
 
 @primitive("clip", saves_output=True)
 def clip(x, low=None, high=None):
     """Clamp to [low, high]; gradient passes where low <= x <= high (as PyTorch's clamp)."""
-    out = np.clip(x, low, high)
+    xp = array_module(x)
+    out = xp.clip(x, low, high)
     def vjp(g):
         return (g * (out == x),)
     return out, vjp

@@ -1,0 +1,167 @@
+"""The device path, proven without a GPU on the strict stand-in device (``"standin"``).
+
+The stand-in is NumPy underneath, so every result on it must equal the CPU's bit for bit;
+and it refuses every implicit host transfer (``np.asarray`` on its arrays, a host array
+mixed into device work), so any op, layer, optimizer or tool that would leak to the host
+fails here. Real-GPU tests at the bottom run only where CuPy and a GPU exist.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinytrace as tt
+from opcases import all_cases
+from tinytrace import backend, standin
+from tinytrace.ops import OPS
+
+CASES = all_cases()
+DEVICE = "standin"
+
+
+def on(arrays, device):
+    return [tt.tensor(a, requires_grad=a.dtype.kind == "f", device=device) for a in arrays]
+
+
+# ---- the stand-in itself is as strict as CuPy ------------------------------------------------
+
+def test_the_standin_refuses_implicit_host_conversion_and_host_operands():
+    a = standin.asarray(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(a)
+    for mix in (lambda: a + np.ones(3), lambda: np.concatenate([a, np.ones((1, 3))]),
+                lambda: a[np.array([0])], lambda: a.__setitem__(0, np.ones(3))):
+        with pytest.raises(TypeError, match="host NumPy array"):
+            mix()
+    with pytest.raises(AttributeError):
+        a.ctypes
+    assert isinstance(np.exp(a), standin.ndarray) and isinstance(a.sum(), standin.ndarray)
+    np.testing.assert_array_equal(a.get(), np.arange(6.0).reshape(2, 3))
+
+
+def test_tensors_report_their_device_and_move_only_explicitly():
+    x = tt.tensor([1.0, 2.0], device=DEVICE, requires_grad=True)
+    assert x.device == "standin" and isinstance(x.data, standin.ndarray)
+    assert x.to(DEVICE) is x
+    host = x.to("cpu")
+    assert host.device == "cpu" and host.is_leaf and host.requires_grad
+    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])
+    with pytest.raises(TypeError, match=r"\.numpy\(\)"):
+        np.asarray(x)
+    assert tt.zeros(2, 3, device=DEVICE).device == "standin"
+    assert set(tt.devices()) >= {"cpu", "standin"}
+    with pytest.raises(tt.DeviceError, match="unknown device"):
+        x.to("tpu")
+
+
+def test_mixing_devices_in_one_op_is_an_error_naming_the_op_and_both_devices():
+    a = tt.tensor([1.0, 2.0], device=DEVICE)
+    b = tt.tensor([3.0, 4.0])
+    with tt.scope("layer"):
+        with pytest.raises(tt.DeviceError, match=r"'mul' in scope 'layer'.*standin and cpu"):
+            a * b
+    with pytest.raises(tt.DeviceError, match="'concat'"):
+        tt.concat([b, a])
+    with pytest.raises(tt.DeviceError, match="grad is on cpu"):
+        (a * 2.0).requires_grad_().backward(np.ones(2, np.float32))
+
+
+# ---- every op: same values and gradients on the device ----------------------------------------
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1))
+def test_every_op_gives_the_cpu_values_and_gradients_on_the_standin(name, data, seed):
+    fn, arrays = data.draw(CASES[name], label=f"{name} case")
+    arrays = [np.asarray(a) for a in arrays]
+    host, dev = on(arrays, "cpu"), on(arrays, DEVICE)
+    out_h, out_d = fn(*host), fn(*dev)
+    assert out_d.device == DEVICE
+    np.testing.assert_array_equal(out_d.numpy(), out_h.data)
+    g = np.random.default_rng(seed).standard_normal(out_h.shape)
+    out_h.backward(g)
+    out_d.backward(tt.tensor(g, device=DEVICE))
+    for h, d in zip(host, dev):
+        if h.requires_grad:
+            assert d.grad is not None and backend.device_of(d.grad) == DEVICE
+            np.testing.assert_array_equal(backend.to_host(d.grad), h.grad)
+
+
+def test_anomaly_mode_and_the_graph_work_on_the_device():
+    x = tt.tensor([1.0, 0.0], device=DEVICE, requires_grad=True)
+    with tt.detect_anomaly(), np.errstate(divide="ignore"):
+        with pytest.raises(tt.AnomalyError, match="'log'"):
+            tt.log(x * 0.0)
+    loss = (x * x).sum()
+    graph = loss.graph()
+    assert [n.op for n in graph] == ["mul", "sum"] and "mul" in graph.table()
+    assert "tensor(" in repr(loss)
+
+
+# ---- layers, losses, optimizers and saving on the device -------------------------------------
+
+def _both(build, seed=0):
+    """The same freshly initialised module twice: one stays on the CPU, one moves."""
+    tt.manual_seed(seed)
+    host = build()
+    tt.manual_seed(seed)
+    return host, build().to(DEVICE)
+
+
+LAYERS = {
+    "linear": (lambda: tt.nn.Linear(3, 4, dtype=np.float64), (5, 3)),
+    "rnn_traced": (lambda: tt.nn.RNN(3, 4, dtype=np.float64), (6, 2, 3)),
+    "rnn_fused": (lambda: tt.nn.RNN(3, 4, dtype=np.float64, mode="fused"), (6, 2, 3)),
+    "lstm_traced": (lambda: tt.nn.LSTM(3, 4, num_layers=2, dtype=np.float64), (5, 2, 3)),
+    "lstm_fused": (lambda: tt.nn.LSTM(3, 4, dtype=np.float64, mode="fused",
+                                      track_hidden_grads=True), (5, 2, 3)),
+    "gru_traced": (lambda: tt.nn.GRU(3, 4, dtype=np.float64), (5, 2, 3)),
+    "gru_fused": (lambda: tt.nn.GRU(3, 4, dtype=np.float64, mode="fused"), (5, 2, 3)),
+    "stack_rnn": (lambda: tt.nn.StackRNN(3, 4, dtype=np.float64), (6, 2, 3)),
+    "neural_stack": (lambda: tt.nn.NeuralStackRNN(3, 4, controller="lstm",
+                                                  dtype=np.float64), (6, 2, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_runs_on_the_standin_with_the_cpu_numbers(name):
+    build, shape = LAYERS[name]
+    host, dev = _both(build)
+    assert dev.device == DEVICE
+    x = np.random.default_rng(1).standard_normal(shape)
+    lengths = np.array([shape[0], 3]) if name.startswith(("rnn", "gru")) else None
+    outs = []
+    for model, device in ((host, "cpu"), (dev, DEVICE)):
+        xt = tt.tensor(x, device=device)
+        out = model(xt) if lengths is None else model(xt, lengths=lengths)
+        out = out[0] if isinstance(out, tuple) else out
+        loss = (out * out).mean()
+        loss.backward()
+        outs.append((loss.item(), {k: backend.to_host(p.grad)
+                                   for k, p in model.named_parameters()}))
+    assert outs[0][0] == outs[1][0]
+    for key, grad in outs[0][1].items():
+        np.testing.assert_array_equal(outs[1][1][key], grad, err_msg=key)
+
+
+def test_losses_and_embeddings_take_host_targets_and_indices_on_the_device():
+    logits = tt.tensor(np.random.default_rng(0).standard_normal((4, 3)), device=DEVICE,
+                       requires_grad=True)
+    loss = tt.nn.functional.cross_entropy(logits, np.array([0, 2, 1, 1]))
+    loss.backward()
+    assert backend.device_of(logits.grad) == DEVICE
+    emb = tt.nn.Embedding(5, 2).to(DEVICE)
+    assert emb(np.array([[1, 1], [4, 0]])).device == DEVICE
+    target = np.zeros((4, 3))
+    assert tt.nn.functional.mse_loss(logits, target).device == DEVICE
+
+
+def test_save_writes_host_npz_and_loads_back_onto_the_device(tmp_path):
+    host, dev = _both(lambda: tt.nn.Linear(3, 2))
+    tt.save(dev.state_dict(), tmp_path / "m.npz")
+    loaded = tt.load(tmp_path / "m.npz")
+    assert all(type(v) is np.ndarray for v in loaded.values())
+    np.testing.assert_array_equal(loaded["weight"], host.weight.data)
+    fresh = tt.nn.Linear(3, 2).to(DEVICE)
+    fresh.load_state_dict(loaded)
+    assert fresh.device == DEVICE
+    np.testing.assert_array_equal(fresh.weight.numpy(), host.weight.data)
