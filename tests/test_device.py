@@ -1,6 +1,8 @@
 """The device path, proven without a GPU on the strict stand-in device (``"standin"``).
 
-The stand-in is NumPy underneath, so every result on it must equal the CPU's bit for bit;
+The stand-in is NumPy underneath, so every op's result on it must equal the CPU's bit for
+bit (the fused recurrent ops run the device kernels, whose fused step functions round
+differently from the CPU references: those agree to 1e-12);
 and it refuses every implicit host transfer (``np.asarray`` on its arrays, a host array
 mixed into device work), so any op, layer, optimizer or tool that would leak to the host
 fails here. Real-GPU tests at the bottom run only where CuPy and a GPU exist.
@@ -17,6 +19,14 @@ from tinytrace.ops import OPS
 
 CASES = all_cases()
 DEVICE = "standin"
+FUSED = {"rnn_sequence", "lstm_sequence", "gru_sequence"}
+
+
+def same(got, want, exact=True, what=""):
+    if exact:
+        np.testing.assert_array_equal(got, want, err_msg=what)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14, err_msg=what)
 
 
 def on(arrays, device):
@@ -76,14 +86,15 @@ def test_every_op_gives_the_cpu_values_and_gradients_on_the_standin(name, data, 
     host, dev = on(arrays, "cpu"), on(arrays, DEVICE)
     out_h, out_d = fn(*host), fn(*dev)
     assert out_d.device == DEVICE
-    np.testing.assert_array_equal(out_d.numpy(), out_h.data)
+    exact = name not in FUSED
+    same(out_d.numpy(), out_h.data, exact)
     g = np.random.default_rng(seed).standard_normal(out_h.shape)
     out_h.backward(g)
     out_d.backward(tt.tensor(g, device=DEVICE))
     for h, d in zip(host, dev):
         if h.requires_grad:
             assert d.grad is not None and backend.device_of(d.grad) == DEVICE
-            np.testing.assert_array_equal(backend.to_host(d.grad), h.grad)
+            same(backend.to_host(d.grad), h.grad, exact)
 
 
 def test_anomaly_mode_and_the_graph_work_on_the_device():
@@ -138,9 +149,10 @@ def test_every_layer_runs_on_the_standin_with_the_cpu_numbers(name):
         loss.backward()
         outs.append((loss.item(), {k: backend.to_host(p.grad)
                                    for k, p in model.named_parameters()}))
-    assert outs[0][0] == outs[1][0]
+    exact = "fused" not in name
+    same(outs[1][0], outs[0][0], exact)
     for key, grad in outs[0][1].items():
-        np.testing.assert_array_equal(outs[1][1][key], grad, err_msg=key)
+        same(outs[1][1][key], grad, exact, key)
 
 
 def test_losses_and_embeddings_take_host_targets_and_indices_on_the_device():

@@ -33,6 +33,8 @@ product for a gradient nobody reads.
 import numpy as np
 
 from .. import kernels
+from ..backend import array_module
+from ..kernels import gpu as device_kernels
 from ..kernels._common import check_lengths
 from .registry import primitive
 
@@ -61,6 +63,12 @@ class StepGrads:
         return f"StepGrads({shape})"
 
 
+def _kernels_for(x):
+    """The kernel set for ``x``'s device: the NumPy references on the CPU, the device
+    kernels (cuBLAS products, fused elementwise steps) on a GPU or the stand-in."""
+    return kernels if array_module(x) is np else device_kernels
+
+
 def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
     if x.ndim != 3:
         raise ValueError(f"{name}: x must be (T, B, I), got {x.shape}")
@@ -86,10 +94,11 @@ def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=Non
     steps, batch = _check_shapes("rnn_sequence", x, h0, w_ih, w_hh, 1,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     lengths = check_lengths(lengths, steps, batch, "rnn_sequence")
-    packed, saved = kernels.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
+    k = _kernels_for(x)
+    packed, saved = k.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
 
     def vjp(g):
-        grads = kernels.rnn_backward(saved, g, input_grad)
+        grads = k.rnn_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
@@ -106,10 +115,11 @@ def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=No
     if c0.shape != h0.shape:
         raise ValueError(f"lstm_sequence: c0 must be {h0.shape}, got {c0.shape}")
     lengths = check_lengths(lengths, steps, batch, "lstm_sequence")
-    packed, saved = kernels.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
+    k = _kernels_for(x)
+    packed, saved = k.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
-        grads = kernels.lstm_backward(saved, g, input_grad)
+        grads = k.lstm_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
@@ -124,10 +134,11 @@ def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
     steps, batch = _check_shapes("gru_sequence", x, h0, w_ih, w_hh, 3,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     lengths = check_lengths(lengths, steps, batch, "gru_sequence")
-    packed, saved = kernels.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
+    k = _kernels_for(x)
+    packed, saved = k.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
-        grads = kernels.gru_backward(saved, g, input_grad)
+        grads = k.gru_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
