@@ -177,3 +177,74 @@ def test_save_writes_host_npz_and_loads_back_onto_the_device(tmp_path):
     fresh.load_state_dict(loaded)
     assert fresh.device == DEVICE
     np.testing.assert_array_equal(fresh.weight.numpy(), host.weight.data)
+
+
+@pytest.mark.parametrize("make", [lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.9,
+                                                          weight_decay=0.01, nesterov=True),
+                                  lambda ps: tt.optim.Adam(ps, lr=0.05, weight_decay=0.01)])
+def test_optimizers_step_on_the_device_exactly_as_on_the_cpu(make):
+    host, dev = _both(lambda: tt.nn.Linear(3, 2, dtype=np.float64))
+    opts = make(host.parameters()), make(dev.parameters())
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    for _ in range(5):
+        for model, opt, device in ((host, opts[0], "cpu"), (dev, opts[1], DEVICE)):
+            opt.zero_grad()
+            (model(tt.tensor(x, device=device)) ** 2).mean().backward()
+            opt.step()
+    assert dev.device == DEVICE
+    np.testing.assert_array_equal(dev.weight.numpy(), host.weight.data)
+    np.testing.assert_array_equal(dev.bias.numpy(), host.bias.data)
+
+
+def test_a_model_moved_after_its_optimizer_was_built_still_trains():
+    model = tt.nn.Linear(2, 1, dtype=np.float64)
+    opt = tt.optim.Adam(model.parameters(), lr=0.1)
+    model.to(DEVICE)
+    (model(tt.tensor(np.ones((3, 2)), device=DEVICE)) ** 2).sum().backward()
+    opt.step()
+    assert model.device == DEVICE
+
+
+def test_gradcheck_runs_on_device_tensors():
+    x = tt.tensor(np.array([[0.3, -0.2], [0.5, 0.1]]), device=DEVICE, requires_grad=True)
+    w = tt.tensor(np.array([[1.0], [-2.0]]), device=DEVICE, requires_grad=True)
+    assert tt.gradcheck(lambda a, b: (a @ b).tanh(), x, w)
+
+
+# ---- a real GPU, where there is one ----------------------------------------------------------
+
+needs_gpu = pytest.mark.skipif(not backend.cuda_available(),
+                               reason="needs CuPy and an NVIDIA GPU")
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_on_a_real_gpu_matches_the_cpu(name):
+    build, shape = LAYERS[name]
+    host, dev = _both(build)
+    dev.to("cuda")
+    x = np.random.default_rng(1).standard_normal(shape)
+    results = []
+    for model, device in ((host, "cpu"), (dev, "cuda")):
+        out = model(tt.tensor(x, device=device))
+        out = out[0] if isinstance(out, tuple) else out
+        (out * out).mean().backward()
+        results.append({k: backend.to_host(p.grad) for k, p in model.named_parameters()})
+    for key, grad in results[0].items():
+        np.testing.assert_allclose(results[1][key], grad, rtol=1e-9, atol=1e-12, err_msg=key)
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", sorted(OPS))
+@given(data=st.data())
+def test_every_op_on_a_real_gpu_matches_the_cpu(name, data):
+    fn, arrays = data.draw(CASES[name], label=f"{name} case")
+    arrays = [np.asarray(a) for a in arrays]
+    host, dev = on(arrays, "cpu"), on(arrays, "cuda")
+    out_h, out_d = fn(*host), fn(*dev)
+    np.testing.assert_allclose(out_d.numpy(), out_h.data, rtol=1e-9, atol=1e-12)
+    out_h.sum().backward()
+    out_d.sum().backward()
+    for h, d in zip(host, dev):
+        if h.requires_grad:
+            np.testing.assert_allclose(backend.to_host(d.grad), h.grad, rtol=1e-9, atol=1e-12)

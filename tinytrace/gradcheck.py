@@ -1,6 +1,7 @@
 """Check the engine's gradients against central finite differences, in float64."""
 import numpy as np
 
+from .backend import asarray_like, to_host
 from .context import no_grad
 from .errors import GradcheckError
 from .tensor import Tensor
@@ -9,7 +10,9 @@ from .tensor import Tensor
 def _scalarize(out, projection):
     """A scalar from ``fn``'s output: ``sum(out * projection)`` (a random direction, so a
     wrong gradient cannot hide behind a symmetric sum)."""
-    return (out * Tensor(projection)).sum() if out.data.size > 1 else out.sum()
+    if out.data.size == 1:
+        return out.sum()
+    return (out * Tensor(asarray_like(projection, out.data, out.dtype))).sum()
 
 
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_exception=True):
@@ -36,8 +39,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
     for k, leaf in enumerate(leaves):
         if not leaf.requires_grad:
             continue
-        analytic = leaf.grad if leaf.grad is not None else np.zeros_like(leaf.data)
-        numeric = np.zeros_like(leaf.data)
+        analytic = to_host(leaf.grad) if leaf.grad is not None else np.zeros(leaf.shape)
+        numeric = np.zeros(leaf.shape)
         flat = leaf.data.reshape(-1)            # a view: perturb in place
         with no_grad():
             for i in range(flat.size):

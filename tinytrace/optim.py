@@ -1,5 +1,5 @@
 """Optimizers: plain updates on ``.data`` with the same equations (and defaults) as PyTorch."""
-import numpy as np
+from .backend import array_module
 
 
 class Optimizer:
@@ -58,13 +58,18 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
+        # Moments are made at a parameter's first step, on its device (as PyTorch's lazy
+        # state): a model moved with .to(device) after building the optimizer just works.
+        self.m = [None] * len(self.params)
+        self.v = [None] * len(self.params)
         self.t = [0] * len(self.params)   # per parameter: one without a grad is not stepped
 
     def update(self, i, p, grad):
         if self.weight_decay:
             grad = grad + self.weight_decay * p.data
+        xp = array_module(p.data)
+        if self.m[i] is None:
+            self.m[i], self.v[i] = xp.zeros_like(p.data), xp.zeros_like(p.data)
         m, v = self.m[i], self.v[i]
         self.t[i] += 1
         m *= self.beta1
@@ -73,4 +78,4 @@ class Adam(Optimizer):
         v += (1 - self.beta2) * grad * grad
         m_hat_scale = 1 / (1 - self.beta1 ** self.t[i])
         v_hat_scale = 1 / (1 - self.beta2 ** self.t[i])
-        p.data -= self.lr * m_hat_scale * m / (np.sqrt(v * v_hat_scale) + self.eps)
+        p.data -= self.lr * m_hat_scale * m / (xp.sqrt(v * v_hat_scale) + self.eps)
