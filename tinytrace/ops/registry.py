@@ -13,8 +13,9 @@ import weakref
 
 import numpy as np
 
+from .. import anomaly
 from ..context import STATE, scope_phrase
-from ..errors import AnomalyError, DTypeError, ShapeError, describe
+from ..errors import DTypeError, ShapeError, describe
 from ..autograd import Node
 from ..tensor import Tensor
 
@@ -119,7 +120,7 @@ def _record(op, inputs, attrs):
     if isinstance(out, np.generic):
         out = np.asarray(out)
     if STATE.anomaly:
-        _check_forward(op, arrays, out)
+        anomaly.check_forward(op.name, inputs, arrays, out)
     recording = needs_grad and STATE.grad_enabled
     result = Tensor(out, recording)
     if op.view and np.may_share_memory(out, arrays[0]):
@@ -130,10 +131,3 @@ def _record(op, inputs, attrs):
         node._output = weakref.ref(result)
         result.node = node
     return result
-
-
-def _check_forward(op, arrays, out):
-    if out.dtype.kind in "fc" and not np.all(np.isfinite(out)):
-        if all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind in "fc"):
-            raise AnomalyError(f"op '{op.name}' in {scope_phrase()} produced NaN/inf from finite "
-                               f"inputs {describe(arrays)}")
