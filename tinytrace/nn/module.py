@@ -4,13 +4,19 @@ Calling a module opens a scope named after the attribute it is stored under (the
 module uses its class name, lower-cased), so every node it records carries a path like
 ``mlp/fc1`` — gradient tracing groups by those paths with no annotation from the user.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from ..context import scope
 from ..errors import SerializationError
 from ..tensor import Tensor
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What ``load_state_dict`` did not match: the model's parameter
+names absent from the state (``missing_keys``) and the state's names the model lacks
+(``unexpected_keys``), as PyTorch returns them."""
 
 
 class Parameter(Tensor):
@@ -109,7 +115,8 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters, checking names, shapes and dtypes first so a
-        mismatched file changes nothing."""
+        mismatched file changes nothing. Returns ``IncompatibleKeys(missing_keys,
+        unexpected_keys)`` (both empty unless ``strict=False``), as PyTorch does."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -130,7 +137,8 @@ class Module:
             updates.append((p, value))
         for p, value in updates:
             p.data[...] = value
-        return self
+            p._version += 1          # in place: a graph that saved the old values refuses
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- display -----------------------------------------------------------------------
     def extra_repr(self):
