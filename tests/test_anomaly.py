@@ -9,6 +9,9 @@ import tinytrace as tt
 from tinytrace import nn
 
 
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")   # overflows on purpose
+
+
 def f64(values, requires_grad=True, name=None):
     return tt.tensor(values, requires_grad=requires_grad, dtype=tt.float64, name=name)
 

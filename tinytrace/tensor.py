@@ -418,16 +418,26 @@ def tensor(data, requires_grad=False, dtype=None, name=None):
     NumPy arrays keep their dtype; integers stay integers (and cannot require grad)."""
     if isinstance(data, Tensor):
         data = data.data
-    if dtype is not None:
-        array = np.array(data, dtype=np.dtype(dtype))
-    elif isinstance(data, np.ndarray):
-        array = data.copy()
-    elif hasattr(data, "__cuda_array_interface__"):
-        array = data.copy()
-    else:
-        array = np.array(data)
-        if array.dtype.kind == "f":
-            array = array.astype(DEFAULT_FLOAT)
+    if isinstance(data, (str, bytes)) or data is None:
+        raise TypeError(f"tensor(): expected numbers (a number, a nested list of numbers or "
+                        f"an array), not {type(data).__name__} {data!r}")
+    try:
+        if dtype is not None:
+            array = np.array(data, dtype=np.dtype(dtype))
+        elif isinstance(data, np.ndarray):
+            array = data.copy()
+        elif hasattr(data, "__cuda_array_interface__"):
+            array = data.copy()
+        else:
+            array = np.array(data)
+            if array.dtype.kind == "f":
+                array = array.astype(DEFAULT_FLOAT)
+    except ValueError as err:         # ragged nested lists; a string with dtype=float
+        raise ValueError(f"tensor(): cannot make an array of numbers from "
+                         f"{type(data).__name__} data ({err})") from None
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"tensor(): expected numbers, got data of dtype {array.dtype} "
+                        "(strings, None or other objects); tensors hold numbers only")
     if requires_grad and array.dtype.kind not in "fc":
         raise TypeError(f"tensor(): only float tensors can require grad, not {array.dtype} "
                         "(pass dtype=tt.float32 or floats)")
