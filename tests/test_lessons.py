@@ -1,32 +1,83 @@
-"""Every lesson runs in quick mode and its claimed numbers are checked here.
+"""Every lesson runs in quick mode, as a notebook, and its claimed numbers are checked here.
 
-Each lesson records its claims with ``lesson.claim(key, value, ...)``; ``run_lesson(N)``
-runs ``lessons/NN_*.py`` in this process (quick mode, figures into a temporary folder) and
-returns the ``Lesson`` object, so a test reads ``lesson.results[key]``.
+Each lesson records its claims with ``lesson.claim(key, value, ...)``. ``run_lesson(N)``
+converts ``lessons/NN_*.py`` with jupytext and executes it in a real Jupyter kernel
+(nbclient + ipykernel: this is the proof that the lessons are notebooks), in quick mode
+with its figures in a temporary folder, and returns a ``LessonRun`` read from the
+``results.json`` the lesson wrote: ``.results[key]``, ``.figures``, ``.saved``. Each
+lesson therefore runs once per test session, and the claims are asserted from that run.
+Without nbclient/ipykernel/jupytext (or with ``TINYTRACE_LESSON_TESTS=inprocess``, handy
+with a debugger) the lesson runs in this process instead, and the notebook test skips.
 
 Adding a lesson? Add ``test_lesson_NN`` below (``test_every_lesson_has_a_test`` insists),
 asserting the numbers its prose promises, not just that it ran.
 """
 import contextlib
+import importlib.util
 import json
+import os
 import re
 import runpy
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 
 import tinytrace.random
-from tinytrace.lessonkit import Lesson, find_lessons, lesson_title
+from tinytrace.lessonkit import QUICK_FOLDER, Lesson, find_lessons, lesson_title
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 LESSONS = find_lessons(LESSONS_DIR)
+NOTEBOOK_TOOLS = all(importlib.util.find_spec(m) is not None
+                     for m in ("nbclient", "ipykernel", "jupytext"))
+IN_KERNEL = NOTEBOOK_TOOLS and os.environ.get("TINYTRACE_LESSON_TESTS") != "inprocess"
+CELL_TIMEOUT = 600          # seconds for one cell: a hang fails, it does not stall CI
+
+
+@dataclass
+class LessonRun:
+    """What a finished quick run left behind (its ``results.json``), and how it ran."""
+    name: str
+    quick: bool
+    results: dict
+    figures: Path
+    saved: list
+    seconds: float
+    in_kernel: bool
+    notebook: object = field(default=None, repr=False)   # the executed notebook, if any
+
+
+def _in_kernel(path, workdir):
+    """Convert ``path`` with jupytext and execute every cell in a fresh Jupyter kernel."""
+    import jupytext
+    import nbclient
+    notebook = jupytext.read(path)
+    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    return notebook
+
+
+def _in_process(path):
+    """Run ``path`` as ``__main__`` in this process (the fallback)."""
+    try:
+        from threadpoolctl import threadpool_limits as restoring_blas_threads
+    except ImportError:
+        restoring_blas_threads = contextlib.nullcontext
+    try:
+        with restoring_blas_threads():     # lessons ask for one BLAS thread; undo it
+            namespace = runpy.run_path(str(path), run_name="__main__")
+    finally:
+        plt.close("all")
+    lessons = [v for v in namespace.values() if isinstance(v, Lesson)]
+    assert len(lessons) == 1, f"{path.name} should create exactly one Lesson"
 
 
 @pytest.fixture
 def run_lesson(tmp_path, monkeypatch):
-    """``run_lesson(N)`` -> the finished ``Lesson`` of lesson N, run quick in-process."""
+    """``run_lesson(N)`` -> the ``LessonRun`` of lesson N, run once in quick mode."""
     def run(number):
         assert number in LESSONS, f"no lesson {number} in {LESSONS_DIR}"
         path = LESSONS[number]
@@ -34,36 +85,39 @@ def run_lesson(tmp_path, monkeypatch):
         monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figures"))
         monkeypatch.delenv("TINYTRACE_SEED", raising=False)
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
-        # Lessons reseed tinytrace's global generator: put the original back afterwards.
-        monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
-        try:
-            from threadpoolctl import threadpool_limits as restoring_blas_threads
-        except ImportError:
-            restoring_blas_threads = contextlib.nullcontext
-        try:
-            with restoring_blas_threads():     # lessons ask for one BLAS thread; undo it
-                namespace = runpy.run_path(str(path), run_name="__main__")
-        finally:
-            plt.close("all")
-        lessons = [v for v in namespace.values() if isinstance(v, Lesson)]
-        assert len(lessons) == 1, f"{path.name} should create exactly one Lesson"
-        lesson = lessons[0]
-        check_common(lesson, tmp_path / "figures")
+        notebook = None
+        if IN_KERNEL:
+            monkeypatch.delenv("MPLBACKEND", raising=False)   # the kernel's inline figures
+            notebook = _in_kernel(path, tmp_path)
+        else:
+            monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
+            # Lessons reseed tinytrace's global generator: put the original back afterwards.
+            monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
+            _in_process(path)
+        folder = (tmp_path / "figures" / QUICK_FOLDER / path.stem).resolve()
+        record = json.loads((folder / "results.json").read_text())
+        lesson = LessonRun(record["lesson"], record["quick"], record["results"], folder,
+                           [Path(p) for p in record["figures"]], record["seconds"],
+                           IN_KERNEL, notebook)
+        check_common(lesson, path)
         return lesson
     return run
 
 
-def check_common(lesson, figures_root):
-    """What every lesson owes: quick mode, its figures on disk, results.json from done()."""
-    assert lesson.quick
-    assert lesson.figures == (figures_root / lesson.name).resolve()
+def check_common(lesson, path):
+    """What every lesson owes: quick mode, its figures on disk (apart from full runs'),
+    results.json from done(); run as a notebook, figures shown and no error output."""
+    assert lesson.quick and lesson.name == path.stem
+    assert lesson.figures.parent.name == QUICK_FOLDER
     assert lesson.saved, f"{lesson.name} saved no figure"
-    for path in lesson.saved:
-        assert path.parent == lesson.figures and path.stat().st_size > 5_000, path
-    record = json.loads((lesson.figures / "results.json").read_text())
-    assert record["quick"] is True
-    assert record["results"].keys() == lesson.results.keys()
+    for saved in lesson.saved:
+        assert saved.parent == lesson.figures and saved.stat().st_size > 5_000, saved
+    if lesson.notebook is not None:
+        outputs = [o for cell in lesson.notebook.cells if cell.cell_type == "code"
+                   for o in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"]
+        images = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert images, f"{lesson.name} showed no figure in the notebook"
 
 
 def figure_names(lesson):
@@ -215,6 +269,19 @@ def test_lesson_uses_only_the_public_api(number):
 
 
 # ---- the harness itself ----------------------------------------------------------------
+def test_lessons_run_as_notebooks_in_a_jupyter_kernel(run_lesson):
+    """The claim "lessons are notebooks", proven on the fastest lesson (every
+    test_lesson_NN runs its lesson the same way when the tools are installed)."""
+    if not NOTEBOOK_TOOLS:
+        pytest.skip("needs nbclient, ipykernel and jupytext (the dev extra)")
+    if not IN_KERNEL:
+        pytest.skip("TINYTRACE_LESSON_TESTS=inprocess")
+    lesson = run_lesson(2)
+    assert lesson.in_kernel and lesson.notebook is not None
+    code = [c for c in lesson.notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code if c.source.strip())
+
+
 def test_lessonkit_records_checks_and_saves(tmp_path, monkeypatch, capsys):
     from tinytrace.lessonkit import ClaimError
     monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figs"))
@@ -232,8 +299,30 @@ def test_lessonkit_records_checks_and_saves(tmp_path, monkeypatch, capsys):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     path = lesson.savefig(fig, "line")
-    assert path == (tmp_path / "figs" / "09_demo" / "line.png").resolve() and path.exists()
+    assert path == (tmp_path / "figs" / "quick" / "09_demo" / "line.png").resolve()
+    assert path.exists() and any("quick mode" in t.get_text() for t in fig.texts)
+    for step in range(1, 31):
+        lesson.progress("demo", step, 30, loss=1.0 / step)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "demo: step" in line]
+    assert [line.split(",")[0].strip() for line in lines] == \
+        ["demo: step 10/30", "demo: step 20/30", "demo: step 30/30"]
+    assert "loss 0.03333" in lines[-1]
     record = lesson.done()
     assert record["results"] == {"acc": 0.97, "err": 2e-3}
     saved = json.loads((lesson.figures / "results.json").read_text())
     assert saved["results"] == record["results"] and saved["figures"] == [str(path)]
+
+
+def test_full_runs_write_figures_apart_from_quick_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figs"))
+    monkeypatch.delenv("TINYTRACE_QUICK", raising=False)
+    monkeypatch.setattr(sys, "argv", ["lesson.py"])
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
+    full = Lesson("09_demo")
+    assert not full.quick and full.figures == (tmp_path / "figs" / "09_demo").resolve()
+    fig, ax = plt.subplots()
+    full.savefig(fig, "line")
+    assert not fig.texts                           # no stamp on a full run's figure
+    monkeypatch.setenv("TINYTRACE_QUICK", "1")
+    assert Lesson("09_demo").figures == (tmp_path / "figs" / "quick" / "09_demo").resolve()
