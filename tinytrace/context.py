@@ -42,6 +42,7 @@ def enable_grad():
 
 
 def is_grad_enabled():
+    """True unless inside ``no_grad`` (ops then record no graph)."""
     return STATE.grad_enabled
 
 
@@ -64,6 +65,7 @@ def scope(name):
 
 
 def current_scope():
+    """The scope path ops are recorded in right now (``""`` at top level)."""
     return STATE.scope
 
 

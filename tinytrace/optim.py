@@ -83,6 +83,7 @@ class Optimizer:
                 p._version += 1
 
     def update(self, i, p, grad):
+        """Change parameter ``p`` (number ``i``) in place, given its gradient."""
         raise NotImplementedError
 
     # ---- checkpoints ---------------------------------------------------------------------
@@ -191,6 +192,7 @@ class Adam(Optimizer):
 
     @property
     def betas(self):
+        """``(beta1, beta2)``, the decay rates of the two running means."""
         return (self.beta1, self.beta2)
 
     @betas.setter

@@ -127,6 +127,7 @@ def gru_step(x, h, params, keep=None):
 # ---- shared checks -------------------------------------------------------------------------
 
 def check_dtype_arg(dtype):
+    """``dtype`` as a NumPy float dtype (recurrent layers compute in float)."""
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"recurrent layers need a float dtype, not {dtype}")
@@ -134,6 +135,7 @@ def check_dtype_arg(dtype):
 
 
 def zeros_state(batch, hidden, dtype):
+    """A (batch, hidden) zero state, the default initial state of a cell or layer."""
     return Tensor(np.zeros((batch, hidden), dtype=dtype))
 
 

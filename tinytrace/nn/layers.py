@@ -77,15 +77,21 @@ class Sequential(Module):
 
 
 class ReLU(Module):
+    """``relu`` as a layer (for ``Sequential``)."""
+
     def forward(self, x):
         return F.relu(x)
 
 
 class Tanh(Module):
+    """``tanh`` as a layer (for ``Sequential``)."""
+
     def forward(self, x):
         return F.tanh(x)
 
 
 class Sigmoid(Module):
+    """``sigmoid`` as a layer (for ``Sequential``)."""
+
     def forward(self, x):
         return F.sigmoid(x)

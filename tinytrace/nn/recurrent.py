@@ -256,6 +256,7 @@ class _SequenceLayer(Module):
         return output, finals, ("fused", tracked)
 
     def fused_attrs(self):
+        """Extra attrs of this layer's fused op (the RNN's ``nonlinearity``)."""
         return {}
 
     # ---- per-step gradients (BPTT diagnostics) -------------------------------------------

@@ -38,6 +38,9 @@ class Primitive:
 
     @property
     def __doc__(self):
+        """A registered op (``OPS[name]``): call it with tensors and keyword attrs to run its
+        forward and record a node; ``.forward`` is the primitive function (forward and vjp
+        side by side), whose docstring an op's ``__doc__`` shows."""
         return self.forward.__doc__
 
     def __call__(self, *inputs, **attrs):
