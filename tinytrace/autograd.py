@@ -211,8 +211,9 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
     block = _combined_block(block)
     order = topological_order(*grads)
     blocked = {node for node in order if block(node)} if block is not None else ()
-    if anomaly:     # tt.grad: only nodes that lead to a requested input matter
-        useful = _anomaly.leads_to(order, wanted) if wanted is not None else None
+    useful = None   # anomaly mode in tt.grad: only nodes leading to a requested input matter
+    if anomaly and wanted is not None:
+        useful = _anomaly.leads_to(order, wanted)
     for node in reversed(order):
         g = grads.pop(node, None)
         if g is None or node in blocked:   # nothing flowed here, or the flow is blocked
