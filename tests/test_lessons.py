@@ -75,33 +75,43 @@ def _in_process(path):
     assert len(lessons) == 1, f"{path.name} should create exactly one Lesson"
 
 
+_RUNS = {}                  # lesson number -> its LessonRun: each lesson runs once a session
+
+
 @pytest.fixture
-def run_lesson(tmp_path, monkeypatch):
-    """``run_lesson(N)`` -> the ``LessonRun`` of lesson N, run once in quick mode."""
+def run_lesson(tmp_path_factory):
+    """``run_lesson(N)`` -> the ``LessonRun`` of lesson N, run once (per test session) in
+    quick mode; tests that ask again get the same run."""
     def run(number):
         assert number in LESSONS, f"no lesson {number} in {LESSONS_DIR}"
-        path = LESSONS[number]
+        if number not in _RUNS:
+            _RUNS[number] = _run(LESSONS[number], tmp_path_factory.mktemp(f"lesson{number}"))
+        return _RUNS[number]
+    return run
+
+
+def _run(path, workdir):
+    with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("TINYTRACE_QUICK", "1")
-        monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figures"))
+        monkeypatch.setenv("TINYTRACE_FIGURES", str(workdir / "figures"))
         monkeypatch.delenv("TINYTRACE_SEED", raising=False)
-        monkeypatch.chdir(tmp_path)
+        monkeypatch.chdir(workdir)
         notebook = None
         if IN_KERNEL:
             monkeypatch.delenv("MPLBACKEND", raising=False)   # the kernel's inline figures
-            notebook = _in_kernel(path, tmp_path)
+            notebook = _in_kernel(path, workdir)
         else:
             monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
             # Lessons reseed tinytrace's global generator: put the original back afterwards.
             monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
             _in_process(path)
-        folder = (tmp_path / "figures" / QUICK_FOLDER / path.stem).resolve()
-        record = json.loads((folder / "results.json").read_text())
-        lesson = LessonRun(record["lesson"], record["quick"], record["results"], folder,
-                           [Path(p) for p in record["figures"]], record["seconds"],
-                           IN_KERNEL, notebook)
-        check_common(lesson, path)
-        return lesson
-    return run
+    folder = (workdir / "figures" / QUICK_FOLDER / path.stem).resolve()
+    record = json.loads((folder / "results.json").read_text())
+    lesson = LessonRun(record["lesson"], record["quick"], record["results"], folder,
+                       [Path(p) for p in record["figures"]], record["seconds"], IN_KERNEL,
+                       notebook)
+    check_common(lesson, path)
+    return lesson
 
 
 def check_common(lesson, path):
@@ -270,8 +280,9 @@ def test_lesson_uses_only_the_public_api(number):
 
 # ---- the harness itself ----------------------------------------------------------------
 def test_lessons_run_as_notebooks_in_a_jupyter_kernel(run_lesson):
-    """The claim "lessons are notebooks", proven on the fastest lesson (every
-    test_lesson_NN runs its lesson the same way when the tools are installed)."""
+    """The claim "lessons are notebooks": every test_lesson_NN runs its lesson in a kernel
+    when the tools are installed; here that is checked on lesson 2's run (shared with
+    test_lesson_02, not run again)."""
     if not NOTEBOOK_TOOLS:
         pytest.skip("needs nbclient, ipykernel and jupytext (the dev extra)")
     if not IN_KERNEL:
