@@ -125,7 +125,8 @@ class Optimizer:
                                              f"parameter {i} is {p.dtype}")
                 values.append(value.copy())
         if missing:
-            raise SerializationError(f"{owner}: the state lacks {missing}; is it the state "
+            shown = missing if len(missing) <= 6 else missing[:6] + ["..."]
+            raise SerializationError(f"{owner}: the state lacks {shown}; is it the state "
                                      f"of this {type(self).__name__} (with "
                                      f"{len(self.params)} parameters)?")
         known = set(self.hyper) | {"steps"} | {f"{key}.{i}" for key, _, _ in self.slots
