@@ -5,8 +5,8 @@
 # per step back in time: the loss at step $T$ reaches step $k$ through $T - k$ Jacobians
 # $\mathrm{diag}(\tanh')\,W_{hh}$. At PyTorch's default initialisation lesson 4 printed
 # that factor (its `rate_tanh_default` claim: between 0.5 and 0.65 per step over the seeds
-# it was checked on), and section 2 below prints it again for this lesson's RNN — nothing
-# 100 steps back can be learned. This lesson
+# it was checked on), and section 2 below prints the same factor for this lesson's RNN —
+# nothing 100 steps back can be learned. This lesson
 #
 # 1. shows where the LSTM and the GRU put a **different road** back in time — an additive
 #    update whose Jacobian is a diagonal of gate values, no weight matrix, no $\tanh'$;

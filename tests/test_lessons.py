@@ -14,6 +14,7 @@ asserting the numbers its prose promises, not just that it ran.
 """
 import contextlib
 import importlib.util
+import io
 import json
 import os
 import re
@@ -46,6 +47,7 @@ class LessonRun:
     saved: list
     seconds: float
     in_kernel: bool
+    stdout: str = field(default="", repr=False)          # everything the lesson printed
     notebook: object = field(default=None, repr=False)   # the executed notebook, if any
 
 
@@ -61,18 +63,27 @@ def _in_kernel(path, workdir):
 
 
 def _in_process(path):
-    """Run ``path`` as ``__main__`` in this process (the fallback)."""
+    """Run ``path`` as ``__main__`` in this process (the fallback); returns its output."""
     try:
         from threadpoolctl import threadpool_limits as restoring_blas_threads
     except ImportError:
         restoring_blas_threads = contextlib.nullcontext
+    printed = io.StringIO()
     try:
-        with restoring_blas_threads():     # lessons ask for one BLAS thread; undo it
+        with restoring_blas_threads(), contextlib.redirect_stdout(printed):
             namespace = runpy.run_path(str(path), run_name="__main__")
     finally:
         plt.close("all")
+        sys.stdout.write(printed.getvalue())          # still shown when a test fails
     lessons = [v for v in namespace.values() if isinstance(v, Lesson)]
     assert len(lessons) == 1, f"{path.name} should create exactly one Lesson"
+    return printed.getvalue()
+
+
+def _printed(notebook):
+    """Everything the notebook's cells printed (their stdout streams), in order."""
+    return "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for o in cell.get("outputs", []) if o.get("name") == "stdout")
 
 
 _RUNS = {}                  # lesson number -> its LessonRun: each lesson runs once a session
@@ -100,16 +111,17 @@ def _run(path, workdir):
         if IN_KERNEL:
             monkeypatch.delenv("MPLBACKEND", raising=False)   # the kernel's inline figures
             notebook = _in_kernel(path, workdir)
+            stdout = _printed(notebook)
         else:
             monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
             # Lessons reseed tinytrace's global generator: put the original back afterwards.
             monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
-            _in_process(path)
+            stdout = _in_process(path)
     folder = (workdir / "figures" / QUICK_FOLDER / path.stem).resolve()
     record = json.loads((folder / "results.json").read_text())
     lesson = LessonRun(record["lesson"], record["quick"], record["results"], folder,
                        [Path(p) for p in record["figures"]], record["seconds"], IN_KERNEL,
-                       notebook)
+                       stdout, notebook)
     check_common(lesson, path)
     return lesson
 
@@ -149,6 +161,9 @@ def test_lesson_01(run_lesson):
     assert r["best_err_central64"] * 100 < r["best_err_forward64"] < r["best_err_central32"]
     assert r["gradcheck_layer"] is True
     assert r["gradcheck_catches_detach_bug"] is True
+    # a passing run prints no bare "gradcheck failed" line: it says the failure is expected
+    assert not re.search(r"^gradcheck failed", lesson.stdout, re.M)
+    assert "gradcheck raised, as it should for this bug: gradcheck failed" in lesson.stdout
     assert figure_names(lesson) == {"finite_difference_error.png"}
 
 
@@ -223,6 +238,8 @@ def test_lesson_05(run_lesson):
     assert r["rnn_grad_at_lag_trained"] <= 1e-5
     assert r["lstm_grad_at_lag_trained"] >= 1e-4 and r["gru_grad_at_lag_trained"] >= 1e-2
     assert figure_names(lesson) == {"gradient_vs_lag.png", "first_symbol_accuracy.png"}
+    for name in ("RNN", "LSTM (chrono init)", "GRU (chrono init)"):   # training progress
+        assert f"{name}: step 100/300, loss " in lesson.stdout
 
 
 @pytest.mark.slow
@@ -243,6 +260,11 @@ def test_lesson_06(run_lesson):
     assert r["depth_count_correlation"] >= 0.95
     assert r["by_hand_matches_module"] <= 1e-5
     assert figure_names(lesson) == {"accuracy_by_n.png", "push_pop.png"}
+    # the printout states the split the lesson uses, and a progress line per run
+    assert "lengths: train n = 1..10, validation n = 11..20, test n = 21..100" in lesson.stdout
+    assert "test_range=(21, 100)" in lesson.stdout
+    assert re.search(r"^  stack run 0: \d+ steps, (passed|did not pass)", lesson.stdout, re.M)
+    assert "on the a's the network pops with a median probability of" in lesson.stdout
 
 
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
