@@ -91,6 +91,8 @@ def test_adam_state_dict_names_and_copies():
     assert list(state)[:5] == ["lr", "betas", "eps", "weight_decay", "steps"]
     assert {f"exp_avg.{i}" for i in range(n)} <= set(state)
     assert int(state["step.0"]) == 3 and int(state["step.4"]) == 2    # spare: even steps
+    fresh = tt.optim.Adam(model.parameters()).state_dict()    # never stepped: no moments
+    assert not any(k.startswith("exp_avg") for k in fresh) and int(fresh["step.0"]) == 0
     before = state["exp_avg.0"].copy()
     train(model, opt, range(3, 4))
     np.testing.assert_array_equal(state["exp_avg.0"], before)          # a snapshot
@@ -123,7 +125,7 @@ def test_a_state_that_does_not_fit_is_refused_and_changes_nothing():
     sgd = tt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with pytest.raises(tt.SerializationError, match="lacks .*'momentum'"):
         sgd.load_state_dict(state)
-    assert fresh.lr == 0.02 and fresh.steps == 0 and not fresh.m[0].any()
+    assert fresh.lr == 0.02 and fresh.steps == 0 and fresh.m[0] is None
 
 
 def test_optimizer_arguments_are_checked_at_the_call():

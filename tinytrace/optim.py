@@ -59,8 +59,7 @@ class Optimizer:
 
     hyper = ("lr",)           # hyperparameters saved in the state dict (attribute names)
     slots = ()                # per-parameter buffers: (state name, attribute, kind),
-    #                           kind "array" (always there), "optional" (None until the
-    #                           first step) or "count" (an int)
+    #                           kind "optional" (an array, None until made) or "count"
 
     def __init__(self, params, lr):
         owner = type(self).__name__
@@ -177,7 +176,8 @@ class Adam(Optimizer):
     (sqrt(v̂) + eps)``; ``weight_decay`` adds ``wd * p`` to g (L2, as torch.optim.Adam)."""
 
     hyper = ("lr", "betas", "eps", "weight_decay")
-    slots = (("exp_avg", "m", "array"), ("exp_avg_sq", "v", "array"), ("step", "t", "count"))
+    slots = (("exp_avg", "m", "optional"), ("exp_avg_sq", "v", "optional"),
+             ("step", "t", "count"))
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
@@ -187,8 +187,10 @@ class Adam(Optimizer):
         self.beta2 = _check_number("Adam", "betas[1]", betas[1], high=1.0)
         self.eps = _check_number("Adam", "eps", eps)
         self.weight_decay = _check_number("Adam", "weight_decay", weight_decay)
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
+        # Moments are made at a parameter's first step (as PyTorch's lazy state), so a
+        # parameter never stepped has none, in memory and in the state dict.
+        self.m = [None] * len(self.params)
+        self.v = [None] * len(self.params)
         self.t = [0] * len(self.params)   # per parameter: one without a grad is not stepped
 
     @property
@@ -203,6 +205,8 @@ class Adam(Optimizer):
     def update(self, i, p, grad):
         if self.weight_decay:
             grad = grad + self.weight_decay * p.data
+        if self.m[i] is None:
+            self.m[i], self.v[i] = np.zeros_like(p.data), np.zeros_like(p.data)
         m, v = self.m[i], self.v[i]
         self.t[i] += 1
         m *= self.beta1
