@@ -248,7 +248,7 @@ try:
     tt.gradcheck(squared_with_a_bug, lesson.rng.normal(size=5))
     caught = False
 except tt.GradcheckError as err:
-    print(err)
+    print(f"gradcheck raised, as it should for this bug: {err}")
     caught = True
 lesson.claim("gradcheck_catches_detach_bug", caught,
              "gradcheck catches the detach() bug: {}")

@@ -60,26 +60,22 @@ print(graph.tree())
 # ## Walking it
 #
 # A `Graph` is a list of nodes (`len`, iteration, indexing) plus a few lookups:
-# `graph.op_counts()`, `graph.by_scope()`, `graph.leaves`, and `graph.consumers`, which maps
-# each node (or `id(leaf)`) to the nodes that read its output. Walking forwards through
-# the list and printing who reads what:
+# `graph.op_counts()`, `graph.by_scope()`, `graph.leaves`, and `graph.consumers_of(item)`,
+# the nodes that read a node's output or a leaf. (`graph.select("fc1")` picks nodes by
+# scope; the MLP below has scopes.) Walking forwards through the list and printing who
+# reads what:
 
 # %%
-def consumers_of(graph, item):
-    key = item if hasattr(item, "op") else id(item)
-    return graph.consumers.get(key, [])
-
-
 for node in graph:
     reads = ", ".join(graph.label(t.node) if t.node is not None else graph.label(t)
                       for t in node.inputs)
-    read_by = ", ".join(graph.label(c) for c in consumers_of(graph, node)) or "(the loss)"
+    read_by = ", ".join(graph.label(c) for c in graph.consumers_of(node)) or "(the loss)"
     print(f"{graph.label(node):>10} = {node.op}({reads})  ->  read by {read_by}")
 
 op_counts = graph.op_counts()
 print("nodes by op:", op_counts)
 forks = [graph.label(item) for item in graph.leaves + graph.nodes
-         if len(consumers_of(graph, item)) > 1]
+         if len(graph.consumers_of(item)) > 1]
 print("values read by more than one op (forks):", forks)
 
 lesson.claim("expression_nodes", len(graph), "the expression recorded {} nodes")
@@ -215,6 +211,7 @@ print(mlp_graph.table())
 scope_counts = {scope or "(top level)": len(nodes)
                 for scope, nodes in mlp_graph.by_scope().items()}
 print("nodes by scope:", scope_counts)
+print("mlp_graph.select('fc1'):", [mlp_graph.label(n) for n in mlp_graph.select("fc1")])
 print("nodes by op:   ", mlp_graph.op_counts())
 lesson.claim("mlp_nodes", len(mlp_graph), "the MLP's loss has {} nodes")
 lesson.claim("mlp_fc1_nodes", scope_counts["mlp/fc1"],

@@ -49,9 +49,11 @@ lesson = Lesson("06_stack_rnn")
 TRAIN = (1, 10)
 VALID = (11, 20)
 N_MAX = 100
-task = tt.data.AnBn(train_range=TRAIN, test_range=(VALID[0], N_MAX))
+task = tt.data.AnBn(train_range=TRAIN, test_range=(VALID[1] + 1, N_MAX))
 V = len(task.vocab)
 print(task, "vocabulary:", "".join(task.vocab.symbols))
+print(f"lengths: train n = {TRAIN[0]}..{TRAIN[1]}, validation n = {VALID[0]}..{VALID[1]}, "
+      f"test n = {VALID[1] + 1}..{N_MAX}")
 print(task.batch(["aaabbb"]).show(0))
 
 # One string for every n = 1..100, in one padded batch (the steps are causal, so the padding
@@ -110,8 +112,9 @@ for kind in ("lstm", "stack"):
 # %% [markdown]
 # ### Soft and discrete actions
 #
-# Trained, the stack RNN still *mixes* stacks: a push probability of 0.97 means that 3% of
-# every push is blended with a pop. Joulin & Mikolov therefore also ran their networks with
+# Trained, the stack RNN still *mixes* stacks: a push probability of $1 - \epsilon$ means
+# that a share $\epsilon$ of every push is blended with a pop (the run below prints how
+# large $\epsilon$ is on the a's). Joulin & Mikolov therefore also ran their networks with
 # **discrete actions** at validation and test time (their code's `-hard` switch): every
 # action rounded to 0 or 1, the likeliest one winning, so that the stack holds exactly the
 # pushed values at exactly the right depth. `StackRNN` has no such switch, but its update
@@ -237,6 +240,19 @@ def strip(correct):
     return "".join("#" if c else "." for c in correct)
 
 
+def why_not(r):
+    """Why a run failed validation, which needs every n = 1..20 right (both ways, for a
+    stack RNN): the n it gets wrong, with soft and with discrete actions."""
+    reasons = []
+    for version in ("soft", "discrete"):
+        if version in r:
+            wrong = [n for n in range(1, VALID[1] + 1) if not r[version]["correct"][n - 1]]
+            if wrong:
+                shown = ", ".join(map(str, wrong[:6])) + (", ..." if len(wrong) > 6 else "")
+                reasons.append(f"with {version} actions it gets n = {shown} wrong")
+    return "; ".join(reasons) + f" (after {r['steps']} steps, the most allowed)"
+
+
 runs = {"lstm": [], "stack": []}
 for kind in ("lstm", "stack"):
     for run in range(MAX_RUNS):
@@ -252,6 +268,8 @@ for kind in ("lstm", "stack"):
         r["up_to_valid"] = min(v["up_to_valid"] for v in versions)
         r["valid_loss"] = max(v["valid_loss"] for v in versions)
         runs[kind].append(r)
+        print(f"  {kind} run {run}: {n_steps} steps, {'passed' if passed else 'did not pass'}"
+              f" ({r['seconds']:.1f} s)", flush=True)
         if run + 1 >= MIN_RUNS and any(q["passed"] for q in runs[kind]):
             break
 
@@ -265,6 +283,8 @@ for kind, versions in (("lstm", ("soft",)), ("stack", ("soft", "discrete"))):
             print(f"{label:>19} run {run} ({r['steps']:3d} steps{', passed' * r['passed']}): "
                   f"train {sc['train']:.2f} valid {sc['valid']:.2f} test {sc['test']:.2f} "
                   f"reach {sc['reach']:3d}  {strip(sc['correct'])}")
+        if not r["passed"]:
+            print(f"{'':>19} run {run} did not pass: {why_not(r)}")
 print("training time per run: " + ", ".join(
     f"{kind} {np.mean([r['seconds'] for r in runs[kind]]):.1f} s" for kind in runs))
 
@@ -424,6 +444,8 @@ lesson.savefig(fig, "push_pop")
 print("symbol: " + " ".join(f"{s:>4}" for s in symbols[:14]) + " ...")
 print("push:   " + " ".join(f"{p:4.2f}" for p in push[:14]) + " ...")
 print("pop:    " + " ".join(f"{p:4.2f}" for p in pop[:14]) + " ...")
+print(f"on the a's the network pops with a median probability of {np.median(pop[is_a]):.1%} "
+      f"(ε above); on the b's it pushes with {np.median(push[is_b]):.1%}")
 lesson.claim("push_likeliest_on_a", (push[is_a] > pop[is_a]).mean(),
              f"push is the likeliest action on {{:.0%}} of the {N_SHOW} a's", at_least=0.85)
 lesson.claim("pop_likeliest_on_b", (pop[is_b] > push[is_b]).mean(),
@@ -443,8 +465,9 @@ lesson.claim("depth_count_correlation", np.corrcoef(depth, count)[0, 1],
 # count.
 #
 # **Why do soft actions break down on long strings?** If the network pushes with
-# probability 0.97 on an a, the other 3% of that step is a pop, and the new stack is the
-# 97 : 3 blend of the two. Blend upon blend, after many a's the stack is an average of
+# probability $1 - \epsilon$ on an a, the other $\epsilon$ of that step is a pop (the run
+# printed $\epsilon$ above, as a percentage), and the new stack is the
+# $(1 - \epsilon) : \epsilon$ blend of the two. Blend upon blend, after many a's the stack is an average of
 # stacks of *neighbouring depths*: each a adds less than one element to the expected depth,
 # and the bottom edge of the stack, exactly where the network looks to decide when to
 # predict `$`, becomes a blend of "value" and "empty" (the bottom panel shows the edge

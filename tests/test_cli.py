@@ -34,10 +34,12 @@ def test_running_one_quick_lesson_reports_its_figures(tmp_path, capfd):
     assert main(["lessons", "--quick", "--figures", str(figures), "2"]) == 0
     out = capfd.readouterr().out
     assert "quick mode" in out and "[claim]" in out          # the lesson's output streamed
-    assert f"figures go to {figures}" in out and f"figures in {figures}" in out
+    quick = figures / "quick"                      # apart from a full run's figures
+    assert f"figures go to {quick}" in out and f"figures in {quick}" in out
     assert " 2  02_looking_at_the_graph" in out and " ok" in out    # the time summary
-    folder = figures / "02_looking_at_the_graph"
+    folder = quick / "02_looking_at_the_graph"
     assert (folder / "results.json").exists() and (folder / "mlp_graph.png").exists()
+    assert not (figures / "02_looking_at_the_graph").exists()
 
 
 def test_unknown_lesson_number_is_a_clear_error(capsys):
@@ -73,3 +75,36 @@ def test_first_failure_stops_the_run_with_its_exit_code(tmp_path, capfd):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "lessons" in capsys.readouterr().out
+
+
+def _fake_lessons(tmp_path, names):
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    for i, name in enumerate(names, 1):
+        (folder / f"{i:02d}_{name}.py").write_text(
+            f"# %% [markdown]\n# # {i}. {name}\nprint('ran {name}')\n")
+    return folder
+
+
+def test_lessons_run_by_name_or_number_each_once_in_order(tmp_path, capfd):
+    folder = _fake_lessons(tmp_path, ["first_steps", "the_graph", "rnn_and_bptt"])
+    status = main(["--dir", str(folder), "lessons", "--quick", "--figures", str(tmp_path / "f"),
+                   "the_graph", "03_rnn_and_bptt.py", "2", "first", "02_the_graph",
+                   "The-Graph", "01"])
+    out = capfd.readouterr().out
+    assert status == 0
+    assert "running 3 lesson(s)" in out
+    assert [line for line in out.splitlines() if line.startswith("ran ")] == \
+        ["ran first_steps", "ran the_graph", "ran rnn_and_bptt"]
+
+
+def test_an_ambiguous_or_unknown_lesson_name_is_a_clear_error(tmp_path, capfd):
+    folder = _fake_lessons(tmp_path, ["graph_basics", "graph_paths"])
+    assert main(["--dir", str(folder), "lessons", "graph"]) == 2
+    err = capfd.readouterr().err
+    assert "'graph' is ambiguous" in err and "01_graph_basics, 02_graph_paths" in err
+    assert main(["--dir", str(folder), "lessons", "lstm"]) == 2
+    assert "no lesson 'lstm'" in capfd.readouterr().err
+    assert main(["--dir", str(folder), "lessons", "--figures", str(tmp_path / "f"),
+                 "paths"]) == 0                   # a part that names one lesson
+    assert "ran graph_paths" in capfd.readouterr().out

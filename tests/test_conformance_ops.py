@@ -226,7 +226,7 @@ def test_getitem(data, seed):
     shape = data.draw(shapes(min_dims=1))
     index = data.draw(index_for(shape, steps=(None, 1, 2, 3)))
     parts = index if isinstance(index, tuple) else (index,)
-    if any(isinstance(p, np.ndarray) for p in parts):
+    if any(isinstance(p, (np.ndarray, list, tuple)) for p in parts):   # advanced indices
         # Next to an array, NumPy counts a plain int as an advanced index too (it decides
         # where the picked dims land); torch does not. Ask both for a length-1 slice instead.
         index = tuple(slice(p, p + 1 if p != -1 else None) if isinstance(p, int) else p

@@ -1,69 +1,145 @@
-"""Every lesson runs in quick mode and its claimed numbers are checked here.
+"""Every lesson runs in quick mode, as a notebook, and its claimed numbers are checked here.
 
-Each lesson records its claims with ``lesson.claim(key, value, ...)``; ``run_lesson(N)``
-runs ``lessons/NN_*.py`` in this process (quick mode, figures into a temporary folder) and
-returns the ``Lesson`` object, so a test reads ``lesson.results[key]``.
+Each lesson records its claims with ``lesson.claim(key, value, ...)``. ``run_lesson(N)``
+converts ``lessons/NN_*.py`` with jupytext and executes it in a real Jupyter kernel
+(nbclient + ipykernel: this is the proof that the lessons are notebooks), in quick mode
+with its figures in a temporary folder, and returns a ``LessonRun`` read from the
+``results.json`` the lesson wrote: ``.results[key]``, ``.figures``, ``.saved``. Each
+lesson therefore runs once per test session, and the claims are asserted from that run.
+Without nbclient/ipykernel/jupytext (or with ``TINYTRACE_LESSON_TESTS=inprocess``, handy
+with a debugger) the lesson runs in this process instead, and the notebook test skips.
 
 Adding a lesson? Add ``test_lesson_NN`` below (``test_every_lesson_has_a_test`` insists),
 asserting the numbers its prose promises, not just that it ran.
 """
 import contextlib
+import importlib.util
+import io
 import json
+import os
 import re
 import runpy
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 
 import tinytrace.random
-from tinytrace.lessonkit import Lesson, find_lessons, lesson_title
+from tinytrace.lessonkit import QUICK_FOLDER, Lesson, find_lessons, lesson_title
 
 LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
 LESSONS = find_lessons(LESSONS_DIR)
+NOTEBOOK_TOOLS = all(importlib.util.find_spec(m) is not None
+                     for m in ("nbclient", "ipykernel", "jupytext"))
+IN_KERNEL = NOTEBOOK_TOOLS and os.environ.get("TINYTRACE_LESSON_TESTS") != "inprocess"
+CELL_TIMEOUT = 600          # seconds for one cell: a hang fails, it does not stall CI
+
+
+@dataclass
+class LessonRun:
+    """What a finished quick run left behind (its ``results.json``), and how it ran."""
+    name: str
+    quick: bool
+    results: dict
+    figures: Path
+    saved: list
+    seconds: float
+    in_kernel: bool
+    stdout: str = field(default="", repr=False)          # everything the lesson printed
+    notebook: object = field(default=None, repr=False)   # the executed notebook, if any
+
+
+def _in_kernel(path, workdir):
+    """Convert ``path`` with jupytext and execute every cell in a fresh Jupyter kernel."""
+    import jupytext
+    import nbclient
+    notebook = jupytext.read(path)
+    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name="python3",
+                                     resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    return notebook
+
+
+def _in_process(path):
+    """Run ``path`` as ``__main__`` in this process (the fallback); returns its output."""
+    try:
+        from threadpoolctl import threadpool_limits as restoring_blas_threads
+    except ImportError:
+        restoring_blas_threads = contextlib.nullcontext
+    printed = io.StringIO()
+    try:
+        with restoring_blas_threads(), contextlib.redirect_stdout(printed):
+            namespace = runpy.run_path(str(path), run_name="__main__")
+    finally:
+        plt.close("all")
+        sys.stdout.write(printed.getvalue())          # still shown when a test fails
+    lessons = [v for v in namespace.values() if isinstance(v, Lesson)]
+    assert len(lessons) == 1, f"{path.name} should create exactly one Lesson"
+    return printed.getvalue()
+
+
+def _printed(notebook):
+    """Everything the notebook's cells printed (their stdout streams), in order."""
+    return "".join(o.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                   for o in cell.get("outputs", []) if o.get("name") == "stdout")
+
+
+_RUNS = {}                  # lesson number -> its LessonRun: each lesson runs once a session
 
 
 @pytest.fixture
-def run_lesson(tmp_path, monkeypatch):
-    """``run_lesson(N)`` -> the finished ``Lesson`` of lesson N, run quick in-process."""
+def run_lesson(tmp_path_factory):
+    """``run_lesson(N)`` -> the ``LessonRun`` of lesson N, run once (per test session) in
+    quick mode; tests that ask again get the same run."""
     def run(number):
         assert number in LESSONS, f"no lesson {number} in {LESSONS_DIR}"
-        path = LESSONS[number]
-        monkeypatch.setenv("TINYTRACE_QUICK", "1")
-        monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figures"))
-        monkeypatch.delenv("TINYTRACE_SEED", raising=False)
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
-        # Lessons reseed tinytrace's global generator: put the original back afterwards.
-        monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
-        try:
-            from threadpoolctl import threadpool_limits as restoring_blas_threads
-        except ImportError:
-            restoring_blas_threads = contextlib.nullcontext
-        try:
-            with restoring_blas_threads():     # lessons ask for one BLAS thread; undo it
-                namespace = runpy.run_path(str(path), run_name="__main__")
-        finally:
-            plt.close("all")
-        lessons = [v for v in namespace.values() if isinstance(v, Lesson)]
-        assert len(lessons) == 1, f"{path.name} should create exactly one Lesson"
-        lesson = lessons[0]
-        check_common(lesson, tmp_path / "figures")
-        return lesson
+        if number not in _RUNS:
+            _RUNS[number] = _run(LESSONS[number], tmp_path_factory.mktemp(f"lesson{number}"))
+        return _RUNS[number]
     return run
 
 
-def check_common(lesson, figures_root):
-    """What every lesson owes: quick mode, its figures on disk, results.json from done()."""
-    assert lesson.quick
-    assert lesson.figures == (figures_root / lesson.name).resolve()
+def _run(path, workdir):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("TINYTRACE_QUICK", "1")
+        monkeypatch.setenv("TINYTRACE_FIGURES", str(workdir / "figures"))
+        monkeypatch.delenv("TINYTRACE_SEED", raising=False)
+        monkeypatch.chdir(workdir)
+        notebook = None
+        if IN_KERNEL:
+            monkeypatch.delenv("MPLBACKEND", raising=False)   # the kernel's inline figures
+            notebook = _in_kernel(path, workdir)
+            stdout = _printed(notebook)
+        else:
+            monkeypatch.setattr(sys, "argv", [str(path), "--quick"])
+            # Lessons reseed tinytrace's global generator: put the original back afterwards.
+            monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
+            stdout = _in_process(path)
+    folder = (workdir / "figures" / QUICK_FOLDER / path.stem).resolve()
+    record = json.loads((folder / "results.json").read_text())
+    lesson = LessonRun(record["lesson"], record["quick"], record["results"], folder,
+                       [Path(p) for p in record["figures"]], record["seconds"], IN_KERNEL,
+                       stdout, notebook)
+    check_common(lesson, path)
+    return lesson
+
+
+def check_common(lesson, path):
+    """What every lesson owes: quick mode, its figures on disk (apart from full runs'),
+    results.json from done(); run as a notebook, figures shown and no error output."""
+    assert lesson.quick and lesson.name == path.stem
+    assert lesson.figures.parent.name == QUICK_FOLDER
     assert lesson.saved, f"{lesson.name} saved no figure"
-    for path in lesson.saved:
-        assert path.parent == lesson.figures and path.stat().st_size > 5_000, path
-    record = json.loads((lesson.figures / "results.json").read_text())
-    assert record["quick"] is True
-    assert record["results"].keys() == lesson.results.keys()
+    for saved in lesson.saved:
+        assert saved.parent == lesson.figures and saved.stat().st_size > 5_000, saved
+    if lesson.notebook is not None:
+        outputs = [o for cell in lesson.notebook.cells if cell.cell_type == "code"
+                   for o in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.get("output_type") == "error"]
+        images = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert images, f"{lesson.name} showed no figure in the notebook"
 
 
 def figure_names(lesson):
@@ -85,6 +161,9 @@ def test_lesson_01(run_lesson):
     assert r["best_err_central64"] * 100 < r["best_err_forward64"] < r["best_err_central32"]
     assert r["gradcheck_layer"] is True
     assert r["gradcheck_catches_detach_bug"] is True
+    # a passing run prints no bare "gradcheck failed" line: it says the failure is expected
+    assert not re.search(r"^gradcheck failed", lesson.stdout, re.M)
+    assert "gradcheck raised, as it should for this bug: gradcheck failed" in lesson.stdout
     assert figure_names(lesson) == {"finite_difference_error.png"}
 
 
@@ -159,6 +238,8 @@ def test_lesson_05(run_lesson):
     assert r["rnn_grad_at_lag_trained"] <= 1e-5
     assert r["lstm_grad_at_lag_trained"] >= 1e-4 and r["gru_grad_at_lag_trained"] >= 1e-2
     assert figure_names(lesson) == {"gradient_vs_lag.png", "first_symbol_accuracy.png"}
+    for name in ("RNN", "LSTM (chrono init)", "GRU (chrono init)"):   # training progress
+        assert f"{name}: step 100/300, loss " in lesson.stdout
 
 
 @pytest.mark.slow
@@ -179,6 +260,11 @@ def test_lesson_06(run_lesson):
     assert r["depth_count_correlation"] >= 0.95
     assert r["by_hand_matches_module"] <= 1e-5
     assert figure_names(lesson) == {"accuracy_by_n.png", "push_pop.png"}
+    # the printout states the split the lesson uses, and a progress line per run
+    assert "lengths: train n = 1..10, validation n = 11..20, test n = 21..100" in lesson.stdout
+    assert "test_range=(21, 100)" in lesson.stdout
+    assert re.search(r"^  stack run 0: \d+ steps, (passed|did not pass)", lesson.stdout, re.M)
+    assert "on the a's the network pops with a median probability of" in lesson.stdout
 
 
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
@@ -215,6 +301,20 @@ def test_lesson_uses_only_the_public_api(number):
 
 
 # ---- the harness itself ----------------------------------------------------------------
+def test_lessons_run_as_notebooks_in_a_jupyter_kernel(run_lesson):
+    """The claim "lessons are notebooks": every test_lesson_NN runs its lesson in a kernel
+    when the tools are installed; here that is checked on lesson 2's run (shared with
+    test_lesson_02, not run again)."""
+    if not NOTEBOOK_TOOLS:
+        pytest.skip("needs nbclient, ipykernel and jupytext (the dev extra)")
+    if not IN_KERNEL:
+        pytest.skip("TINYTRACE_LESSON_TESTS=inprocess")
+    lesson = run_lesson(2)
+    assert lesson.in_kernel and lesson.notebook is not None
+    code = [c for c in lesson.notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code if c.source.strip())
+
+
 def test_lessonkit_records_checks_and_saves(tmp_path, monkeypatch, capsys):
     from tinytrace.lessonkit import ClaimError
     monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figs"))
@@ -232,8 +332,30 @@ def test_lessonkit_records_checks_and_saves(tmp_path, monkeypatch, capsys):
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     path = lesson.savefig(fig, "line")
-    assert path == (tmp_path / "figs" / "09_demo" / "line.png").resolve() and path.exists()
+    assert path == (tmp_path / "figs" / "quick" / "09_demo" / "line.png").resolve()
+    assert path.exists() and any("quick mode" in t.get_text() for t in fig.texts)
+    for step in range(1, 31):
+        lesson.progress("demo", step, 30, loss=1.0 / step)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "demo: step" in line]
+    assert [line.split(",")[0].strip() for line in lines] == \
+        ["demo: step 10/30", "demo: step 20/30", "demo: step 30/30"]
+    assert "loss 0.03333" in lines[-1]
     record = lesson.done()
     assert record["results"] == {"acc": 0.97, "err": 2e-3}
     saved = json.loads((lesson.figures / "results.json").read_text())
     assert saved["results"] == record["results"] and saved["figures"] == [str(path)]
+
+
+def test_full_runs_write_figures_apart_from_quick_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path / "figs"))
+    monkeypatch.delenv("TINYTRACE_QUICK", raising=False)
+    monkeypatch.setattr(sys, "argv", ["lesson.py"])
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
+    full = Lesson("09_demo")
+    assert not full.quick and full.figures == (tmp_path / "figs" / "09_demo").resolve()
+    fig, ax = plt.subplots()
+    full.savefig(fig, "line")
+    assert not fig.texts                           # no stamp on a full run's figure
+    monkeypatch.setenv("TINYTRACE_QUICK", "1")
+    assert Lesson("09_demo").figures == (tmp_path / "figs" / "quick" / "09_demo").resolve()

@@ -198,7 +198,7 @@ def test_a_plain_npy_file_is_refused(tmp_path):
 
 def test_a_zip_with_non_array_members_is_refused(tmp_path):
     marker = io.BytesIO()
-    np.save(marker, np.array([1], dtype=np.int64))
+    np.save(marker, np.array([1, 1], dtype=np.int64))
     path = tmp_path / "odd.npz"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("__tinytrace__.npy", marker.getvalue())
@@ -214,3 +214,84 @@ def test_a_bad_format_marker_is_refused(tmp_path, marker):
     path = tmp_path / "marked.npz"
     np.savez(path, __tinytrace__=marker, weight=np.zeros(2))
     _refused(path)
+
+
+# ---- the boundaries: one entry lost, one version ahead -----------------------------------
+
+def _without(path, member, out):
+    """A copy of the zip ``path`` missing ``member`` (as if its directory entry was lost)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename != member:
+                dst.writestr(info, src.read(info.filename))
+    return out
+
+
+def test_an_archive_that_lost_any_one_of_its_entries_is_refused(saved, tmp_path):
+    _, path = saved
+    with zipfile.ZipFile(path) as z:
+        members = z.namelist()
+    assert len(members) == 6                     # five parameters and the marker
+    for member in members:
+        message = _refused(_without(path, member, tmp_path / f"lost_{member}.npz"))
+        assert ("holds 4" in message) if member != "__tinytrace__.npy" else ("no __tinytrace__" in message)
+
+
+def _marked(tmp_path, version, count=1):
+    path = tmp_path / f"v{version}.npz"
+    np.savez(path, __tinytrace__=np.array([version, count], dtype=np.int64), weight=np.ones(2))
+    return path
+
+
+def test_a_format_version_one_above_the_current_is_refused(tmp_path):
+    from tinytrace.serialize import FORMAT_VERSION
+    message = _refused(_marked(tmp_path, FORMAT_VERSION + 1))
+    assert f"format version {FORMAT_VERSION + 1}" in message and "upgrade" in message
+    np.testing.assert_array_equal(tt.load(_marked(tmp_path, FORMAT_VERSION))["weight"], [1, 1])
+    np.testing.assert_array_equal(tt.load(_marked(tmp_path, 1))["weight"], [1, 1])  # older
+    _refused(_marked(tmp_path, 0))
+    _refused(_marked(tmp_path, FORMAT_VERSION, count=2))    # says 2 entries, holds 1
+
+
+# ---- what save accepts, and what it refuses at the call --------------------------------------
+
+def test_save_of_a_module_saves_its_state_dict(tmp_path):
+    model = Net(seed=3)
+    tt.save(model, tmp_path / "m.npz")           # the PyTorch habit: torch.save(model, path)
+    loaded = tt.load(tmp_path / "m.npz")
+    assert list(loaded) == list(model.state_dict())
+    fresh = Net(seed=4)
+    fresh.load_state_dict(loaded)
+    for (name, a), b in zip(fresh.state_dict().items(), model.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_a_nested_checkpoint_round_trips(tmp_path):
+    model = Net(seed=0)
+    opt = tt.optim.Adam(model.parameters(), lr=0.01)
+    tt.save({"model": model, "optimizer": opt, "epoch": 3}, tmp_path / "ckpt.npz")
+    ckpt = tt.load(tmp_path / "ckpt.npz")
+    assert list(ckpt) == ["model", "optimizer", "epoch"]
+    assert list(ckpt["model"]) == list(model.state_dict())
+    assert int(ckpt["epoch"]) == 3 and ckpt["optimizer"]["lr"] == 0.01
+    with zipfile.ZipFile(tmp_path / "ckpt.npz") as z:
+        assert "model/fc.weight.npy" in z.namelist()
+
+
+def test_save_refuses_strings_objects_and_swapped_arguments(tmp_path):
+    path = tmp_path / "x.npz"
+    with pytest.raises(TypeError, match=r"entry 'name' is str 'abc'; only numbers"):
+        tt.save({"name": "abc"}, path)
+    with pytest.raises(TypeError, match="got the path 'x.npz' first"):
+        tt.save("x.npz", Net(seed=0))
+    with pytest.raises(TypeError, match="must be a dict of arrays .* not str"):
+        tt.save("abc", path)
+    with pytest.raises(TypeError, match="entry 'w' is None"):
+        tt.save({"w": None}, path)
+    with pytest.raises(TypeError, match="not a rectangular array"):
+        tt.save({"w": [[1, 2], [3]]}, path)
+    with pytest.raises(ValueError, match="invalid entry name 'a/b'"):
+        tt.save({"a/b": np.zeros(1)}, path)
+    with pytest.raises(ValueError, match="'empty' is empty"):
+        tt.save({"empty": {}}, path)
+    assert not path.exists()

@@ -1,12 +1,15 @@
 """``python -m tinytrace``: list the lessons and run them.
 
     python -m tinytrace list
-    python -m tinytrace lessons [--quick] [--figures DIR] [N ...]
+    python -m tinytrace lessons [--quick] [--figures DIR] [LESSON ...]
 
-Each lesson runs as a fresh ``python lessons/NN_name.py`` subprocess (so one lesson's state
-never leaks into the next), with its output streamed as it goes. The run stops at the first
-lesson that fails and exits with its status; at the end it says where the figures went and
-how long each lesson took.
+A LESSON is its number (``2``, ``02``) or its name (``02_looking_at_the_graph``,
+``looking_at_the_graph``, or any part of it that names one lesson: ``graph``); each chosen
+lesson runs once, in lesson order, however often it is named. Each runs as a fresh
+``python lessons/NN_name.py`` subprocess (so one lesson's state never leaks into the next),
+with its output streamed as it goes. The run stops at the first lesson that fails and
+exits with its status; at the end it says where the figures went and how long each lesson
+took. Quick runs write their figures under ``<figures>/quick/``, apart from full runs'.
 """
 import argparse
 import os
@@ -15,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .lessonkit import BLAS_THREAD_VARS, find_lessons, lesson_title
+from .lessonkit import BLAS_THREAD_VARS, QUICK_FOLDER, find_lessons, lesson_title
 
 
 def lesson_dirs(explicit=None):
@@ -55,8 +58,29 @@ def cmd_list(args):
     width = max(len(t) for t in titles.values())
     for number, path in found.items():
         print(f"  {number:2d}  {titles[number]:<{width}}  ({path.name})")
-    print("run them with: python -m tinytrace lessons [--quick] [N ...]")
+    print("run them with: python -m tinytrace lessons [--quick] [N or name ...]")
     return 0
+
+
+def resolve(token, found):
+    """The lesson number ``token`` names (a number or a name, see the module docstring),
+    or an error message."""
+    token = token.strip()
+    if token.isdigit():
+        number = int(token)
+        return number if number in found else f"no lesson {token!r}"
+    name = (token[:-3] if token.endswith(".py") else token).lower().replace("-", "_")
+    stems = {n: path.stem.lower() for n, path in found.items()}
+    exact = [n for n, stem in stems.items() if name in (stem, stem.split("_", 1)[-1])]
+    if exact:
+        return exact[0]
+    partial = [n for n, stem in stems.items() if name and name in stem]
+    if len(partial) == 1:
+        return partial[0]
+    if partial:
+        return (f"lesson name {token!r} is ambiguous: it matches "
+                f"{', '.join(found[n].stem for n in partial)}")
+    return f"no lesson {token!r}"
 
 
 def cmd_lessons(args):
@@ -64,18 +88,20 @@ def cmd_lessons(args):
     if folder is None:
         print(f"tinytrace: {found}", file=sys.stderr)
         return 2
-    chosen = []
+    chosen = set()
     for token in args.numbers or [str(n) for n in found]:
-        number = int(token) if token.isdigit() else None
-        if number not in found:
-            print(f"tinytrace: no lesson {token!r}; available: "
+        number = resolve(token, found)
+        if isinstance(number, str):
+            print(f"tinytrace: {number}; available: "
                   f"{', '.join(str(n) for n in found)} (see: python -m tinytrace list)",
                   file=sys.stderr)
             return 2
-        chosen.append(number)
+        chosen.add(number)
+    chosen = sorted(chosen)               # each once, in lesson order
 
-    figures = Path(args.figures or os.environ.get("TINYTRACE_FIGURES") or "figures").resolve()
-    env = dict(os.environ, TINYTRACE_FIGURES=str(figures), MPLBACKEND="Agg",
+    root = Path(args.figures or os.environ.get("TINYTRACE_FIGURES") or "figures").resolve()
+    figures = root / QUICK_FOLDER if args.quick else root   # where the lessons put them
+    env = dict(os.environ, TINYTRACE_FIGURES=str(root), MPLBACKEND="Agg",
                PYTHONUNBUFFERED="1")
     for var in BLAS_THREAD_VARS:       # small matrices: one BLAS thread (unless told)
         env.setdefault(var, "1")
@@ -114,8 +140,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="{list,lessons}")
     listing = commands.add_parser("list", help="list the lessons with their titles")
     listing.set_defaults(run=cmd_list)
-    running = commands.add_parser("lessons", help="run lessons in order (all, or N ...)")
-    running.add_argument("numbers", nargs="*", metavar="N", help="lesson numbers (default: all)")
+    running = commands.add_parser("lessons", help="run lessons in order (all, or those named)")
+    running.add_argument("numbers", nargs="*", metavar="LESSON",
+                         help="lesson numbers or names (default: all); each runs once")
     running.add_argument("--quick", action="store_true",
                          help="the small versions (seconds each; what CI runs)")
     running.add_argument("--figures", metavar="DIR",

@@ -18,9 +18,10 @@ import weakref
 
 import numpy as np
 
+from . import anomaly as _anomaly
 from .backend import array_module, device_of
 from .context import STATE, scope_phrase
-from .errors import AnomalyError, BackwardError, DeviceError, describe
+from .errors import BackwardError, DeviceError
 
 
 _next_seq = itertools.count().__next__
@@ -198,8 +199,11 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
     found = {} if targets is not None else None
     wanted = {id(t) for t in targets} if targets is not None else None
     grads = {}
+    anomaly = STATE.anomaly
     for root, seed in zip(roots, seeds):
         g = _seed(root, seed)
+        if anomaly:
+            _anomaly.check_seed(root, g)
         if root.node is None:           # a leaf: d root / d root = 1
             if wanted is None:
                 root.grad = _owned(g, root.dtype) if root.grad is None else root.grad + g
@@ -212,11 +216,16 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
     block = _combined_block(block)
     order = topological_order(*grads)
     blocked = {node for node in order if block(node)} if block is not None else ()
-    anomaly = STATE.anomaly
+    useful = None   # anomaly mode in tt.grad: only nodes leading to a requested input matter
+    if anomaly and wanted is not None:
+        useful = _anomaly.leads_to(order, wanted)
     for node in reversed(order):
         g = grads.pop(node, None)
         if g is None or node in blocked:   # nothing flowed here, or the flow is blocked
             continue
+        checking = anomaly and (useful is None or node in useful)
+        if checking:
+            _anomaly.check_sum(node, g)
         if node.retained is not None:
             kept = node.retained()
             if kept is not None:
@@ -231,8 +240,9 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
                                 "to the first backward() to go twice")
         _check_versions(node)
         input_grads = vjp(g)
-        if anomaly:
-            _check_backward(node, g, input_grads)
+        if checking:
+            _anomaly.check_backward(node, input_grads, _relevance(node, blocked, wanted,
+                                                                  useful))
         if hook is not None:
             hook(node, g, input_grads)
         if not retain_graph:
@@ -281,16 +291,18 @@ def _check_versions(node):
                 f"{out._version}); its gradient would use the new values")
 
 
-def _check_backward(node, grad_output, input_grads):
-    xp = array_module(grad_output)
-    if not xp.all(xp.isfinite(grad_output)):
-        return                     # already bad: an earlier node was reported
-    for i, gi in enumerate(input_grads):
-        if gi is not None and not xp.all(xp.isfinite(gi)):
-            raise AnomalyError(
-                f"backward of '{node.op}' ({scope_phrase(node.scope)}) produced NaN/inf "
-                f"in the gradient of input {i} from a finite output gradient; "
-                f"inputs: {describe([t.data for t in node.inputs])}, attrs: {node.attrs}")
+def _relevance(node, blocked, wanted, useful):
+    """``relevant(i)``: will anyone read the gradient of ``node``'s input ``i``? Not a
+    constant's, not a blocked node's, and in ``tt.grad`` only a requested tensor's or one
+    on the way to it."""
+    def relevant(i):
+        t = node.inputs[i]
+        if not t.requires_grad or (t.node is not None and t.node in blocked):
+            return False
+        if wanted is None or id(t) in wanted:
+            return True
+        return t.node is not None and t.node in useful
+    return relevant
 
 
 def retain(tensor):

@@ -51,11 +51,18 @@ def hidden_grad_norms(layer, x, loss_fn, state=None, lengths=None):
 
     ``layer`` is an ``RNN``/``LSTM``/``GRU`` in either mode: the fused kernel reports the
     per-step state gradients its BPTT computes; the traced layer keeps each step's ``h``
-    with ``retain_grad``. The norm runs over batch and hidden units. Parameter ``.grad``s
-    are left exactly as they were, so this can be called in the middle of training.
+    with ``retain_grad``. The norm runs over batch and hidden units. The layer is left as
+    it was found — its flags, the per-step gradients of its own latest forward
+    (``hidden_grads()``) and its parameters' ``.grad`` — and ``x`` and ``state`` get no
+    ``.grad``, so this can be called in the middle of training.
     """
+    if not callable(getattr(layer, "hidden_grads", None)):
+        raise TypeError(f"hidden_grad_norms(): layer must be an RNN, LSTM or GRU (a layer "
+                        f"with hidden_grads()), not {type(layer).__name__}")
     saved = [(p, p.grad) for p in layer.parameters()]
-    tracking = layer.track_hidden_grads
+    tracking, tracked = layer.track_hidden_grads, layer._tracked
+    x = x.detach() if isinstance(x, Tensor) else x      # gradients for h only
+    state = detach(state)
     layer.track_hidden_grads = True
     try:
         for p, _ in saved:
@@ -65,6 +72,7 @@ def hidden_grad_norms(layer, x, loss_fn, state=None, lengths=None):
         grads = layer.hidden_grads()
     finally:
         layer.track_hidden_grads = tracking
+        object.__setattr__(layer, "_tracked", tracked)
         for p, grad in saved:
             p.grad = grad
     return np.sqrt((to_host(grads).astype(np.float64) ** 2).sum(axis=(1, 2)))

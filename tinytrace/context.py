@@ -42,6 +42,7 @@ def enable_grad():
 
 
 def is_grad_enabled():
+    """True unless inside ``no_grad`` (ops then record no graph)."""
     return STATE.grad_enabled
 
 
@@ -64,6 +65,7 @@ def scope(name):
 
 
 def current_scope():
+    """The scope path ops are recorded in right now (``""`` at top level)."""
     return STATE.scope
 
 
@@ -76,10 +78,15 @@ def scope_phrase(path=None):
 
 @contextlib.contextmanager
 def detect_anomaly():
-    """Check every forward output and every backward gradient for NaN/inf.
+    """Find the first NaN/inf: check every op's operands and result, and every gradient.
 
-    The first op that turns finite inputs into a non-finite result raises ``AnomalyError``
-    naming the op, its operand shapes and its scope. Costs one ``isfinite`` pass per op.
+    Raises ``AnomalyError`` at the first place a non-finite number *appeared*, naming it:
+    an input or a parameter that already held it (the data, not an op), an op whose
+    forward made it from finite inputs, an op whose backward made it from finite values,
+    or finite gradients whose sum overflowed — with the op, its operand shapes and its
+    scope. Gradients nobody reads (into constants, blocked nodes, or tensors ``tt.grad``
+    was not asked about) are not checked. Costs a few ``isfinite`` passes per op.
+    (Deliberate infinities, e.g. a ``-inf`` attention mask, count as anomalies too.)
     """
     previous = STATE.anomaly
     STATE.anomaly = True

@@ -23,30 +23,37 @@ def _first_tensor(*xs):
 
 
 def exp(x):
+    """e to the power ``x``, elementwise."""
     return ops.exp(as_tensor(x))
 
 
 def log(x):
+    """The natural logarithm, elementwise."""
     return ops.log(as_tensor(x))
 
 
 def sqrt(x):
+    """The square root, elementwise."""
     return ops.sqrt(as_tensor(x))
 
 
 def abs(x):  # noqa: A001
+    """The absolute value, elementwise (gradient 0 at 0)."""
     return ops.abs(as_tensor(x))
 
 
 def tanh(x):
+    """The hyperbolic tangent, elementwise."""
     return ops.tanh(as_tensor(x))
 
 
 def sigmoid(x):
+    """1 / (1 + e^-x), elementwise, computed stably in both tails."""
     return ops.sigmoid(as_tensor(x))
 
 
 def relu(x):
+    """max(x, 0), elementwise (gradient 0 at 0)."""
     return ops.relu(as_tensor(x))
 
 
@@ -61,39 +68,48 @@ def logsigmoid(x):
 
 
 def clip(x, low=None, high=None):
+    """``x`` limited to [``low``, ``high``] (either may be None); gradient 0 outside."""
     return ops.clip(as_tensor(x), low=low, high=high)
 
 
 def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along ``axis`` (shifted by the max, so it never overflows)."""
     return ops.softmax(as_tensor(x), axis=axis)
 
 
 def log_softmax(x, axis=-1):
+    """log(softmax(x)) along ``axis``, computed stably (losses should use this)."""
     return ops.log_softmax(as_tensor(x), axis=axis)
 
 
 def matmul(a, b):
+    """The matrix product ``a @ b`` (NumPy's rules for 1-d and batched operands)."""
     like = _first_tensor(a, b)
     return ops.matmul(as_tensor(a, like), as_tensor(b, like))
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """The sum over ``axis`` (all axes if None)."""
     return ops.sum(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
+    """The mean over ``axis`` (all axes if None)."""
     return ops.mean(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
+    """The maximum over ``axis`` (all axes if None); ties share the gradient equally."""
     return ops.max(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def reshape(x, shape):
+    """The same values in a new ``shape`` (one entry may be -1)."""
     return ops.reshape(as_tensor(x), shape=tuple(shape))
 
 
 def transpose(x, axes=None):
+    """The axes permuted (reversed if ``axes`` is None), as ``np.transpose``."""
     return ops.transpose(as_tensor(x), axes=None if axes is None else tuple(axes))
 
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from .backend import asarray_like, to_host
 from .context import no_grad
-from .errors import GradcheckError
+from .errors import DTypeError, GradcheckError
 from .tensor import Tensor
 
 
@@ -18,10 +18,14 @@ def _scalarize(out, projection):
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_exception=True):
     """Compare ``fn``'s analytic gradients with central differences ``(f(x+h)-f(x-h))/2h``.
 
-    ``inputs`` are Tensors or arrays; float ones are copied to float64, and each that
-    requires grad (every float array) is checked element by element. On failure raises
-    ``GradcheckError`` naming the worst element: input, index, analytic, numeric.
-    Returns True when every element agrees within ``atol + rtol * |numeric|``.
+    ``inputs`` are Tensors or arrays; float ones (float32 too) are copied to float64, and
+    each that requires grad (every float array) is checked element by element; the
+    caller's inputs are never changed. A non-scalar output is first reduced with a fixed
+    random direction (so a vjp that is right only for an all-ones output gradient fails).
+    On failure raises ``GradcheckError`` naming the worst element: input, index, analytic,
+    numeric. Returns True when every element agrees within ``atol + rtol * |numeric|``:
+    with the defaults a vjp 0.1% off fails and one 0.001% off passes, for gradients of
+    order one.
     """
     leaves = []
     for x in inputs:
@@ -31,7 +35,14 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
             data = data.astype(np.float64)
         leaves.append(Tensor(data.copy(), requires_grad=wants))
 
-    out = fn(*leaves)
+    try:
+        out = fn(*leaves)
+    except DTypeError as err:
+        raise DTypeError(f"gradcheck(): fn failed on the float64 copies of its inputs ({err}). "
+                         "gradcheck runs in float64, so the tensors fn makes itself must be "
+                         "float64 too: build them (and any layer) with dtype=tt.float64") from err
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck(): fn must return a Tensor, not {type(out).__name__}")
     projection = np.random.default_rng(seed).standard_normal(out.shape)
     _scalarize(out, projection).backward()
 

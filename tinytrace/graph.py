@@ -4,12 +4,25 @@
 nodes in that order. Everything here is a loop over that list: the text table, the DOT
 export, the matplotlib drawing and the enumeration of gradient paths.
 """
+import fnmatch
 from collections import Counter, defaultdict
 
 from .autograd import topological_order
 
 
 class Graph:
+    """The recorded computation behind ``root`` (``loss.graph()``): its nodes in
+    topological (= recording) order, and its leaves.
+
+    It is a list of nodes (``len(g)``, ``for node in g``, ``g[i]``) with lookups:
+    ``g.leaves`` (leaf tensors in order of first use), ``g.parameters`` (the leaves that
+    require grad), ``g.consumers_of(item)`` (the nodes reading a node's output or a
+    leaf), ``g.op_counts()``, ``g.by_scope()``, ``g.select("lstm/t=*/forget_gate")`` (nodes
+    by a glob over scopes), ``g.paths(w)`` / ``g.count_paths(w)`` (the chain rule's paths
+    from the root down to ``w``) and ``g.label(item)``. As text: ``print(g)`` (a table),
+    ``g.tree()``; as pictures: ``g.to_dot()``, ``g.draw()``.
+    """
+
     def __init__(self, root):
         self.root = root
         self.nodes = topological_order(root.node) if root.node is not None else []
@@ -36,6 +49,45 @@ class Graph:
 
     def __getitem__(self, i):
         return self.nodes[i]
+
+    def consumers_of(self, item):
+        """The nodes that read ``item`` — a node (its output), a leaf tensor, or a tensor
+        made by an op — in graph order; a node that reads it twice (``h * h``) is listed
+        twice. ``[]`` for the root, or a tensor this graph never reads."""
+        if hasattr(item, "op"):
+            key = item
+        elif getattr(item, "node", None) is not None:
+            key = item.node
+        else:
+            key = id(item)
+        return list(self.consumers.get(key, ()))
+
+    def select(self, pattern):
+        """The nodes whose scope matches ``pattern``, in graph order.
+
+        ``pattern`` is a glob over scope paths, segment by segment: ``*`` matches within one
+        segment (``t=*``), ``**`` any number of segments, ``?`` and ``[...]`` as in
+        ``fnmatch``. It may match anywhere along the path and takes the nodes of the
+        sub-scopes too, so ``"lstm/t=*/forget_gate"`` finds every step's forget gate even
+        inside ``model/lstm``, and ``"lstm/t=3"`` every node of step 3. A leading ``/``
+        anchors the pattern at the top-level scope. Nodes at top level match ``"/"``.
+        """
+        if not isinstance(pattern, str) or not pattern.strip("/") and pattern != "/":
+            raise ValueError(f"select(): pattern must be a non-empty scope glob such as "
+                             f"'lstm/t=*/forget_gate', got {pattern!r}")
+        anchored = pattern.startswith("/")
+        parts = pattern.strip("/").split("/")
+        if pattern == "/":
+            return [node for node in self.nodes if node.scope == ""]
+        matches = {}
+        chosen = []
+        for node in self.nodes:
+            if node.scope not in matches:
+                matches[node.scope] = _scope_matches(parts, node.scope.split("/")
+                                                     if node.scope else [], anchored)
+            if matches[node.scope]:
+                chosen.append(node)
+        return chosen
 
     @property
     def parameters(self):
@@ -68,13 +120,24 @@ class Graph:
         Each path is a list of nodes, root first, ending at the node that reads the leaf
         (or at the target node). The gradient of ``target`` is the sum over these paths of
         the product of the local Jacobians along each one — the chain rule, spelled out.
+        A node that reads ``target`` twice (``w * w``) ends two paths, one per input slot,
+        so the same list of nodes appears twice. Paths grow exponentially with depth in a
+        graph of diamonds: if there are more than ``limit``, this raises ``ValueError``
+        with their number (``count_paths`` counts without listing).
         """
-        if self.root.node is None:
+        below = self._paths_below(target)
+        if self.root.node is None or not below.get(self.root.node):
             return []
+        total = below[self.root.node]
+        if total > limit:
+            raise ValueError(f"paths(): there are {total:,} paths from the root to "
+                             f"{self.label(target)}, more than limit={limit:,}; count them "
+                             "with count_paths(), or pass a larger limit")
         is_node = hasattr(target, "op")
         found = []
         # A partial path is a linked list (node, rest-of-path-above) so that stepping down
-        # costs O(1); copying a list at each step made a long chain quadratic.
+        # costs O(1); copying a list at each step made a long chain quadratic. Only nodes
+        # with a path to the target are entered, so the work is proportional to the output.
         stack = [(self.root.node, None)]
         while stack:
             node, above = stack.pop()
@@ -85,12 +148,35 @@ class Graph:
             for t in node.inputs:
                 if t is target and not is_node:
                     found.append(_unlink(link))
-                elif t.node is not None:
+                elif t.node is not None and below.get(t.node):
                     stack.append((t.node, link))
-            if len(found) > limit:
-                raise ValueError(f"more than {limit} paths; the graph is too tangled to list")
         found.sort(key=lambda p: [self.index[n] for n in p], reverse=True)
         return found
+
+    def count_paths(self, target):
+        """How many paths ``paths(target)`` would list (an exact int, however many:
+        counted in one pass over the graph, without listing them)."""
+        if self.root.node is None:
+            return 0
+        return self._paths_below(target).get(self.root.node, 0)
+
+    def _paths_below(self, target):
+        """``{node: number of paths from node down to target}`` (nodes with none left out)."""
+        is_node = hasattr(target, "op")
+        below = {}
+        for node in self.nodes:                 # inputs first, so below[input] is final
+            if is_node and node is target:
+                below[node] = 1
+                continue
+            count = 0
+            for t in node.inputs:
+                if t is target and not is_node:
+                    count += 1
+                elif t.node is not None:
+                    count += below.get(t.node, 0)
+            if count:
+                below[node] = count
+        return below
 
     # ---- text --------------------------------------------------------------------------
     def table(self):
@@ -236,6 +322,20 @@ class Graph:
         if path is not None:
             fig.savefig(path, dpi=120, bbox_inches="tight")
         return fig
+
+
+def _scope_matches(parts, segments, anchored):
+    """Does the glob ``parts`` (segments, ``**`` for any number) match a prefix of
+    ``segments`` starting at 0 (``anchored``) or at any segment?"""
+    def match(i, j):          # parts[i:] against segments[j:], as a prefix
+        if i == len(parts):
+            return True
+        if parts[i] == "**":
+            return any(match(i + 1, k) for k in range(j, len(segments) + 1))
+        return (j < len(segments) and fnmatch.fnmatchcase(segments[j], parts[i])
+                and match(i + 1, j + 1))
+    starts = [0] if anchored else range(len(segments) + 1)
+    return any(match(0, j) for j in starts)
 
 
 def _unlink(link):

@@ -9,8 +9,13 @@ as ``__file__`` works too, but notebooks have no ``__file__``) and then uses:
   is called too, so layer initialisation is reproducible. Env ``TINYTRACE_SEED`` overrides
   the seed (to see whether a claim survives another draw).
 - ``lesson.figures``: the lesson's own figure folder, ``$TINYTRACE_FIGURES/<name>/``
-  (default ``./figures/<name>/``), created when first used;
-  ``lesson.savefig(fig, "name")`` writes ``name.png`` there, prints and returns the path.
+  (default ``./figures/<name>/``), created when first used; a quick run writes to
+  ``.../quick/<name>/`` instead, so it never overwrites a full run's figures.
+  ``lesson.savefig(fig, "name")`` writes ``name.png`` there (a quick run's figures say
+  "quick mode" in a corner), prints and returns the path.
+- ``lesson.progress(label, step, total, loss=...)``: inside a training loop, prints a line
+  at about ten evenly spaced steps (three in quick mode) with the values given and the
+  time so far, so a long run shows it is alive.
 - ``lesson.claim(key, value, text, at_least=, at_most=)``: prints the number in a sentence,
   records it in ``lesson.results[key]`` (the tests read these) and, given a bound, fails the
   lesson if the number misses it — a lesson checks its own claims wherever it runs.
@@ -83,7 +88,13 @@ def _like(text, bound):
         return f"{bound:g}"
 
 
+QUICK_FOLDER = "quick"         # quick runs' figures: <figures root>/quick/<lesson>/
+
+
 class Lesson:
+    """One lesson's run: its mode (``quick``), seed and generator, claims and figures
+    (see the module docstring for each method)."""
+
     def __init__(self, name, seed=0):
         self.name = Path(str(name)).stem             # "03_training_an_mlp"
         match = re.match(r"^(\d+)_", self.name)
@@ -96,6 +107,7 @@ class Lesson:
         self.results = {}
         self.saved = []                              # figure paths, in order
         self._figures = None
+        self._progress = {}                          # label -> start time
         self._started = time.perf_counter()
         if not _in_notebook():
             import matplotlib
@@ -109,15 +121,25 @@ class Lesson:
 
     @property
     def figures(self):
+        """This lesson's figure folder (created on first use): ``<root>/<name>``, or
+        ``<root>/quick/<name>`` in quick mode; root ``$TINYTRACE_FIGURES`` or
+        ``./figures``."""
         if self._figures is None:
             root = Path(os.environ.get("TINYTRACE_FIGURES") or Path.cwd() / "figures")
+            root = root / QUICK_FOLDER if self.quick else root
             self._figures = root.resolve() / self.name
             self._figures.mkdir(parents=True, exist_ok=True)
         return self._figures
 
     def savefig(self, fig, name):
-        """Save a matplotlib figure as ``<figures>/<name>.png``; print and return the path."""
+        """Save a matplotlib figure as ``<figures>/<name>.png``; print and return the path.
+        In quick mode the figure is stamped "quick mode" first (its numbers come from a
+        small run)."""
         path = self.figures / (name if name.endswith(".png") else f"{name}.png")
+        if self.quick:
+            fig.text(0.995, -0.01, f"quick mode ({self.name}, seed {self.seed}): a small "
+                     "run, not the lesson's full result", ha="right", va="top",
+                     fontsize=7, color="0.45", style="italic")
         fig.savefig(path, dpi=120, bbox_inches="tight")
         if not _in_notebook():
             import matplotlib.pyplot as plt
@@ -125,6 +147,21 @@ class Lesson:
         self.saved.append(path)
         print(f"[figure] {path}")
         return path
+
+    def progress(self, label, step, total, lines=None, **values):
+        """Print ``label: step k/total, name value, ... (t s)`` at ``lines`` evenly spaced
+        steps (default 10, 3 in quick mode) and at the last one; ``step`` counts from 1.
+        Call it every step of a long loop; it decides when to print."""
+        if step == 1 or label not in self._progress:
+            self._progress[label] = time.perf_counter()
+        lines = lines or self.pick(quick=3, full=10)
+        every = max(1, -(-total // lines))               # ceil(total / lines)
+        if step % every and step != total:
+            return
+        shown = "".join(f", {k} {v:.4g}" if isinstance(v, (float, np.floating))
+                        else f", {k} {v}" for k, v in values.items())
+        seconds = time.perf_counter() - self._progress[label]
+        print(f"  {label}: step {step}/{total}{shown} ({seconds:.1f} s)", flush=True)
 
     def claim(self, key, value, text, at_least=None, at_most=None):
         """Record ``value`` under ``key`` and print ``text`` (``{}`` or ``{:.3g}`` marks where

@@ -1,11 +1,17 @@
-"""``save`` / ``load``: a state dict as a plain ``.npz`` archive, never pickle.
+"""``save`` / ``load``: state dicts as a plain ``.npz`` archive, never pickle.
 
-The archive holds one array per entry plus a ``__tinytrace__`` marker with the format
-version. Loading opens it with ``allow_pickle=False``, reads every array eagerly (so a
+The archive holds one array per entry plus a ``__tinytrace__`` marker ``[format version,
+number of entries]``. A checkpoint may nest: ``save({"model": model, "optimizer": opt,
+"epoch": 3}, path)`` stores each part's state dict under its name (archive entries
+``model/fc1.weight``, ...), and ``load`` gives the same nesting back.
+
+Loading opens the archive with ``allow_pickle=False``, reads every array eagerly (so a
 truncated or corrupt member fails here, at load, not later mid-training) and refuses any
-file that is not a zip archive or lacks the marker, naming the file.
+file that is not a zip archive, lacks the marker, is of a newer format or lost an entry,
+naming the file.
 """
 import io
+import numbers
 import os
 import zipfile
 import zlib
@@ -16,22 +22,29 @@ from .errors import SerializationError
 from .backend import to_host
 from .tensor import Tensor
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2      # 2: "/" in an entry name nests dicts (1: flat names only)
 MARKER = "__tinytrace__"
+SEPARATOR = "/"
 
 
-def save(state_dict, path):
-    """Write ``{name: array or Tensor}`` to ``path`` (an ``.npz`` file)."""
+def save(state, path):
+    """Write ``state`` to ``path`` (an ``.npz`` file), atomically.
+
+    ``state``: a dict ``{name: array, Tensor or number}`` (a state dict), whose values may
+    also be dicts or objects with a ``state_dict()`` (a Module, an Optimizer), saved as
+    their state dicts; or such an object itself — ``tt.save(model, path)`` saves
+    ``model.state_dict()``. Restore with ``model.load_state_dict(tt.load(path))``.
+    Only numeric and boolean arrays are stored (no strings, no objects: loading never
+    unpickles).
+    """
+    if isinstance(state, (str, bytes, os.PathLike)) and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"save(state, path): the first argument is what to save and the "
+                        f"second the file; got the path {state!r} first (swap them)")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"save(): path must be a str or os.PathLike, not "
+                        f"{type(path).__name__}")
     arrays = {}
-    for name, value in state_dict.items():
-        if name == MARKER or not isinstance(name, str):
-            raise ValueError(f"save(): invalid entry name {name!r}")
-        # device arrays come to the host: a saved file is always plain host .npz
-        array = value.numpy() if isinstance(value, Tensor) else to_host(value)
-        if array.dtype == object:
-            raise TypeError(f"save(): entry {name!r} is not a numeric array (dtype=object)")
-        arrays[name] = array
-    # [version, number of entries]: a damaged zip directory can drop an entry silently
+    _flatten(_as_state(state, "save(): the state"), "", arrays)
     arrays[MARKER] = np.array([FORMAT_VERSION, len(arrays)], dtype=np.int64)
     path = os.fspath(path)
     buffer = io.BytesIO()
@@ -42,8 +55,57 @@ def save(state_dict, path):
     os.replace(tmp, path)
 
 
+def _as_state(value, what):
+    """A dict to save: ``value`` itself, or its ``state_dict()``."""
+    if isinstance(value, dict):
+        return value
+    if callable(getattr(value, "state_dict", None)):
+        return value.state_dict()
+    raise TypeError(f"{what} must be a dict of arrays (e.g. model.state_dict()) or an "
+                    f"object with a state_dict() (a Module, an Optimizer), not "
+                    f"{type(value).__name__}")
+
+
+def _flatten(state, prefix, arrays):
+    for name, value in state.items():
+        where = prefix + str(name)
+        if not isinstance(name, str) or not name or name == MARKER or SEPARATOR in name:
+            raise ValueError(f"save(): invalid entry name {where!r} (names are non-empty "
+                             f"strings without '{SEPARATOR}', which nests dicts)")
+        if isinstance(value, dict) or callable(getattr(value, "state_dict", None)):
+            inner = _as_state(value, f"save(): entry {where!r}")
+            if not inner:
+                raise ValueError(f"save(): entry {where!r} is empty; an archive cannot "
+                                 "hold an empty group")
+            _flatten(inner, where + SEPARATOR, arrays)
+            continue
+        arrays[where] = _array(where, value)
+
+
+def _array(where, value):
+    if isinstance(value, Tensor):
+        value = value.numpy()             # a saved file is always host data (.npz)
+    elif hasattr(value, "shape") and not isinstance(value, (np.ndarray, np.generic)):
+        value = to_host(value)            # a device array (CuPy, the stand-in)
+    elif isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"save(): entry {where!r} is {type(value).__name__} {value!r}; "
+                        "only numbers and numeric arrays are saved")
+    elif not isinstance(value, (np.ndarray, np.generic, numbers.Number, list, tuple)):
+        raise TypeError(f"save(): entry {where!r} is a {type(value).__name__}, not an "
+                        "array, a Tensor or a number")
+    try:
+        array = np.asarray(value)
+    except ValueError as err:           # a ragged list
+        raise TypeError(f"save(): entry {where!r} is not a rectangular array: {err}") from None
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"save(): entry {where!r} has dtype {array.dtype}; only numeric "
+                        "and boolean arrays are saved (no strings or objects)")
+    return array
+
+
 def load(path):
-    """Read a file written by ``save``: ``{name: numpy array}`` in the saved order."""
+    """Read a file written by ``save``: ``{name: numpy array}`` in the saved order (a
+    nested checkpoint gives nested dicts back)."""
     path = os.fspath(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -55,20 +117,28 @@ def load(path):
             if MARKER not in names:
                 raise SerializationError(f"load(): {path!r} is an .npz archive but not one "
                                          f"written by tinytrace.save (no {MARKER} entry)")
-            version = int(archive[MARKER][0])
+            marker = archive[MARKER]
+            if marker.shape != (2,) or marker.dtype.kind not in "iu":
+                raise SerializationError(f"load(): {path!r} has a malformed {MARKER} entry "
+                                         f"({marker.shape} {marker.dtype}; expected "
+                                         "[version, entries])")
+            version, count = int(marker[0]), int(marker[1])
             if version > FORMAT_VERSION:
                 raise SerializationError(f"load(): {path!r} has format version {version}; "
-                                         f"this tinytrace reads up to {FORMAT_VERSION}")
-            marker = archive[MARKER]
+                                         f"this tinytrace reads up to {FORMAT_VERSION} "
+                                         "(upgrade tinytrace to read it)")
+            if version < 1:
+                raise SerializationError(f"load(): {path!r} has format version {version}, "
+                                         "which no tinytrace writes")
             state = {name: archive[name] for name in names if name != MARKER}
-            if marker.size > 1 and int(marker[1]) != len(state):
-                raise SerializationError(f"load(): {path!r} should hold {int(marker[1])} "
-                                         f"entries but holds {len(state)}; it is damaged")
+            if count != len(state):
+                raise SerializationError(f"load(): {path!r} should hold {count} entries "
+                                         f"but holds {len(state)}; it is damaged")
             odd = [name for name, value in state.items() if not isinstance(value, np.ndarray)]
             if odd:                          # zip members that are not .npy arrays
                 raise SerializationError(f"load(): {path!r} holds entries that are not "
                                          f"arrays: {odd}")
-            return state
+            return _unflatten(state) if version >= 2 else state
     except SerializationError:
         raise
     except FileNotFoundError:
@@ -79,3 +149,17 @@ def load(path):
         # or flag field of a member header, zlib.error for a member it then cannot inflate)
         raise SerializationError(f"load(): {path!r} is truncated, corrupt or not a tinytrace "
                                  f"file ({type(err).__name__}: {err})") from err
+
+
+def _unflatten(flat):
+    """``{"model/fc.weight": a}`` -> ``{"model": {"fc.weight": a}}``, order kept."""
+    nested = {}
+    for name, value in flat.items():
+        *groups, leaf = name.split(SEPARATOR)
+        where = nested
+        for group in groups:
+            where = where.setdefault(group, {})
+            if not isinstance(where, dict):
+                raise SerializationError(f"load(): entry {name!r} nests under an array")
+        where[leaf] = value
+    return nested

@@ -77,9 +77,11 @@ class ndarray:  # noqa: N801  (named as CuPy's and NumPy's array classes are)
         return self._a.copy()
 
     def tolist(self):
+        """The values as nested Python lists (a copy to the host, as CuPy's)."""
         return self._a.tolist()
 
     def item(self):
+        """The one element as a Python number (a copy to the host, as CuPy's)."""
         return self._a.item()
 
     def __bool__(self):
@@ -108,18 +110,19 @@ class ndarray:  # noqa: N801  (named as CuPy's and NumPy's array classes are)
         return _wrap(func(*_unwrap(args, where), **_unwrap(kwargs, where)))
 
     # ---- what an array is ----------------------------------------------------------------
-    shape = property(lambda self: self._a.shape)
-    dtype = property(lambda self: self._a.dtype)
-    ndim = property(lambda self: self._a.ndim)
-    size = property(lambda self: self._a.size)
-    itemsize = property(lambda self: self._a.itemsize)
-    nbytes = property(lambda self: self._a.nbytes)
-    strides = property(lambda self: self._a.strides)
-    flags = property(lambda self: self._a.flags)
-    T = property(lambda self: ndarray(self._a.T))
+    shape = property(lambda self: self._a.shape, doc="As ``numpy.ndarray.shape``.")
+    dtype = property(lambda self: self._a.dtype, doc="As ``numpy.ndarray.dtype``.")
+    ndim = property(lambda self: self._a.ndim, doc="As ``numpy.ndarray.ndim``.")
+    size = property(lambda self: self._a.size, doc="As ``numpy.ndarray.size``.")
+    itemsize = property(lambda self: self._a.itemsize, doc="Bytes per element.")
+    nbytes = property(lambda self: self._a.nbytes, doc="Bytes in all.")
+    strides = property(lambda self: self._a.strides, doc="As ``numpy.ndarray.strides``.")
+    flags = property(lambda self: self._a.flags, doc="As ``numpy.ndarray.flags``.")
+    T = property(lambda self: ndarray(self._a.T), doc="The transpose (a view).")
 
     @property
     def base(self):
+        """The array this one is a view of, on the device (``None`` if it owns its data)."""
         return None if self._a.base is None else ndarray(self._a.base)
 
     def __len__(self):
@@ -194,6 +197,7 @@ def asarray(value, dtype=None):
 
 
 def array(value, dtype=None, copy=True):
+    """A new device array from ``value`` (``cupy.array``)."""
     if type(value) is ndarray:
         return ndarray(np.array(value._a, dtype=dtype, copy=copy))
     return ndarray(np.array(value, dtype=dtype))

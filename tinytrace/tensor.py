@@ -76,15 +76,17 @@ class Tensor:
         return t
 
     def cpu(self):
+        """This tensor on the CPU (``.to("cpu")``)."""
         return self.to("cpu")
 
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self.data.shape, doc="The shape of ``.data``.")
+    dtype = property(lambda self: self.data.dtype, doc="The dtype of ``.data``.")
+    ndim = property(lambda self: self.data.ndim, doc="The number of axes.")
+    size = property(lambda self: self.data.size, doc="The number of elements.")
 
     @property
     def is_leaf(self):
+        """True for a tensor no op made (``.node is None``): data, constants, parameters."""
         return self.node is None
 
     def __len__(self):
@@ -141,11 +143,13 @@ class Tensor:
         return _backend.to_host(self.data)
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item(): tensor has {self.data.size} elements, not 1")
         return self.data.reshape(()).item()
 
     def tolist(self):
+        """The data as (nested) Python lists."""
         return self.numpy().tolist()
 
     def detach(self):
@@ -170,6 +174,7 @@ class Tensor:
         return Graph(self)
 
     def requires_grad_(self, flag=True):
+        """Mark this leaf as needing ``.grad`` (float tensors only); returns it."""
         if flag and self.data.dtype.kind not in "fc":
             raise TypeError(f"only float tensors can require grad, not {self.dtype}")
         self.requires_grad = flag
@@ -321,71 +326,93 @@ class Tensor:
         return _ops.getitem(self, index=_raw_index(index))
 
     def sum(self, axis=None, keepdims=False):
+        """The sum over ``axis`` (all axes if None); ``tt.sum``."""
         return _ops.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
+        """The mean over ``axis`` (all axes if None); ``tt.mean``."""
         return _ops.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
+        """The maximum over ``axis``; ties share the gradient; ``tt.max``."""
         return _ops.max(self, axis=axis, keepdims=keepdims)
 
     def argmax(self, axis=None):
+        """Indices of the maxima along ``axis``, as an integer tensor outside the graph."""
         return Tensor(self.data.argmax(axis=axis))
 
     def reshape(self, *shape):
+        """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
         return _ops.reshape(self, shape=_sizes(shape))
 
     def transpose(self, *axes):
+        """Permute the axes (``x.transpose(1, 0, 2)``); no axes: reverse them."""
         axes = _sizes(axes)
         return _ops.transpose(self, axes=axes if axes else None)
 
     @property
     def T(self):
+        """The axes reversed (the transpose of a matrix)."""
         return _ops.transpose(self, axes=None)
 
     def astype(self, dtype):
+        """A copy in ``dtype``, recorded (gradients flow back, cast to this dtype)."""
         return _ops.astype(self, dtype=np.dtype(dtype))
 
     def float(self):
+        """``astype(float32)``."""
         return self.astype(np.float32)
 
     def double(self):
+        """``astype(float64)``."""
         return self.astype(np.float64)
 
     def exp(self):
+        """``tt.exp``: e to the power of each element."""
         return _ops.exp(self)
 
     def log(self):
+        """``tt.log``: the natural logarithm of each element."""
         return _ops.log(self)
 
     def sqrt(self):
+        """``tt.sqrt``: the square root of each element."""
         return _ops.sqrt(self)
 
     def abs(self):
+        """``tt.abs``: the absolute value of each element."""
         return _ops.abs(self)
 
     def tanh(self):
+        """``tt.tanh``, elementwise."""
         return _ops.tanh(self)
 
     def sigmoid(self):
+        """``tt.sigmoid``, elementwise and stable in both tails."""
         return _ops.sigmoid(self)
 
     def relu(self):
+        """``tt.relu``: max(x, 0), elementwise."""
         return _ops.relu(self)
 
     def softplus(self):
+        """``tt.softplus``: log(1 + e^x), stable."""
         return _ops.softplus(self)
 
     def logsigmoid(self):
+        """``tt.logsigmoid``: log(sigmoid(x)), stable."""
         return _ops.logsigmoid(self)
 
     def clip(self, low=None, high=None):
+        """``tt.clip``: limit to [low, high]."""
         return _ops.clip(self, low=low, high=high)
 
     def softmax(self, axis=-1):
+        """``tt.softmax`` along ``axis``."""
         return _ops.softmax(self, axis=axis)
 
     def log_softmax(self, axis=-1):
+        """``tt.log_softmax`` along ``axis``."""
         return _ops.log_softmax(self, axis=axis)
 
 
@@ -452,16 +479,26 @@ def tensor(data, requires_grad=False, dtype=None, name=None, device=None):
     arrays (CuPy, stand-in) stay on their device unless told otherwise."""
     if isinstance(data, Tensor):
         data = data.data
-    if hasattr(data, "shape") and not isinstance(data, (np.ndarray, np.generic)):
-        array = data.astype(np.dtype(dtype)) if dtype is not None else data.copy()
-    elif dtype is not None:
-        array = np.array(data, dtype=np.dtype(dtype))
-    elif isinstance(data, np.ndarray):
-        array = data.copy()
-    else:
-        array = np.array(data)
-        if array.dtype.kind == "f":
-            array = array.astype(DEFAULT_FLOAT)
+    if isinstance(data, (str, bytes)) or data is None:
+        raise TypeError(f"tensor(): expected numbers (a number, a nested list of numbers or "
+                        f"an array), not {type(data).__name__} {data!r}")
+    try:
+        if hasattr(data, "shape") and not isinstance(data, (np.ndarray, np.generic)):
+            array = data.astype(np.dtype(dtype)) if dtype is not None else data.copy()
+        elif dtype is not None:
+            array = np.array(data, dtype=np.dtype(dtype))
+        elif isinstance(data, np.ndarray):
+            array = data.copy()
+        else:
+            array = np.array(data)
+            if array.dtype.kind == "f":
+                array = array.astype(DEFAULT_FLOAT)
+    except ValueError as err:         # ragged nested lists; a string with dtype=float
+        raise ValueError(f"tensor(): cannot make an array of numbers from "
+                         f"{type(data).__name__} data ({err})") from None
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"tensor(): expected numbers, got data of dtype {array.dtype} "
+                        "(strings, None or other objects); tensors hold numbers only")
     if requires_grad and array.dtype.kind not in "fc":
         raise TypeError(f"tensor(): only float tensors can require grad, not {array.dtype} "
                         "(pass dtype=tt.float32 or floats)")

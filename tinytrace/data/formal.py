@@ -75,9 +75,9 @@ class Vocabulary:
         self.symbols = specials + symbols
         self.index = {s: i for i, s in enumerate(self.symbols)}
 
-    pad = property(lambda self: 0)
-    start = property(lambda self: 1)
-    end = property(lambda self: 2)
+    pad = property(lambda self: 0, doc="The id of the padding symbol \"_\" (0).")
+    start = property(lambda self: 1, doc="The id of the start symbol \"^\" (1).")
+    end = property(lambda self: 2, doc="The id of the end symbol \"$\" (2).")
 
     def __len__(self):
         return len(self.symbols)
@@ -119,6 +119,7 @@ class Batch:
 
     @property
     def batch_size(self):
+        """How many strings the batch holds."""
         return self.inputs.shape[1]
 
     @property
@@ -173,12 +174,17 @@ class FormalTask:
 
     # ---- to define in a subclass ---------------------------------------------------
     def generate(self, n, rng):
+        """One string of the language with size parameter ``n`` (``rng`` for the random
+        ones)."""
         raise NotImplementedError
 
     def contains(self, string):
+        """Is ``string`` in the language?"""
         raise NotImplementedError
 
     def allowed_next(self, string):
+        """For each of the ``len(string) + 1`` prefixes of ``string`` (a string of the
+        language), the set of symbols that may follow it, the end symbol ``$`` included."""
         raise NotImplementedError
 
     def size_of(self, string):

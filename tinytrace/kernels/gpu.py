@@ -134,6 +134,7 @@ LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c masks")
 
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
+    """``kernels.lstm_forward`` for device arrays: ``(packed, saved)``, packed (T+2, B, H)."""
     xp = array_module(x)
     steps, batch, _ = x.shape
     forward, _ = _fused(xp, _lstm_math)
@@ -158,6 +159,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
 
 
 def lstm_backward(saved, d_packed, input_grad=True):
+    """BPTT for ``lstm_forward``: ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, steps)``."""
     x, w_ih, w_hh, gates, h, c, tanh_c, masks = saved
     xp = array_module(d_packed)
     steps = gates.shape[0]
@@ -192,6 +194,7 @@ GRUSaved = namedtuple("GRUSaved", "x w_ih w_hh gates a h masks")
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
+    """``kernels.gru_forward`` for device arrays: ``(packed, saved)``, packed (T+1, B, H)."""
     xp = array_module(x)
     steps, batch, _ = x.shape
     H = w_hh.shape[1]
@@ -218,6 +221,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
 
 
 def gru_backward(saved, d_packed, input_grad=True):
+    """BPTT for ``gru_forward``: ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, steps)``."""
     x, w_ih, w_hh, gates, a, h, masks = saved
     xp = array_module(d_packed)
     steps = gates.shape[0]
@@ -246,6 +250,7 @@ RNNSaved = namedtuple("RNNSaved", "x w_ih w_hh h nonlinearity masks")
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", lengths=None):
+    """``kernels.rnn_forward`` for device arrays: ``(packed, saved)``, packed (T+1, B, H)."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"rnn_forward: nonlinearity must be 'tanh' or 'relu', not "
                          f"{nonlinearity!r}")
@@ -266,6 +271,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", le
 
 
 def rnn_backward(saved, d_packed, input_grad=True):
+    """BPTT for ``rnn_forward``: ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh, steps)``."""
     x, w_ih, w_hh, h, nonlinearity, masks = saved
     xp = array_module(d_packed)
     steps = h.shape[0] - 1

@@ -62,6 +62,7 @@ class Workspace:
         return _references(self.blocks, i) <= _FREE_REFERENCES
 
     def take(self, nbytes):
+        """A free block of at least ``nbytes`` bytes (uint8), reused if one fits."""
         nbytes = max(int(nbytes), 1)
         if not _CAN_COUNT or nbytes > self.idle_budget:
             return np.empty(nbytes, np.uint8)

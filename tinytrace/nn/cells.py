@@ -11,10 +11,10 @@ import numpy as np
 
 from .. import functions as F
 from ..backend import array_module
-from ..context import scope, scope_phrase
-from ..errors import ShapeError
+from ..context import scope
 from ..random import generator
 from ..tensor import Tensor
+from .checks import check_shape, layer_input, size_arg
 from .layers import uniform
 from .module import Module, Parameter
 
@@ -128,6 +128,7 @@ def gru_step(x, h, params, keep=None):
 # ---- shared checks -------------------------------------------------------------------------
 
 def check_dtype_arg(dtype):
+    """``dtype`` as a NumPy float dtype (recurrent layers compute in float)."""
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"recurrent layers need a float dtype, not {dtype}")
@@ -148,6 +149,8 @@ class _Cell(Module):
         super().__init__()
         dtype = check_dtype_arg(dtype)
         rng = generator(rng)            # one stream for all four tensors, even from a seed
+        input_size = size_arg(type(self).__name__, "input_size", input_size)
+        hidden_size = size_arg(type(self).__name__, "hidden_size", hidden_size)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         rows = len(self.gates) * hidden_size
         bound = 1 / np.sqrt(hidden_size)
@@ -164,15 +167,20 @@ class _Cell(Module):
                            self.gates)
 
     def _check(self, x, states):
-        name = type(self).__name__
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ShapeError(f"{name} in {scope_phrase()}: input must be (batch, input_size="
-                             f"{self.input_size}), got {tuple(x.shape)}")
+        """``x`` and the given states as Tensors of the cell's dtype, shapes checked."""
+        dtype = self.weight_ih.dtype
+        x = layer_input(self, x, "input", dtype)
+        check_shape(self, x, "input", f"(batch, input_size={self.input_size})",
+                    x.ndim == 2 and x.shape[1] == self.input_size)
         want = (x.shape[0], self.hidden_size)
+        checked = []
         for label, s in states:
-            if s is not None and tuple(s.shape) != want:
-                raise ShapeError(f"{name} in {scope_phrase()}: {label} must be (batch, hidden_size)"
-                                 f" = {want} for input {tuple(x.shape)}, got {tuple(s.shape)}")
+            if s is not None:
+                s = layer_input(self, s, label, dtype)
+                check_shape(self, s, label, f"(batch, hidden_size) = {want} for input "
+                            f"{tuple(x.shape)}", tuple(s.shape) == want)
+            checked.append(s)
+        return x, checked
 
     def extra_repr(self):
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
@@ -195,7 +203,7 @@ class RNNCell(_Cell):
         self.nonlinearity = nonlinearity
 
     def forward(self, x, h=None):
-        self._check(x, [("h", h)])
+        x, (h,) = self._check(x, [("h", h)])
         if h is None:
             h = zeros_state(x.shape[0], self.hidden_size, x.data)
         return rnn_step(x, h, self._params(), self.nonlinearity)
@@ -215,7 +223,7 @@ class LSTMCell(_Cell):
 
     def forward(self, x, state=None):
         h, c = (None, None) if state is None else state
-        self._check(x, [("h", h), ("c", c)])
+        x, (h, c) = self._check(x, [("h", h), ("c", c)])
         if h is None:
             h = zeros_state(x.shape[0], self.hidden_size, x.data)
         if c is None:
@@ -233,7 +241,7 @@ class GRUCell(_Cell):
     gates = GRU_GATES
 
     def forward(self, x, h=None):
-        self._check(x, [("h", h)])
+        x, (h,) = self._check(x, [("h", h)])
         if h is None:
             h = zeros_state(x.shape[0], self.hidden_size, x.data)
         return gru_step(x, h, self._params())

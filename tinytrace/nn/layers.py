@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import functions as F
 from ..random import generator
+from .checks import check_shape, layer_input, size_arg
 from .functional import embedding
 from .module import Module, Parameter
 
@@ -17,6 +18,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         super().__init__()
+        in_features = size_arg("Linear", "in_features", in_features)
+        out_features = size_arg("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         rng = generator(rng)     # one stream: a seed must not give bias = weight's first draws
         bound = 1 / np.sqrt(in_features)
@@ -24,6 +27,10 @@ class Linear(Module):
         self.bias = Parameter(uniform((out_features,), bound, dtype, rng)) if bias else None
 
     def forward(self, x):
+        """``x`` (..., in_features): a Tensor or an array (see ``nn.checks``)."""
+        x = layer_input(self, x, "input", self.weight.dtype)
+        check_shape(self, x, "input", f"(..., in_features={self.in_features})",
+                    x.ndim >= 1 and x.shape[-1] == self.in_features)
         y = x @ self.weight.T
         return y + self.bias if self.bias is not None else y
 
@@ -36,6 +43,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, rng=None):
         super().__init__()
+        num_embeddings = size_arg("Embedding", "num_embeddings", num_embeddings)
+        embedding_dim = size_arg("Embedding", "embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = Parameter(generator(rng).standard_normal(
             (num_embeddings, embedding_dim)).astype(dtype))
@@ -68,15 +77,21 @@ class Sequential(Module):
 
 
 class ReLU(Module):
+    """``relu`` as a layer (for ``Sequential``)."""
+
     def forward(self, x):
         return F.relu(x)
 
 
 class Tanh(Module):
+    """``tanh`` as a layer (for ``Sequential``)."""
+
     def forward(self, x):
         return F.tanh(x)
 
 
 class Sigmoid(Module):
+    """``sigmoid`` as a layer (for ``Sequential``)."""
+
     def forward(self, x):
         return F.sigmoid(x)

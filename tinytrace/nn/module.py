@@ -4,12 +4,18 @@ Calling a module opens a scope named after the attribute it is stored under (the
 module uses its class name, lower-cased), so every node it records carries a path like
 ``mlp/fc1`` — gradient tracing groups by those paths with no annotation from the user.
 """
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 from ..backend import to_device, to_host
 from ..context import scope
 from ..errors import DeviceError, SerializationError
 from ..tensor import Tensor
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What ``load_state_dict`` did not match: the model's parameter
+names absent from the state (``missing_keys``) and the state's names the model lacks
+(``unexpected_keys``), as PyTorch returns them."""
 
 
 class Parameter(Tensor):
@@ -23,6 +29,16 @@ class Parameter(Tensor):
 
 
 class Module:
+    """Base class of every layer and model: a tree of named child modules and parameters.
+
+    Assign ``Parameter``s and ``Module``s as attributes in ``__init__`` (after
+    ``super().__init__()``) and they are registered under those names; define
+    ``forward``. Calling a module runs ``forward`` inside a scope named after the
+    attribute it is stored under (the root: its class name, lower-cased), so its nodes
+    carry paths like ``mlp/fc1``. ``named_parameters()``, ``state_dict()`` /
+    ``load_state_dict()``, ``train()`` / ``eval()`` and ``zero_grad()`` work as in PyTorch.
+    """
+
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -57,21 +73,26 @@ class Module:
             return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):
+        """The computation; calling the module runs it inside the module's scope."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     # ---- the tree ----------------------------------------------------------------------
     def named_children(self):
+        """``(name, module)`` for each direct child, in assignment order."""
         return iter(self._modules.items())
 
     def children(self):
+        """Each direct child module, in assignment order."""
         return iter(self._modules.values())
 
     def named_modules(self, prefix=""):
+        """``(dotted.name, module)`` for this module (name ``prefix``) and every descendant."""
         yield prefix, self
         for name, child in self._modules.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def modules(self):
+        """This module and every descendant."""
         return (m for _, m in self.named_modules())
 
     def named_parameters(self, prefix=""):
@@ -84,12 +105,15 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), p
 
     def parameters(self):
+        """Every parameter once, in ``named_parameters`` order (what an optimizer takes)."""
         return [p for _, p in self.named_parameters()]
 
     def num_parameters(self):
+        """The total number of parameter elements."""
         return sum(p.size for p in self.parameters())
 
     def zero_grad(self):
+        """Set every parameter's ``.grad`` to None."""
         for p in self.parameters():
             p.grad = None
 
@@ -114,11 +138,13 @@ class Module:
         return found.pop() if found else None
 
     def train(self, mode=True):
+        """Set ``training`` on this module and every descendant; returns the module."""
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self):
+        """``train(False)``."""
         return self.train(False)
 
     # ---- state -------------------------------------------------------------------------
@@ -128,7 +154,8 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters, checking names, shapes and dtypes first so a
-        mismatched file changes nothing."""
+        mismatched file changes nothing. Returns ``IncompatibleKeys(missing_keys,
+        unexpected_keys)`` (both empty unless ``strict=False``), as PyTorch does."""
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
@@ -150,10 +177,12 @@ class Module:
             updates.append((p, value))
         for p, value in updates:
             p.data[...] = to_device(value, p.device)
-        return self
+            p._version += 1          # in place: a graph that saved the old values refuses
+        return IncompatibleKeys(missing, unexpected)
 
     # ---- display -----------------------------------------------------------------------
     def extra_repr(self):
+        """The text inside this module's ``repr`` parentheses (its settings)."""
         return ""
 
     def __repr__(self):

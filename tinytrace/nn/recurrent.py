@@ -51,6 +51,7 @@ from ..kernels._common import check_lengths, step_masks
 from ..ops import recurrent as fused_ops
 from ..random import generator
 from ..tensor import Tensor
+from .checks import layer_input, size_arg
 from .cells import (GRU_GATES, LSTM_GATES, RNN_GATES, check_dtype_arg, gru_step, lstm_step,
                     rnn_step, split_gates, zeros_state)
 from .layers import uniform
@@ -78,6 +79,8 @@ class _SequenceLayer(Module):
         if not isinstance(num_layers, (int, np.integer)) or num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be a positive int, "
                              f"not {num_layers!r}")
+        input_size = size_arg(type(self).__name__, "input_size", input_size)
+        hidden_size = size_arg(type(self).__name__, "hidden_size", hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = int(num_layers), bias, batch_first
         self.mode = mode
@@ -122,15 +125,13 @@ class _SequenceLayer(Module):
 
     def _check_input(self, x):
         layout = "(B, T, input_size" if self.batch_first else "(T, B, input_size"
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a Tensor, not "
-                            f"{type(x).__name__}")
+        x = layer_input(self, x, "input", self.weight_ih_l0.dtype)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             self._fail(f"input must be {layout}={self.input_size}), got {tuple(x.shape)}")
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         if steps == 0:
             self._fail(f"input {tuple(x.shape)} has no time steps")
-        return steps, batch
+        return x, steps, batch
 
     def _initial_states(self, state, batch, like):
         """The initial state(s) as a dict name -> (L, B, H) Tensor or None (zeros)."""
@@ -146,8 +147,7 @@ class _SequenceLayer(Module):
             given = {names[0]: state}
         want = (self.num_layers, batch, self.hidden_size)
         for name, s in given.items():
-            if not isinstance(s, Tensor):
-                raise TypeError(f"{type(self).__name__}: {name}0 must be a Tensor")
+            s = given[name] = layer_input(self, s, f"{name}0", like.dtype)
             if tuple(s.shape) != want:
                 self._fail(f"{name}0 must be (num_layers, batch, hidden_size) = {want} for "
                            f"this input, got {tuple(s.shape)}")
@@ -165,7 +165,7 @@ class _SequenceLayer(Module):
         """``x`` (T, B, I) (``(B, T, I)`` with batch_first), optional initial state(s) of
         shape (num_layers, B, H), optional ``lengths`` (B,). Returns ``(output, h_n)``
         (the LSTM: ``(output, (h_n, c_n))``); output is (T, B, H) (or (B, T, H))."""
-        steps, batch = self._check_input(x)
+        x, steps, batch = self._check_input(x)
         initial = self._initial_states(state, batch, x.data)
         lengths = self._check_lengths(lengths, steps, batch)
         if self.mode == "fused":
@@ -258,6 +258,7 @@ class _SequenceLayer(Module):
         return output, finals, ("fused", tracked)
 
     def fused_attrs(self):
+        """Extra attrs of this layer's fused op (the RNN's ``nonlinearity``)."""
         return {}
 
     # ---- per-step gradients (BPTT diagnostics) -------------------------------------------

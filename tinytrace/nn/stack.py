@@ -35,10 +35,11 @@ import numpy as np
 
 from .. import functions as F
 from ..backend import array_module, asarray_like, device_of, to_device
-from ..context import scope
+from ..context import scope, scope_phrase
 from ..errors import ShapeError
 from ..random import generator
 from ..tensor import Tensor
+from .checks import layer_input, size_arg
 from .layers import Linear
 from .module import Module
 from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates, zeros_state
@@ -143,6 +144,8 @@ class _StackAugmented(Module):
         if controller not in ("rnn", "lstm"):
             raise ValueError(f"{type(self).__name__}: controller must be 'rnn' or 'lstm', "
                              f"not {controller!r}")
+        input_size = size_arg(type(self).__name__, "input_size", input_size)
+        hidden_size = size_arg(type(self).__name__, "hidden_size", hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.controller_kind, self.batch_first = controller, batch_first
         if controller == "rnn":
@@ -152,8 +155,10 @@ class _StackAugmented(Module):
             self.controller = LSTMCell(input_size + read_size, hidden_size, dtype=dtype, rng=rng)
 
     def _check_input(self, x):
+        x = layer_input(self, x, "input", self.controller.weight_ih.dtype)
         if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ShapeError(f"{type(self).__name__}: input must be (T, B, {self.input_size})"
+            raise ShapeError(f"{type(self).__name__} in {scope_phrase()}: input must be "
+                             f"(T, B, {self.input_size})"
                              f"{' (batch_first: (B, T, I))' if self.batch_first else ''}, "
                              f"got {tuple(x.shape)}")
         return x.transpose(1, 0, 2) if self.batch_first else x

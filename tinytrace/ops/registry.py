@@ -13,9 +13,10 @@ import weakref
 
 import numpy as np
 
+from .. import anomaly
 from ..backend import array_module, device_of
 from ..context import STATE, scope_phrase
-from ..errors import AnomalyError, DeviceError, DTypeError, ShapeError, describe
+from ..errors import DeviceError, DTypeError, ShapeError, describe
 from ..autograd import Node
 from ..tensor import Tensor
 
@@ -38,6 +39,9 @@ class Primitive:
 
     @property
     def __doc__(self):
+        """A registered op (``OPS[name]``): call it with tensors and keyword attrs to run its
+        forward and record a node; ``.forward`` is the primitive function (forward and vjp
+        side by side), whose docstring an op's ``__doc__`` shows."""
         return self.forward.__doc__
 
     def __call__(self, *inputs, **attrs):
@@ -133,7 +137,7 @@ def _record(op, inputs, attrs):
     if isinstance(out, np.generic):
         out = np.asarray(out)
     if STATE.anomaly:
-        _check_forward(op, arrays, out)
+        anomaly.check_forward(op.name, inputs, arrays, out)
     recording = needs_grad and STATE.grad_enabled
     result = Tensor(out, recording)
     if op.view and np.may_share_memory(out, arrays[0]):
@@ -144,11 +148,3 @@ def _record(op, inputs, attrs):
         node._output = weakref.ref(result)
         result.node = node
     return result
-
-
-def _check_forward(op, arrays, out):
-    xp = array_module(out)
-    if out.dtype.kind in "fc" and not xp.all(xp.isfinite(out)):
-        if all(xp.all(xp.isfinite(a)) for a in arrays if a.dtype.kind in "fc"):
-            raise AnomalyError(f"op '{op.name}' in {scope_phrase()} produced NaN/inf from finite "
-                               f"inputs {describe(arrays)}")
