@@ -54,7 +54,7 @@ def test_finder_recovers_a_line_attractor(method):
     step = fp.StepMap(cell)
     cands = on_line_candidates(v)
     tol = 1e-8 if method == "adam" else 1e-24        # Newton on a linear map: exact
-    found = fp.find(step, cands, method=method, tol=tol)
+    found = fp.find(step, cands, method=method, tol=tol, unique_tol=1e-6)
     assert len(found) == found.n_fixed == len(cands)  # the whole line, nothing thinned
     assert found.n_duplicates == found.n_outliers == found.n_unconverged == 0
     off_line = found.states - np.outer(found.states @ v, v)
@@ -79,8 +79,9 @@ def test_finder_recovers_a_line_attractor(method):
 def test_unique_tol_merges_only_what_it_is_told_to():
     cell, v, _ = line_attractor()
     cands = on_line_candidates(v, n=60, noise=0.0)       # exactly on the line, ~0.03 apart
-    kept = fp.find(cell, cands, method="newton", tol=1e-24)
+    kept = fp.find(cell, cands, method="newton", tol=1e-24)      # default unique_tol 1e-3
     assert len(kept) == 60 and kept.n_duplicates == 0
+    assert kept.spacing() == pytest.approx(np.linalg.norm(cands[1] - cands[0]), rel=1e-6)
     thinned = fp.find(cell, cands, method="newton", tol=1e-24, unique_tol=0.2)
     assert thinned.n_duplicates > 40 and len(thinned) == 60 - thinned.n_duplicates
     d = np.linalg.norm(thinned.states[:, None] - thinned.states[None], axis=-1)
@@ -141,14 +142,14 @@ def test_tol_and_slow_tol_classify_and_drop():
     cands = h_star + np.array([[0.0] * 5, [1e-5] * 5, [1e-3] * 5, [0.3] * 5])
     # no iterations: the candidates are classified as they are
     found = fp.find(cell, cands, x_star, method="newton", max_iters=0, tol=1e-14,
-                    slow_tol=1e-7)
+                    slow_tol=1e-7, unique_tol=0)
     q = found.final_q_paper
     assert q[0] < 1e-14 < q[1] < 1e-7 < q[2]
     assert found.n_fixed == 1 and found.n_slow == 1 and found.n_unconverged == 2
     assert set(found.kind) == {"fixed", "slow"}
     assert found.fixed().n_slow == 0 and len(found.slow()) == 1
     looser = fp.find(cell, cands, x_star, method="newton", max_iters=0, tol=1e-14,
-                     slow_tol=1.0)
+                     slow_tol=1.0, unique_tol=0)
     assert looser.n_unconverged == 0 and looser.n_slow == 3
 
 

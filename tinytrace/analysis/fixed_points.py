@@ -43,10 +43,13 @@ A candidate stops moving once its **speed in the paper's normalisation**,
 - distance outliers: a point farther from the candidates' centroid than ``outlier_scale``
   times the candidates' mean distance from it is dropped (``n_outliers``).
 - duplicates: a point within ``unique_tol`` (Euclidean) of a point with a smaller q is
-  dropped (``n_duplicates``). The default is tiny on purpose: two candidates that converged
-  to one *isolated* fixed point land on the same spot, but the points of a continuous line
-  attractor are all genuinely different fixed points, and merging them with a coarse
-  tolerance would thin the line away.
+  dropped (``n_duplicates``); the default 1e-3 is Golub & Sussillo's (FixedPointFinder).
+  Many candidates that converge to one *isolated* fixed point come out as a small cloud
+  around it, of radius about |F(s) - s| / (smallest singular value of I - dF/ds), which
+  this merges (a smaller ``tol`` shrinks the cloud). It must stay finer than the spacing
+  of the points along a line attractor (its length / the number of candidates): those
+  are all genuinely different fixed points, and a coarse tolerance would thin the line
+  away. ``FixedPoints.spacing()`` reports that spacing, to check.
 """
 import time
 from dataclasses import dataclass, field
@@ -165,6 +168,17 @@ class FixedPoints:
         """Only the slow points (tol <= q_paper < slow_tol)."""
         return self.select(self.kind == "slow")
 
+    def spacing(self):
+        """The median distance from each kept point to its nearest other point (inf for
+        fewer than two): compare with ``unique_tol`` to see that nothing was thinned."""
+        if len(self) < 2:
+            return float("inf")
+        s = self.states
+        sq = (s ** 2).sum(axis=1)
+        d2 = np.maximum(sq[:, None] + sq[None] - 2 * s @ s.T, 0)
+        np.fill_diagonal(d2, np.inf)
+        return float(np.sqrt(np.median(d2.min(axis=1))))
+
     def __repr__(self):
         return (f"FixedPoints({len(self)} kept of {self.n_candidates} candidates: "
                 f"{self.n_fixed} fixed (q_paper < {self.tol:g}), {self.n_slow} slow "
@@ -181,7 +195,7 @@ def _check_positive(name, value, upper=None):
 
 def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
          max_iters=None, lr=0.01, lr_decay=0.5, patience=20, plateau=1e-2, min_lr=1e-6,
-         damping=1e-3, max_damping=1e8, unique_tol=1e-7, outlier_scale=10.0,
+         damping=1e-3, max_damping=1e8, unique_tol=1e-3, outlier_scale=10.0,
          record_every=10):
     """Minimise q(s) = |F(s, x) - s|^2 / 2 from every candidate; classify and clean up.
 
@@ -196,7 +210,7 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
     candidate exceeds ``max_damping`` times its starting value (no step helps: a minimum of
     q above zero, i.e. a slow point). Kept: ``fixed`` below ``tol``, ``slow`` below
     ``slow_tol``; then distance outliers (``outlier_scale``) and duplicates
-    (``unique_tol``) are dropped, as the module docstring explains.
+    (``unique_tol``, a Euclidean distance) are dropped, as the module docstring explains.
 
     Adam: learning rate ``lr``, multiplied by ``lr_decay`` when the mean q_paper over all
     candidates has not dropped by the fraction ``plateau`` within ``patience`` iterations.
@@ -245,17 +259,17 @@ def _speed(r):
 def _adam(step, states, x, *, tol, max_iters, lr, lr_decay, patience, plateau, min_lr,
           record_every, **_):
     """Adam on the candidates jointly, one learning rate for the batch (as the public
-    finders); converged rows leave the batch, so they stop moving."""
+    finders); converged rows leave the batch, so they stop moving. The active rows and
+    their Adam moments are kept packed (compacted when rows leave)."""
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     K = len(states)
-    m, v = np.zeros_like(states), np.zeros_like(states)
-    t_row = np.zeros(K)                         # Adam's step count, per row
     q_paper = np.full(K, np.inf)
     converged_at = np.full(K, -1)
     active = np.arange(K)
+    s = states.copy()                           # the active rows, packed
+    m, v = np.zeros_like(s), np.zeros_like(s)
     history, best, waited, it = [], np.inf, 0, 0
     while True:
-        s = states[active]
         r, g = step.residual_and_gradient(s, x)
         q_paper[active] = _speed(r)
         level = q_paper.mean()                  # converged rows count with their last q
@@ -272,16 +286,17 @@ def _adam(step, states, x, *, tol, max_iters, lr, lr_decay, patience, plateau, m
                 best, waited = level, 0
         if it >= max_iters or done.all() or lr < min_lr:
             break
-        keep = ~done
-        active, s, g = active[keep], s[keep], g[keep]
-        t_row[active] += 1
-        m[active] = beta1 * m[active] + (1 - beta1) * g
-        v[active] = beta2 * v[active] + (1 - beta2) * g * g
-        t = t_row[active][:, None]
-        m_hat = m[active] / (1 - beta1 ** t)
-        v_hat = v[active] / (1 - beta2 ** t)
-        states[active] = s - lr * m_hat / (np.sqrt(v_hat) + eps)
-        it += 1
+        if done.any():                          # converged rows leave the batch
+            states[active[done]] = s[done]
+            keep = ~done
+            active, s, g, m, v = active[keep], s[keep], g[keep], m[keep], v[keep]
+        it += 1                                 # every active row has taken `it` steps
+        m *= beta1
+        m += (1 - beta1) * g
+        v *= beta2
+        v += (1 - beta2) * g * g
+        s -= (lr / (1 - beta1 ** it)) * m / (np.sqrt(v / (1 - beta2 ** it)) + eps)
+    states[active] = s
     return states, q_paper, converged_at, it, history
 
 

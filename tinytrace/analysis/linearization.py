@@ -165,9 +165,12 @@ def pca(states, valid=None):
     if len(flat) < 2:
         raise ValueError(f"pca: needs at least 2 states, got {len(flat)}")
     mean = flat.mean(axis=0)
-    _, sing, vt = np.linalg.svd(flat - mean, full_matrices=True)
-    variances = np.zeros(flat.shape[1])
-    variances[:len(sing)] = sing ** 2 / (len(flat) - 1)
+    centered = flat - mean
+    # eigen-decomposition of the N x N covariance: cheap for many states of a small net
+    variances, vectors = np.linalg.eigh(centered.T @ centered / (len(flat) - 1))
+    order = np.argsort(variances)[::-1]
+    variances = np.maximum(variances[order], 0)
+    vt = vectors[:, order].T
     total = variances.sum()
     explained = variances / total if total > 0 else variances
     return PCA(mean, vt, variances, explained)
