@@ -162,9 +162,10 @@ def main():
         rate[name] = converged / seconds
         print(f"{name:18s} {seconds:8.2f} {converged:10d} {iterations:11d} {rate[name]:13.1f}")
     print("\nratios (candidates per second to the 1e-8 rule; > 1 means the first is faster)")
-    print(f"  tinytrace adam / pytorch adam      {rate['tinytrace adam'] / rate['pytorch adam']:.2f}")
-    print(f"  tinytrace newton / tinytrace adam  {rate['tinytrace newton'] / rate['tinytrace adam']:.2f}")
-    print(f"  tinytrace newton / pytorch adam    {rate['tinytrace newton'] / rate['pytorch adam']:.2f}")
+    for first, second in (("tinytrace adam", "pytorch adam"),
+                          ("tinytrace newton", "tinytrace adam"),
+                          ("tinytrace newton", "pytorch adam")):
+        print(f"  {first + ' / ' + second:34s} {rate[first] / rate[second]:.2f}")
 
 
 if __name__ == "__main__":
