@@ -70,6 +70,14 @@ def test_finder_recovers_a_line_attractor(method):
     np.testing.assert_allclose(np.sort(np.abs(lin.eigenvalues[0])),
                                np.sort(np.abs(np.linalg.eigvals(W))), atol=1e-10)
     assert np.isinf(mode.time_constant).all() or mode.time_constant.min() > 1e9
+    along, rank = lin.mode_along(v, orient=v)
+    assert (rank == 0).all() and np.allclose(along.right, mode.right)
+    second = lin.right[:, :, 1].real                  # a direction that is mode 1's
+    along, rank = lin.mode_along(second)
+    assert (rank == 1).all()
+    np.testing.assert_allclose(along.eigenvalue, lin.eigenvalues[:, 1])
+    np.testing.assert_allclose(fp.input_projections(lin, np.eye(2), mode=along),
+                               fp.input_projections(lin, np.eye(2), mode=1))
     line = fp.fit_line(found, orient=v)
     assert line.explained > 0.99 if method == "adam" else line.explained > 1 - 1e-12
     assert fp.cosine(line.direction, v) > 0.999

@@ -76,6 +76,27 @@ class Linearization:
     def __len__(self):
         return len(self.points)
 
+    def mode_along(self, directions, among=3, orient=None):
+        """At each point, the mode (of the ``among`` slowest) whose right eigenvector is
+        best aligned with ``directions`` (K, N) or (N,), e.g. the local tangents of a line
+        of fixed points: the mode that integrates along the line, even where two slow
+        modes have nearly the same |lambda| and swap places. Returns ``(Mode, rank)``,
+        ``rank`` (K,) the chosen mode's index by |lambda| (0 = the slowest)."""
+        K, N = self.points.shape
+        directions = np.broadcast_to(np.asarray(directions, dtype=DTYPE), (K, N))
+        among = max(1, min(among, N))
+        right = self.right[:, :, :among]                      # (K, N, among)
+        norms = np.linalg.norm(right, axis=1) * np.linalg.norm(directions, axis=1)[:, None]
+        cos = np.abs(np.einsum("kna,kn->ka", right, directions)) / norms
+        rank = np.argmax(cos, axis=1)
+        modes = [self.mode(i, orient) for i in range(among)]
+
+        def pick(field):
+            stacked = np.stack([getattr(m, field) for m in modes], axis=1)
+            return stacked[np.arange(K), rank]
+        return Mode(pick("eigenvalue"), pick("right"), pick("left"), pick("time_constant"),
+                    pick("is_real")), rank
+
     def mode(self, i=0, orient=None):
         """Mode ``i`` (0 = the slowest, largest |lambda|) at every point as a ``Mode``.
 
@@ -275,8 +296,9 @@ def alignment(u, v, samples=10000, rng=None):
 
 def input_projections(lin, inputs, mode=0, orient=None):
     """Each input's push along a mode: ``l_mode^T (dF/dx) e_w`` at every point, (K, W) for
-    ``inputs`` (W, E) (e.g. the embedding rows of W words). ``orient`` fixes the sign of
-    the mode as in ``Linearization.mode``. Real parts (exact for a real eigenvalue)."""
+    ``inputs`` (W, E) (e.g. the embedding rows of W words). ``mode``: an index (0 = the
+    slowest; ``orient`` fixes its sign as in ``Linearization.mode``) or a ``Mode`` (e.g.
+    from ``Linearization.mode_along``). Real parts (exact for a real eigenvalue)."""
     inputs = np.asarray(inputs, dtype=DTYPE)
     if inputs.ndim == 1:
         inputs = inputs[None]
@@ -284,7 +306,7 @@ def input_projections(lin, inputs, mode=0, orient=None):
     if inputs.ndim != 2 or inputs.shape[1] != E:
         raise ShapeError(f"input_projections: inputs must be (W, input_size={E}), got "
                          f"{inputs.shape}")
-    left = lin.mode(mode, orient).left                        # (K, N)
+    left = (mode if isinstance(mode, Mode) else lin.mode(mode, orient)).left    # (K, N)
     pushes = np.einsum("kn,kne->ke", left, lin.J_inp)         # l^T B per point, (K, E)
     return pushes @ inputs.T
 
