@@ -277,7 +277,7 @@ for kind in KINDS:
     found[kind] = fp.find(step, cands, method="newton")
     lins[kind] = fp.linearize(step, found[kind])
     lines[kind] = fp.fit_line(found[kind], orient=readout_w[kind])
-    final_coord = lines[kind].coordinate(visited[kind][test_lengths, np.arange(N_TEST)])
+    final_coord = lines[kind].coordinate(visited[kind][test_lengths, np.arange(len(test_set))])
     lo, hi = np.quantile(final_coord, [0.05, 0.95])
     c = lines[kind].coordinates
     cover[kind] = float(np.mean((final_coord >= c.min()) & (final_coord <= c.max())))
@@ -427,7 +427,7 @@ for k, kind in enumerate(KINDS):
                      color=f"C{k}", label=kind)
     # a whole review through the linearisation at the fixed point nearest the start
     start_point = int(np.argmin(np.linalg.norm(lin.points, axis=1)))
-    n_roll = min(lesson.pick(quick=100, full=300), N_TEST)
+    n_roll = min(lesson.pick(quick=100, full=300), len(test_set))
     linear_readout, true_readout = [], []
     for b in range(n_roll):
         inputs = embedded[kind][test_ids[:test_lengths[b], b]]
