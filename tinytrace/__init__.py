@@ -9,6 +9,7 @@
 import numpy as np
 
 from . import backend, bptt, data, kernels, nn, ops, optim, standin
+from .analysis import fixed_points
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .backend import devices
 from .errors import (AnomalyError, BackwardError, DeviceError, DTypeError, GradcheckError,

@@ -1,5 +1,5 @@
 """Gradient cases for the fused sequence primitives (``rnn_sequence``, ``lstm_sequence``,
-``gru_sequence``): small T, B, I, H in float64, every differentiable input (x, h0, c0,
+``gru_sequence``, ``ugrnn_sequence``): small T, B, I, H in float64, every differentiable input (x, h0, c0,
 weights, biases), with and without ``lengths``.
 
 Arrays come from a NumPy generator seeded by hypothesis (so shrinking still works on the
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tinytrace import ops
 
-GATES = {"rnn_sequence": 1, "lstm_sequence": 4, "gru_sequence": 3}
+GATES = {"rnn_sequence": 1, "lstm_sequence": 4, "gru_sequence": 3, "ugrnn_sequence": 2}
 KINK_MARGIN = 0.05
 
 

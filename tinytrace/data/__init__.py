@@ -9,3 +9,4 @@ from .formal import (TASKS, AnBn, AnBnCn, Batch, Dyck2, FormalTask, Reversal, Vo
 
 __all__ = ["TASKS", "AnBn", "AnBnCn", "Batch", "Dyck2", "FormalTask", "Reversal",
            "Vocabulary", "position_accuracy", "sequence_accuracy"]
+from . import sentiment

@@ -1,5 +1,5 @@
-"""Fused hot loops: whole-sequence forward and hand-written BPTT backward for RNN, LSTM
-and GRU layers, as plain NumPy functions of arrays (no Tensors, no graph).
+"""Fused hot loops: whole-sequence forward and hand-written BPTT backward for RNN, LSTM,
+GRU and UGRNN layers, as plain NumPy functions of arrays (no Tensors, no graph).
 
 Every recurrent kernel follows the same contract, time-major:
 
@@ -32,6 +32,7 @@ from .workspace import WORKSPACE
 from .gru import gru_backward, gru_forward
 from .lstm import lstm_backward, lstm_forward
 from .rnn import rnn_backward, rnn_forward
+from .ugrnn import ugrnn_backward, ugrnn_forward
 
 __all__ = ["WORKSPACE", "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
-           "gru_forward", "gru_backward"]
+           "gru_forward", "gru_backward", "ugrnn_forward", "ugrnn_backward"]

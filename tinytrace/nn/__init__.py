@@ -2,10 +2,10 @@
 from . import functional, utils
 from .layers import Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
 from .module import Module, Parameter
-from .cells import GRUCell, LSTMCell, RNNCell
-from .recurrent import GRU, LSTM, RNN
+from .cells import GRUCell, LSTMCell, RNNCell, UGRNNCell
+from .recurrent import GRU, LSTM, RNN, UGRNN
 from .stack import NeuralStackRNN, StackRNN
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
-           "Sigmoid", "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM",
-           "GRU", "StackRNN", "NeuralStackRNN"]
+           "Sigmoid", "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
+           "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN"]

@@ -1,7 +1,8 @@
 """One recurrent time step, op by op: the step functions ``rnn_step``, ``lstm_step`` and
-``gru_step`` (PyTorch's equations and gate order), ``split_gates`` that cuts PyTorch's
-stacked weights into one block per gate, and the cells ``RNNCell``, ``LSTMCell``,
-``GRUCell`` built from them.
+``gru_step`` (PyTorch's equations and gate order) and ``ugrnn_step`` (the update-gate RNN,
+which PyTorch lacks), ``split_gates`` that cuts PyTorch's stacked weights into one block
+per gate, and the cells ``RNNCell``, ``LSTMCell``, ``GRUCell``, ``UGRNNCell`` built from
+them.
 
 Each gate's nodes are recorded in its own scope (``input_gate``, ``forget_gate``, ...), so
 gradient tracing can read the gradient per gate. The sequence layers of ``recurrent.py``
@@ -21,6 +22,7 @@ from .module import Module, Parameter
 RNN_GATES = ("hidden",)
 LSTM_GATES = ("input_gate", "forget_gate", "cell_candidate", "output_gate")   # i, f, g, o
 GRU_GATES = ("reset_gate", "update_gate", "candidate")                       # r, z, n
+UGRNN_GATES = ("update_gate", "candidate")                                   # u, c
 
 
 # ---- one time step, op by op (shared by the cells and the traced sequence layers) ----------
@@ -123,6 +125,24 @@ def gru_step(x, h, params, keep=None):
         n = F.tanh(_from_input(x, p["candidate"]) + r * _from_state(h, p["candidate"]))
     with scope("hidden"):
         return _keep(keep, n + z * (h - n), h)
+
+
+def ugrnn_step(x, h, params, keep=None):
+    """Update-gate RNN step (Collins, Sohl-Dickstein & Sussillo 2017), gate order u, c::
+
+        u  = sigmoid(W_iu x + b_iu + W_hu h + b_hu)         update_gate
+        c  = tanh(W_ic x + b_ic + W_hc h + b_hc)            candidate
+        h' = u * h + (1 - u) * c   = c + u * (h - c)        hidden
+
+    ``keep`` (B, 1) bool, if given, freezes the rows where it is False (h' = h).
+    """
+    p = params
+    with scope("update_gate"):
+        u = F.sigmoid(_from_input(x, p["update_gate"]) + _from_state(h, p["update_gate"]))
+    with scope("candidate"):
+        c = F.tanh(_from_input(x, p["candidate"]) + _from_state(h, p["candidate"]))
+    with scope("hidden"):
+        return _keep(keep, c + u * (h - c), h)
 
 
 # ---- shared checks -------------------------------------------------------------------------
@@ -245,3 +265,20 @@ class GRUCell(_Cell):
         if h is None:
             h = zeros_state(x.shape[0], self.hidden_size, x.data)
         return gru_step(x, h, self._params())
+
+
+class UGRNNCell(_Cell):
+    """One update-gate RNN step, gate order u, c: ``h' = u * h + (1 - u) * c`` with
+    ``u = sigmoid(W_iu x + b_iu + W_hu h + b_hu)``, ``c = tanh(W_ic x + b_ic + W_hc h +
+    b_hc)`` (see ``ugrnn_step``). Parameters as PyTorch's cells, with 2 row blocks.
+
+    ``cell(x, h=None)`` with ``x`` (B, input_size); returns h'. Scopes: ``update_gate``,
+    ``candidate``, ``hidden``.
+    """
+    gates = UGRNN_GATES
+
+    def forward(self, x, h=None):
+        self._check(x, [("h", h)])
+        if h is None:
+            h = zeros_state(x.shape[0], self.hidden_size, x.data)
+        return ugrnn_step(x, h, self._params())

@@ -51,9 +51,9 @@ from ..kernels._common import check_lengths, step_masks
 from ..ops import recurrent as fused_ops
 from ..random import generator
 from ..tensor import Tensor
+from .cells import (GRU_GATES, LSTM_GATES, RNN_GATES, UGRNN_GATES, check_dtype_arg, gru_step,
+                    lstm_step, rnn_step, split_gates, ugrnn_step, zeros_state)
 from .checks import layer_input, size_arg
-from .cells import (GRU_GATES, LSTM_GATES, RNN_GATES, check_dtype_arg, gru_step, lstm_step,
-                    rnn_step, split_gates, zeros_state)
 from .layers import uniform
 from .module import Module, Parameter
 
@@ -350,3 +350,19 @@ class GRU(_SequenceLayer):
 
     def _step(self, x, state, params, keep):
         return {"h": gru_step(x, state["h"], params, keep)}
+
+
+class UGRNN(_SequenceLayer):
+    """Update-gate RNN over a sequence (gate order u, c; equations in ``ugrnn_step``):
+    ``h_t = u * h_{t-1} + (1 - u) * tanh(W_ic x_t + b_ic + W_hc h_{t-1} + b_hc)``.
+
+    ``UGRNN(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, *,
+    mode="traced"|"fused", dtype=float32)``; ``ugrnn(x, h0=None, lengths=None)`` ->
+    ``(output, h_n)``. Parameters are named and initialised as a PyTorch GRU's, with two
+    row blocks (u, c) instead of three. Fused mode runs ``tinytrace.kernels.ugrnn``.
+    """
+    gates = UGRNN_GATES
+    fused_op = "ugrnn_sequence"
+
+    def _step(self, x, state, params, keep):
+        return {"h": ugrnn_step(x, state["h"], params, keep)}

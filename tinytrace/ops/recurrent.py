@@ -1,9 +1,9 @@
-"""Fused sequence primitives: a whole RNN / LSTM / GRU sequence as ONE node.
+"""Fused sequence primitives: a whole RNN / LSTM / GRU / UGRNN sequence as ONE node.
 
-``rnn_sequence``, ``lstm_sequence`` and ``gru_sequence`` run the NumPy kernels in
-``tinytrace.kernels`` (forward: the input projection of every step as one matrix product,
-then the recurrence; backward: hand-written BPTT with the weight gradients as one product
-after the time loop). Forward and vjp sit side by side below, as for every op.
+``rnn_sequence``, ``lstm_sequence``, ``gru_sequence`` and ``ugrnn_sequence`` run the NumPy
+kernels in ``tinytrace.kernels`` (forward: the input projection of every step as one matrix
+product, then the recurrence; backward: hand-written BPTT with the weight gradients as one
+product after the time loop). Forward and vjp sit side by side below, as for every op.
 
 Why one packed output. A node in this engine has exactly one output tensor, but a
 sequence layer has two or three (outputs, h_n, and c_n for the LSTM). So the primitive
@@ -139,6 +139,24 @@ def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
 
     def vjp(g):
         grads = k.gru_backward(saved, g, input_grad)
+        if step_grads is not None:
+            step_grads._add(grads[-1])
+        return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
+    return packed, vjp
+
+
+@primitive("ugrnn_sequence", saves_output=True)
+def ugrnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
+                   input_grad=True):
+    """UGRNN over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H): outputs
+    ``[:T]``, h_n ``[T]``. Kernel: ``tinytrace.kernels.ugrnn``."""
+    steps, batch = _check_shapes("ugrnn_sequence", x, h0, w_ih, w_hh, 2,
+                                 {"b_ih": b_ih, "b_hh": b_hh})
+    lengths = check_lengths(lengths, steps, batch, "ugrnn_sequence")
+    packed, saved = kernels.ugrnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
+
+    def vjp(g):
+        grads = kernels.ugrnn_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
