@@ -21,6 +21,7 @@ from .graph import Graph
 from .random import manual_seed
 from .serialize import load, save
 from .tensor import Tensor, ones, randn, tensor, zeros
+from .analysis import lca
 
 float32 = np.float32
 float64 = np.float64
