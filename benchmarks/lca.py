@@ -1,0 +1,228 @@
+"""What online loss change allocation costs: tinytrace's tracker vs a plain step, vs the bare
+LCA-set gradients it needs, and vs the same algorithm written in PyTorch (CPU), one run.
+
+Workload (lesson 9's): the MLP 64-32-16-10 (ReLU) on scikit-learn's 8x8 digits, a
+minibatch of 32 per SGD step (momentum 0.9), the LCA set = the 1,347 training images,
+float32. Simpson's rule (``--method simpson``) needs 2 new LCA-set gradients per step (the
+midpoint and the end; the end is the next step's start), first order 1.
+
+Four timings per engine, per training step (best of ``--repeats`` blocks of ``--steps``):
+
+- plain:   zero_grad, minibatch forward + backward, optimizer.step();
+- tracked: the same with the LCA bookkeeping (tinytrace: ``tracker.step()``);
+- bare:    only the LCA-set gradients the tracked step needs (k x forward + grad of the
+           whole LCA set, nothing else);
+- overhead = (tracked - plain) / bare: 1.0 means the tracker costs exactly its gradient
+  evaluations (snapshots, interpolation, the allocation and its sums are free).
+
+FLOPs: one LCA-set gradient is forward 2·N·P_w plus backward ~4·N·P_w multiply-adds (P_w
+= 64·32 + 32·16 + 16·10 = 2,720 weights, N = 1,347), ~22 MFLOP; the script prints the
+GFLOP/s each engine reaches on the bare gradients.
+
+    python benchmarks/lca.py [--method simpson|first_order] [--steps 40] [--repeats 5]
+                             [--threads N]
+"""
+import argparse
+import time
+
+import numpy as np
+
+import tinytrace as tt
+import tinytrace.nn.functional as F
+
+SIZES = (64, 32, 16, 10)
+BATCH, LR, MOMENTUM = 32, 0.05, 0.9
+NEW_GRADIENTS = {"simpson": 2, "first_order": 1}
+
+
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    x, y = load_digits(return_X_y=True)
+    x_train, _, y_train, _ = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
+    mean, std = x_train.mean(0), x_train.std(0)
+    std[std == 0] = 1
+    return ((x_train - mean) / std).astype(np.float32), y_train.astype(np.int64)
+
+
+def lca_flops(n):
+    weights = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    return 3 * 2 * n * weights
+
+
+def per_step(step, steps, repeats):
+    step()                                       # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
+
+
+def batches(n, seed=0):
+    rng = np.random.default_rng(seed)
+    while True:
+        yield rng.choice(n, BATCH, replace=False)
+
+
+# ---- tinytrace ---------------------------------------------------------------------------
+class MLP(tt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = tt.nn.Linear(*SIZES[0:2]), tt.nn.Linear(*SIZES[1:3])
+        self.out = tt.nn.Linear(*SIZES[2:4])
+
+    def forward(self, x):
+        return self.out(tt.relu(self.fc2(tt.relu(self.fc1(x)))))
+
+
+def tinytrace_steps(x, y, method):
+    tt.manual_seed(0)
+    model = MLP()
+    opt = tt.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = lambda xb, yb: F.cross_entropy(model(tt.tensor(xb)), yb)
+    tracker = tt.lca.Tracker(model, loss_fn, (x, y), opt, method=method)
+    draw = batches(len(x))
+    params = model.parameters()
+
+    def plain():
+        b = next(draw)
+        opt.zero_grad()
+        loss_fn(x[b], y[b]).backward()
+        opt.step()
+
+    def tracked():
+        b = next(draw)
+        opt.zero_grad()
+        loss_fn(x[b], y[b]).backward()
+        tracker.step()
+
+    def bare():
+        for _ in range(NEW_GRADIENTS[method]):
+            tt.grad(loss_fn(x, y), params)
+    return {"plain": plain, "tracked": tracked, "bare": bare}, tracker
+
+
+# ---- the same algorithm in PyTorch ------------------------------------------------------
+def torch_steps(x, y, method):
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(*SIZES[0:2]), torch.nn.ReLU(),
+                                torch.nn.Linear(*SIZES[1:3]), torch.nn.ReLU(),
+                                torch.nn.Linear(*SIZES[2:4]))
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+    X, Y = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.functional.cross_entropy
+    sizes = [p.numel() for p in params]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    state = {}
+
+    def snapshot():
+        return torch.cat([p.detach().reshape(-1) for p in params]).double()
+
+    def lca_gradient(point=None):
+        """(loss, flat float64 gradient) of the whole LCA set, the parameters at point."""
+        saved = None
+        if point is not None:
+            saved = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                for p, piece in zip(params, torch.split(point, sizes)):
+                    p.copy_(piece.view_as(p))
+        loss = loss_fn(model(X), Y)
+        grads = torch.autograd.grad(loss, params)
+        if saved is not None:
+            with torch.no_grad():
+                for p, s in zip(params, saved):
+                    p.copy_(s)
+        return loss.item(), torch.cat([g.reshape(-1) for g in grads]).double()
+
+    state["theta"], state["start"] = snapshot(), lca_gradient()
+    totals = torch.zeros(sum(sizes), dtype=torch.float64)
+    records = []
+    draw = batches(len(x))
+
+    def minibatch_step():
+        b = torch.from_numpy(next(draw))
+        opt.zero_grad()
+        loss_fn(model(X[b]), Y[b]).backward()
+        opt.step()
+
+    def tracked():
+        minibatch_step()
+        end = snapshot()
+        delta = end - state["theta"]
+        l1, g1 = lca_gradient()
+        l0, g0 = state["start"]
+        if method == "first_order":
+            gbar = g0
+        else:
+            _, gm = lca_gradient(state["theta"] + 0.5 * delta)
+            gbar = (g0 + 4 * gm + g1) / 6
+        a = (gbar * delta).numpy()
+        per_tensor = np.add.reduceat(a, starts)
+        helped = np.add.reduceat((a < 0).astype(np.int64), starts)
+        hurt = np.add.reduceat((a > 0).astype(np.int64), starts)
+        totals.add_(torch.from_numpy(a))
+        records.append((per_tensor, helped, hurt, l1 - l0 - a.sum()))
+        state["theta"], state["start"] = end, (l1, g1)
+
+    def bare():
+        for _ in range(NEW_GRADIENTS[method]):
+            torch.autograd.grad(loss_fn(model(X), Y), params)
+    return {"plain": minibatch_step, "tracked": tracked, "bare": bare}, records
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=sorted(NEW_GRADIENTS), default="simpson")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS / torch threads for both engines (default 1)")
+    args = parser.parse_args()
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(limits=args.threads)
+    except ImportError:
+        pass
+
+    x, y = digits()
+    k = NEW_GRADIENTS[args.method]
+    flops = k * lca_flops(len(x))
+    print(f"MLP {'-'.join(map(str, SIZES))}, minibatch {BATCH}, LCA set {len(x)} images, "
+          f"method {args.method} ({k} LCA-set gradients per step, {flops / 1e6:.0f} MFLOP), "
+          f"{args.threads} thread(s); per-step times, best of {args.repeats} x {args.steps}")
+    results = {}
+    steps, tracker = tinytrace_steps(x, y, args.method)
+    results["tinytrace"] = {name: per_step(fn, args.steps, args.repeats)
+                            for name, fn in steps.items()}
+    err = tracker.train.conservation().relative
+    try:
+        import torch
+        torch.set_num_threads(args.threads)
+        steps, records = torch_steps(x, y, args.method)
+        results["pytorch"] = {name: per_step(fn, args.steps, args.repeats)
+                              for name, fn in steps.items()}
+    except ImportError:
+        print("(torch is not installed: tinytrace only)")
+
+    print(f"\n{'engine':>10s} {'plain':>9s} {'tracked':>9s} {'bare LCA':>9s} "
+          f"{'tracked/plain':>14s} {'overhead':>9s} {'GFLOP/s':>8s}")
+    for engine, t in results.items():
+        overhead = (t["tracked"] - t["plain"]) / t["bare"]
+        print(f"{engine:>10s} {1e3 * t['plain']:8.2f}ms {1e3 * t['tracked']:8.2f}ms "
+              f"{1e3 * t['bare']:8.2f}ms {t['tracked'] / t['plain']:14.1f} {overhead:9.2f} "
+              f"{flops / t['bare'] / 1e9:8.2f}")
+    if "pytorch" in results:
+        tt_, pt = results["tinytrace"], results["pytorch"]
+        print(f"\ntinytrace / PyTorch: tracked step {tt_['tracked'] / pt['tracked']:.2f}x, "
+              f"bare LCA gradients {tt_['bare'] / pt['bare']:.2f}x, plain step "
+              f"{tt_['plain'] / pt['plain']:.2f}x")
+    print(f"(tinytrace's conservation error over the {tracker.steps} timed steps: {err:.3%})")
+
+
+if __name__ == "__main__":
+    main()
