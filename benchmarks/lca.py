@@ -50,14 +50,18 @@ def lca_flops(n):
     return 3 * 2 * n * weights
 
 
-def per_step(step, steps, repeats):
-    step()                                       # warm-up
-    best = float("inf")
+def per_step(functions, steps, repeats):
+    """Best per-call time of each function over ``repeats`` blocks of ``steps`` calls, the
+    functions taking turns block by block (so a busy machine slows them all alike)."""
+    for fn in functions.values():
+        fn()                                     # warm-up
+    best = {name: float("inf") for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        best = min(best, (time.perf_counter() - start) / steps)
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
     return best
 
 
@@ -79,13 +83,15 @@ class MLP(tt.nn.Module):
 
 
 def tinytrace_steps(x, y, method):
-    tt.manual_seed(0)
-    model = MLP()
-    opt = tt.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    loss_fn = lambda xb, yb: F.cross_entropy(model(tt.tensor(xb)), yb)
-    tracker = tt.lca.Tracker(model, loss_fn, (x, y), opt, method=method)
+    """One model per timing (same initial weights), so that they can take turns."""
+    def setup():
+        tt.manual_seed(0)
+        model = MLP()
+        opt = tt.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+        return model, opt, (lambda xb, yb: F.cross_entropy(model(tt.tensor(xb)), yb))
+
+    model, opt, loss_fn = setup()
     draw = batches(len(x))
-    params = model.parameters()
 
     def plain():
         b = next(draw)
@@ -93,32 +99,57 @@ def tinytrace_steps(x, y, method):
         loss_fn(x[b], y[b]).backward()
         opt.step()
 
+    t_model, t_opt, t_loss = setup()
+    tracker = tt.lca.Tracker(t_model, t_loss, (x, y), t_opt, method=method)
+    t_draw = batches(len(x))
+
     def tracked():
-        b = next(draw)
-        opt.zero_grad()
-        loss_fn(x[b], y[b]).backward()
+        b = next(t_draw)
+        t_opt.zero_grad()
+        t_loss(x[b], y[b]).backward()
         tracker.step()
+
+    b_model, _, b_loss = setup()
+    params = b_model.parameters()
 
     def bare():
         for _ in range(NEW_GRADIENTS[method]):
-            tt.grad(loss_fn(x, y), params)
+            tt.grad(b_loss(x, y), params)
     return {"plain": plain, "tracked": tracked, "bare": bare}, tracker
 
 
 # ---- the same algorithm in PyTorch ------------------------------------------------------
 def torch_steps(x, y, method):
+    """Simpson / first-order LCA written directly in PyTorch: the same snapshots, the same
+    LCA-set gradients at the same points, the same per-tensor sums and counts."""
     import torch
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(*SIZES[0:2]), torch.nn.ReLU(),
-                                torch.nn.Linear(*SIZES[1:3]), torch.nn.ReLU(),
-                                torch.nn.Linear(*SIZES[2:4]))
-    params = list(model.parameters())
-    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
     X, Y = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.functional.cross_entropy
+
+    def setup():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(*SIZES[0:2]), torch.nn.ReLU(),
+                                    torch.nn.Linear(*SIZES[1:3]), torch.nn.ReLU(),
+                                    torch.nn.Linear(*SIZES[2:4]))
+        params = list(model.parameters())
+        return model, params, torch.optim.SGD(params, lr=LR, momentum=MOMENTUM)
+
+    def minibatch_step(model, opt, draw):
+        b = torch.from_numpy(next(draw))
+        opt.zero_grad()
+        loss_fn(model(X[b]), Y[b]).backward()
+        opt.step()
+
+    model, _, opt = setup()
+    draw = batches(len(x))
+
+    def plain():
+        minibatch_step(model, opt, draw)
+
+    t_model, params, t_opt = setup()
+    t_draw = batches(len(x))
     sizes = [p.numel() for p in params]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    state = {}
 
     def snapshot():
         return torch.cat([p.detach().reshape(-1) for p in params]).double()
@@ -131,7 +162,7 @@ def torch_steps(x, y, method):
             with torch.no_grad():
                 for p, piece in zip(params, torch.split(point, sizes)):
                     p.copy_(piece.view_as(p))
-        loss = loss_fn(model(X), Y)
+        loss = loss_fn(t_model(X), Y)
         grads = torch.autograd.grad(loss, params)
         if saved is not None:
             with torch.no_grad():
@@ -139,19 +170,12 @@ def torch_steps(x, y, method):
                     p.copy_(s)
         return loss.item(), torch.cat([g.reshape(-1) for g in grads]).double()
 
-    state["theta"], state["start"] = snapshot(), lca_gradient()
+    state = {"theta": snapshot(), "start": lca_gradient()}
     totals = torch.zeros(sum(sizes), dtype=torch.float64)
     records = []
-    draw = batches(len(x))
-
-    def minibatch_step():
-        b = torch.from_numpy(next(draw))
-        opt.zero_grad()
-        loss_fn(model(X[b]), Y[b]).backward()
-        opt.step()
 
     def tracked():
-        minibatch_step()
+        minibatch_step(t_model, t_opt, t_draw)
         end = snapshot()
         delta = end - state["theta"]
         l1, g1 = lca_gradient()
@@ -166,13 +190,15 @@ def torch_steps(x, y, method):
         helped = np.add.reduceat((a < 0).astype(np.int64), starts)
         hurt = np.add.reduceat((a > 0).astype(np.int64), starts)
         totals.add_(torch.from_numpy(a))
-        records.append((per_tensor, helped, hurt, l1 - l0 - a.sum()))
+        records.append((per_tensor, helped, hurt, l1 - l0 - a.sum(), l1 - l0))
         state["theta"], state["start"] = end, (l1, g1)
+
+    b_model, b_params, _ = setup()
 
     def bare():
         for _ in range(NEW_GRADIENTS[method]):
-            torch.autograd.grad(loss_fn(model(X), Y), params)
-    return {"plain": minibatch_step, "tracked": tracked, "bare": bare}, records
+            torch.autograd.grad(loss_fn(b_model(X), Y), b_params)
+    return {"plain": plain, "tracked": tracked, "bare": bare}, records
 
 
 def main():
@@ -195,19 +221,22 @@ def main():
     print(f"MLP {'-'.join(map(str, SIZES))}, minibatch {BATCH}, LCA set {len(x)} images, "
           f"method {args.method} ({k} LCA-set gradients per step, {flops / 1e6:.0f} MFLOP), "
           f"{args.threads} thread(s); per-step times, best of {args.repeats} x {args.steps}")
-    results = {}
-    steps, tracker = tinytrace_steps(x, y, args.method)
-    results["tinytrace"] = {name: per_step(fn, args.steps, args.repeats)
-                            for name, fn in steps.items()}
-    err = tracker.train.conservation().relative
+    functions, tracker = tinytrace_steps(x, y, args.method)
+    functions = {("tinytrace", name): fn for name, fn in functions.items()}
     try:
         import torch
         torch.set_num_threads(args.threads)
-        steps, records = torch_steps(x, y, args.method)
-        results["pytorch"] = {name: per_step(fn, args.steps, args.repeats)
-                              for name, fn in steps.items()}
+        peer, records = torch_steps(x, y, args.method)
+        functions.update({("pytorch", name): fn for name, fn in peer.items()})
     except ImportError:
         print("(torch is not installed: tinytrace only)")
+    results = {}
+    for (engine, name), t in per_step(functions, args.steps, args.repeats).items():
+        results.setdefault(engine, {})[name] = t
+    errors = {"tinytrace": (tracker.steps, tracker.train.conservation().relative)}
+    if "pytorch" in results:
+        errors["pytorch"] = (len(records), sum(abs(r[3]) for r in records)
+                             / sum(abs(r[4]) for r in records))
 
     print(f"\n{'engine':>10s} {'plain':>9s} {'tracked':>9s} {'bare LCA':>9s} "
           f"{'tracked/plain':>14s} {'overhead':>9s} {'GFLOP/s':>8s}")
@@ -221,7 +250,8 @@ def main():
         print(f"\ntinytrace / PyTorch: tracked step {tt_['tracked'] / pt['tracked']:.2f}x, "
               f"bare LCA gradients {tt_['bare'] / pt['bare']:.2f}x, plain step "
               f"{tt_['plain'] / pt['plain']:.2f}x")
-    print(f"(tinytrace's conservation error over the {tracker.steps} timed steps: {err:.3%})")
+    print("conservation error (sum |error| / sum |dL| over the timed steps): " + ", ".join(
+        f"{engine} {err:.3%} ({n} steps)" for engine, (n, err) in errors.items()))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ guarantee that tracking never disturbs training, PyTorch as an independent imple
 of the same algorithm, and the errors bad input gets."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import tinytrace as tt
 import tinytrace.nn.functional as F
@@ -57,7 +57,6 @@ def train(model, optimizer, x, y, steps, tracker=None, batch=8, seed=3):
 
 
 # ---- exact identities --------------------------------------------------------------------
-@settings(max_examples=25)
 @given(n=st.integers(1, 6), steps=st.integers(1, 5), seed=st.integers(0, 2**16),
        lr=st.floats(0.01, 0.3), opt=st.sampled_from(["sgd", "momentum", "nesterov", "adam"]))
 def test_simpson_is_exact_on_a_quadratic(n, steps, seed, lr, opt):
@@ -111,7 +110,6 @@ def test_first_order_misses_exactly_the_curvature_term():
     np.testing.assert_allclose(tracker.train.error, expected, rtol=1e-10, atol=1e-15)
 
 
-@settings(max_examples=20)
 @given(seed=st.integers(0, 2**16), lr=st.floats(1e-3, 1.0), steps=st.integers(1, 4),
        hidden=st.integers(1, 6))
 def test_full_batch_gradient_descent_first_order_never_hurts(seed, lr, steps, hidden):
@@ -528,6 +526,9 @@ def test_errors_name_the_problem():
         Tracker(model, loss_fn, (x, y), object())
     with pytest.raises(LCAError, match="Module, or a dict"):
         Tracker([("w", np.zeros(3))], loss_fn, (x, y), None)
+    with pytest.raises(LCAError, match=r"named_parameters\(\)\); got an item that is a "
+                                       r"Parameter of shape \(7, 5\)"):
+        Tracker(model.parameters(), loss_fn, (x, y), opt)
     # settings
     with pytest.raises(LCAError, match="method must be one of"):
         Tracker(model, loss_fn, (x, y), opt, method="rk45")

@@ -223,8 +223,7 @@ class Tracker:
         training step). Several trackers can watch the same step by nesting their blocks."""
         if self._inside:
             raise LCAError("Tracker.track(): already inside a tracked step of this tracker")
-        with self._undisturbed():
-            theta = self._begin()
+        theta = self._begin()
         self._inside = True
         try:
             yield self
@@ -261,7 +260,8 @@ class Tracker:
                 raise LCAError(f"Tracker: parameters {changed} changed between tracked steps, so "
                                "that loss change cannot be allocated; change parameters only "
                                "inside tracker.step() or `with tracker.track():`")
-            self._ends = self._evaluate(None)     # moved before the first step: start here
+            with self._undisturbed():             # moved before the first step: start here
+                self._ends = self._evaluate(None)
             for s, (loss, _) in zip(self.sets, self._ends):
                 self.allocations[s.name]._start(loss)
         self._theta = theta
@@ -379,15 +379,17 @@ class Tracker:
         modes = [(m, m.training) for m in self._modules]
         rng = generator()
         rng_state = rng.bit_generator.state
-        numpy_state = np.random.get_state()
+        numpy_state = np.random.get_state(legacy=False)   # NumPy's legacy global generator
         try:
             if self.eval_mode:
-                for m, _ in modes:
-                    m.training = False
+                for m, mode in modes:
+                    if mode:
+                        object.__setattr__(m, "training", False)   # as Module.train() does
             yield
         finally:
             for m, mode in modes:
-                m.training = mode
+                if m.training != mode:
+                    object.__setattr__(m, "training", mode)
             rng.bit_generator.state = rng_state
             np.random.set_state(numpy_state)
         if generator() is not rng:
@@ -421,8 +423,11 @@ def _named(model):
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
                 and isinstance(item[1], Tensor)):
+            what = (f"a {type(item).__name__} of shape {tuple(item.shape)}"
+                    if isinstance(item, Tensor) else repr(item)[:80])
             raise LCAError("Tracker: model must be a Module, or a dict / list of (name, "
-                           f"parameter) pairs; got an item {item!r}")
+                           f"parameter) pairs (e.g. model.named_parameters()); got an item "
+                           f"that is {what}")
     return items, []
 
 
