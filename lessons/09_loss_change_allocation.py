@@ -260,8 +260,8 @@ lesson.claim("minibatch_hurt_share", hurt_share(sgd_first),
 # rounded step still points downhill) and to float32 precision in value. Curvature alone
 # makes well under one percent of the terms positive; momentum and minibatch noise each
 # make 20–30% of them positive (within a point or two of the numbers above over ten
-# seeds). Our training run has both, which is
-# why only a little over half of the parameters help per step.
+# seeds). Our training run has both, which is why only a little over half of the
+# parameters help per step.
 #
 # ## 4. Which layers hurt?
 #
@@ -304,13 +304,13 @@ lesson.claim("hurting_neurons", float(np.mean(np.concatenate(
 # output layer did in one (seed 2, +0.12 nats: its training briefly became unstable); in
 # the other nine every layer helped overall. What every run shows is the symptom: each
 # layer hurts in roughly a fifth to two fifths of the single steps (up to half when
-# trained longer), and the output layer — the one
-# closest to the loss — is the one that hurts most often (in quick mode over ten seeds;
-# trained longer, in four runs of five). If momentum makes it oscillate, taking the
-# momentum off that layer alone should change that. We give `out` its own optimizer
-# without momentum and with a ten times larger learning rate (so its long-run step size,
-# lr / (1 − momentum), is the same), and, for comparison, freeze it at its initial weights
-# (`frozen=["out"]`: the tracker then allocates among the other two layers).
+# trained longer), and the output layer, the one closest to the loss, is the one that
+# hurts most often (in quick mode over ten seeds; trained longer, in four runs of
+# five). If momentum makes it oscillate, taking the momentum off that layer alone should
+# change that. We give `out` its own optimizer without momentum and with a ten times
+# larger learning rate (so its long-run step size, lr / (1 − momentum), is the same), and,
+# for comparison, freeze it at its initial weights (`frozen=["out"]`: the tracker then
+# allocates among the other two layers).
 
 # %%
 def layer_run(out_optimizer):
@@ -488,17 +488,19 @@ lesson.savefig(fig, "lstm_gates")
 
 # %% [markdown]
 # The cell candidate — *what* is written into the cell — does about half of the LSTM's
-# learning (47–57% over ten seeds in quick mode, 52–56% over five in full mode), two to
-# three times as much as any gate; the input and forget gates, which decide *whether* to
-# write and to keep, do about a tenth each. How the shares shift between the two halves
-# of training varies from run to run: the forget gate's share grew in the second half in
-# most runs we made, but not in all, so we print it rather than claim it.
+# learning (47–57% over ten seeds in quick mode, 52–56% over five in full mode), 1.7 to
+# 2.8 times as much as the next gate; the input and forget gates, which decide *whether*
+# to write and to keep, do about a tenth each. That is the whole run; its halves differ.
+# Trained longer (full mode), the second half can belong to the gates instead, once the
+# candidate has learned what to write — but how the shares shift varies from run to run
+# (the forget gate's share grew in the second half in most runs we made, not in all), so
+# we print the halves rather than claim them.
 #
 # ## What to take away
 #
 # - `tt.lca.Tracker(model, loss_fn, lca_set, optimizer)` in place of `optimizer.step()`
 #   splits each step's loss change over the parameters, and the split adds up (Simpson:
-#   within a fraction of a percent here; first order: not).
+#   within about a percent here, usually much better; first order: not).
 # - Only a little more than half of the parameters help in a given step; momentum and
 #   minibatch noise, much more than curvature, make the rest hurt.
 # - Per layer, neuron and gate aggregations come from the same record; a layer that hurts

@@ -260,6 +260,8 @@ def test_neurons_layers_gates_and_tensors_add_up():
     np.testing.assert_allclose(a.neurons("head"), a.neurons("head", per_iteration=True).sum(0),
                                rtol=1e-9, atol=1e-14)
     assert sum(a.layers().values()) == pytest.approx(total.sum(), rel=1e-12, abs=1e-15)
+    cumulative = a.cumulative_layers()
+    assert {k: v[-1] for k, v in cumulative.items()} == pytest.approx(a.layers(), rel=1e-9)
     # windows
     assert a.layers(steps=(2, 5)) == pytest.approx(
         {k: v[2:5].sum() for k, v in a.layers(per_iteration=True).items()}, rel=1e-12, abs=1e-15)

@@ -205,6 +205,11 @@ class Allocation:
             out[layer] = out[layer] + series if layer in out else series.copy()
         return {k: (v if per_iteration else float(v.sum())) for k, v in out.items()}
 
+    def cumulative_layers(self):
+        """``{layer: array (T,)}``: each layer's LCA summed from the first step up to step t
+        (below 0: the layer has lowered the loss so far)."""
+        return {k: np.cumsum(v) for k, v in self.layers(per_iteration=True).items()}
+
     def neurons(self, module, steps=None, per_iteration=False):
         """LCA per unit of ``module`` (a module path such as ``"fc1"``): unit j is row j of
         every tensor of the module (a Linear's weight row j plus bias element j; for a

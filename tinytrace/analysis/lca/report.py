@@ -139,8 +139,10 @@ def plot_layers(allocation, ax=None, cumulative=True):
     """Each layer's LCA per step, cumulative by default (below 0: the layer has lowered the
     loss so far). Returns the figure."""
     fig, ax = _axes(ax)
-    for layer, series in allocation.layers(per_iteration=True).items():
-        ax.plot(np.cumsum(series) if cumulative else series, label=layer, lw=1.2)
+    curves = allocation.cumulative_layers() if cumulative else \
+        allocation.layers(per_iteration=True)
+    for layer, series in curves.items():
+        ax.plot(series, label=layer, lw=1.2)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("step")
     ax.set_ylabel("cumulative LCA (nats)" if cumulative else "LCA per step (nats)")
