@@ -13,7 +13,8 @@ from .allocation import Allocation, Conservation
 from .layout import Layout
 from .report import (Synchronisation, learning_events, plot_conservation, plot_gates,
                      plot_helped, plot_layers, summary, synchronisation)
-from .tracker import METHODS, LCAError, LCASet, Tracker
+from .inputs import LCAError, LCASet
+from .tracker import METHODS, Tracker
 
 __all__ = ["Tracker", "Allocation", "Conservation", "Layout", "LCAError", "LCASet", "METHODS",
            "Synchronisation", "synchronisation", "learning_events", "summary", "plot_layers",
