@@ -11,16 +11,22 @@ Four timings per engine, per training step (best of ``--repeats`` blocks of ``--
 - plain:   zero_grad, minibatch forward + backward, optimizer.step();
 - tracked: the same with the LCA bookkeeping (tinytrace: ``tracker.step()``);
 - bare:    only the LCA-set gradients the tracked step needs (k x forward + grad of the
-           whole LCA set, nothing else);
+           whole LCA set, nothing else), at the tracked run's current parameters (a
+           trained model's numbers cost what they cost: e.g. subnormal floats in softmax
+           tails are slow, so an untrained copy would not be a fair baseline);
 - overhead = (tracked - plain) / bare: 1.0 means the tracker costs exactly its gradient
-  evaluations (snapshots, interpolation, the allocation and its sums are free).
+  evaluations (snapshots, interpolation, the allocation and its sums are free). What is
+  left beyond 1.0 is a fixed cost per step (restoring the random state and the modules'
+  modes, the allocation's sums: a few tenths of a millisecond), so it shrinks as the LCA
+  set or the model grows; the row ``tinytrace*`` skips saving NumPy's legacy global
+  generator (``restore_numpy_random=False``), the largest part of it.
 
 FLOPs: one LCA-set gradient is forward 2·N·P_w plus backward ~4·N·P_w multiply-adds (P_w
 = 64·32 + 32·16 + 16·10 = 2,720 weights, N = 1,347), ~22 MFLOP; the script prints the
 GFLOP/s each engine reaches on the bare gradients.
 
-    python benchmarks/lca.py [--method simpson|first_order] [--steps 40] [--repeats 5]
-                             [--threads N]
+    python benchmarks/lca.py [--method simpson|first_order] [--steps 10] [--repeats 20]
+                             [--copies 1] [--threads N]
 """
 import argparse
 import time
@@ -82,7 +88,7 @@ class MLP(tt.nn.Module):
         return self.out(tt.relu(self.fc2(tt.relu(self.fc1(x)))))
 
 
-def tinytrace_steps(x, y, method):
+def tinytrace_steps(x, y, method, restore_numpy_random=True):
     """One model per timing (same initial weights), so that they can take turns."""
     def setup():
         tt.manual_seed(0)
@@ -100,7 +106,8 @@ def tinytrace_steps(x, y, method):
         opt.step()
 
     t_model, t_opt, t_loss = setup()
-    tracker = tt.lca.Tracker(t_model, t_loss, (x, y), t_opt, method=method)
+    tracker = tt.lca.Tracker(t_model, t_loss, (x, y), t_opt, method=method,
+                             restore_numpy_random=restore_numpy_random)
     t_draw = batches(len(x))
 
     def tracked():
@@ -109,12 +116,11 @@ def tinytrace_steps(x, y, method):
         t_loss(x[b], y[b]).backward()
         tracker.step()
 
-    b_model, _, b_loss = setup()
-    params = b_model.parameters()
+    params = t_model.parameters()
 
-    def bare():
+    def bare():         # at the tracked run's current parameters: the same arithmetic
         for _ in range(NEW_GRADIENTS[method]):
-            tt.grad(b_loss(x, y), params)
+            tt.grad(t_loss(x, y), params)
     return {"plain": plain, "tracked": tracked, "bare": bare}, tracker
 
 
@@ -193,19 +199,20 @@ def torch_steps(x, y, method):
         records.append((per_tensor, helped, hurt, l1 - l0 - a.sum(), l1 - l0))
         state["theta"], state["start"] = end, (l1, g1)
 
-    b_model, b_params, _ = setup()
-
-    def bare():
+    def bare():         # at the tracked run's current parameters
         for _ in range(NEW_GRADIENTS[method]):
-            torch.autograd.grad(loss_fn(b_model(X), Y), b_params)
+            torch.autograd.grad(loss_fn(t_model(X), Y), params)
     return {"plain": plain, "tracked": tracked, "bare": bare}, records
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=sorted(NEW_GRADIENTS), default="simpson")
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--copies", type=int, default=1,
+                        help="LCA set = the training images repeated this many times (a "
+                             "bigger set shows the fixed per-step cost shrink)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS / torch threads for both engines (default 1)")
     args = parser.parse_args()
@@ -216,6 +223,7 @@ def main():
         pass
 
     x, y = digits()
+    x, y = np.tile(x, (args.copies, 1)), np.tile(y, args.copies)
     k = NEW_GRADIENTS[args.method]
     flops = k * lca_flops(len(x))
     print(f"MLP {'-'.join(map(str, SIZES))}, minibatch {BATCH}, LCA set {len(x)} images, "
@@ -223,6 +231,8 @@ def main():
           f"{args.threads} thread(s); per-step times, best of {args.repeats} x {args.steps}")
     functions, tracker = tinytrace_steps(x, y, args.method)
     functions = {("tinytrace", name): fn for name, fn in functions.items()}
+    lean, _ = tinytrace_steps(x, y, args.method, restore_numpy_random=False)
+    functions.update({("tinytrace*", name): fn for name, fn in lean.items()})
     try:
         import torch
         torch.set_num_threads(args.threads)
@@ -238,6 +248,8 @@ def main():
         errors["pytorch"] = (len(records), sum(abs(r[3]) for r in records)
                              / sum(abs(r[4]) for r in records))
 
+    print("(tinytrace*: restore_numpy_random=False, i.e. NumPy's legacy global generator "
+          "is not saved and restored around each step)")
     print(f"\n{'engine':>10s} {'plain':>9s} {'tracked':>9s} {'bare LCA':>9s} "
           f"{'tracked/plain':>14s} {'overhead':>9s} {'GFLOP/s':>8s}")
     for engine, t in results.items():

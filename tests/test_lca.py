@@ -394,6 +394,26 @@ def test_training_is_bit_identical_with_and_without_the_tracker(make_opt, method
     assert plain["modes"] == [True, False, True]
 
 
+def test_numpy_random_is_left_alone_only_when_asked():
+    """A loss_fn that draws from np.random: restored by default; with
+    restore_numpy_random=False the draws show (tinytrace's generator is always restored)."""
+    x, y = classification_data()
+    model = MLP()
+    opt = tt.optim.SGD(model.parameters(), lr=0.1)
+
+    def noisy_loss(xb, yb):
+        np.random.random()
+        tt.random.generator().random()
+        return ce_loss(model)(xb, yb)
+    for restore in (True, False):
+        np.random.seed(5)
+        tt_state = tt.random.generator().bit_generator.state
+        Tracker(model, noisy_loss, (x, y), opt, restore_numpy_random=restore)
+        assert tt.random.generator().bit_generator.state == tt_state
+        moved = np.random.random() != np.random.RandomState(5).random()
+        assert moved == (not restore)
+
+
 def test_parameters_are_the_same_arrays_after_an_evaluation():
     x, y = classification_data()
     model = MLP()

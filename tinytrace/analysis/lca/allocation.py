@@ -96,8 +96,8 @@ class Allocation:
         loss_start = self._loss[-1]
         self._loss.append(float(loss_end))
         self._per_tensor.append(np.add.reduceat(lca, layout.tensor_starts))
-        self._helped.append(np.add.reduceat((lca < 0).astype(np.int64), layout.tensor_starts))
-        self._hurt.append(np.add.reduceat((lca > 0).astype(np.int64), layout.tensor_starts))
+        self._helped.append(np.add.reduceat(lca < 0, layout.tensor_starts, dtype=np.int64))
+        self._hurt.append(np.add.reduceat(lca > 0, layout.tensor_starts, dtype=np.int64))
         if self._rows is not None:
             self._rows.append(np.add.reduceat(lca, layout.row_starts))
         if self._full is not None:
