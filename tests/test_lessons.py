@@ -296,6 +296,38 @@ def test_lesson_08(run_lesson):
                                     "linearization.png"}
 
 
+
+@pytest.mark.slow
+def test_lesson_09(run_lesson):
+    lesson = run_lesson(9)
+    r = lesson.results
+    # the allocation adds up: first order misses a large share of each step's loss change,
+    # Simpson about a percent at most, adaptive Simpson less than Simpson on the same run
+    assert r["first_order_error"] >= 0.1 and r["simpson_error"] <= 0.02
+    assert r["adaptive_error"] <= r["simpson_error"] and r["heldout_error"] <= 0.03
+    assert 0 < r["adaptive_refined_steps"] < 1
+    # a little more than half of the parameters help per step (the paper: barely over 50%)
+    assert 0.5 <= r["helped_mean"] <= 0.7 and 0.5 <= r["helped_last_third"] <= 0.7
+    assert r["helped_min"] < r["helped_mean"]
+    # the exact identity for full-batch first-order GD, and the ingredients that break it
+    assert r["gd_first_order_positive_terms"] == 0 and r["gd_identity_deviation"] <= 1e-4
+    assert 1e-3 <= r["curvature_hurt_share"] <= 0.05
+    assert r["momentum_hurt_share"] >= 0.1 and r["minibatch_hurt_share"] >= 0.15
+    # layers: out hurts in many steps; without its momentum, fewer, it helps more, and
+    # fc2 becomes the layer that hurts most often; freezing out leaves a higher loss
+    assert r["out_hurting_steps"] >= 0.25
+    assert r["out_hurting_steps_without_momentum"] <= r["out_hurting_steps"] - 0.03
+    assert r["out_total_without_momentum"] <= r["out_total"]
+    assert r["fc2_lead_without_momentum"] >= 0
+    assert r["frozen_out_final_loss"] >= r["final_train_loss"]
+    # synchronisation (our rule) well above the shifted null
+    assert r["sync_ratio"] >= 2.5 and r["sync_p"] <= 0.01
+    # the LSTM on Dyck-2: the cell candidate does most of the learning
+    assert r["sequence_conservation"] <= 0.01 and r["sequence_accuracy"] >= 0.7
+    assert r["cell_candidate_share"] >= 0.4 and r["cell_candidate_vs_next"] >= 1.5
+    assert figure_names(lesson) == {"conservation.png", "helped_fraction.png", "layers.png",
+                                    "synchronisation.png", "lstm_gates.png"}
+
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
 def test_lessons_found():
     assert {1, 2, 3} <= set(LESSONS), f"lessons/ should hold lessons 1-3: {LESSONS}"

@@ -9,12 +9,12 @@
 import numpy as np
 
 from . import backend, bptt, data, kernels, nn, ops, optim, standin
-from .analysis import fixed_points
-from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
+from .analysis import fixed_points, lca
+from .autograd import block_backward, grad
 from .backend import devices
+from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .errors import (AnomalyError, BackwardError, DeviceError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)
-from .autograd import block_backward, grad
 from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, logsigmoid,
                         matmul, max, mean, relu, reshape, sigmoid, softmax, softplus, split,
                         sqrt, stack, sum, tanh, transpose, where)
