@@ -269,8 +269,8 @@ def index_for(draw, shape, steps=ALL_STEPS):
         parts = parts[:start] + [Ellipsis] + parts[stop:]
     for _ in range(draw(st.integers(0, 2))):
         parts.insert(draw(st.integers(0, len(parts))), None)
-    if len(parts) == 1 and draw(st.booleans()):
-        return parts[0]
+    if len(parts) == 1 and not isinstance(parts[0], tuple) and draw(st.booleans()):
+        return parts[0]             # (a bare tuple would mean x[i, j], not advanced indexing)
     return tuple(parts)
 
 
