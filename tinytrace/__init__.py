@@ -9,6 +9,7 @@
 import numpy as np
 
 from . import bptt, data, kernels, nn, ops, optim
+from .analysis import explicit
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .errors import (AnomalyError, BackwardError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)
