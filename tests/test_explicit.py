@@ -439,3 +439,43 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, match):
 def test_smoothing_is_a_required_argument():
     with pytest.raises(TypeError, match="smoothing"):
         ex.solve(ex.count(np.ones((2, 2)), np.array([0, 1]), 2))
+
+
+@pytest.mark.parametrize("mode", ["sum", "concat"])
+def test_group_gives_the_same_loss_gradient_and_accuracy(mode):
+    rng = np.random.default_rng(13)
+    tokens = rng.integers(0, 4, 300)
+    inputs, targets = ex.contexts(tokens, 2, 4, mode)
+    distinct, followers = ex.group(inputs, targets, 4)
+    assert len(distinct) == (10 if mode == "sum" else 16)        # multisets vs ordered pairs
+    assert followers.sum() == len(targets)
+    model = (rng.normal(size=(4, inputs.in_features)), rng.normal(size=4))
+    assert ex.cross_entropy(model, distinct, followers).item() == pytest.approx(
+        ex.cross_entropy(model, inputs, targets).item(), rel=1e-12)
+    for g, h in zip(ex.gradient(model, distinct, followers), ex.gradient(model, inputs, targets)):
+        np.testing.assert_allclose(g, h, rtol=1e-10, atol=1e-14)
+    assert ex.evaluate(model, distinct, followers).accuracy == pytest.approx(
+        ex.evaluate(model, inputs, targets).accuracy)
+    x = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    rows, table = ex.group(x, np.array([1, 0, 1]), 2)
+    np.testing.assert_array_equal(rows, [[0.0, 2.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(table, [[1, 0], [0, 2]])
+    with pytest.raises(tt.ShapeError, match="group"):
+        ex.group(x, np.array([1, 0]), 2)
+
+
+def test_masked_distance_compares_only_the_kept_weights():
+    rng = np.random.default_rng(14)
+    weight, bias = rng.normal(size=(4, 5)), rng.normal(size=4)
+    mask = rng.random((4, 5)) < 0.6
+    mask[0] = True                                         # every column keeps something
+    changed = np.where(mask, weight, rng.normal(size=(4, 5)) * 50)   # unkept: anything
+    shifted = changed + rng.normal(size=5)                 # and a per-input constant
+    assert ex.distance((shifted, bias), (weight, bias), mask=mask) < 1e-12
+    assert ex.cosine((shifted, bias), (weight, bias), mask=mask) == pytest.approx(1.0)
+    assert ex.distance((shifted, bias), (weight, bias)) > 1.0
+    w, b = ex.canonical((weight, bias), mask=mask)
+    assert not w[~mask].any()
+    np.testing.assert_allclose(np.where(mask, w, 0).sum(axis=0), 0, atol=1e-12)
+    with pytest.raises(tt.ShapeError, match="mask must have the weight's shape"):
+        ex.canonical((weight, bias), mask=mask[:, :4])

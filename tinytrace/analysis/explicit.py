@@ -93,7 +93,7 @@ from ..errors import ShapeError
 from ..nn.layers import Linear
 from ..tensor import Tensor
 
-__all__ = ["OneHotInputs", "bigram", "contexts", "Counts", "count", "FORMS", "Solution",
+__all__ = ["OneHotInputs", "bigram", "contexts", "group", "Counts", "count", "FORMS", "Solution",
            "solve", "fit", "logits", "cross_entropy", "gradient", "gradient_norm", "Score",
            "evaluate", "canonical", "distance", "cosine", "best_scale"]
 
@@ -246,6 +246,32 @@ def _targets(targets, n, num_classes, what):
         return t
     raise ShapeError(f"{what}: targets must be (N,) classes or (N, C) counts, got shape "
                      f"{t.shape}")
+
+
+def group(inputs, targets, num_classes):
+    """``(distinct_inputs, target_counts)``: the distinct rows of ``inputs`` and, for each,
+    how often each class followed it ((U, C) float64).
+
+    Every example with the same input gets the same prediction, so the mean cross-entropy
+    over the N examples, its gradient and the accuracy equal those over the U distinct
+    rows with the counts as targets (``cross_entropy``, ``gradient``, ``evaluate`` take
+    either). Text repeats itself: 68,670 two-word contexts of the Python docs hold 5,607
+    distinct ones at a vocabulary of 200. One-hot rows are compared as multisets (a bag
+    of words in any order is one input)."""
+    t = _targets(np.asarray(targets), len(inputs), num_classes, "group")
+    if t.ndim != 1:
+        raise ShapeError(f"group: targets must be (N,) integer classes, got shape {t.shape}")
+    if isinstance(inputs, OneHotInputs):
+        rows, inverse = np.unique(np.sort(inputs.indices, axis=1), axis=0, return_inverse=True)
+        distinct = OneHotInputs(rows, inputs.in_features)
+    else:
+        x = _dense(inputs, "group", check_sign=False)
+        if len(x) != len(t):
+            raise ShapeError(f"group: {len(x)} input rows but {len(t)} targets")
+        distinct, inverse = np.unique(x, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    table = np.bincount(inverse * num_classes + t, minlength=len(distinct) * num_classes)
+    return distinct, table.reshape(len(distinct), num_classes).astype(np.float64)
 
 
 # ---- counting ----------------------------------------------------------------------------
@@ -556,13 +582,18 @@ def evaluate(model, inputs, targets):
     return Score(float(loss / total), float(hits / total))
 
 
-def canonical(model, input_sum=None):
+def canonical(model, input_sum=None, mask=None):
     """``(weight, bias)`` as float64 arrays with the directions no probability depends on
     removed: every column of W and the bias are centred over the classes (per-input and
     overall constants, which descent never changes either). If every input has the same
     mass ``sum_i x_i = input_sum`` (1 for one-hot inputs, K for K one-hots), a per-class
     constant can also move between W and b; then b is folded into W (``W + b / input_sum``,
-    b = 0) first."""
+    b = 0) first.
+
+    ``mask`` (C, D) bool keeps only some weights: each column is centred over its kept
+    entries and the others are set to 0. Use it to compare only what the data pin down —
+    for one-hot inputs, the pairs that occur (a pair never seen has its optimum at -inf,
+    so on those entries every finite layer is infinitely far from the optimum)."""
     weight, bias = _parameters(model, "canonical")
     w = np.array(weight.data if isinstance(weight, Tensor) else weight, dtype=np.float64)
     b = (np.zeros(w.shape[0]) if bias is None else
@@ -572,28 +603,39 @@ def canonical(model, input_sum=None):
             raise ValueError(f"canonical: input_sum must be > 0, got {input_sum!r}")
         w = w + b[:, None] / input_sum
         b = np.zeros_like(b)
-    return w - w.mean(axis=0, keepdims=True), b - b.mean()
+    if mask is None:
+        return w - w.mean(axis=0, keepdims=True), b - b.mean()
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != w.shape:
+        raise ShapeError(f"canonical: mask must have the weight's shape {w.shape}, got "
+                         f"{mask.shape}")
+    kept = mask.sum(axis=0)
+    means = np.where(mask, w, 0.0).sum(axis=0) / np.maximum(kept, 1)
+    return np.where(mask, w - means, 0.0), b - b.mean()
 
 
-def _pair(model, reference, input_sum, what):
+def _pair(model, reference, input_sum, mask, what):
     """Both layers in the canonical gauge, flattened to one vector each."""
-    (wa, ba), (wb, bb) = canonical(model, input_sum), canonical(reference, input_sum)
+    wa, wb = _parameters(model, what)[0], _parameters(reference, what)[0]
     if wa.shape != wb.shape:
         raise ShapeError(f"{what}: the layers' weights are {wa.shape} and {wb.shape}")
+    (wa, ba), (wb, bb) = (canonical(model, input_sum, mask),
+                          canonical(reference, input_sum, mask))
     return np.concatenate([wa.ravel(), ba]), np.concatenate([wb.ravel(), bb])
 
 
-def distance(model, reference, input_sum=None, relative=False):
+def distance(model, reference, input_sum=None, relative=False, mask=None):
     """Euclidean distance between two layers in the ``canonical`` gauge (divided by the
-    reference's canonical norm if ``relative``)."""
-    a, b = _pair(model, reference, input_sum, "distance")
+    reference's canonical norm if ``relative``; ``mask``: compare only those weights)."""
+    a, b = _pair(model, reference, input_sum, mask, "distance")
     d = float(np.linalg.norm(a - b))
     return d / max(float(np.linalg.norm(b)), 1e-300) if relative else d
 
 
-def cosine(model, reference, input_sum=None):
-    """Cosine of the angle between two layers' parameters in the ``canonical`` gauge."""
-    a, b = _pair(model, reference, input_sum, "cosine")
+def cosine(model, reference, input_sum=None, mask=None):
+    """Cosine of the angle between two layers' parameters in the ``canonical`` gauge
+    (``mask``: compare only those weights)."""
+    a, b = _pair(model, reference, input_sum, mask, "cosine")
     norms = np.linalg.norm(a) * np.linalg.norm(b)
     return float(a @ b / norms) if norms > 0 else 0.0
 
