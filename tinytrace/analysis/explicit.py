@@ -74,10 +74,22 @@ the paper's abstract, which says the one-hot solution "generalizes" to positive 
 is the one-hot table computed from fractional counts — the geometric form, or the
 conditional form if no 1/K is applied; the abstract does not say which, so this is a
 reading, not the paper's result. Which candidate sits closest to the optimum is an
-empirical question: lesson 10 measures it (train and held-out loss, gradient norm,
-distance to a model trained to convergence). ``best_scale`` (our addition, not the
-paper's) finds the one temperature that minimises the loss of a given layer, which tells
-whether a candidate's direction is right and only its scale is off.
+empirical question, and lesson 10 measures it (training and held-out loss, gradient norm,
+cosine with a model trained by descent). On two-word contexts of English text naive Bayes
+comes out closest, with a nearly right temperature, yet descent still passes it; on
+pixels every form carries the arbitrary unit of its fractional counts as a temperature.
+``best_scale`` (our addition, not the paper's) finds the one temperature that minimises
+a layer's loss, which tells whether a candidate's direction is right and only its scale
+is off.
+
+Measuring
+---------
+``evaluate``, ``cross_entropy``, ``gradient`` and ``gradient_norm`` take integer targets
+or, per input row, target *counts*: ``group`` turns N examples into their U distinct
+inputs with counts, which gives the same loss and gradient at U/N of the cost (a bigram
+model has at most V distinct inputs). ``canonical``, ``distance`` and ``cosine`` compare
+layers with the free constants removed, optionally only on a ``mask`` of weights (the
+pairs that occur: a pair never seen has its optimum at -inf).
 
 Smoothing is always an explicit argument (no default hides a choice that moves the
 result), and negative features are refused: the derivation needs counts.
@@ -93,9 +105,9 @@ from ..errors import ShapeError
 from ..nn.layers import Linear
 from ..tensor import Tensor
 
-__all__ = ["OneHotInputs", "bigram", "contexts", "group", "Counts", "count", "FORMS", "Solution",
-           "solve", "fit", "logits", "cross_entropy", "gradient", "gradient_norm", "Score",
-           "evaluate", "canonical", "distance", "cosine", "best_scale"]
+__all__ = ["OneHotInputs", "bigram", "contexts", "group", "Counts", "count", "FORMS",
+           "Solution", "solve", "fit", "logits", "cross_entropy", "gradient", "gradient_norm",
+           "Score", "evaluate", "canonical", "distance", "cosine", "best_scale"]
 
 FORMS = ("conditional", "geometric", "naive_bayes")
 CHUNK_ELEMENTS = 1 << 22        # logits held at once by the chunked measures (16 MB f32)
@@ -201,7 +213,7 @@ def contexts(tokens, k, vocab_size, mode="sum"):
 def bigram(tokens, vocab_size):
     """``(inputs, targets)`` of a bigram model: each token predicts the next
     (``contexts(tokens, 1, vocab_size)``)."""
-    return contexts(tokens, 1, vocab_size)
+    return contexts(_tokens(tokens, vocab_size, "bigram"), 1, vocab_size)
 
 
 def _dense(x, what, check_sign):
