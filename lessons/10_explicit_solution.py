@@ -306,7 +306,8 @@ lesson.savefig(fig, "bigram")
 # Now the previous *two* words predict the next, each in its own slot
 # (`mode="concat"`: features `slot * V + word`, so the layer has 2V inputs). No closed
 # form exists. We compare the three candidates, each with the smoothing that does best on
-# validation (cheap: an explicit solution costs one pass), against a model trained by
+# validation (cheap: an explicit solution costs one pass; it flatters their validation
+# numbers a little, as picking descent's best epoch does for descent), against a model trained by
 # minibatch Adam from random weights (a cosine-decayed learning rate). "Closest" is judged
 # by the training loss (the quantity the optimum minimises), the gradient norm there, and
 # the cosine with the trained weights; held-out loss says which generalises. `best scale`
@@ -341,6 +342,7 @@ for mode, k in configurations:
     batch, step = 1024, 0
     total = epochs2 * -(-len(yc) // batch)
     start = time.perf_counter()
+    valid_by_epoch = []
     for epoch in range(epochs2):
         order = lesson.rng.permutation(len(yc))
         for first in range(0, len(order), batch):
@@ -351,10 +353,13 @@ for mode, k in configurations:
             loss.backward()
             optimizer.step()
             step += 1
+        valid_by_epoch.append(ex.evaluate(layer, xcv, ycv).loss)
     descent_seconds = time.perf_counter() - start
-    rows["descent"] = dict(solution=layer, smoothing=None)
+    rows["descent"] = dict(solution=layer, smoothing=None, early=min(valid_by_epoch),
+                           early_epoch=int(np.argmin(valid_by_epoch)) + 1)
     print(f"\n{mode} K={k}: {xc} ({len(distinct):,} distinct); descent: {epochs2} epochs, "
-          f"{step} steps, {descent_seconds:.1f} s")
+          f"{step} steps, {descent_seconds:.1f} s; its best validation loss "
+          f"{rows['descent']['early']:.4f} after epoch {rows['descent']['early_epoch']}")
     print("form          smoothing  train loss  valid loss  valid acc  grad norm  "
           "cosine(descent)  best scale")
     for form, row in rows.items():
@@ -386,16 +391,18 @@ lesson.claim("context_nb_grad_over_geometric",
              main["naive_bayes"]["grad"] / main["geometric"]["grad"],
              "naive Bayes gradient norm / geometric form's: {:.3f}",
              at_most=0.6)
-lesson.claim("context_geometric_valid_gap", main["geometric"]["valid"] - main["descent"]["valid"],
-             "geometric form validation loss minus descent's: {:+.4f} nats",
-             at_most=0.15)
-lesson.claim("context_nb_valid_gap", main["naive_bayes"]["valid"] - main["descent"]["valid"],
-             "naive Bayes validation loss minus descent's: {:+.4f} nats",
-             at_most=0.1)
-lesson.claim("context_conditional_valid_gap",
-             main["conditional"]["valid"] - main["descent"]["valid"],
-             "one-hot table as is, validation loss minus descent's: {:+.4f} nats",
-             at_least=0.5)
+lesson.claim("context_conditional_minus_nb_valid",
+             main["conditional"]["valid"] - main["naive_bayes"]["valid"],
+             "validation loss, one-hot table as is minus naive Bayes: {:+.4f} nats",
+             at_least=0.3)
+lesson.claim("context_nb_valid_minus_early", main["naive_bayes"]["valid"] -
+             main["descent"]["early"],
+             "validation loss, naive Bayes minus descent at its best epoch: {:+.4f} nats",
+             at_most=lesson.pick(quick=0.1, full=None))
+lesson.claim("context_nb_valid_minus_final", main["naive_bayes"]["valid"] -
+             main["descent"]["valid"],
+             "validation loss, naive Bayes minus descent's final weights: {:+.4f} nats",
+             at_most=lesson.pick(quick=0.1, full=0.0))
 
 # %% [markdown]
 # Read the table from the top. The one-hot table *as is* adds two tables that each
@@ -406,7 +413,13 @@ lesson.claim("context_conditional_valid_gap",
 # temperature that is nearly right (best scale close to 1). None of them *is* the
 # optimum: descent passes all three on the training loss, because two neighbouring words
 # are not independent given the next one, and its gradient norm (printed) is the smallest.
-# On held-out text the best candidates come within a few hundredths of a nat of descent.
+#
+# On held-out text the order depends on how long descent runs. The quick run's three
+# epochs leave descent a few hundredths of a nat ahead of naive Bayes; the full run's
+# twenty epochs drive the training loss much lower and *overfit*: at the end the smoothed
+# candidates beat descent on validation by a wide margin, and only descent stopped at its
+# best epoch (printed) stays close to them. As in part 1, the explicit solution comes with
+# its regulariser (the smoothing, chosen on validation) built in; descent needs one too.
 
 # %%
 fig, axes = plt.subplots(1, len(context_results), figsize=(5.5 * len(context_results), 4),
@@ -530,7 +543,7 @@ lesson.claim("digits_nb_loss_over_descent", nb["train"].loss / final_train.loss,
              at_least=bound(5))
 lesson.claim("digits_explicit_over_descent_test_loss",
              min(r["test"].loss for r in image_rows.values()) / final_test.loss,
-             "the best explicit form's test loss is {:.1f} times descent's", at_least=bound(2))
+             "the best explicit form's test loss is {:.1f} times descent's", at_least=bound(1.5))
 lesson.claim("digits_descent_passes_loss", passes_loss,
              "descent's training loss passes naive Bayes's at step {}",
              at_least=bound(1), at_most=bound(30))
@@ -745,11 +758,11 @@ lesson.claim("layer_start_loss_ratio",
              at_most=bound(0.35))
 lesson.claim("layer_test_wins", np.mean([e["test"][0] < r["test"][0] for r, e in pairs]),
              "after training, the explicit head has the lower test loss in {:.0%} of seeds",
-             at_least=bound(lesson.pick(quick=0.6, full=None)))
+             at_least=bound(0.6))
 lesson.claim("layer_test_loss_diff",
              np.mean([e["test"][0] - r["test"][0] for r, e in pairs]),
              "mean test-loss difference, explicit head minus random head: {:+.4f} nats",
-             at_most=bound(lesson.pick(quick=0, full=None)))
+             at_most=bound(0))
 lesson.claim("layer_test_acc_diff",
              np.mean([e["test"][1] - r["test"][1] for r, e in pairs]),
              "mean test-accuracy difference: {:+.3f}")
@@ -785,7 +798,7 @@ lesson.savefig(fig, "two_layer")
 #   exact, found in one pass; descent from random weights walks towards it on every pair
 #   the data contain, and descent started there has nothing to do.
 # - With several inputs per example there is no exact solution. Of the candidates, naive
-#   Bayes is closest on word contexts and comes near descent on held-out text; on dense
+#   Bayes is closest on word contexts and holds its own on held-out text; on dense
 #   pixels every form predicts well but is confidently or timidly wrong about how sure to
 #   be, and descent passes it within a few dozen steps.
 # - Smoothing is not a detail: it trades training loss for held-out loss, as early
