@@ -571,13 +571,13 @@ lesson.savefig(fig, "digit_templates")
 # one input alone, so the count table is the optimum; the pixels of one image are
 # strongly dependent, and every explicit form treats them as independent evidence. Naive
 # Bayes gets about nine digits in ten right with zero steps, but descent passes its
-# training loss within a dozen steps and its accuracy even sooner, and ends with a test
-# loss several times lower (the ratios are printed above).
+# training loss within a dozen steps and its accuracy about as soon, and ends with a
+# test loss a few times lower (the ratios are printed above).
 #
 # The temperature tells the rest. In [0, 1] pixel units naive Bayes happens to be nearly
 # calibrated (best scale a little above 1); on the raw 0..16 intensities the *same
-# formula* adds sixteen times as much "evidence" per stroke and its test loss is several
-# nats. Nothing in the derivation fixes the unit of a fractional count, so the candidate
+# formula* adds sixteen times as much "evidence" per stroke and its test loss is more
+# than a nat. Nothing in the derivation fixes the unit of a fractional count, so the candidate
 # forms for dense features carry an arbitrary temperature. The geometric form removes
 # the unit by dividing by the mass, and is then far too timid (best scale above 20): it
 # weighs a whole image as one single piece of evidence.
