@@ -328,6 +328,42 @@ def test_lesson_09(run_lesson):
     assert figure_names(lesson) == {"conservation.png", "helped_fraction.png", "layers.png",
                                     "synchronisation.png", "lstm_gates.png"}
 
+
+@pytest.mark.slow
+def test_lesson_10(run_lesson):
+    lesson = run_lesson(10)
+    r = lesson.results
+    # one-hot inputs: the count table is the optimum, its gradient the closed form
+    assert r["bigram_grad_exact"] <= 1e-9 and r["bigram_grad_formula_error"] <= 1e-9
+    assert 0.95 <= r["bigram_grad_linear"] <= 1.3
+    # descent from random weights walks to the table on the pairs that occur ...
+    assert 0 <= r["bigram_descent_gap"] <= 0.02
+    assert r["bigram_seen_distance_final"] <= 0.03 and r["bigram_seen_cosine_final"] >= 0.999
+    assert r["bigram_unseen_gap_growth"] >= 1.05          # ... and sinks the unseen ones
+    assert abs(r["bigram_finetune_gain"]) <= 1e-5          # descent from the table: nothing
+    assert r["bigram_valid_explicit_minus_final"] <= 0 <= r["bigram_valid_explicit_minus_early"]
+    # two-word contexts: naive Bayes is the closest candidate, descent still passes it
+    assert r["context_nb_is_closest"] == 1 and r["context_nb_train_gap"] >= 0.05
+    assert r["context_nb_grad_over_geometric"] <= 0.6
+    assert r["context_conditional_minus_nb_valid"] >= 0.3     # the prior counted twice
+    assert r["context_nb_valid_minus_early"] <= 0.1 and r["context_nb_valid_minus_final"] <= 0.1
+    # digits: ~90% with zero steps, but a loss several times descent's, passed within steps
+    assert 0.85 <= r["digits_nb_test_accuracy"] <= 0.95
+    assert r["digits_descent_test_accuracy"] >= 0.93
+    assert r["digits_nb_loss_over_descent"] >= 5
+    assert r["digits_explicit_over_descent_test_loss"] >= 1.5
+    assert 1 <= r["digits_descent_passes_loss"] <= 30
+    assert 1 <= r["digits_descent_passes_accuracy"] <= 80
+    assert 0.8 <= r["digits_nb_best_scale"] <= 2.0 and r["digits_raw_nb_test_loss"] >= 1.0
+    # wall time (same run): descent to the same training loss costs far more
+    assert r["bigram_time_ratio"] >= 30 and r["digits_time_ratio"] >= 3
+    # two-layer network: an explicit output layer is a head start that mostly persists
+    assert r["layer_start_loss_ratio"] <= 0.35
+    assert r["layer_test_wins"] >= 0.6 and r["layer_test_loss_diff"] <= 0
+    assert figure_names(lesson) == {"bigram.png", "contexts.png", "digits.png",
+                                    "digit_templates.png", "two_layer.png"}
+
+
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
 def test_lessons_found():
     assert {1, 2, 3} <= set(LESSONS), f"lessons/ should hold lessons 1-3: {LESSONS}"

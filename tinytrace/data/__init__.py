@@ -1,12 +1,21 @@
-"""Offline task generators: nothing is downloaded at run time.
+"""Offline task generators and loaders: nothing is downloaded at run time.
 
 ``formal``: formal languages (aⁿbⁿ, aⁿbⁿcⁿ, reversal, Dyck-2) as seeded next-symbol
 prediction tasks with train/test splits by length, and Joulin & Mikolov's
 deterministic-part sequence accuracy.
+``sentiment``: synthetic reviews from the VADER lexicon's human valence ratings, and
+loaders for real reviews (IMDB's ``aclImdb`` folder, CSV/TSV files).
+``text``: English text for language models (Python's own documentation, or any
+plain-text file), a tokenizer, a word vocabulary with ``<unk>``, a train/validation split.
+``images``: the 8x8 digits and an MNIST idx reader, raw nonnegative pixels.
 """
+from . import sentiment
 from .formal import (TASKS, AnBn, AnBnCn, Batch, Dyck2, FormalTask, Reversal, Vocabulary,
                      position_accuracy, sequence_accuracy)
+from .images import ImageData, load_digits, load_mnist, read_idx, write_idx
+from .text import TextCorpus, WordVocabulary, load_corpus, load_text_file, tokenize
 
 __all__ = ["TASKS", "AnBn", "AnBnCn", "Batch", "Dyck2", "FormalTask", "Reversal",
-           "Vocabulary", "position_accuracy", "sequence_accuracy"]
-from . import sentiment
+           "Vocabulary", "position_accuracy", "sequence_accuracy", "sentiment",
+           "TextCorpus", "WordVocabulary", "load_corpus", "load_text_file", "tokenize",
+           "ImageData", "load_digits", "load_mnist", "read_idx", "write_idx"]
