@@ -161,6 +161,7 @@ class OneHotInputs:
 
     @property
     def shape(self):
+        """(rows, in_features): the shape of the one-hot matrix these indices stand for."""
         return (len(self), self.in_features)
 
     def __getitem__(self, rows):
@@ -302,8 +303,8 @@ class Counts:
     mass: float
     constant_mass: float = None
 
-    in_features = property(lambda self: self.cooc.shape[0])
-    num_classes = property(lambda self: self.cooc.shape[1])
+    in_features = property(lambda self: self.cooc.shape[0], doc="The number of input features (rows of the co-occurrence matrix).")
+    num_classes = property(lambda self: self.cooc.shape[1], doc="The number of classes (columns of the co-occurrence matrix).")
 
     @property
     def mean_mass(self):

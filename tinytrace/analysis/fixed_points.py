@@ -147,10 +147,12 @@ class FixedPoints:
 
     @property
     def n_fixed(self):
+        """How many points passed the fixed-point rule (``tol``)."""
         return int(np.sum(self.kind == "fixed"))
 
     @property
     def n_slow(self):
+        """How many points are slow points (below ``slow_tol``, not fixed)."""
         return int(np.sum(self.kind == "slow"))
 
     def select(self, mask):

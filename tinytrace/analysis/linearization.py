@@ -211,6 +211,7 @@ class Line:
 
     @property
     def length(self):
+        """The extent of the points along the line (max minus min coordinate)."""
         return float(self.coordinates.max() - self.coordinates.min())
 
     def coordinate(self, states):

@@ -51,10 +51,12 @@ class ImageData:
 
     @property
     def num_classes(self):
+        """The number of classes (largest label + 1 over train and test)."""
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     @property
     def num_features(self):
+        """The number of pixels per image (features per row)."""
         return self.x_train.shape[1]
 
 

@@ -140,6 +140,7 @@ class Reviews:
                        None if self.scores is None else self.scores[idx])
 
     def lengths(self):
+        """The number of tokens of each review, (N,) int64."""
         return np.array([len(t) for t in self.tokens], dtype=np.int64)
 
     def split(self, fraction, rng=None):
@@ -182,11 +183,14 @@ class Vocabulary:
         self.words = [PAD, UNK] + list(words)
         self.index = {w: i for i, w in enumerate(self.words)}
 
-    pad = property(lambda self: 0)
-    unk = property(lambda self: 1)
+    pad = property(lambda self: 0, doc="The index of the padding token (0).")
+    unk = property(lambda self: 1, doc="The index of the unknown-word token (1).")
 
     @classmethod
     def build(cls, token_lists, max_size=None, min_count=1):
+        """A vocabulary of the words in ``token_lists``, most frequent first (ties
+        alphabetical): words seen at least ``min_count`` times, at most ``max_size``
+        entries counting the two specials."""
         counts = Counter(t for tokens in token_lists for t in tokens)
         ranked = sorted((w for w, c in counts.items() if c >= min_count),
                         key=lambda w: (-counts[w], w))
@@ -199,6 +203,8 @@ class Vocabulary:
         return word in self.index
 
     def encode(self, token_lists, max_length=None):
+        """Token lists as a padded (N, T) int64 index array and their lengths (cut at
+        ``max_length``); unknown words map to ``unk``."""
         lengths = np.array([len(t) if max_length is None else min(len(t), max_length)
                             for t in token_lists], dtype=np.int64)
         if len(lengths) and lengths.min() == 0:

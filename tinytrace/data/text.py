@@ -81,7 +81,7 @@ class WordVocabulary:
             raise ValueError(f"WordVocabulary: counts must have one entry per id "
                              f"({len(self.itos)}), got shape {self.counts.shape}")
 
-    unk = property(lambda self: 0)
+    unk = property(lambda self: 0, doc="The index of ``<unk>`` (0).")
 
     @classmethod
     def from_tokens(cls, tokens, max_size=None, min_count=1):

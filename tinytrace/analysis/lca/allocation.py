@@ -53,6 +53,7 @@ class Conservation:
 
     @property
     def max_abs(self):
+        """The largest absolute per-step conservation error (0 with no steps)."""
         return float(np.abs(self.error).max()) if self.error.size else 0.0
 
     def __repr__(self):
@@ -117,30 +118,39 @@ class Allocation:
 
     @property
     def loss(self):
+        """The loss on the LCA set before each step and after the last, (T+1,)."""
         return np.array(self._loss)
 
     @property
     def error(self):
+        """Per step: the loss change minus the sum of its allocation (the integration
+        error), (T,)."""
         return np.array(self._error)
 
     @property
     def splits(self):
+        """Per step: how many subintervals the integrator used, (T,)."""
         return np.array(self._splits, dtype=np.int64)
 
     @property
     def per_tensor(self):
+        """Per step and parameter tensor: the summed allocation, (T, tensors)."""
         return self._per_tensor.array
 
     @property
     def helped(self):
+        """Per step and tensor: how many parameters had a negative term (helped)."""
         return self._helped.array
 
     @property
     def hurt(self):
+        """Per step and tensor: how many parameters had a positive term (hurt)."""
         return self._hurt.array
 
     @property
     def rows(self):
+        """Per step and row (neuron, gate block): the summed allocation; needs
+        ``keep="row"`` or ``"full"``."""
         if self._rows is None:
             raise ValueError(f"Allocation '{self.name}': per-row records need "
                              "keep='row' or keep='full' in the Tracker")
@@ -148,6 +158,7 @@ class Allocation:
 
     @property
     def full(self):
+        """Per step, every parameter's term, (T, parameters); needs keep="full"."""
         if self._full is None:
             raise ValueError(f"Allocation '{self.name}': per-parameter records need "
                              "keep='full' in the Tracker")

@@ -36,13 +36,16 @@ class Layout:
 
     @property
     def n_rows(self):
+        """The number of rows (neurons and gate blocks) over all tensors."""
         return int(self.row_offsets[-1])
 
     def tensor_slice(self, name):
+        """Where tensor ``name``'s parameters sit in the flat parameter vector."""
         k = self.index[name]
         return slice(int(self.offsets[k]), int(self.offsets[k + 1]))
 
     def row_slice(self, name):
+        """Where tensor ``name``'s rows sit in the flat row vector."""
         k = self.index[name]
         return slice(int(self.row_offsets[k]), int(self.row_offsets[k + 1]))
 

@@ -18,6 +18,7 @@ class GrowingArray:
         self.length = 0
 
     def append(self, row):
+        """Add one row (a step's record) at the end."""
         if self.length == len(self._data):
             bigger = np.zeros((2 * len(self._data), self.width), dtype=self.dtype)
             bigger[:self.length] = self._data[:self.length]
@@ -27,9 +28,11 @@ class GrowingArray:
 
     @property
     def array(self):
+        """The rows appended so far, (length, width)."""
         return self._data[:self.length]
 
     def close(self):
+        """Finish writing (nothing to do for an in-memory store)."""
         pass
 
 
@@ -60,11 +63,13 @@ class NpyStream:
         self._file.seek(0, os.SEEK_END)
 
     def append(self, row):
+        """Add one row (a step's record) at the end."""
         self._file.write(np.ascontiguousarray(row, dtype=self.dtype).tobytes())
         self.length += 1
 
     @property
     def array(self):
+        """The rows appended so far, (length, width)."""
         self._write_header()
         self._file.flush()
         if self.length == 0:
@@ -72,6 +77,7 @@ class NpyStream:
         return np.load(self.path, mmap_mode="r")
 
     def close(self):
+        """Rewrite the header with the final row count and close the file."""
         if not self._file.closed:
             self._write_header()
             self._file.close()

@@ -157,6 +157,7 @@ class Tracker:
 
     @property
     def steps(self):
+        """How many training steps have been allocated so far."""
         return self.train.steps
 
     # ---- tracking ------------------------------------------------------------------------
