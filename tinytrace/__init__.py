@@ -19,6 +19,7 @@ from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, log
 from .gradcheck import gradcheck
 from .graph import Graph
 from .random import manual_seed
+from .analysis import trace
 from .serialize import load, save
 from .tensor import Tensor, ones, randn, tensor, zeros
 
