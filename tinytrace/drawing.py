@@ -157,7 +157,7 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                     label = f"from #{graph.index[source]} {source.op}" + \
                         (f"\n{scope}" if scope else "")
                     add(key, Vertex(source, label, "outside", without_step(source.scope),
-                                    side=True))
+                                    side=True, strong=source in side_nodes))
             sources.append((i, key))
         gk = _group_key(node, group)
         if gk is None:
@@ -205,7 +205,15 @@ def layout(vertices, edges, weights=None, max_span=6, sweeps=12):
     for s, t in edges:
         preds[t].append(s)
         succs[s].append(t)
-    side = {k: vertices[k].side and bool(succs[k]) for k in keys}
+    # Parameter-side boxes: leaves and stand-ins, and boxes reading only parameter-side
+    # boxes (a leaf that needs no grad, i.e. data, does not make its reader one).
+    side, feeds = {}, {}
+    for k in keys:
+        v = vertices[k]
+        if v.kind in ("leaf", "outside"):
+            side[k], feeds[k] = bool(succs[k]), v.strong
+        else:
+            side[k] = feeds[k] = v.side and bool(succs[k]) and all(feeds[s] for s in preds[k])
 
     layer = {}
     for k in keys:                                  # longest path over the main boxes

@@ -139,39 +139,55 @@ def ablate(component):
 
 class _Recorded:
     """The nodes behind some root tensors and, for each parameter, its preparation and
-    its uses (see the module doc)."""
+    its uses (see the module doc), found in one pass over the nodes."""
 
     def __init__(self, roots, named):
         self.nodes = topological_order(*[r.node for r in roots if r.node is not None])
-        consumers = {}
-        for node in self.nodes:
-            for t in node.inputs:
-                consumers.setdefault(id(t) if t.node is None else t.node, []).append(node)
+        wanted = {id(p) for _, p in named}
         self.prep = set()
+        self.sources = {}       # preparation node -> ids of the traced parameters under it
+        self.prepared = {key: set() for key in wanted}   # id(param) -> its preparation
+        self.uses = {key: set() for key in wanted}       # id(param) -> the nodes using it
+        self.fused = []
+        prep, sources = self.prep, self.sources
         for node in self.nodes:
-            if node.op not in FUSED_OPS and node.inputs and all(
-                    (t.node is None and t.requires_grad) or t.node in self.prep
-                    for t in node.inputs):
-                self.prep.add(node)
-        self.fused = [n for n in self.nodes if n.op in FUSED_OPS]
-        self.prepared = {}      # id(param) -> its preparation nodes
-        self.uses = {}          # id(param) -> the nodes that use it
-        self.sources = {}       # preparation node -> ids of the parameters under it
-        for _, p in named:
-            prepared, uses, stack = set(), set(), [id(p)]
-            while stack:
-                for c in consumers.get(stack.pop(), ()):
-                    if c in self.prep:
-                        if c not in prepared:
-                            prepared.add(c)
-                            stack.append(c)
-                            self.sources.setdefault(c, set()).add(id(p))
-                    else:
-                        uses.add(c)
-            self.prepared[id(p)], self.uses[id(p)] = prepared, uses
+            fused = node.op in FUSED_OPS
+            if fused:
+                self.fused.append(node)
+            if not fused and node.inputs and all(
+                    (t.node is None and t.requires_grad) or t.node in prep for t in node.inputs):
+                prep.add(node)
+                under = set()
+                for t in node.inputs:
+                    under |= {id(t)} & wanted if t.node is None else sources[t.node]
+                sources[node] = under
+                for key in under:
+                    self.prepared[key].add(node)
+                continue
+            for t in node.inputs:
+                if t.node is None:
+                    if id(t) in wanted:
+                        self.uses[id(t)].add(node)
+                elif t.node in prep:
+                    for key in sources[t.node]:
+                        self.uses[key].add(node)
 
     def fused_uses(self, p):
         return [n for n in self.uses[id(p)] if n.op in FUSED_OPS]
+
+    def inside(self, members):
+        """The ids of the parameters used inside the node set ``members``."""
+        found = set()
+        for node in members:
+            if node in self.prep:
+                found |= self.sources[node]
+                continue
+            for t in node.inputs:
+                if t.node is None:
+                    found.add(id(t))
+                elif t.node in self.prep:
+                    found |= self.sources[t.node]
+        return found
 
 
 def _resolve_params(params, roots):
@@ -238,8 +254,7 @@ def _fused_message(node, asked):
 
 
 def _norm(a):
-    a = np.asarray(a, dtype=np.float64).ravel()
-    return float(np.sqrt(a @ a))
+    return float(np.sqrt(np.vdot(a, a).real))
 
 
 def _free(nodes):
@@ -374,16 +389,16 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     roots, seeds = _roots_and_seeds(loss, grad)
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
-    matched = sum(1 for node in recorded.nodes if component(node))
-    _check_component_sees(component, recorded, matched)
+    members = {node for node in recorded.nodes if component(node)}
+    _check_component_sees(component, recorded, len(members))
     tensors = [t for _, t in named]
-    avoid = _grad(roots, tensors, grad_outputs=seeds, retain_graph=True, block=component)
+    avoid = _grad(roots, tensors, grad_outputs=seeds, retain_graph=True,
+                  block=members.__contains__)
     full = _grad(roots, tensors, grad_outputs=seeds, retain_graph=retain_graph)
-    parts = []
-    for (name, p), g, a in zip(named, full, avoid):
-        inside = any(component(n) for n in recorded.prepared[id(p)] | recorded.uses[id(p)])
-        parts.append(ParamSplit(name, g, a, inside))
-    return Split(component, parts, {id(t): name for name, t in named}, matched)
+    inside = recorded.inside(members)
+    parts = [ParamSplit(name, g, a, id(p) in inside)
+             for (name, p), g, a in zip(named, full, avoid)]
+    return Split(component, parts, {id(t): name for name, t in named}, len(members))
 
 
 # ---- one traced backward pass: per-use messages, adjoints, edge messages ------------------
