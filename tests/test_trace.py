@@ -422,3 +422,16 @@ def test_scope_helpers():
     assert tt.trace.step_of("a/t=1/b/t=12") == 12
     assert tt.trace.step_of("at=3/t=x") is None
     assert tt.trace.without_step("m/rnn/t=3/stack/action") == "m/rnn/stack/action"
+
+
+def test_lag_profile_over_chosen_rows():
+    from tinytrace.analysis.trace import Lag
+    matrix = np.array([[1.0, 0, 0], [2.0, 3.0, 0], [4.0, 5.0, 6.0]])
+    lag = Lag("p", matrix, np.zeros(3), {})
+    lags, means = lag.profile()
+    assert list(lags) == [0, 1, 2] and list(means) == [10 / 3, 3.5, 4.0]
+    lags, means = lag.profile(rows=[2])
+    assert list(lags) == [0, 1, 2] and list(means) == [6.0, 5.0, 4.0]
+    assert list(lag.profile(max_lag=1, rows=[1, 2])[1]) == [4.5, 3.5]
+    with pytest.raises(TraceError, match="rows"):
+        lag.profile(rows=[3])

@@ -592,14 +592,18 @@ class Lag:
     def __init__(self, name, matrix, untimed, total):
         self.name, self.matrix, self.untimed, self.total = name, matrix, untimed, total
 
-    def profile(self, max_lag=None):
+    def profile(self, max_lag=None, rows=None):
         """``(lags, mean)``: for k = 0, 1, ..., the mean over t of ``matrix[t, t - k]``
-        (over the t where both indices exist)."""
+        (over the t where both indices exist). ``rows``: the t to average over (e.g. the
+        steps whose loss is scored); default every t."""
         n_t, n_tau = self.matrix.shape
+        rows = range(n_t) if rows is None else sorted(int(t) for t in rows)
+        if any(not 0 <= t < n_t for t in rows):
+            raise TraceError(f"Lag.profile: rows must lie in 0..{n_t - 1}, got {list(rows)}")
         top = n_t - 1 if max_lag is None else min(max_lag, n_t - 1)
         lags, means = [], []
         for k in range(top + 1):
-            ts = [t for t in range(k, n_t) if t - k < n_tau]
+            ts = [t for t in rows if 0 <= t - k < n_tau]
             if ts:
                 lags.append(k)
                 means.append(float(np.mean([self.matrix[t, t - k] for t in ts])))
