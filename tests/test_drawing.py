@@ -124,8 +124,13 @@ def test_one_step_with_edge_widths_by_gradient(tmp_path):
     flow = tt.trace.flow(loss, model, retain_graph=True)
     step = lambda node: tt.trace.step_of(node.scope) == 2      # noqa: E731
     lay = flow.graph.layout(nodes=step, edge_weights=flow.edges)
-    outside = [v for v in lay.vertices.values() if v.kind == "outside"]
-    assert outside and all(v.label.startswith("from #") for v in outside)
+    outside = [v.label.split(" ")[0] for v in lay.vertices.values() if v.kind == "outside"]
+    assert set(outside) == {"from", "to"}            # inputs from and readers in other steps
+    for (s, t), w in lay.weights.items():             # the gradient coming in from later
+        if isinstance(t, tuple) and t[0] == "to":
+            assert w == pytest.approx(sum(flow.edges.get((t[1], i), 0.0)
+                                          for i, x in enumerate(t[1].inputs)
+                                          if x.node is s))
     fig = flow.draw(nodes=step, path=tmp_path / "step.png")
     try:
         widths = {}

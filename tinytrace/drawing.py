@@ -4,8 +4,8 @@
 way layered-graph drawers (Sugiyama et al. 1981; Graphviz's ``dot``) build theirs:
 
 1. **What to draw.** One box per node (or per group of nodes: every node of a scope, or of
-   a time step), one per leaf; an input from a node left out of the picture becomes a
-   small dashed "from ..." box.
+   a time step), one per leaf; when only some nodes are drawn, an input from a node left
+   out becomes a dashed "from ..." box and a reader left out a dashed "to ..." box.
 2. **Layers.** Longest path from the inputs, then every box that feeds more boxes than it
    reads moves up to just below its nearest reader. A parameter and its preparation
    (``W.T``, a gate's row block) sits right below the box that uses it, so ``fc1.bias``
@@ -188,6 +188,25 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                 value = edge_weights.get((node, i))
                 if value is not None:
                     weights[edge] = weights.get(edge, 0.0) + float(value)
+    if nodes is not None:                     # where the drawn nodes' outputs go next
+        for consumer in graph.nodes:
+            if consumer in chosen_set:
+                continue
+            for i, t in enumerate(consumer.inputs):
+                if t.node is None or t.node not in chosen_set:
+                    continue
+                key = ("to", consumer)
+                if key not in vertices:
+                    scope = consumer.scope[len(prefix):] if consumer.scope.startswith(prefix) \
+                        else consumer.scope
+                    label = f"to #{graph.index[consumer]} {consumer.op}" + \
+                        (f"\n{scope}" if scope else "")
+                    add(key, Vertex(("to", consumer), label, "outside",
+                                    without_step(consumer.scope), strong=False))
+                edge = (where[t.node], key)
+                edges[edge] = True
+                if edge_weights is not None and (consumer, i) in edge_weights:
+                    weights[edge] = weights.get(edge, 0.0) + float(edge_weights[(consumer, i)])
     for v in vertices.values():
         if v.kind == "group":
             v.label = f"{v.label}\n({v.members} node{'' if v.members == 1 else 's'})"
