@@ -153,6 +153,8 @@ def test_draw_arguments_are_checked():
     graph = loss.graph()
     with pytest.raises(ValueError, match="group must be"):
         graph.layout(group="time")
+    with pytest.raises(TypeError, match="nodes must be a predicate"):
+        graph.layout(nodes=3)
     with pytest.raises(ValueError, match="too many.*group="):
         graph.draw(max_nodes=10)
     _, other = mlp_loss()

@@ -115,6 +115,7 @@ def passes_through(graph, param, member):
     return all(touched) and bool(paths), not any(touched)
 
 
+@pytest.mark.filterwarnings("ignore::tinytrace.analysis.trace.TraceWarning")
 @given(random_graphs(), components())
 def test_split_adds_up_and_matches_the_last_node_formula(graph_and_params, spec):
     loss, params = graph_and_params
@@ -412,8 +413,14 @@ def test_bad_input_gets_clear_errors():
         tt.trace.lag_matrix((w * w).reshape(1, 2), w)
     with pytest.raises(TraceError, match=r"step_losses\[0\]"):
         tt.trace.lag_matrix([w * w], w)
+    flow = tt.trace.flow(loss, {"w": w}, retain_graph=True)
     with pytest.raises(KeyError, match="not traced"):
-        tt.trace.flow(loss, {"w": w}).by_time[tt.tensor([1.0], requires_grad=True)]
+        flow.by_time[tt.tensor([1.0], requires_grad=True)]
+    with pytest.raises(KeyError, match=r"'v' was not traced; traced: \['w'\]"):
+        flow.grads["v"]
+    with pytest.warns(tt.trace.TraceWarning, match="matches no node"):
+        result = tt.trace.split(loss, "*/typo*", w)
+    assert not result[w].via.any()
 
 
 def test_scope_helpers():

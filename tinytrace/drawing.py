@@ -116,7 +116,11 @@ def build(graph, nodes=None, group=None, edge_weights=None):
     elif callable(nodes):
         chosen = [n for n in graph.nodes if nodes(n)]
     else:
-        wanted = set(nodes)
+        try:
+            wanted = set(nodes)
+        except TypeError:
+            raise TypeError(f"draw(): nodes must be a predicate node -> bool or a collection of "
+                            f"nodes, not {type(nodes).__name__}") from None
         stray = [n for n in wanted if n not in graph.index]
         if stray:
             raise ValueError(f"draw(): {len(stray)} of the nodes to draw are not in this graph "

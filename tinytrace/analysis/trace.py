@@ -50,6 +50,7 @@ them raises ``TraceError`` naming the node (build the layer with ``mode="traced"
 tracing never answers with zeros it did not measure.
 """
 import fnmatch
+import warnings
 
 import numpy as np
 
@@ -60,7 +61,7 @@ from ..graph import Graph
 from ..nn.cells import GRU_GATES, LSTM_GATES, RNN_GATES
 from ..tensor import Tensor
 
-__all__ = ["Component", "TraceError", "split", "flow", "lag_matrix", "ablate",
+__all__ = ["Component", "TraceError", "TraceWarning", "split", "flow", "lag_matrix", "ablate",
            "Split", "ParamSplit", "Flow", "Lag", "FUSED_OPS", "step_of", "without_step"]
 
 # The ops that run a whole recurrent sequence as one node (``tinytrace.ops.recurrent``).
@@ -71,6 +72,10 @@ _TRACED_SUB_SCOPES = tuple(dict.fromkeys(RNN_GATES + LSTM_GATES + GRU_GATES + ("
 
 class TraceError(TinytraceError, ValueError):
     """Tracing cannot answer the question asked (e.g. per-step detail of a fused node)."""
+
+
+class TraceWarning(UserWarning):
+    """The answer is exact but probably not what was meant (a pattern matching nothing)."""
 
 
 # ---- components --------------------------------------------------------------------------
@@ -276,6 +281,8 @@ class _ByParam(dict):
                 raise KeyError(f"this tensor (shape {tuple(key.shape)}) was not traced; traced: "
                                f"{list(self)}")
             key = self._ids[id(key)]
+        elif not super().__contains__(key):
+            raise KeyError(f"{key!r} was not traced; traced: {list(self)}")
         return super().__getitem__(key)
 
     def __contains__(self, key):
@@ -391,6 +398,11 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     recorded = _Recorded(roots, named)
     members = {node for node in recorded.nodes if component(node)}
     _check_component_sees(component, recorded, len(members))
+    if not members:
+        scopes = sorted({n.scope for n in recorded.nodes})
+        warnings.warn(f"split: {component!r} matches no node of the graph, so every via is 0 "
+                      f"(scopes here: {scopes[:6]}{' ...' if len(scopes) > 6 else ''})",
+                      TraceWarning, stacklevel=2)
     tensors = [t for _, t in named]
     avoid = _grad(roots, tensors, grad_outputs=seeds, retain_graph=True,
                   block=members.__contains__)
