@@ -44,13 +44,15 @@ class Vertex:
     """One box of the picture: a node, a group of nodes, a leaf, a dashed copy of a
     parameter box ("stub") or a stand-in for a node left out ("outside")."""
 
-    __slots__ = ("key", "label", "kind", "colour", "side", "members", "strong", "width")
+    __slots__ = ("key", "label", "kind", "colour", "side", "members", "strong", "width",
+                 "stub_label")
 
     def __init__(self, key, label, kind, colour="", side=False, members=1, strong=True):
         self.key, self.label, self.kind, self.colour = key, label, kind, colour
         self.side = side            # a parameter-side box: may be drawn near each reader
         self.members = members      # nodes it stands for
         self.strong = strong        # a leaf that requires grad (drawn with a black edge)
+        self.stub_label = None      # the label of its dashed copies, if not ``label``
         lines = label.split("\n")
         self.width = CHAR * max(len(s) for s in lines) + PAD
 
@@ -79,7 +81,7 @@ class Layout(dict):
 
 # ---- 1. what to draw ---------------------------------------------------------------------
 
-def _group_key(node, group):
+def _group_key(node, group, prepares):
     if group is None:
         return None
     if group == "scope":
@@ -87,7 +89,10 @@ def _group_key(node, group):
     if group == "step":
         parts = node.scope.split("/") if node.scope else []
         steps = [i for i, p in enumerate(parts) if _STEP_PART.match(p)]
-        return "/".join(parts[:steps[-1] + 1]) if steps else None
+        if steps:
+            return "/".join(parts[:steps[-1] + 1])
+        # a parameter's preparation outside the steps (its transposes, gate slices): one box
+        return f"prepared {prepares[node]}" if node in prepares else None
     key = group(node)
     return None if key is None else str(key)
 
@@ -138,10 +143,23 @@ def build(graph, nodes=None, group=None, edge_weights=None):
         vertices[key] = vertex
         order[key] = len(order)
 
+    prepares = {}                             # side node -> the parameters it prepares
     for node in graph.nodes:
         if node.inputs and all((t.node is None and t.requires_grad) or t.node in side_nodes
                                for t in node.inputs):
             side_nodes.add(node)
+            names = []
+            for t in node.inputs:
+                for name in ([graph.label(t)] if t.node is None else prepares[t.node].split(", ")):
+                    if name not in names:
+                        names.append(name)
+            prepares[node] = ", ".join(names)
+
+    def describe(node):
+        """``transpose(fc1.weight)`` for a parameter's preparation, else ``#k op``."""
+        if node in prepares:
+            return f"{node.op}({prepares[node]})"
+        return f"#{graph.index[node]} {node.op}"
     for node in chosen:
         sources = []
         for i, t in enumerate(node.inputs):
@@ -158,16 +176,18 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                     source = t.node
                     scope = source.scope[len(prefix):] if source.scope.startswith(prefix) \
                         else source.scope
-                    label = f"from #{graph.index[source]} {source.op}" + \
-                        (f"\n{scope}" if scope else "")
+                    label = f"from {describe(source)}" + \
+                        ("" if source in prepares or not scope else f"\n{scope}")
                     add(key, Vertex(source, label, "outside", without_step(source.scope),
                                     side=True, strong=source in side_nodes))
             sources.append((i, key))
-        gk = _group_key(node, group)
+        gk = _group_key(node, group, prepares)
         if gk is None:
             key = ("node", node)
             add(key, Vertex(node, node.op, "node", without_step(node.scope),
                             side=node in side_nodes))
+            if node in prepares:           # how its dashed copies far above are labelled
+                vertices[key].stub_label = describe(node)
         else:
             key = open_chunk.get(gk)
             # joining the open box must not make an edge point backwards (a cycle)
@@ -176,7 +196,7 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                 key = ("group", gk, chunks[gk])
                 label = gk[len(prefix):] if gk.startswith(prefix) else gk
                 name = gk if chunks[gk] == 1 else (gk, chunks[gk])
-                add(key, Vertex(name, label or gk, "group", without_step(node.scope),
+                add(key, Vertex(name, label or gk, "group", without_step(gk),
                                 side=True, members=0))
                 open_chunk[gk] = key
             vertices[key].members += 1
@@ -260,7 +280,8 @@ def layout(vertices, edges, weights=None, max_span=6, sweeps=12):
             if layer[t] - layer[k] > max_span:      # far reader: a dashed copy of the box
                 stub = ("stub", k, t)
                 v = vertices[k]
-                stubs[stub] = Vertex(v.key, v.label, "stub", v.colour, strong=v.strong)
+                stubs[stub] = Vertex(v.key, v.stub_label or v.label, "stub", v.colour,
+                                     strong=v.strong)
                 layer[stub] = layer[t] - 1
                 edges.remove((k, t))
                 edges.append((stub, t))
