@@ -178,3 +178,13 @@ def test_n_range_forms():
         task.n_range("validation")
     with pytest.raises(ValueError):
         task.n_range((0, 3))
+
+
+def test_reversal_alphabet_by_size():
+    task = Reversal(alphabet=3)
+    assert task.symbols == ("a", "b", "c") and len(task.vocab) == 3 + 4
+    batch = task.sample(16, "train", np.random.default_rng(1))
+    assert all(set(s) <= set("abc#") and task.contains(s) for s in batch.strings)
+    for bad in (0, 27, "", None):
+        with pytest.raises(ValueError, match="Reversal: a"):
+            Reversal(alphabet=bad)

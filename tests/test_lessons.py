@@ -268,6 +268,42 @@ def test_lesson_06(run_lesson):
 
 
 @pytest.mark.slow
+def test_lesson_07(run_lesson):
+    lesson = run_lesson(7)
+    r = lesson.results
+    # the tool on h_t = a h_{t-1} + w x_t: the closed form, and the parts add up
+    assert r["toy_closed_form_error"] <= 1e-12 and r["toy_parts_sum_error"] <= 1e-12
+    # quick mode trains runs until one passes validation (n = 1..20), at most 6 per model
+    for kind in ("lstm", "stack", "neural"):
+        assert 1 <= r[f"{kind}_runs"] <= 6 and r[f"{kind}_valid_accuracy"] == 1.0
+    # the stack's share of the controller's credit starts near 0, rises while the loss
+    # still falls and falls back after; the neural stack hardly sends credit through its stack
+    assert r["stack_initial_share"] <= 0.15 and r["stack_peak_share"] >= 0.15
+    assert r["stack_rise_loss_to_go"] >= 0.01
+    assert r["stack_late_share"] <= r["stack_peak_share"] / 2
+    assert r["neural_peak_share"] <= 0.35
+    # after training: the LSTM's credit does not fade with the lag; the stack RNN's long-lag
+    # credit travels through the stack (its tanh controller alone forgets); the neural
+    # stack's LSTM controller needs no stack for it
+    assert r["lstm_far_over_near"] >= 0.5
+    assert r["stack_blocked_far_over_near"] <= 0.15
+    assert r["stack_blocked_over_full_far"] <= 0.35
+    assert r["neural_blocked_over_full_far"] >= 0.5
+    # reversal: both learn the short strings; the LSTM's credit prefers the mirrored symbol
+    assert r["reversal_lstm_learned"] and r["reversal_stack_learned"]
+    assert r["reversal_lstm_mirror_over_chance"] >= 1.0
+    # inside the LSTM: nearly all of W_hh's gradient passes through the cell update
+    assert r["lstm_cell_share"] >= 0.85
+    # ablation: the same forward, no gradient to the stack's own weights, no run passes
+    assert r["ablation_same_forward"] == 0.0 and r["ablation_action_grad"] == 0.0
+    assert r["ablation_runs"] == 1 and r["ablation_runs_passed"] == 0
+    assert r["ablation_best_accuracy"] <= 0.8
+    assert figure_names(lesson) == {"share_over_training.png", "lag_matrix.png",
+                                    "reversal_lag_matrix.png", "ablation.png", "heatmap.png",
+                                    "one_step.png"}
+
+
+@pytest.mark.slow
 def test_lesson_08(run_lesson):
     lesson = run_lesson(8)
     r = lesson.results
@@ -294,7 +330,6 @@ def test_lesson_08(run_lesson):
     assert r["bow_test_accuracy"] >= 0.97 and r["bow_valence"] >= 0.95
     assert figure_names(lesson) == {"state_space.png", "spectrum.png", "word_pushes.png",
                                     "linearization.png"}
-
 
 
 @pytest.mark.slow
@@ -365,6 +400,8 @@ def test_lesson_10(run_lesson):
 
 
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
+
+
 def test_lessons_found():
     assert {1, 2, 3} <= set(LESSONS), f"lessons/ should hold lessons 1-3: {LESSONS}"
 

@@ -9,7 +9,7 @@
 import numpy as np
 
 from . import backend, bptt, data, kernels, nn, ops, optim, standin
-from .analysis import explicit, fixed_points, lca
+from .analysis import explicit, fixed_points, lca, trace
 from .autograd import block_backward, grad
 from .backend import devices
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope

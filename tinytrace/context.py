@@ -4,6 +4,8 @@ on, which nodes does backward block (``autograd.block_backward``).
 Kept in one tiny module so the hot path (``ops.registry._record``) reads three plain attributes.
 """
 import contextlib
+import functools
+import re
 
 
 class _State:
@@ -67,6 +69,29 @@ def scope(name):
 def current_scope():
     """The scope path ops are recorded in right now (``""`` at top level)."""
     return STATE.scope
+
+
+_STEP = re.compile(r"t=(\d+)")
+
+
+@functools.lru_cache(maxsize=65536)
+def step_of(path):
+    """The time step a scope path lies in: ``"lstm/t=7/forget_gate"`` -> ``7``; ``None``
+    outside every ``t=k`` scope (the recurrent layers open ``tt.scope(f"t={t}")`` around
+    each step). With nested steps, the innermost one."""
+    step = None
+    for part in path.split("/"):
+        match = _STEP.fullmatch(part)
+        if match:
+            step = int(match.group(1))
+    return step
+
+
+@functools.lru_cache(maxsize=65536)
+def without_step(path):
+    """The scope path with its ``t=k`` parts removed: ``"lstm/t=7/forget_gate"`` ->
+    ``"lstm/forget_gate"``, the name of the component a node belongs to at every step."""
+    return "/".join(part for part in path.split("/") if not _STEP.fullmatch(part))
 
 
 def scope_phrase(path=None):

@@ -255,73 +255,46 @@ class Graph:
         return "\n".join(lines)
 
     # ---- a picture with matplotlib alone ------------------------------------------------
-    def layout(self):
-        """(x, y) for every node and leaf: y is the depth from the leaves, x spreads each
-        level. Leaves are keyed by ``id(tensor)``."""
-        depth = {}
-        for leaf in self.leaves:
-            depth[id(leaf)] = 0
-        for node in self.nodes:
-            depth[node] = 1 + max(depth[t.node] if t.node is not None else depth[id(t)]
-                                  for t in node.inputs) if node.inputs else 1
-        levels = defaultdict(list)
-        for key in [id(t) for t in self.leaves] + self.nodes:
-            levels[depth[key]].append(key)
-        positions = {}
-        for level, keys in levels.items():
-            # keep nodes of one scope next to each other on a level
-            keys.sort(key=lambda k: (getattr(k, "scope", ""), self.index.get(k, -1)))
-            for j, key in enumerate(keys):
-                positions[key] = (j - (len(keys) - 1) / 2, level)
-        return positions
+    def layout(self, nodes=None, group=None, edge_weights=None, max_span=6):
+        """Where ``draw`` puts every box: a ``tinytrace.drawing.Layout``, a dict of (x, y)
+        keyed by node (leaves by ``id(tensor)``), y the layer (leaves at the bottom), x in
+        inches, plus each edge's route (``.routes``) around the other boxes.
 
-    def draw(self, ax=None, path=None, max_nodes=400, title=None):
-        """Draw the graph (leaves at the bottom, the root on top), coloured by
-        scope; returns the matplotlib Figure and saves it to ``path`` if given."""
-        if len(self.nodes) > max_nodes:
-            raise ValueError(f"draw(): {len(self.nodes)} nodes is too many to read "
-                             f"(max_nodes={max_nodes}); draw a smaller graph or raise max_nodes")
-        import matplotlib
-        if path is not None and ax is None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        ``nodes``, ``group``, ``edge_weights``: as in ``draw``. ``max_span``: a parameter
+        read more than that many layers above its box gets a dashed copy of the box
+        below that reader instead of a long edge.
+        """
+        from . import drawing
+        vertices, edges, weights = drawing.build(self, nodes, group, edge_weights)
+        return drawing.layout(vertices, edges, weights, max_span=max_span)
 
-        pos = self.layout()
-        width = max((abs(x) for x, _ in pos.values()), default=1) * 2 + 2
-        height = max((y for _, y in pos.values()), default=1) + 1
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(min(2 + width * 1.1, 30), min(1.5 + height * 0.9, 30)))
-        else:
-            fig = ax.figure
-        scopes = sorted({n.scope for n in self.nodes})
-        cmap = plt.get_cmap("tab10")
-        colour = {s: cmap(i % 10) for i, s in enumerate(scopes)}
-        leaf_ids = {id(t): t for t in self.leaves}
-        for node in self.nodes:
-            x1, y1 = pos[node]
-            for t in node.inputs:
-                x0, y0 = pos[t.node] if t.node is not None else pos[id(t)]
-                ax.annotate("", xy=(x1, y1 - 0.18), xytext=(x0, y0 + 0.18),
-                            arrowprops=dict(arrowstyle="->", color="0.6", lw=0.8))
-        for key, (x, y) in pos.items():
-            if key in leaf_ids:
-                leaf = leaf_ids[key]
-                box = dict(boxstyle="square", fc="white", ec="black" if leaf.requires_grad else "0.7")
-                ax.text(x, y, self.label(leaf), ha="center", va="center", fontsize=7, bbox=box)
-            else:
-                box = dict(boxstyle="round", fc=colour[key.scope], alpha=0.35, ec=colour[key.scope])
-                ax.text(x, y, key.op, ha="center", va="center", fontsize=8, bbox=box)
-        handles = [plt.Line2D([], [], marker="o", ls="", color=colour[s], alpha=0.6,
-                              label=s or "(top level)") for s in scopes]
-        if handles:
-            ax.legend(handles=handles, loc="upper left", fontsize=7, title="scope")
-        ax.set_xlim(-width / 2, width / 2)
-        ax.set_ylim(-0.7, height - 0.3)
-        ax.axis("off")
-        ax.set_title(title or f"{len(self.nodes)} nodes, {len(self.leaves)} leaves")
-        if path is not None:
-            fig.savefig(path, dpi=120, bbox_inches="tight")
-        return fig
+    def draw(self, ax=None, path=None, max_nodes=400, title=None, edge_weights=None,
+             nodes=None, group=None):
+        """Draw the graph in layers (leaves at the bottom, the root on top), boxes coloured
+        by scope (with any ``t=k`` part removed, so a gate has one colour at every step);
+        returns the matplotlib Figure and saves it to ``path`` if given.
+
+        - ``edge_weights``: ``{(node, input index): value}``, e.g. ``tt.trace.flow(loss)
+          .edges`` (the gradient message norms): each edge's width is proportional to it.
+        - ``nodes``: only these nodes (a predicate or a collection of nodes), e.g. one time
+          step; an input from a node left out is drawn as a dashed "from #k op" box.
+        - ``group``: ``"scope"`` (one box per scope), ``"step"`` (one per ``t=k`` step) or
+          a function node -> key (``None``: keep the node as it is); a grouped edge's
+          weight is the sum of the weights of the edges it stands for.
+        Edges are routed between boxes, never through one (see ``tinytrace.drawing``).
+        """
+        from . import drawing
+        vertices, edges, weights = drawing.build(self, nodes, group, edge_weights)
+        boxes = sum(1 for v in vertices.values() if v.kind in ("node", "group"))
+        if boxes > max_nodes:
+            raise ValueError(f"draw(): {boxes} boxes is too many to read (max_nodes="
+                             f"{max_nodes}); draw fewer (nodes=, e.g. one time step), group "
+                             "them (group='step' or 'scope') or raise max_nodes")
+        lay = drawing.layout(vertices, edges, weights)
+        if title is None:
+            title = f"{len(self.nodes)} nodes, {len(self.leaves)} leaves"
+        return drawing.render(lay, ax=ax, path=path, title=title,
+                              weighted=edge_weights is not None)
 
 
 def _scope_matches(parts, segments, anchored):

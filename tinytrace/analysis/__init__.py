@@ -5,4 +5,4 @@ Each tool is one module, re-exported at the top level (``tt.trace``, ``tt.lca``,
 ``Graph``, ``tt.grad`` / ``backward`` with its ``hook`` and ``block``, modules and their
 named parameters, optimizers. The core never imports this package.
 """
-from . import explicit, fixed_points, lca
+from . import explicit, fixed_points, lca, trace

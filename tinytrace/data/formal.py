@@ -315,12 +315,23 @@ class AnBnCn(FormalTask):
 
 class Reversal(FormalTask):
     """w # reverse(w) with w a random string of length n >= 1 over ``alphabet``: after
-    the marker every symbol is the mirror image of one before it (a stack's job)."""
+    the marker every symbol is the mirror image of one before it (a stack's job).
+
+    ``alphabet``: the symbols of w, a string (default ``"ab"``) or a number of symbols
+    (``3`` means ``"abc"``). The positions after the marker, end symbol included, are the
+    deterministic ones that ``sequence_accuracy`` scores."""
 
     name = "reversal"
     marker = "#"
 
     def __init__(self, train_range=None, test_range=None, seed=0, alphabet="ab"):
+        if isinstance(alphabet, (int, np.integer)) and not isinstance(alphabet, bool):
+            if not 1 <= alphabet <= 26:
+                raise ValueError(f"Reversal: an alphabet size must lie in 1..26, got {alphabet}")
+            alphabet = "abcdefghijklmnopqrstuvwxyz"[:alphabet]
+        if not isinstance(alphabet, str) or not alphabet:
+            raise ValueError(f"Reversal: alphabet must be a non-empty string of symbols or a "
+                             f"number of symbols, got {alphabet!r}")
         if self.marker in alphabet:
             raise ValueError(f"Reversal: the alphabet may not contain the marker {self.marker!r}")
         self.symbols = tuple(alphabet)
