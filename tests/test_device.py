@@ -248,3 +248,25 @@ def test_every_op_on_a_real_gpu_matches_the_cpu(name, data):
     for h, d in zip(host, dev):
         if h.requires_grad:
             np.testing.assert_allclose(backend.to_host(d.grad), h.grad, rtol=1e-9, atol=1e-12)
+
+
+# ---- gradient tracing on the device ----------------------------------------------------------
+
+def test_gradient_tracing_gives_the_cpu_split_and_flow_on_the_standin():
+    host, dev = _both(lambda: tt.nn.LSTM(3, 4, dtype=np.float64))
+    x = np.random.default_rng(2).standard_normal((5, 2, 3))
+    results = []
+    for model, device in ((host, "cpu"), (dev, DEVICE)):
+        out, _ = model(tt.tensor(x, device=device))
+        loss = (out * out).mean()
+        split = tt.trace.split(loss, "*/forget_gate", model, retain_graph=True)
+        flow = tt.trace.flow(loss, model)
+        results.append((split, flow))
+    (split_h, flow_h), (split_d, flow_d) = results
+    for name in ("weight_hh_l0", "weight_ih_l0"):
+        for part in ("via", "avoid", "grad"):
+            same(backend.to_host(getattr(split_d[name], part)),
+                 backend.to_host(getattr(split_h[name], part)), what=f"{name} {part}")
+        assert split_d[name].signed == split_h[name].signed
+        for tau, g in flow_h.by_time[name].items():
+            same(backend.to_host(flow_d.by_time[name][tau]), backend.to_host(g))

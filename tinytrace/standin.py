@@ -119,6 +119,8 @@ class ndarray:  # noqa: N801  (named as CuPy's and NumPy's array classes are)
     strides = property(lambda self: self._a.strides, doc="As ``numpy.ndarray.strides``.")
     flags = property(lambda self: self._a.flags, doc="As ``numpy.ndarray.flags``.")
     T = property(lambda self: ndarray(self._a.T), doc="The transpose (a view).")
+    real = property(lambda self: _wrap(self._a.real), doc="The real part (a view).")
+    imag = property(lambda self: _wrap(self._a.imag), doc="The imaginary part.")
 
     @property
     def base(self):
