@@ -1,9 +1,12 @@
 """Fused sequence primitives: a whole RNN / LSTM / GRU sequence as ONE node.
 
-``rnn_sequence``, ``lstm_sequence`` and ``gru_sequence`` run the NumPy kernels in
+``rnn_sequence``, ``lstm_sequence`` and ``gru_sequence`` run a kernel set from
 ``tinytrace.kernels`` (forward: the input projection of every step as one matrix product,
 then the recurrence; backward: hand-written BPTT with the weight gradients as one product
-after the time loop). Forward and vjp sit side by side below, as for every op.
+after the time loop): the attr ``kernel="numpy"|"numba"`` names it, ``None`` means the
+default (``tt.kernels.default()``: numba when it loads). The layers pass the resolved name,
+so ``node.attrs["kernel"]`` says which set ran. Forward and vjp sit side by side below, as
+for every op.
 
 Why one packed output. A node in this engine has exactly one output tensor, but a
 sequence layer has two or three (outputs, h_n, and c_n for the LSTM). So the primitive
@@ -25,10 +28,10 @@ dL/dh_t (T, B, H) for the state after each step t (``.c`` the cell-state gradien
 LSTM). The object is an attr of the node, so a graph walk finds it as
 ``node.attrs["step_grads"]`` without knowing which layer made the node.
 
-Other attrs: ``lengths`` (B,) ints for variable-length batches (rows freeze past their
-length), ``nonlinearity`` for the RNN, and ``input_grad=False``, which the layers pass when
-``x`` is data rather than a result, so the backward skips the (T·B, G·H) @ (G·H, I)
-product for a gradient nobody reads.
+Other attrs: ``kernel`` (above), ``lengths`` (B,) ints for variable-length batches (rows
+freeze past their length), ``nonlinearity`` for the RNN, and ``input_grad=False``, which
+the layers pass when ``x`` is data rather than a result, so the backward skips the
+(T·B, G·H) @ (G·H, I) product for a gradient nobody reads.
 """
 import numpy as np
 
@@ -80,16 +83,17 @@ def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
 
 @primitive("rnn_sequence", saves_output=True)
 def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None,
-                 step_grads=None, input_grad=True):
+                 step_grads=None, input_grad=True, kernel=None):
     """Elman RNN over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H):
-    outputs ``[:T]``, h_n ``[T]``. Kernel: ``tinytrace.kernels.rnn``."""
+    outputs ``[:T]``, h_n ``[T]``. Kernel: ``rnn_forward`` of the set ``kernel``."""
     steps, batch = _check_shapes("rnn_sequence", x, h0, w_ih, w_hh, 1,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     lengths = check_lengths(lengths, steps, batch, "rnn_sequence")
-    packed, saved = kernels.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
+    run = kernels.resolve(kernel, where="rnn_sequence")
+    packed, saved = run.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
 
     def vjp(g):
-        grads = kernels.rnn_backward(saved, g, input_grad)
+        grads = run.rnn_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
@@ -98,18 +102,20 @@ def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=Non
 
 @primitive("lstm_sequence", saves_output=True)
 def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
-                  input_grad=True):
+                  input_grad=True, kernel=None):
     """LSTM over ``x`` (T, B, I) from ``h0``, ``c0`` (B, H) -> packed (T+2, B, H):
-    outputs ``[:T]``, h_n ``[T]``, c_n ``[T+1]``. Kernel: ``tinytrace.kernels.lstm``."""
+    outputs ``[:T]``, h_n ``[T]``, c_n ``[T+1]``. Kernel: ``lstm_forward`` of the set
+    ``kernel``."""
     steps, batch = _check_shapes("lstm_sequence", x, h0, w_ih, w_hh, 4,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     if c0.shape != h0.shape:
         raise ValueError(f"lstm_sequence: c0 must be {h0.shape}, got {c0.shape}")
     lengths = check_lengths(lengths, steps, batch, "lstm_sequence")
-    packed, saved = kernels.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
+    run = kernels.resolve(kernel, where="lstm_sequence")
+    packed, saved = run.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
-        grads = kernels.lstm_backward(saved, g, input_grad)
+        grads = run.lstm_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
@@ -118,16 +124,18 @@ def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=No
 
 @primitive("gru_sequence", saves_output=True)
 def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
-                 input_grad=True):
+                 input_grad=True, kernel=None):
     """GRU over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H): outputs ``[:T]``,
-    h_n ``[T]``. Kernel: ``tinytrace.kernels.gru``."""
+    h_n ``[T]``. Kernel: ``gru_forward`` of the set
+    ``kernel``."""
     steps, batch = _check_shapes("gru_sequence", x, h0, w_ih, w_hh, 3,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     lengths = check_lengths(lengths, steps, batch, "gru_sequence")
-    packed, saved = kernels.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
+    run = kernels.resolve(kernel, where="gru_sequence")
+    packed, saved = run.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
-        grads = kernels.gru_backward(saved, g, input_grad)
+        grads = run.gru_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
