@@ -37,8 +37,8 @@ def sigmoid_(a):
     time here. For a << 0, exp(-a) overflows to inf and the result is the correct 0; call
     it inside ``np.errstate(over="ignore")`` to silence that warning.
     """
-    np.negative(a, out=a)
-    np.exp(a, out=a)
+    np.multiply(a, -1, out=a)      # not np.negative(a, out=a): NumPy 2.4.6 computes that
+    np.exp(a, out=a)               # wrongly in place on some strided views (see the tests)
     a += 1
     np.reciprocal(a, out=a)
     return a

@@ -2,7 +2,7 @@
 
 A *kernel set* is a module with the same functions as the NumPy reference set
 (``FUNCTIONS``: ``rnn_forward``, ``rnn_backward``, ``lstm_forward`` ... with the contract of
-``tinytrace.kernels``). Each is registered under a name with the device its arrays live
+``tinytrace.kernels``; ``OPTIONAL``: the stack RNN's, which a new set may add later). Each is registered under a name with the device its arrays live
 on::
 
     numpy   tinytrace.kernels.reference   cpu    the readable reference (always there)
@@ -31,6 +31,7 @@ import warnings
 
 FUNCTIONS = ("rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
              "gru_backward")
+OPTIONAL = ("stack_rnn_forward", "stack_rnn_backward")     # the fused stack RNN
 ENVIRONMENT_VARIABLE = "TINYTRACE_KERNELS"
 
 

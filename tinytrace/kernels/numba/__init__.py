@@ -27,7 +27,8 @@ clear_stale_cache()
 from .gru import gru_backward, gru_forward  # noqa: E402
 from .lstm import lstm_backward, lstm_forward  # noqa: E402
 from .rnn import rnn_backward, rnn_forward  # noqa: E402
+from .stack_rnn import stack_rnn_backward, stack_rnn_forward  # noqa: E402
 from ._common import COMPILE  # noqa: E402
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-           "gru_backward", "COMPILE"]
+           "gru_backward", "stack_rnn_forward", "stack_rnn_backward", "COMPILE"]

@@ -20,7 +20,8 @@ from numba import njit
 
 from .. import workspace
 from ._common import COMPILE, contiguous, lengths_or_full, pack, product, use_blas
-from ._math import JIT, sigmoid, tanh
+from ._math import JIT
+from ._rows import lstm_row_backward, lstm_row_forward
 
 LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c lengths")
 LSTMSaved.__doc__ = """What ``lstm_backward`` needs: the inputs, the activated gates
@@ -30,31 +31,16 @@ them), the states h and c (T+1, B, H), tanh(c_t) (T, B, H) and the lengths (B,) 
 
 @njit(**JIT)
 def _forward_loop(gates, h, c, tanh_c, w_hh_t, bias, lengths, blas, recurrent):
-    steps, batch, four_h = gates.shape
-    H = four_h // 4
+    steps, batch = gates.shape[:2]
     for t in range(steps):
         product(h[t], w_hh_t, recurrent, blas)           # W_hh h_{t-1}, (B, 4H)
         for b in range(batch):
             if t >= lengths[b]:                          # finished rows keep their state
                 h[t + 1, b] = h[t, b]
                 c[t + 1, b] = c[t, b]
-                continue
-            z, r = gates[t, b], recurrent[b]
-            # All four gates in ONE pass with one formula: i, f, o = sigmoid(z) and
-            # g = tanh(z_g) = 2 sigmoid(2 z_g) - 1 (as the reference kernel does), so the
-            # loop body has no branch and vectorizes.
-            for j in range(four_h):
-                is_g = (j >= 2 * H) & (j < 3 * H)
-                a = z[j] + r[j] + bias[j]
-                s = sigmoid(2.0 * a if is_g else a)
-                z[j] = 2.0 * s - 1.0 if is_g else s
-            c_prev, c_new, h_new, tc_out = c[t, b], c[t + 1, b], h[t + 1, b], tanh_c[t, b]
-            for j in range(H):                           # c_t = f c_{t-1} + i g, h = o tanh c
-                cj = z[H + j] * c_prev[j] + z[j] * z[2 * H + j]
-                tc = tanh(cj)
-                c_new[j] = cj
-                tc_out[j] = tc
-                h_new[j] = z[3 * H + j] * tc
+            else:
+                lstm_row_forward(gates[t, b], recurrent[b], bias, c[t, b], c[t + 1, b],
+                                 tanh_c[t, b], h[t + 1, b])
 
 
 @njit(**JIT)
@@ -62,31 +48,18 @@ def _backward_loop(d_packed, gates, c, tanh_c, w_hh, lengths, blas, dz_all, dh_s
                    dc_steps, dh, dc, dh_next):
     """dh, dc: (B, H) holding dL/dh_T, dL/dc_T on entry; returns dL/dh_0 (dc ends as
     dL/dc_0 in place)."""
-    steps, batch, four_h = gates.shape
-    H = four_h // 4
+    steps, batch = gates.shape[:2]
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
-            dz = dz_all[t, b]
             if t >= lengths[b]:                          # frozen row: gradients pass by
                 dh_steps[t, b] = dh[b]
                 dc_steps[t, b] = dc[b]
-                dz[:] = 0.0
-                continue
-            z, d_out, tcs, c_prev = gates[t, b], d_packed[t, b], tanh_c[t, b], c[t, b]
-            dhb, dcb, dh_rec, dc_rec = dh[b], dc[b], dh_steps[t, b], dc_steps[t, b]
-            for j in range(H):
-                i, f, g, o = z[j], z[H + j], z[2 * H + j], z[3 * H + j]
-                tc = tcs[j]
-                dhj = dhb[j] + d_out[j]                   # from step t+1 and from y_t
-                dcj = dcb[j] + dhj * o * (1.0 - tc * tc)  # c_t also reaches L via h_t
-                dh_rec[j] = dhj
-                dc_rec[j] = dcj
-                dz[j] = dcj * g * i * (1.0 - i)
-                dz[H + j] = dcj * c_prev[j] * f * (1.0 - f)
-                dz[2 * H + j] = dcj * i * (1.0 - g * g)
-                dz[3 * H + j] = dhj * tc * o * (1.0 - o)
-                dcb[j] = dcj * f                          # dL/dc_{t-1}: the highway
-        product(dz_all[t], w_hh, dh_next, blas)           # dL/dh_{t-1} = dz @ W_hh
+                dz_all[t, b] = 0.0
+            else:
+                dh[b] += d_packed[t, b]                  # from step t+1 and from y_t
+                lstm_row_backward(gates[t, b], tanh_c[t, b], c[t, b], dh[b], dc[b],
+                                  dz_all[t, b], dh_steps[t, b], dc_steps[t, b])
+        product(dz_all[t], w_hh, dh_next, blas)          # dL/dh_{t-1} = dz @ W_hh
         for b in range(batch):
             if t >= lengths[b]:
                 dh_next[b] = dh[b]

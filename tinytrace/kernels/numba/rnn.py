@@ -14,7 +14,8 @@ from numba import njit
 
 from .. import workspace
 from ._common import COMPILE, contiguous, lengths_or_full, pack, product, use_blas
-from ._math import JIT, tanh
+from ._math import JIT
+from ._rows import rnn_row_backward, rnn_row_forward
 
 RNNSaved = namedtuple("RNNSaved", "x w_ih w_hh h relu lengths")
 RNNSaved.__doc__ = """What ``rnn_backward`` needs: the inputs, the states h (T+1, B, H)
@@ -24,44 +25,29 @@ with h[0] = h0, whether the nonlinearity is relu, and the lengths (B,) int64."""
 @njit(**JIT)
 def _forward_loop(h, w_hh_t, bias, relu, lengths, blas, recurrent):
     """``h[1:]`` holds the input projections on entry and the states on return."""
-    steps = h.shape[0] - 1
-    batch, hidden = h.shape[1], h.shape[2]
+    steps, batch = h.shape[0] - 1, h.shape[1]
     for t in range(steps):
         product(h[t], w_hh_t, recurrent, blas)           # W_hh h_{t-1}
         for b in range(batch):
-            z, r, h_prev = h[t + 1, b], recurrent[b], h[t, b]
             if t >= lengths[b]:                          # finished rows keep their state
-                z[:] = h_prev
-                continue
-            if relu:
-                for j in range(hidden):
-                    a = z[j] + r[j] + bias[j]
-                    z[j] = 0.0 if a <= 0.0 else a        # max(a, 0); NaN stays NaN
+                h[t + 1, b] = h[t, b]
             else:
-                for j in range(hidden):
-                    z[j] = tanh(z[j] + r[j] + bias[j])
+                rnn_row_forward(h[t + 1, b], recurrent[b], bias, relu)
 
 
 @njit(**JIT)
 def _backward_loop(d_packed, h, w_hh, relu, lengths, blas, dz_all, dh_steps, dh, dh_next):
     """dh: (B, H) holding dL/dh_T on entry; returns dL/dh_0."""
-    steps = h.shape[0] - 1
-    batch, hidden = h.shape[1], h.shape[2]
+    steps, batch = h.shape[0] - 1, h.shape[1]
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
-            dz, dh_rec, dhb = dz_all[t, b], dh_steps[t, b], dh[b]
             if t >= lengths[b]:                          # frozen row: dh passes by
-                dh_rec[:] = dhb
-                dz[:] = 0.0
-                continue
-            d_out, y = d_packed[t, b], h[t + 1, b]
-            for j in range(hidden):
-                dhj = dhb[j] + d_out[j]                  # from step t+1 and from y_t
-                dh_rec[j] = dhj
-                if relu:
-                    dz[j] = dhj if y[j] > 0.0 else 0.0
-                else:
-                    dz[j] = dhj * (1.0 - y[j] * y[j])
+                dh_steps[t, b] = dh[b]
+                dz_all[t, b] = 0.0
+            else:
+                dh[b] += d_packed[t, b]                  # from step t+1 and from y_t
+                dh_steps[t, b] = dh[b]
+                rnn_row_backward(h[t + 1, b], dh[b], dz_all[t, b], relu)
         product(dz_all[t], w_hh, dh_next, blas)          # dL/dh_{t-1} = dz @ W_hh
         for b in range(batch):
             if t >= lengths[b]:
