@@ -268,30 +268,45 @@ def stack_section(budget):
 
 
 def products_section():
-    """In-kernel loops vs BLAS for the per-step products, timed inside compiled code."""
+    """The kernels' blocked per-step product against BLAS, both timed inside compiled code
+    (BLAS through numba's ``np.dot``, i.e. SciPy's OpenBLAS), and NumPy's matmul called
+    from Python (BLAS plus the call overhead a Python loop would pay)."""
     from numba import njit
     from tinytrace.kernels.numba import _common
 
     @njit
-    def repeat(a, b, out, blas, n):
+    def blocked(a, b_t, out, n):
         for _ in range(n):
-            _common.product(a, b, out, blas)
+            _common.product(a, b_t, out)
 
-    print(f"\n== per-step product inside the kernels: loops vs BLAS (us per product, "
-          f"float32); BLAS from {_common.BLAS_MIN_MACS} multiply-adds on ==")
+    @njit
+    def blas(a, b, out, n):
+        for _ in range(n):
+            np.dot(a, b, out)
+
+    print("\n== per-step product, float32, us per product: the kernels' blocked loop vs "
+          "BLAS ==")
+    print(f"{'shape':<22} {'MACs':>8} {'blocked':>8} {'BLAS':>8} {'numpy@':>8}  GFLOP/s blocked")
     for rows, inner, cols in ((1, 32, 128), (1, 128, 32), (8, 20, 80), (8, 80, 20),
-                              (1, 128, 512), (8, 64, 256), (32, 32, 128), (32, 128, 512),
-                              (32, 512, 128), (256, 128, 512)):
+                              (1, 128, 512), (1, 512, 128), (8, 64, 256), (8, 256, 64),
+                              (32, 32, 128), (32, 128, 32), (32, 128, 512), (32, 512, 128),
+                              (256, 128, 512)):
         rng = np.random.default_rng(0)
         a = rng.standard_normal((rows, inner)).astype(np.float32)
         b = rng.standard_normal((inner, cols)).astype(np.float32)
+        b_t = np.ascontiguousarray(b.T)
         out = np.empty((rows, cols), np.float32)
         n = max(1, int(2e7 / (rows * inner * cols)))
-        loops, blas = best_of([lambda: repeat(a, b, out, False, n),
-                               lambda: repeat(a, b, out, True, n)], budget=0.3)
-        print(f"({rows:3d}, {inner:3d}) @ ({inner:3d}, {cols:3d}) {rows * inner * cols:8d} "
-              f"MACs: loops {loops / n * 1e6:8.2f}  BLAS {blas / n * 1e6:8.2f}  "
-              f"-> {'BLAS' if _common.use_blas(rows, inner, cols) else 'loops'}")
+
+        def numpy_loop():
+            for _ in range(n):
+                np.matmul(a, b, out=out)
+        times = best_of([lambda: blocked(a, b_t, out, n), lambda: blas(a, b, out, n),
+                         numpy_loop], budget=0.3)
+        us = [t / n * 1e6 for t in times]
+        macs = rows * inner * cols
+        print(f"({rows}, {inner}) @ ({inner}, {cols})".ljust(22)
+              + f" {macs:8d} {us[0]:8.2f} {us[1]:8.2f} {us[2]:8.2f}  {2 * macs / us[0] / 1e3:6.0f}")
 
 
 def main():

@@ -5,20 +5,15 @@ machine code, with the same functions, arguments and results as the NumPy refere
 Each kernel keeps the big matrix products in NumPy/BLAS (the input projection of every
 step before the time loop, the weight gradients after it) and runs the time loop itself,
 the per-step products and the gate math in one ``@njit`` function. ``_math.py`` has the
-vectorizable exp/sigmoid/tanh those loops inline, ``_common.py`` the per-step product and
-the one-time compile report.
+vectorizable exp/sigmoid/tanh those loops inline, ``_rows.py`` the RNN and LSTM cells'
+gate math for one batch row, ``_common.py`` the blocked per-step product and the one-time
+compile report.
 
-Importing this package fails with ImportError when numba (or SciPy, whose BLAS numba's
-``np.dot`` calls) is missing; the kernel registry then falls back to the NumPy set and says
-so. Compiled code is cached on disk (``cache=True``); see ``_cache_guard``.
+Importing this package fails with ImportError when numba is missing; the kernel registry
+then falls back to the NumPy set and says so. Compiled code is cached on disk
+(``cache=True``); see ``_cache_guard``.
 """
 import numba  # noqa: F401  (an ImportError here is how the registry learns numba is absent)
-
-try:
-    import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls this BLAS
-except ImportError as err:                                   # pragma: no cover
-    raise ImportError(f"the numba kernels need SciPy for BLAS inside compiled loops "
-                      f"({err})") from err
 
 from ._cache_guard import clear_stale_cache
 

@@ -14,8 +14,8 @@ import numpy as np
 from numba import njit
 
 from .. import workspace
-from ._common import COMPILE, contiguous, lengths_or_full, pack, product, use_blas
-from ._math import JIT, sigmoid, tanh
+from ._common import COMPILE, contiguous, lengths_or_full, pack, product
+from ._math import JIT, one_like, sigmoid, tanh
 
 GRUSaved = namedtuple("GRUSaved", "x w_ih w_hh gates a h lengths")
 GRUSaved.__doc__ = """What ``gru_backward`` needs: the inputs, the activated gates
@@ -24,13 +24,13 @@ states h (T+1, B, H) with h[0] = h0 and the lengths (B,) int64."""
 
 
 @njit(**JIT)
-def _forward_loop(gates, a_all, h, w_hh_t, bias_x, bias_hn, lengths, blas, recurrent):
+def _forward_loop(gates, a_all, h, w_hh, bias_x, bias_hn, lengths, recurrent):
     """``gates`` holds the x-side projections on entry (biases not yet added) and the
     activated r, u, n on return."""
     steps, batch, three_h = gates.shape
     H = three_h // 3
     for t in range(steps):
-        product(h[t], w_hh_t, recurrent, blas)           # W_hh h_{t-1}, (B, 3H)
+        product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}, (B, 3H)
         for b in range(batch):
             if t >= lengths[b]:                          # finished rows keep their state
                 h[t + 1, b] = h[t, b]
@@ -48,11 +48,12 @@ def _forward_loop(gates, a_all, h, w_hh_t, bias_x, bias_hn, lengths, blas, recur
 
 
 @njit(**JIT)
-def _backward_loop(d_packed, gates, a_all, h, w_hh, lengths, blas, dz_x_all, dz_h_all,
+def _backward_loop(d_packed, gates, a_all, h, w_hh_t, lengths, dz_x_all, dz_h_all,
                    dh_steps, dh, dh_next):
     """dh: (B, H) holding dL/dh_T on entry; returns dL/dh_0."""
     steps, batch, three_h = gates.shape
     H = three_h // 3
+    one = one_like(gates)
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             dzx, dzh, dh_rec, dhb = dz_x_all[t, b], dz_h_all[t, b], dh_steps[t, b], dh[b]
@@ -66,16 +67,16 @@ def _backward_loop(d_packed, gates, a_all, h, w_hh, lengths, blas, dz_x_all, dz_
                 r, u, n = z[j], z[H + j], z[2 * H + j]
                 dhj = dhb[j] + d_out[j]                  # from step t+1 and from y_t
                 dh_rec[j] = dhj
-                dn_pre = dhj * (1.0 - u) * (1.0 - n * n)     # through n = tanh(...)
-                dr = dn_pre * a[j] * r * (1.0 - r)
-                du = dhj * (h_prev[j] - n) * u * (1.0 - u)
+                dn_pre = dhj * (one - u) * (one - n * n)     # through n = tanh(...)
+                dr = dn_pre * a[j] * r * (one - r)
+                du = dhj * (h_prev[j] - n) * u * (one - u)
                 dzx[j] = dr
                 dzx[H + j] = du
                 dzx[2 * H + j] = dn_pre
                 dzh[j] = dr
                 dzh[H + j] = du
                 dzh[2 * H + j] = dn_pre * r              # the h side passes through r
-        product(dz_h_all[t], w_hh, dh_next, blas)        # dz_h @ W_hh ...
+        product(dz_h_all[t], w_hh_t, dh_next)            # dz_h @ W_hh ...
         for b in range(batch):
             if t >= lengths[b]:
                 dh_next[b] = dh[b]
@@ -107,10 +108,10 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
         bias_x[:2 * H] += b_hh[:2 * H]
         bias_hn += b_hh[2 * H:]
     h[0] = h0
-    w_hh_t, = contiguous(dtype, w_hh.T)
+    w_hh_c, = contiguous(dtype, w_hh)
     lengths = lengths_or_full(lengths, steps, batch)
-    _forward_loop(gates, a, h, w_hh_t, bias_x, bias_hn, lengths,
-                  use_blas(batch, H, 3 * H), np.empty((batch, 3 * H), dtype))
+    _forward_loop(gates, a, h, w_hh_c, bias_x, bias_hn, lengths,
+                  np.empty((batch, 3 * H), dtype))
     packed = np.empty((steps + 1, batch, H), dtype)
     pack(h, lengths, h[steps:], packed)
     return packed, GRUSaved(x, w_ih, w_hh, gates, a, h, lengths)
@@ -122,11 +123,11 @@ def gru_backward(saved, d_packed, input_grad=True):
     x, w_ih, w_hh, gates, a, h, lengths = saved
     steps, batch, H = a.shape
     dtype = gates.dtype
-    d_packed, w_hh_c = contiguous(dtype, d_packed, w_hh)
+    d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
     dz_x_all, dz_h_all, dh_steps = workspace.carve(dtype, gates.shape, gates.shape, a.shape)
     dh = d_packed[steps].copy()
-    dh0 = _backward_loop(d_packed, gates, a, h, w_hh_c, lengths, use_blas(batch, 3 * H, H),
-                         dz_x_all, dz_h_all, dh_steps, dh, np.empty_like(dh))
+    dh0 = _backward_loop(d_packed, gates, a, h, w_hh_t, lengths, dz_x_all, dz_h_all,
+                         dh_steps, dh, np.empty_like(dh))
     rows = steps * batch
     dz_x = dz_x_all.reshape(rows, 3 * H)
     dz_h = dz_h_all.reshape(rows, 3 * H)
@@ -145,10 +146,9 @@ def ensure_compiled(dtype):
         h = np.zeros((2, 1, 1), dtype)
         lengths = np.ones(1, np.int64)
         one = np.ones((1, 1), dtype)
-        _forward_loop(gates, a, h, np.ones((1, 3), dtype), np.zeros(3, dtype),
-                      np.zeros(1, dtype), lengths, False, np.zeros((1, 3), dtype))
+        _forward_loop(gates, a, h, np.ones((3, 1), dtype), np.zeros(3, dtype),
+                      np.zeros(1, dtype), lengths, np.zeros((1, 3), dtype))
         pack(h, lengths, h[1:], np.zeros((2, 1, 1), dtype))
-        _backward_loop(np.zeros((2, 1, 1), dtype), gates, a, h, np.ones((3, 1), dtype),
-                       lengths, False, gates.copy(), gates.copy(), a.copy(), one.copy(),
-                       one.copy())
+        _backward_loop(np.zeros((2, 1, 1), dtype), gates, a, h, np.ones((1, 3), dtype),
+                       lengths, gates.copy(), gates.copy(), a.copy(), one.copy(), one.copy())
     COMPILE.ensure("GRU", dtype, warm_up, (_forward_loop, _backward_loop, pack))

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .. import workspace
-from ._common import COMPILE, contiguous, lengths_or_full, pack, product, use_blas
+from ._common import COMPILE, contiguous, lengths_or_full, pack, product
 from ._math import JIT
 from ._rows import rnn_row_backward, rnn_row_forward
 
@@ -23,11 +23,11 @@ with h[0] = h0, whether the nonlinearity is relu, and the lengths (B,) int64."""
 
 
 @njit(**JIT)
-def _forward_loop(h, w_hh_t, bias, relu, lengths, blas, recurrent):
+def _forward_loop(h, w_hh, bias, relu, lengths, recurrent):
     """``h[1:]`` holds the input projections on entry and the states on return."""
     steps, batch = h.shape[0] - 1, h.shape[1]
     for t in range(steps):
-        product(h[t], w_hh_t, recurrent, blas)           # W_hh h_{t-1}
+        product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}
         for b in range(batch):
             if t >= lengths[b]:                          # finished rows keep their state
                 h[t + 1, b] = h[t, b]
@@ -36,7 +36,7 @@ def _forward_loop(h, w_hh_t, bias, relu, lengths, blas, recurrent):
 
 
 @njit(**JIT)
-def _backward_loop(d_packed, h, w_hh, relu, lengths, blas, dz_all, dh_steps, dh, dh_next):
+def _backward_loop(d_packed, h, w_hh_t, relu, lengths, dz_all, dh_steps, dh, dh_next):
     """dh: (B, H) holding dL/dh_T on entry; returns dL/dh_0."""
     steps, batch = h.shape[0] - 1, h.shape[1]
     for t in range(steps - 1, -1, -1):
@@ -48,7 +48,7 @@ def _backward_loop(d_packed, h, w_hh, relu, lengths, blas, dz_all, dh_steps, dh,
                 dh[b] += d_packed[t, b]                  # from step t+1 and from y_t
                 dh_steps[t, b] = dh[b]
                 rnn_row_backward(h[t + 1, b], dh[b], dz_all[t, b], relu)
-        product(dz_all[t], w_hh, dh_next, blas)          # dL/dh_{t-1} = dz @ W_hh
+        product(dz_all[t], w_hh_t, dh_next)              # dL/dh_{t-1} = dz @ W_hh
         for b in range(batch):
             if t >= lengths[b]:
                 dh_next[b] = dh[b]
@@ -73,11 +73,10 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", le
     for b in (b_ih, b_hh):
         if b is not None:
             bias += b
-    w_hh_t, = contiguous(dtype, w_hh.T)
+    w_hh_c, = contiguous(dtype, w_hh)
     lengths = lengths_or_full(lengths, steps, batch)
     relu = nonlinearity == "relu"
-    _forward_loop(h, w_hh_t, bias, relu, lengths, use_blas(batch, hidden, hidden),
-                  np.empty((batch, hidden), dtype))
+    _forward_loop(h, w_hh_c, bias, relu, lengths, np.empty((batch, hidden), dtype))
     packed = np.empty((steps + 1, batch, hidden), dtype)
     pack(h, lengths, h[steps:], packed)
     return packed, RNNSaved(x, w_ih, w_hh, h, relu, lengths)
@@ -90,11 +89,11 @@ def rnn_backward(saved, d_packed, input_grad=True):
     steps = h.shape[0] - 1
     batch, hidden = h.shape[1:]
     dtype = h.dtype
-    d_packed, w_hh_c = contiguous(dtype, d_packed, w_hh)
+    d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
     dz_all, dh_steps = workspace.carve(dtype, (steps, batch, hidden), (steps, batch, hidden))
     dh = d_packed[steps].copy()
-    dh0 = _backward_loop(d_packed, h, w_hh_c, relu, lengths, use_blas(batch, hidden, hidden),
-                         dz_all, dh_steps, dh, np.empty_like(dh))
+    dh0 = _backward_loop(d_packed, h, w_hh_t, relu, lengths, dz_all, dh_steps, dh,
+                         np.empty_like(dh))
     rows = steps * batch
     dz = dz_all.reshape(rows, hidden)
     dw_ih = dz.T @ x.reshape(rows, x.shape[2])
@@ -110,9 +109,9 @@ def ensure_compiled(dtype):
         h = np.zeros((2, 1, 1), dtype)
         lengths = np.ones(1, np.int64)
         one = np.ones((1, 1), dtype)
-        _forward_loop(h, one, np.zeros(1, dtype), False, lengths, False, one.copy())
+        _forward_loop(h, one, np.zeros(1, dtype), False, lengths, one.copy())
         pack(h, lengths, h[1:], np.zeros((2, 1, 1), dtype))
-        _backward_loop(np.zeros((2, 1, 1), dtype), h, one, False, lengths, False,
+        _backward_loop(np.zeros((2, 1, 1), dtype), h, one, False, lengths,
                        np.zeros((1, 1, 1), dtype), np.zeros((1, 1, 1), dtype), one.copy(),
                        one.copy())
     COMPILE.ensure("RNN", dtype, warm_up, (_forward_loop, _backward_loop, pack))
