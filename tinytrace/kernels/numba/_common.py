@@ -12,8 +12,8 @@ inside the compiled loop, never through BLAS:
   use too, one such product took 30 ms instead of 0.05 (measured), so a kernel that calls
   BLAS 2T times per step is at the mercy of the machine's load;
 * the blocked loop below is as fast or faster at every size the recurrences use: LLVM
-  compiles it for the CPU it runs on (AVX-512 here), 130-170 GFLOP/s in float32 at B = 32,
-  where this machine's OpenBLAS (its Haswell kernels) reaches 75-95
+  compiles it for the CPU it runs on (AVX-512 here), 120-190 GFLOP/s in float32 at B = 32,
+  where this machine's OpenBLAS (its Haswell kernels) reaches 75-80
   (``benchmarks/recurrent_step.py --products`` prints them side by side).
 
 How: ``out = a @ b`` is computed as ``out[i, j] = <a[i], b_t[j]>`` with ``b_t = b^T``

@@ -51,15 +51,52 @@ def _heads(h, w_action, b_action, w_push, b_push, actions, values):
 
 
 @njit(**JIT)
-def _superpose(prev, a, top, bottom, new):
-    """new = a_push [top, prev[:-1]] + a_pop [prev[1:], bottom] (+ a_noop prev), (D, m)."""
-    depth, width = prev.shape
-    a_noop = a[2] if a.shape[0] == 3 else 0.0
-    for i in range(depth):
-        for cc in range(width):
-            pushed = top[cc] if i == 0 else prev[i - 1, cc]
-            popped = prev[i + 1, cc] if i + 1 < depth else bottom
-            new[i, cc] = a[0] * pushed + a[1] * popped + a_noop * prev[i, cc]
+def _superpose(prev, a, top, bottom, new, width):
+    """new = a_push [top, prev[:-1]] + a_pop [prev[1:], bottom] (+ a_noop prev) for one
+    row's stack, flattened: ``prev``, ``new`` (D·m,), cell i at [i·m, (i+1)·m). The top and
+    bottom cells are peeled off so the loop over the cells between has no branch and
+    vectorizes (a push reads the cell above, q - m; a pop the cell below, q + m)."""
+    n = prev.shape[0]
+    a_push, a_pop = a[0], a[1]
+    a_noop = a[2] if a.shape[0] == 3 else a[0] - a[0]
+    for q in range(width, n - width):
+        new[q] = a_push * prev[q - width] + a_pop * prev[q + width] + a_noop * prev[q]
+    for cc in range(width):                             # the top cell: a push brings ``top``
+        below = prev[cc + width] if width < n else bottom
+        new[cc] = a_push * top[cc] + a_pop * below + a_noop * prev[cc]
+    if n > width:                                       # the bottom cell: a pop brings ``bottom``
+        for q in range(n - width, n):
+            new[q] = a_push * prev[q - width] + a_pop * bottom + a_noop * prev[q]
+
+
+@njit(**dict(JIT, fastmath={"contract", "reassoc"}))
+def _superpose_backward(G, prev, v, a, bottom, width, new_g):
+    """Gradients through ``_superpose`` for one row (flattened as there): returns
+    (da_push, da_pop, da_noop) and writes dL/d(prev) into ``new_g``. The three sums are
+    compiled with ``reassoc`` so that they vectorize."""
+    n = G.shape[0]
+    a_push, a_pop = a[0], a[1]
+    a_noop = a[2] if a.shape[0] == 3 else a[0] - a[0]
+    da_push = 0.0
+    da_pop = 0.0
+    da_noop = 0.0
+    for q in range(n):
+        da_noop += G[q] * prev[q]
+    for q in range(width, n):                           # pushed[q] = prev[q - m]
+        da_push += G[q] * prev[q - width]
+    for cc in range(width):                             # ... and the value on top
+        da_push += G[cc] * v[cc]
+    for q in range(n - width):                          # popped[q] = prev[q + m]
+        da_pop += G[q] * prev[q + width]
+    for q in range(n - width, n):                       # ... and ``bottom`` shifted in
+        da_pop += G[q] * bottom
+    for q in range(n):
+        new_g[q] = a_noop * G[q]
+    for q in range(n - width):                          # prev[q] was pushed to q + m
+        new_g[q] += a_push * G[q + width]
+    for q in range(width, n):                           # ... and popped to q - m
+        new_g[q] += a_pop * G[q - width]
+    return da_push, da_pop, da_noop
 
 
 @njit(**JIT)
@@ -72,6 +109,7 @@ def _forward_loop(z_x, h, c, gates, tanh_c, stacks, actions, values, occupancy, 
     four_h = z_x.shape[2]
     width = stacks.shape[3]
     one = np.ones(1, occupancy.dtype)
+    zero = one[0] - one[0]
     occ_prev = occupancy0
     for t in range(steps):
         product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}, (B, G·H)
@@ -90,9 +128,8 @@ def _forward_loop(z_x, h, c, gates, tanh_c, stacks, actions, values, occupancy, 
                 rnn_row_forward(h[t + 1, b], r, bias, relu)
             a, v = actions[t, b], values[t, b]
             _heads(h[t + 1, b], w_action, b_action, w_push, b_push, a, v)
-            _superpose(prev, a, v, empty, stacks[t + 1, b])
-            occ_new = occupancy[t, b:b + 1].T            # (D, 1) views of the 0/1 stack
-            _superpose(occ_prev[b:b + 1].T, a, one, 0.0, occ_new)
+            _superpose(prev.reshape(-1), a, v, empty, stacks[t + 1, b].reshape(-1), width)
+            _superpose(occ_prev[b], a, one, zero, occupancy[t, b], 1)   # the 0/1 stack
         occ_prev = occupancy[t]
 
 
@@ -111,19 +148,8 @@ def _backward_loop(d_out, h, c, gates, tanh_c, stacks, actions, values, w_r_t, w
             prev, a, v, G = stacks[t, b], actions[t, b], values[t, b], grad[b]
             new_g = grad_next[b]
             # the superposition update: gradients of the actions, value, previous stack
-            da0 = 0.0
-            da1 = 0.0
-            da2 = 0.0
-            a_noop = a[2] if K == 3 else 0.0
-            for i in range(depth):
-                for cc in range(width):
-                    g = G[i, cc]
-                    da0 += g * (v[cc] if i == 0 else prev[i - 1, cc])
-                    da1 += g * (prev[i + 1, cc] if i + 1 < depth else empty)
-                    da2 += g * prev[i, cc]
-                    below = G[i + 1, cc] if i + 1 < depth else 0.0
-                    above = G[i - 1, cc] if i > 0 else 0.0
-                    new_g[i, cc] = a[0] * below + a[1] * above + a_noop * g
+            da0, da1, da2 = _superpose_backward(G.reshape(-1), prev.reshape(-1), v, a, empty,
+                                                width, new_g.reshape(-1))
             # softmax and sigmoid heads read h_t
             dlog, dvp = dlogits_all[t, b], dv_pre_all[t, b]
             dot = a[0] * da0 + a[1] * da1 + (a[2] * da2 if K == 3 else 0.0)
