@@ -25,6 +25,7 @@ from tinytrace.kernels import reference, registry
 
 nb = pytest.importorskip("tinytrace.kernels.numba", reason="numba is not importable here")
 
+from numba import njit  # noqa: E402
 from tinytrace.kernels.numba import _cache_guard, _common, _math  # noqa: E402
 
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
@@ -215,9 +216,6 @@ def test_float32_layers_stay_float32_with_numba():
 
 # ---- the compiled math -------------------------------------------------------------------
 
-from numba import njit  # noqa: E402
-
-
 @njit(**dict(_math.JIT, cache=False))
 def _apply(kind, a, out):
     for i in range(a.size):
@@ -356,7 +354,7 @@ def test_a_set_for_another_device_is_refused_on_the_cpu(fresh_registry):
         registry.resolve("gpu", device="cpu")
 
 
-def test_without_numba_the_numpy_kernels_run_and_say_so(tmp_path):
+def test_without_numba_the_numpy_kernels_run_and_say_so():
     # A fresh interpreter in which `import numba` fails, as on a machine without numba.
     script = textwrap.dedent("""
         import sys, warnings

@@ -140,7 +140,7 @@ def _backward_loop(d_out, h, c, gates, tanh_c, stacks, actions, values, w_r_t, w
     """``dh``, ``dc`` (B, H) and ``grad`` (B, D, m) hold dL/d(final h, c, stack) on entry;
     returns (dL/dh_0, dL/dstack_0) (dc ends as dL/dc_0 in place). ``scratch`` (3, H)."""
     steps, batch = d_out.shape[:2]
-    depth, width = stacks.shape[2], stacks.shape[3]
+    width = stacks.shape[3]
     K, H = w_action.shape
     gh = w_hh_t.shape[1]
     for t in range(steps - 1, -1, -1):
