@@ -1,16 +1,31 @@
-"""One training step of RNN / LSTM / GRU layers: tinytrace (traced and fused) vs PyTorch CPU.
+"""One training step of RNN / LSTM / GRU layers: tinytrace's fused kernels (numba and the
+NumPy reference) vs PyTorch CPU, measured in the same process.
 
 Step = forward over the whole sequence + a linear readout + MSE loss + backward + SGD
-update, batch 32, T 50, input 32, hidden 128, float32 (the issue's workload).
+update, float32 (the input is data, so neither engine computes dL/dx).
 
-FLOPs, to know how far from the machine's matmul rate we are: per step of an LSTM the two
-projections cost 2·B·(I+H)·4H multiply-adds forward; backward costs twice that; so one
-training step is about 3 · 2 · T·B·(I+H)·G·H FLOPs (G = 1, 3, 4 for RNN, GRU, LSTM).
-The script prints that count and the GFLOP/s each engine reaches.
+FLOPs. Per step of a layer with G gate blocks (RNN 1, GRU 3, LSTM 4), the forward's two
+projections cost 2·B·(I+H)·G·H flops; the backward's dL/dh_{t-1} = dz W_hh costs
+2·B·G·H·H and the weight gradients 2·B·G·H·(I+H). One training step is therefore
+2·T·B·G·H·(2I + 3H) flops (the readout and the elementwise gate math are not counted).
+GFLOP/s divides that by the time; "% peak" divides it by the machine's own float32 matmul
+rate, measured at the start on a 1024^3 product with the same number of threads (for
+NumPy's BLAS, which runs tinytrace's big products, and for PyTorch's).
 
-    python benchmarks/recurrent_step.py [--repeats 5] [--cells lstm gru rnn] [--threads N]
+    python benchmarks/recurrent_step.py                  # machine, targets, stack RNN
+    python benchmarks/recurrent_step.py --grid           # + the T x H x B ratio table
+    python benchmarks/recurrent_step.py --threads 1 2 --grid --products
+
+Run it WITHOUT ``OPENBLAS_NUM_THREADS`` set: the script sets the thread counts itself
+(threadpoolctl for NumPy's and SciPy's OpenBLAS, ``torch.set_num_threads``), and an
+environment cap would make the 2-thread rows lie. OpenBLAS picks its kernels by CPU model;
+the machine section prints what it chose (``OPENBLAS_CORETYPE`` overrides it, e.g.
+``SkylakeX`` for the AVX-512 kernels on a CPU it does not recognise).
 """
 import argparse
+import os
+import platform
+import sys
 import time
 
 import numpy as np
@@ -18,28 +33,89 @@ import numpy as np
 import tinytrace as tt
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-T, B, I, H = 50, 32, 32, 128
+TARGETS = [  # (T, B, I, H), the issue's columns, with its targets (tinytrace / torch)
+    ((1000, 1, 8, 32), {"lstm": 1.0, "gru": 0.2, "rnn": 0.2}),
+    ((200, 8, 8, 20), {"lstm": 1.0, "gru": 0.2, "rnn": 0.2}),
+    ((50, 32, 32, 128), {"lstm": 0.8, "gru": 0.8, "rnn": 0.8}),
+]
+GRID = dict(T=(50, 500, 5000), H=(32, 128, 512), B=(1, 32, 256), I=32)
+GRID_MAX_GFLOP = 120          # cells above this (~1 s per step for PyTorch here) are skipped
+GRID_MAX_BYTES = 1.5e9        # ... and cells whose saved activations would exceed this
 
 
-def flops(cell):
-    return 3 * 2 * T * B * (I + H) * GATES[cell] * H
+def flops(cell, T, B, I, H):
+    return 2 * T * B * GATES[cell] * H * (2 * I + 3 * H)
 
 
-def best_time(step, repeats):
-    step()                                    # warm-up (allocations, numba compiles)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def saved_bytes(cell, T, B, H):
+    """What a fused forward keeps for its backward plus the backward's buffers, float32:
+    about (G + 3) H floats per row and step forward, and as many again backward."""
+    return 2 * T * B * (GATES[cell] + 3) * H * 4
 
 
-def tinytrace_step(cell, mode, x, y):
-    layer = {"rnn": tt.nn.RNN, "gru": tt.nn.GRU, "lstm": tt.nn.LSTM}[cell](I, H, mode=mode)
-    readout = tt.nn.Linear(H, 1)
-    params = layer.parameters() + readout.parameters()
-    opt = tt.optim.SGD(params, lr=0.01)
+# ---- threads and the machine -----------------------------------------------------------
+
+def set_threads(n, torch):
+    """n threads for every BLAS and for PyTorch; returns what each reports."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+        threadpool_limits(limits=n, user_api="blas")
+        blas = sorted({(i["internal_api"], i["num_threads"]) for i in threadpool_info()
+                       if i["user_api"] == "blas"})
+    except ImportError:
+        blas = "threadpoolctl not installed: BLAS threads unchanged"
+    if torch is not None:
+        torch.set_num_threads(n)
+    return blas
+
+
+def blas_description():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl not installed)"
+    return "; ".join(f"{os.path.basename(i['filepath'])} {i.get('version')} "
+                     f"kernels={i.get('architecture')}"
+                     for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def best_of(fns, budget=1.0, min_repeats=3, max_repeats=50):
+    """Best wall time of each function, measured in turn (a, b, a, b, ...) after one
+    warm-up each, until every one ran ``min_repeats`` times and ``budget`` seconds passed
+    (interleaving spreads a busy machine's noise over all of them alike)."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    start, repeats = time.perf_counter(), 0
+    while repeats < max_repeats and (repeats < min_repeats
+                                     or time.perf_counter() - start < budget):
+        for k, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+        repeats += 1
+    return best
+
+
+def matmul_rates(torch, n=1024):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    out = np.empty_like(a)
+    fns = [lambda: np.matmul(a, a, out=out)]
+    if torch is not None:
+        ta = torch.from_numpy(a)
+        to = torch.empty_like(ta)
+        fns.append(lambda: torch.mm(ta, ta, out=to))
+    times = best_of(fns, budget=0.5)
+    return [2 * n ** 3 / t / 1e9 for t in times]
+
+
+# ---- the two training steps ---------------------------------------------------------------
+
+def tinytrace_step(cell, kernel, x, y, H):
+    layer = {"rnn": tt.nn.RNN, "gru": tt.nn.GRU, "lstm": tt.nn.LSTM}[cell](
+        x.shape[2], H, mode="fused", kernel=kernel, rng=0)
+    readout = tt.nn.Linear(H, 1, rng=1)
+    opt = tt.optim.SGD(layer.parameters() + readout.parameters(), lr=0.01)
     xt, yt = tt.tensor(x), tt.tensor(y)
 
     def step():
@@ -51,9 +127,10 @@ def tinytrace_step(cell, mode, x, y):
     return step
 
 
-def torch_step(cell, x, y):
-    import torch
-    layer = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H)
+def torch_step(torch, cell, x, y, H):
+    torch.manual_seed(0)
+    layer = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](
+        x.shape[2], H)
     readout = torch.nn.Linear(H, 1)
     opt = torch.optim.SGD(list(layer.parameters()) + list(readout.parameters()), lr=0.01)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -67,42 +144,218 @@ def torch_step(cell, x, y):
     return step
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn"])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: torch's own choice)")
-    args = parser.parse_args()
-
+def measure(cell, shape, torch, kernels, budget):
+    """Seconds per training step: ``{"torch": s, "numba": s, "numpy": s}``."""
+    T, B, I, H = shape
     rng = np.random.default_rng(0)
     x = rng.standard_normal((T, B, I)).astype(np.float32)
     y = rng.standard_normal((T, B, 1)).astype(np.float32)
+    names, fns = [], []
+    if torch is not None:
+        names.append("torch")
+        fns.append(torch_step(torch, cell, x, y, H))
+    for kernel in kernels:
+        names.append(kernel)
+        fns.append(tinytrace_step(cell, kernel, x, y, H))
+    return dict(zip(names, best_of(fns, budget=budget)))
+
+
+# ---- sections -------------------------------------------------------------------------------
+
+def print_machine(torch, threads):
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, "
+          f"torch {torch.__version__ if torch else 'absent'}")
+    print(f"BLAS: {blas_description()}")
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"  (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} set by the caller)")
+    rates = {}
+    for n in threads:
+        set_threads(n, torch)
+        rates[n] = matmul_rates(torch)
+        peer = f", torch.mm {rates[n][1]:.0f}" if torch is not None else ""
+        print(f"float32 1024^3 matmul, {n} thread(s): NumPy {rates[n][0]:.0f} GFLOP/s{peer}")
+    return rates
+
+
+def print_row(label, cell, shape, seconds, rates, target=None):
+    gflop = flops(cell, *shape) / 1e9
+    torch_s = seconds.get("torch")
+    parts = [f"{label:<22} {cell:<5}"]
+    for name in ("torch", "numba", "numpy"):
+        if name in seconds:
+            parts.append(f"{seconds[name] * 1e3:9.2f}")
+        else:
+            parts.append(f"{'-':>9}")
+    ours = seconds.get("numba", seconds.get("numpy"))
+    if torch_s:
+        ratio = ours / torch_s
+        mark = "" if target is None else (" ok" if ratio <= target else " MISSED")
+        parts.append(f"{ratio:7.2f}x" + (f" (target <= {target:.1f}x{mark})" if target else ""))
+    rate = gflop / ours
+    parts.append(f"  {rate:6.1f} GFLOP/s = {100 * rate / rates[0]:4.0f}% of NumPy's matmul")
+    if torch_s:
+        parts.append(f"(torch {gflop / torch_s:5.1f})")
+    print(" ".join(parts))
+
+
+def header(kernels, torch):
+    names = ["torch" if torch else "", *kernels]
+    cols = " ".join(f"{n + ' ms':>9}" for n in ("torch", "numba", "numpy"))
+    print(f"{'T, B, I, H':<22} {'cell':<5} {cols} {'numba/torch':>8}")
+
+
+def targets_section(torch, threads, rates, cells, kernels, budget):
+    for n in threads:
+        set_threads(n, torch)
+        print(f"\n== the issue's workloads, {n} thread(s), float32, best time per training "
+              f"step ==")
+        header(kernels, torch)
+        for shape, goal in TARGETS:
+            for cell in cells:
+                seconds = measure(cell, shape, torch, kernels, budget)
+                print_row(f"{shape}", cell, shape, seconds, rates[n],
+                          goal[cell] if n == 1 else None)
+
+
+def grid_section(torch, threads, rates, cells, budget):
+    for n in threads:
+        set_threads(n, torch)
+        print(f"\n== ratio table: numba / torch per training step, I={GRID['I']}, {n} "
+              f"thread(s) ==")
+        print(f"cells needing > {GRID_MAX_GFLOP} GFLOP or > {GRID_MAX_BYTES / 1e9:.1f} GB of "
+              "activations per step are skipped (-): minutes per measurement on this machine")
+        header(["numba"], torch)
+        skipped = []
+        for T in GRID["T"]:
+            for H in GRID["H"]:
+                for B in GRID["B"]:
+                    shape = (T, B, GRID["I"], H)
+                    for cell in cells:
+                        if (flops(cell, *shape) / 1e9 > GRID_MAX_GFLOP
+                                or saved_bytes(cell, T, B, H) > GRID_MAX_BYTES):
+                            skipped.append(f"{cell} T={T} H={H} B={B}")
+                            continue
+                        seconds = measure(cell, shape, torch, ["numba"], budget)
+                        print_row(f"T={T} H={H} B={B}", cell, shape, seconds, rates[n])
+        print(f"skipped ({len(skipped)}): {', '.join(skipped)}")
+
+
+def stack_section(budget):
+    """Lesson 6's workload: a StackRNN(4, 16, noop=False) on the ten strings n = 1..10
+    (T = 22, B = 10) and on the evaluation batch n = 1..100 (T = 202, B = 100)."""
+    print("\n== StackRNN (lesson 6 sizes), forward + backward + Adam step, float32 ==")
+    print(f"{'workload':<26} {'traced ms':>10} {'fused numpy':>12} {'fused numba':>12} "
+          f"{'traced/numba':>13}")
+    for label, T, B in (("train: T=22 B=10", 22, 10), ("evaluate: T=202 B=100", 202, 100)):
+        x = tt.tensor(np.random.default_rng(0).standard_normal((T, B, 4)).astype(np.float32))
+        fns = []
+        for mode, kernel in (("traced", None), ("fused", "numpy"), ("fused", "numba")):
+            model = tt.nn.StackRNN(4, 16, noop=False, mode=mode, kernel=kernel, rng=0)
+            opt = tt.optim.Adam(model.parameters(), lr=0.01)
+
+            def step(model=model, opt=opt):
+                out, _, _ = model(x)
+                loss = (out * out).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            fns.append(step)
+        t = best_of(fns, budget=budget, min_repeats=2)
+        print(f"{label:<26} {t[0] * 1e3:10.1f} {t[1] * 1e3:12.2f} {t[2] * 1e3:12.2f} "
+              f"{t[0] / t[2]:12.0f}x")
+
+
+def products_section():
+    """The kernels' blocked per-step product against BLAS, both timed inside compiled code
+    (BLAS through numba's ``np.dot``, i.e. SciPy's OpenBLAS), and NumPy's matmul called
+    from Python (BLAS plus the call overhead a Python loop would pay)."""
+    from numba import njit
+    from tinytrace.kernels.numba import _common
+
+    @njit
+    def blocked(a, b_t, out, n):
+        for _ in range(n):
+            _common.product(a, b_t, out)
+
+    @njit
+    def blas(a, b, out, n):
+        for _ in range(n):
+            np.dot(a, b, out)
+
+    print("\n== per-step product, float32, us per product: the kernels' blocked loop vs "
+          "BLAS ==")
+    print(f"{'shape':<22} {'MACs':>8} {'blocked':>8} {'BLAS':>8} {'numpy@':>8}  GFLOP/s blocked")
+    for rows, inner, cols in ((1, 32, 128), (1, 128, 32), (8, 20, 80), (8, 80, 20),
+                              (1, 128, 512), (1, 512, 128), (8, 64, 256), (8, 256, 64),
+                              (32, 32, 128), (32, 128, 32), (32, 128, 512), (32, 512, 128),
+                              (256, 128, 512)):
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((rows, inner)).astype(np.float32)
+        b = rng.standard_normal((inner, cols)).astype(np.float32)
+        b_t = np.ascontiguousarray(b.T)
+        out = np.empty((rows, cols), np.float32)
+        n = max(1, int(2e7 / (rows * inner * cols)))
+
+        def numpy_loop():
+            for _ in range(n):
+                np.matmul(a, b, out=out)
+        times = best_of([lambda: blocked(a, b_t, out, n), lambda: blas(a, b, out, n),
+                         numpy_loop], budget=0.3)
+        us = [t / n * 1e6 for t in times]
+        macs = rows * inner * cols
+        print(f"({rows}, {inner}) @ ({inner}, {cols})".ljust(22)
+              + f" {macs:8d} {us[0]:8.2f} {us[1]:8.2f} {us[2]:8.2f}  {2 * macs / us[0] / 1e3:6.0f}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--cells", nargs="+", default=["lstm", "gru", "rnn"])
+    parser.add_argument("--grid", action="store_true", help="the T x H x B ratio table")
+    parser.add_argument("--products", action="store_true",
+                        help="in-kernel loops vs BLAS for the per-step products")
+    parser.add_argument("--no-stack", action="store_true", help="skip the StackRNN section")
+    parser.add_argument("--budget", type=float, default=1.0,
+                        help="seconds of repeats per measurement (at least 3 repeats)")
+    args = parser.parse_args()
+    if "OPENBLAS_NUM_THREADS" in os.environ and max(args.threads) > 1:
+        print("warning: OPENBLAS_NUM_THREADS is set; BLAS cannot use more threads than it "
+              "says", file=sys.stderr)
     try:
         import torch
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        peer = f"PyTorch {torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         torch = None
-        peer = None
-
-    print(f"training step: T={T} B={B} I={I} H={H} float32, best of {args.repeats}")
-    print(f"{'cell':<5} {'engine':<16} {'ms/step':>8} {'GFLOP/s':>8} {'vs torch':>9}")
-    for cell in args.cells:
-        rows = []
-        if torch is not None:
-            rows.append(("torch", best_time(torch_step(cell, x, y), args.repeats)))
-        for mode in ("fused", "traced"):
-            rows.append((f"tinytrace {mode}",
-                         best_time(tinytrace_step(cell, mode, x, y), args.repeats)))
-        reference = rows[0][1] if torch is not None else None
-        for name, seconds in rows:
-            ratio = f"{seconds / reference:8.2f}x" if reference else "      -"
-            print(f"{cell:<5} {name:<16} {seconds * 1e3:8.2f} "
-                  f"{flops(cell) / seconds / 1e9:8.2f} {ratio}")
-    if peer:
-        print(f"peer: {peer}; ratio = tinytrace time / torch time (< 1: tinytrace faster)")
+    kernels = ["numba", "numpy"] if tt.kernels.available()["numba"] is None else ["numpy"]
+    if "numba" in kernels:
+        # Compile (or load) every kernel first, so that no timing includes it, and so
+        # that SciPy's BLAS (numba's np.dot) is loaded before the thread limits are set.
+        for cell in args.cells:
+            tinytrace_step(cell, "numba", np.zeros((2, 1, 2), np.float32),
+                           np.zeros((2, 1, 1), np.float32), 2)()
+        tt.nn.StackRNN(2, 2, mode="fused")(tt.zeros(2, 1, 2))
+    rates = print_machine(torch, args.threads)
+    if "numba" in kernels:
+        from tinytrace.kernels.numba import COMPILE
+        print("numba kernels: " + "; ".join(
+            f"{e['cell']} {e['dtype']} {'compiled' if e['compiled'] else 'loaded'} in "
+            f"{e['seconds']:.2f} s" for e in COMPILE.log))
+    else:
+        print(f"numba kernels unavailable: {tt.kernels.available()['numba']}")
+    targets_section(torch, args.threads, rates, args.cells, kernels, args.budget)
+    if not args.no_stack:
+        set_threads(1, torch)
+        stack_section(args.budget)
+    if args.products and "numba" in kernels:
+        set_threads(1, torch)
+        products_section()
+    if args.grid and "numba" in kernels:
+        grid_section(torch, args.threads, rates, args.cells, args.budget)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (2 = both cores busy)")
+    if torch is not None:
+        print("ratio = tinytrace time / torch time for the same training step (< 1: "
+              "tinytrace faster); targets from issue 11")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ class Predictor(tt.nn.Module):
         if kind == "lstm":
             self.rnn = tt.nn.LSTM(V, HIDDEN, mode="fused")
         else:
-            self.rnn = tt.nn.StackRNN(V, HIDDEN, noop=False)   # push or pop; reads 2 cells
+            self.rnn = tt.nn.StackRNN(V, HIDDEN, noop=False, mode="fused")  # push/pop, reads 2
         self.head = tt.nn.Linear(HIDDEN, V)
 
     def forward(self, x):
@@ -489,6 +489,7 @@ print(f"each a adds {per_a:.3f} elements to the expected depth (a discrete stack
 
 with tt.no_grad():
     soft_by_hand = stack_model.head(run_stack_by_hand(stack_model.rnn, x_every_n, False))
+    stack_model.rnn.mode = "traced"          # op by op, with the very functions our loop calls
     module_logits, _ = stack_model(x_every_n)
 lesson.claim("by_hand_matches_module",
              float(np.abs(soft_by_hand.numpy() - module_logits.numpy()).max()),

@@ -26,13 +26,21 @@ recycles a block once no array points into it, so a training loop does not fault
 pages in at every step; ``WORKSPACE.clear()`` drops its idle blocks (e.g. before measuring
 memory with ``tracemalloc``, which cannot see a reused block as a new allocation).
 
-The numba (CPU) and CuPy (GPU) versions a later issue adds must match these references.
+These NumPy functions are the readable reference (gathered as the kernel set
+``tinytrace.kernels.reference``). Faster sets with the same functions and results — numba
+on the CPU (``tinytrace.kernels.numba``), CuPy on a GPU — are registered in
+``registry.py``; the fused ops ask it which set to run (``resolve``), and users choose with
+``kernel=`` on a layer or ``tt.kernels.use(name)`` (see ``registry``).
 """
 from .workspace import WORKSPACE
 from .gru import gru_backward, gru_forward
 from .lstm import lstm_backward, lstm_forward
 from .rnn import rnn_backward, rnn_forward
+from .registry import (KernelFallbackWarning, KernelUnavailable, available, default, names,
+                       register, resolve, use)
 from .ugrnn import ugrnn_backward, ugrnn_forward
 
 __all__ = ["WORKSPACE", "rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward",
-           "gru_forward", "gru_backward", "ugrnn_forward", "ugrnn_backward"]
+           "gru_forward", "gru_backward", "ugrnn_forward", "ugrnn_backward",
+           "KernelFallbackWarning", "KernelUnavailable", "available", "default", "names",
+           "register", "resolve", "use"]

@@ -54,8 +54,8 @@ def sigmoid_(a):
     it inside ``np.errstate(over="ignore")`` to silence that warning.
     """
     xp = array_module(a)
-    xp.negative(a, out=a)
-    xp.exp(a, out=a)
+    xp.multiply(a, -1, out=a)      # not negative(a, out=a): NumPy 2.4.6 computes that
+    xp.exp(a, out=a)               # wrongly in place on some strided views (see the tests)
     a += 1
     xp.reciprocal(a, out=a)
     return a

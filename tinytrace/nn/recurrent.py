@@ -11,7 +11,9 @@ in one of two modes with the same parameters and the same gradients:
   tracing, ``Graph`` printing and drawing can see.
 * ``mode="fused"``: the whole sequence is ONE node (``rnn_sequence``, ``lstm_sequence``
   or ``gru_sequence`` from ``tinytrace.ops.recurrent``) whose backward is hand-written
-  BPTT in a plain NumPy kernel (``tinytrace.kernels``). Fast.
+  BPTT in a kernel (``tinytrace.kernels``). Fast. ``kernel="numba"`` (compiled loops, the
+  default when numba imports) or ``"numpy"`` (the readable reference); ``None`` follows
+  ``tt.kernels.use(...)``. Both give the same numbers to rounding.
 
 A sequence layer holds its parameters itself, under PyTorch's names (``weight_ih_l0``,
 ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, then ``..._l1`` for ``num_layers=2``), so
@@ -44,6 +46,7 @@ import contextlib
 import numpy as np
 
 from .. import functions as F
+from .. import kernels
 from ..backend import array_module
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
@@ -72,7 +75,8 @@ class _SequenceLayer(Module):
     states = ("h",)             # the LSTM carries ("h", "c"); initial ones are "h0", "c0"
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 *, mode="traced", dtype=np.float32, rng=None, track_hidden_grads=False):
+                 *, mode="traced", dtype=np.float32, rng=None, track_hidden_grads=False,
+                 kernel=None):
         super().__init__()
         dtype = check_dtype_arg(dtype)
         rng = generator(rng)            # one stream for every tensor, even from a seed
@@ -84,6 +88,7 @@ class _SequenceLayer(Module):
         self.input_size, self.hidden_size = input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = int(num_layers), bias, batch_first
         self.mode = mode
+        self.kernel = kernel
         self.track_hidden_grads = track_hidden_grads
         rows = len(self.gates) * hidden_size
         bound = 1 / np.sqrt(hidden_size)
@@ -109,6 +114,20 @@ class _SequenceLayer(Module):
                              f"{mode!r}")
         object.__setattr__(self, "_mode", mode)
 
+    @property
+    def kernel(self):
+        """The kernel set fused mode runs (``"numba"``, ``"numpy"``, ``"device"``), or None:
+        the default for the input's device (``tt.kernels.default(device)``), looked up at
+        every call."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, kernel):
+        if kernel is not None and kernel not in kernels.names():
+            raise ValueError(f"{type(self).__name__}: kernel must be None or one of "
+                             f"{kernels.names()}, not {kernel!r}")
+        object.__setattr__(self, "_kernel", kernel)
+
     def layer_parameters(self, k):
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k`` (biases may be None)."""
         return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
@@ -117,7 +136,8 @@ class _SequenceLayer(Module):
     def extra_repr(self):
         extra = "" if self.num_layers == 1 else f", num_layers={self.num_layers}"
         return (f"{self.input_size}, {self.hidden_size}{extra}, bias={self.bias}, "
-                f"batch_first={self.batch_first}, mode={self.mode!r}")
+                f"batch_first={self.batch_first}, mode={self.mode!r}"
+                f"{'' if self.kernel is None else f', kernel={self.kernel!r}'}")
 
     # ---- checks --------------------------------------------------------------------------
     def _fail(self, message):
@@ -227,6 +247,7 @@ class _SequenceLayer(Module):
         finals = {name: [] for name in self.states}
         tracked = {name: [] for name in self.states}
         attrs = dict(self.fused_attrs())
+        attrs["kernel"] = self.kernel or kernels.default(x.device)     # recorded: which set ran
         if lengths is not None:
             attrs["lengths"] = lengths
         for k in range(self.num_layers):

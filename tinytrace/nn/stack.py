@@ -34,9 +34,11 @@ only the final ``state`` runs over the padded steps too.
 import numpy as np
 
 from .. import functions as F
+from .. import kernels
 from ..backend import array_module, asarray_like, device_of, to_device
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
+from ..ops.stack_rnn import StackRecord, stack_rnn_sequence
 from ..random import generator
 from ..tensor import Tensor
 from .checks import layer_input, size_arg
@@ -224,6 +226,12 @@ class StackRNN(_StackAugmented):
     stack_width``), ``action`` (``Linear(H, 3)``: A, b_A), ``push_value``
     (``Linear(H, stack_width)``: D, b_D).
 
+    ``mode="traced"`` (default) records every step op by op, in the scopes described
+    above; ``mode="fused"`` runs the whole sequence as ONE node (``stack_rnn_sequence``,
+    hand-written BPTT in a kernel: ``kernel="numba"``, the default when numba imports, or
+    ``"numpy"``), with the same outputs, state, record and gradients, many times faster,
+    but nothing inside the sequence to look at.
+
     ``model(x, state=None)`` -> ``(output, state, record)``; ``state`` is
     ``(controller_state, stack, occupancy)``. ``record`` (time-major NumPy arrays):
     ``push``, ``pop``, ``noop`` (T, B) action probabilities; ``value`` (T, B, m) pushed
@@ -234,7 +242,8 @@ class StackRNN(_StackAugmented):
 
     def __init__(self, input_size, hidden_size, stack_width=1, read_depth=2,
                  stack_depth=None, controller="rnn", nonlinearity="tanh", noop=True,
-                 empty_value=-1.0, batch_first=False, dtype=np.float32, rng=None):
+                 empty_value=-1.0, batch_first=False, dtype=np.float32, rng=None, *,
+                 mode="traced", kernel=None):
         rng = generator(rng)        # one stream for all sublayers (a seed would repeat)
         if read_depth < 1 or stack_width < 1:
             raise ValueError("StackRNN: read_depth and stack_width must be at least 1")
@@ -246,6 +255,31 @@ class StackRNN(_StackAugmented):
         self.noop, self.empty_value = noop, float(empty_value)
         self.action = Linear(hidden_size, 3 if noop else 2, dtype=dtype, rng=rng)
         self.push_value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
+        self.mode, self.kernel = mode, kernel
+
+    @property
+    def mode(self):
+        """``"traced"`` (every push, pop and read a node) or ``"fused"`` (one node)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode):
+        if mode not in ("traced", "fused"):
+            raise ValueError(f"StackRNN: mode must be 'traced' or 'fused', not {mode!r}")
+        object.__setattr__(self, "_mode", mode)
+
+    @property
+    def kernel(self):
+        """The kernel set fused mode runs (``"numba"``, ``"numpy"``), or None: the default
+        for the input's device (``tt.kernels.default(device)``), looked up at every call."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, kernel):
+        if kernel is not None and kernel not in kernels.names():
+            raise ValueError(f"StackRNN: kernel must be None or one of {kernels.names()}, "
+                             f"not {kernel!r}")
+        object.__setattr__(self, "_kernel", kernel)
 
     def initial_state(self, batch_size, depth, dtype=np.float32, device="cpu"):
         """Zero controller state and an empty stack of ``depth`` cells."""
@@ -263,6 +297,8 @@ class StackRNN(_StackAugmented):
         h_state, stack, occupancy = state
         if self.stack_depth is None:      # unbounded: T more steps can push T more cells
             stack, occupancy = self._grow(stack, occupancy, T)
+        if self.mode == "fused":
+            return self._forward_fused(x, h_state, stack, occupancy)
         D, m, k = stack.shape[1], self.stack_width, self.read_depth
         K = 3 if self.noop else 2
         step = self._controller_step()
@@ -296,6 +332,39 @@ class StackRNN(_StackAugmented):
         record.update({key: np.stack(v) for key, v in rec.items()})
         return self._finish(outputs), (h_state, stack, occupancy), record
 
+    def _forward_fused(self, x, h_state, stack, occupancy):
+        """The whole sequence as one ``stack_rnn_sequence`` node; outputs, final state and
+        final stack are slices of its packed result (``tinytrace.ops.stack_rnn``)."""
+        T, B, _ = x.shape
+        H, lstm = self.hidden_size, self.controller_kind == "lstm"
+        cell = self.controller
+        state0 = F.stack(list(h_state), axis=0) if lstm else h_state.reshape(1, B, H)
+        S = state0.shape[0]
+        steps = StackRecord()
+        attrs = {"controller": self.controller_kind, "read_depth": self.read_depth,
+                 "empty_value": self.empty_value, "occupancy": occupancy, "record": steps,
+                 "kernel": self.kernel or kernels.default(x.device)}
+        if not lstm:
+            attrs["nonlinearity"] = cell.nonlinearity
+        if not x.requires_grad:
+            attrs["input_grad"] = False
+        packed = stack_rnn_sequence(
+            x, state0, stack, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh,
+            self.action.weight, self.action.bias, self.push_value.weight,
+            self.push_value.bias, **attrs)
+        n_out, n_state = T * B * H, S * B * H
+        output = packed[:n_out].reshape(T, B, H)
+        finals = packed[n_out:n_out + n_state].reshape(S, B, H)
+        h_state = (finals[0], finals[1]) if lstm else finals[0]
+        stack = packed[n_out + n_state:].reshape(stack.shape)
+        actions = steps.actions
+        record = {"push": actions[..., 0], "pop": actions[..., 1],
+                  "noop": actions[..., 2] if self.noop else np.zeros_like(actions[..., 0]),
+                  "value": steps.value, "stack": steps.stack,
+                  "depth": steps.occupancy.sum(axis=2)}
+        output = output.transpose(1, 0, 2) if self.batch_first else output
+        return output, (h_state, stack, steps.occupancy[-1]), record
+
     def _grow(self, stack, occupancy, steps):
         """Room for ``steps`` more pushes: empty cells appended below a continued stack
         (a fresh one was already made deep enough), so nothing falls off the bottom."""
@@ -313,7 +382,8 @@ class StackRNN(_StackAugmented):
     def extra_repr(self):
         return (super().extra_repr() + f", stack_width={self.stack_width}, "
                 f"read_depth={self.read_depth}, stack_depth={self.stack_depth}"
-                f"{'' if self.noop else ', noop=False'}")
+                f"{'' if self.noop else ', noop=False'}"
+                f"{'' if self.mode == 'traced' else f', mode={self.mode!r}'}")
 
 
 def _superpose_occupancy(occupancy, actions):

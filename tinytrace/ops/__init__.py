@@ -10,5 +10,6 @@ from .reduce import max_ as max  # noqa: A001
 from .reduce import sum_ as sum  # noqa: A001
 from .shape import concat, getitem, reshape, stack, transpose, where
 from .recurrent import gru_sequence, lstm_sequence, rnn_sequence, ugrnn_sequence
+from .stack_rnn import stack_rnn_sequence
 
 __all__ = ["OPS", "Primitive", "primitive"]

@@ -1,9 +1,14 @@
 """Fused sequence primitives: a whole RNN / LSTM / GRU / UGRNN sequence as ONE node.
 
-``rnn_sequence``, ``lstm_sequence``, ``gru_sequence`` and ``ugrnn_sequence`` run the NumPy
-kernels in ``tinytrace.kernels`` (forward: the input projection of every step as one matrix
-product, then the recurrence; backward: hand-written BPTT with the weight gradients as one
-product after the time loop). Forward and vjp sit side by side below, as for every op.
+``rnn_sequence``, ``lstm_sequence`` and ``gru_sequence`` run a kernel set from
+``tinytrace.kernels`` (forward: the input projection of every step as one matrix product,
+then the recurrence; backward: hand-written BPTT with the weight gradients as one product
+after the time loop): the attr ``kernel="numpy"|"numba"|"device"`` names it, ``None``
+means the default for the inputs' device (``tt.kernels.default(device)``: numba on the
+CPU when it loads, the device kernels on a GPU or the stand-in). The layers pass the
+resolved name, so ``node.attrs["kernel"]`` says which set ran. ``ugrnn_sequence`` runs
+the one UGRNN kernel (``tinytrace.kernels.ugrnn``, NumPy's API on any device). Forward and
+vjp sit side by side below, as for every op.
 
 Why one packed output. A node in this engine has exactly one output tensor, but a
 sequence layer has two or three (outputs, h_n, and c_n for the LSTM). So the primitive
@@ -25,16 +30,15 @@ dL/dh_t (T, B, H) for the state after each step t (``.c`` the cell-state gradien
 LSTM). The object is an attr of the node, so a graph walk finds it as
 ``node.attrs["step_grads"]`` without knowing which layer made the node.
 
-Other attrs: ``lengths`` (B,) ints for variable-length batches (rows freeze past their
-length), ``nonlinearity`` for the RNN, and ``input_grad=False``, which the layers pass when
-``x`` is data rather than a result, so the backward skips the (T·B, G·H) @ (G·H, I)
-product for a gradient nobody reads.
+Other attrs: ``kernel`` (above), ``lengths`` (B,) ints for variable-length batches (rows
+freeze past their length), ``nonlinearity`` for the RNN, and ``input_grad=False``, which
+the layers pass when ``x`` is data rather than a result, so the backward skips the
+(T·B, G·H) @ (G·H, I) product for a gradient nobody reads.
 """
 import numpy as np
 
 from .. import kernels
-from ..backend import array_module
-from ..kernels import gpu as device_kernels
+from ..backend import device_of
 from ..kernels._common import check_lengths
 from .registry import primitive
 
@@ -63,12 +67,6 @@ class StepGrads:
         return f"StepGrads({shape})"
 
 
-def _kernels_for(x):
-    """The kernel set for ``x``'s device: the NumPy references on the CPU, the device
-    kernels (cuBLAS products, fused elementwise steps) on a GPU or the stand-in."""
-    return kernels if array_module(x) is np else device_kernels
-
-
 def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
     if x.ndim != 3:
         raise ValueError(f"{name}: x must be (T, B, I), got {x.shape}")
@@ -88,17 +86,17 @@ def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
 
 @primitive("rnn_sequence", saves_output=True)
 def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None,
-                 step_grads=None, input_grad=True):
+                 step_grads=None, input_grad=True, kernel=None):
     """Elman RNN over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H):
-    outputs ``[:T]``, h_n ``[T]``. Kernel: ``tinytrace.kernels.rnn``."""
+    outputs ``[:T]``, h_n ``[T]``. Kernel: ``rnn_forward`` of the set ``kernel``."""
     steps, batch = _check_shapes("rnn_sequence", x, h0, w_ih, w_hh, 1,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     lengths = check_lengths(lengths, steps, batch, "rnn_sequence")
-    k = _kernels_for(x)
-    packed, saved = k.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
+    run = kernels.resolve(kernel, device_of(x), where="rnn_sequence")
+    packed, saved = run.rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, lengths)
 
     def vjp(g):
-        grads = k.rnn_backward(saved, g, input_grad)
+        grads = run.rnn_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
@@ -107,19 +105,20 @@ def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=Non
 
 @primitive("lstm_sequence", saves_output=True)
 def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
-                  input_grad=True):
+                  input_grad=True, kernel=None):
     """LSTM over ``x`` (T, B, I) from ``h0``, ``c0`` (B, H) -> packed (T+2, B, H):
-    outputs ``[:T]``, h_n ``[T]``, c_n ``[T+1]``. Kernel: ``tinytrace.kernels.lstm``."""
+    outputs ``[:T]``, h_n ``[T]``, c_n ``[T+1]``. Kernel: ``lstm_forward`` of the set
+    ``kernel``."""
     steps, batch = _check_shapes("lstm_sequence", x, h0, w_ih, w_hh, 4,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     if c0.shape != h0.shape:
         raise ValueError(f"lstm_sequence: c0 must be {h0.shape}, got {c0.shape}")
     lengths = check_lengths(lengths, steps, batch, "lstm_sequence")
-    k = _kernels_for(x)
-    packed, saved = k.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
+    run = kernels.resolve(kernel, device_of(x), where="lstm_sequence")
+    packed, saved = run.lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
-        grads = k.lstm_backward(saved, g, input_grad)
+        grads = run.lstm_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
@@ -128,17 +127,18 @@ def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=No
 
 @primitive("gru_sequence", saves_output=True)
 def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
-                 input_grad=True):
+                 input_grad=True, kernel=None):
     """GRU over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H): outputs ``[:T]``,
-    h_n ``[T]``. Kernel: ``tinytrace.kernels.gru``."""
+    h_n ``[T]``. Kernel: ``gru_forward`` of the set
+    ``kernel``."""
     steps, batch = _check_shapes("gru_sequence", x, h0, w_ih, w_hh, 3,
                                  {"b_ih": b_ih, "b_hh": b_hh})
     lengths = check_lengths(lengths, steps, batch, "gru_sequence")
-    k = _kernels_for(x)
-    packed, saved = k.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
+    run = kernels.resolve(kernel, device_of(x), where="gru_sequence")
+    packed, saved = run.gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, lengths)
 
     def vjp(g):
-        grads = k.gru_backward(saved, g, input_grad)
+        grads = run.gru_backward(saved, g, input_grad)
         if step_grads is not None:
             step_grads._add(grads[-1])
         return grads[:-1]            # dx, dh0, dw_ih, dw_hh, db_ih, db_hh
