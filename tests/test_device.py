@@ -19,7 +19,7 @@ from tinytrace.ops import OPS
 
 CASES = all_cases()
 DEVICE = "standin"
-FUSED = {"rnn_sequence", "lstm_sequence", "gru_sequence"}
+FUSED = {"rnn_sequence", "lstm_sequence", "gru_sequence", "stack_rnn_sequence"}
 
 
 def same(got, want, exact=True, what=""):
@@ -128,6 +128,8 @@ LAYERS = {
     "gru_traced": (lambda: tt.nn.GRU(3, 4, dtype=np.float64), (5, 2, 3)),
     "gru_fused": (lambda: tt.nn.GRU(3, 4, dtype=np.float64, mode="fused"), (5, 2, 3)),
     "stack_rnn": (lambda: tt.nn.StackRNN(3, 4, dtype=np.float64), (6, 2, 3)),
+    "stack_rnn_fused": (lambda: tt.nn.StackRNN(3, 4, dtype=np.float64, mode="fused"),
+                        (6, 2, 3)),
     "neural_stack": (lambda: tt.nn.NeuralStackRNN(3, 4, controller="lstm",
                                                   dtype=np.float64), (6, 2, 3)),
 }

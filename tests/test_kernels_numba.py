@@ -350,8 +350,17 @@ def test_a_set_for_another_device_is_refused_on_the_cpu(fresh_registry):
     fresh_registry.register("gpu", "tinytrace.kernels.reference", "cuda", priority=10)
     assert registry.default("cpu") == "numpy"
     assert registry.default("cuda") == "gpu"
-    with pytest.raises(ValueError, match="kernel set 'gpu' runs on 'cuda'"):
+    with pytest.raises(ValueError, match="kernel set 'gpu' runs on cuda, but the arrays"):
         registry.resolve("gpu", device="cpu")
+
+
+def test_device_arrays_get_the_device_set_by_default_and_cpu_sets_are_refused_there():
+    assert registry.default("standin") == "device" == registry.default("cuda:1")
+    with pytest.raises(ValueError, match="runs on cpu, but the arrays are on 'standin'"):
+        registry.resolve("numba", device="standin")
+    layer = tt.nn.LSTM(2, 3, mode="fused", kernel="numpy").to("standin")
+    with pytest.raises(ValueError, match="kernel=None"):
+        layer(tt.tensor(np.zeros((2, 1, 2), np.float32), device="standin"))
 
 
 def test_without_numba_the_numpy_kernels_run_and_say_so():

@@ -63,6 +63,7 @@ class KernelSet:
         self._error = None
 
     def load(self):
+        """The set's module, imported on first use (``KernelUnavailable`` if it cannot)."""
         if self._loaded is None and self._error is None:
             try:
                 module = importlib.import_module(self.module)
@@ -79,6 +80,7 @@ class KernelSet:
 
     @property
     def available(self):
+        """Does the set load here?"""
         try:
             self.load()
         except KernelUnavailable:

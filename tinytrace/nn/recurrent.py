@@ -73,6 +73,7 @@ class _SequenceLayer(Module):
 
     gates = ()
     states = ("h",)             # the LSTM carries ("h", "c"); initial ones are "h0", "c0"
+    kernel_sets = True          # fused mode runs a kernel set of ``tt.kernels`` (kernel=)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  *, mode="traced", dtype=np.float32, rng=None, track_hidden_grads=False,
@@ -123,6 +124,9 @@ class _SequenceLayer(Module):
 
     @kernel.setter
     def kernel(self, kernel):
+        if kernel is not None and not self.kernel_sets:
+            raise ValueError(f"{type(self).__name__}: fused mode has one kernel here "
+                             f"(no kernel sets); leave kernel=None, not {kernel!r}")
         if kernel is not None and kernel not in kernels.names():
             raise ValueError(f"{type(self).__name__}: kernel must be None or one of "
                              f"{kernels.names()}, not {kernel!r}")
@@ -247,7 +251,8 @@ class _SequenceLayer(Module):
         finals = {name: [] for name in self.states}
         tracked = {name: [] for name in self.states}
         attrs = dict(self.fused_attrs())
-        attrs["kernel"] = self.kernel or kernels.default(x.device)     # recorded: which set ran
+        if self.kernel_sets:                  # recorded: which kernel set ran
+            attrs["kernel"] = self.kernel or kernels.default(x.device)
         if lengths is not None:
             attrs["lengths"] = lengths
         for k in range(self.num_layers):
@@ -384,6 +389,7 @@ class UGRNN(_SequenceLayer):
     """
     gates = UGRNN_GATES
     fused_op = "ugrnn_sequence"
+    kernel_sets = False          # one kernel (NumPy's API, any device), no numba set yet
 
     def _step(self, x, state, params, keep):
         return {"h": ugrnn_step(x, state["h"], params, keep)}

@@ -96,7 +96,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
     hidden = w_hh.shape[1]
     H = hidden
     dtype = x.dtype
-    gates, h, a = workspace.carve(dtype, (steps, batch, 3 * H), (steps + 1, batch, H),
+    gates, h, a = workspace.carve(np, dtype, (steps, batch, 3 * H), (steps + 1, batch, H),
                                   (steps, batch, H))
     np.matmul(x.reshape(steps * batch, n_in), w_ih.T, out=gates.reshape(steps * batch, 3 * H))
     # x-side bias: b_ih, plus b_hh's r and u parts; b_hn must stay inside r * (W_hn h + b_hn)
@@ -124,7 +124,7 @@ def gru_backward(saved, d_packed, input_grad=True):
     steps, batch, H = a.shape
     dtype = gates.dtype
     d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
-    dz_x_all, dz_h_all, dh_steps = workspace.carve(dtype, gates.shape, gates.shape, a.shape)
+    dz_x_all, dz_h_all, dh_steps = workspace.carve(np, dtype, gates.shape, gates.shape, a.shape)
     dh = d_packed[steps].copy()
     dh0 = _backward_loop(d_packed, gates, a, h, w_hh_t, lengths, dz_x_all, dz_h_all,
                          dh_steps, dh, np.empty_like(dh))

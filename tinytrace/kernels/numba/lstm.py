@@ -75,7 +75,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
     hidden = w_hh.shape[1]
     dtype = x.dtype
     gates, h, c, tanh_c = workspace.carve(
-        dtype, (steps, batch, 4 * hidden), (steps + 1, batch, hidden),
+        np, dtype, (steps, batch, 4 * hidden), (steps + 1, batch, hidden),
         (steps + 1, batch, hidden), (steps, batch, hidden))
     np.matmul(x.reshape(steps * batch, n_in), w_ih.T,
               out=gates.reshape(steps * batch, 4 * hidden))
@@ -100,7 +100,7 @@ def lstm_backward(saved, d_packed, input_grad=True):
     steps, batch, hidden = tanh_c.shape
     dtype = gates.dtype
     d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
-    dz_all, dh_steps, dc_steps = workspace.carve(dtype, gates.shape, tanh_c.shape,
+    dz_all, dh_steps, dc_steps = workspace.carve(np, dtype, gates.shape, tanh_c.shape,
                                                  tanh_c.shape)
     dh = d_packed[steps].copy()
     dc = d_packed[steps + 1].copy()

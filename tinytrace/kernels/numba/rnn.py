@@ -66,7 +66,7 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", le
     steps, batch, n_in = x.shape
     hidden = w_hh.shape[1]
     dtype = x.dtype
-    h, = workspace.carve(dtype, (steps + 1, batch, hidden))
+    h, = workspace.carve(np, dtype, (steps + 1, batch, hidden))
     h[0] = h0
     np.matmul(x.reshape(steps * batch, n_in), w_ih.T, out=h[1:].reshape(steps * batch, hidden))
     bias = np.zeros(hidden, dtype)
@@ -90,7 +90,7 @@ def rnn_backward(saved, d_packed, input_grad=True):
     batch, hidden = h.shape[1:]
     dtype = h.dtype
     d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
-    dz_all, dh_steps = workspace.carve(dtype, (steps, batch, hidden), (steps, batch, hidden))
+    dz_all, dh_steps = workspace.carve(np, dtype, (steps, batch, hidden), (steps, batch, hidden))
     dh = d_packed[steps].copy()
     dh0 = _backward_loop(d_packed, h, w_hh_t, relu, lengths, dz_all, dh_steps, dh,
                          np.empty_like(dh))
