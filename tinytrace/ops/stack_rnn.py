@@ -22,7 +22,7 @@ differentiated), ``record`` (a ``StackRecord`` the forward fills with the action
 values, stacks and occupancy at every step), ``input_grad`` and ``kernel``.
 """
 from .. import kernels
-from ..backend import array_module, device_of
+from ..backend import array_module, asarray_like, device_of, to_host
 from ..kernels.stack_rnn import check_stack_args
 from .registry import primitive
 
@@ -54,6 +54,7 @@ def stack_rnn_sequence(x, state0, stack0, w_ih, w_hh, b_ih, b_hh, w_action, b_ac
                      controller, read_depth)
     if occupancy is None:
         occupancy = array_module(x).zeros(stack0.shape[:2], x.dtype)
+    occupancy = asarray_like(occupancy, x)       # host bookkeeping, beside x for the kernel
     run = kernels.resolve(kernel, device_of(x), where="stack_rnn_sequence")
     if not hasattr(run, "stack_rnn_forward"):
         raise NotImplementedError(f"stack_rnn_sequence: the kernel set {kernel!r} has no "
@@ -61,9 +62,9 @@ def stack_rnn_sequence(x, state0, stack0, w_ih, w_hh, b_ih, b_hh, w_action, b_ac
     packed, saved, steps = run.stack_rnn_forward(
         x, state0, stack0, occupancy, w_ih, w_hh, b_ih, b_hh, w_action, b_action, w_push,
         b_push, controller, nonlinearity, read_depth, empty_value)
-    if record is not None:
+    if record is not None:                       # the record is host data (for plots)
         for key, value in steps.items():
-            setattr(record, key, value)
+            setattr(record, key, to_host(value))
 
     def vjp(g):
         return run.stack_rnn_backward(saved, g, input_grad)
