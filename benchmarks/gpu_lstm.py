@@ -22,6 +22,21 @@ def flops(batch, steps, hidden):
     return 3 * 2 * steps * batch * (2 * hidden) * 4 * hidden
 
 
+def best_time(step, synchronize, repeats):
+    """The fastest of ``repeats`` calls of ``step`` after 3 warm-up calls, with the device
+    synchronised before the clock stops (GPU work is asynchronous)."""
+    for _ in range(3):
+        step()
+    synchronize()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def time_tinytrace(batch, steps, hidden, repeats):
     import cupy
     tt.manual_seed(0)
@@ -33,17 +48,7 @@ def time_tinytrace(batch, steps, hidden, repeats):
         out, _ = lstm(x)
         out.sum().backward()
         lstm.zero_grad()
-
-    for _ in range(3):
-        step()
-    cupy.cuda.Device().synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        cupy.cuda.Device().synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return best_time(step, cupy.cuda.Device().synchronize, repeats)
 
 
 def time_torch(batch, steps, hidden, repeats):
@@ -56,17 +61,7 @@ def time_torch(batch, steps, hidden, repeats):
         out, _ = lstm(x)
         out.sum().backward()
         lstm.zero_grad()
-
-    for _ in range(3):
-        step()
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return best_time(step, torch.cuda.synchronize, repeats)
 
 
 def main():

@@ -11,6 +11,7 @@ import numbers
 
 import numpy as np
 
+from .. import kernels
 from ..context import scope_phrase
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
@@ -62,3 +63,40 @@ def check_shape(layer, x, arg, expected, ok):
     if not ok:
         raise ShapeError(f"{type(layer).__name__} in {scope_phrase()}: {arg} must be "
                          f"{expected}, got {tuple(x.shape)}")
+
+
+class ModeAndKernel:
+    """The two switches of a layer that has a fused form, checked where they are set:
+    ``mode`` (``"traced"``: every op a node; ``"fused"``: the whole sequence one node) and
+    ``kernel`` (the kernel set fused mode runs, ``"numba"``, ``"numpy"``, ``"device"``, or
+    None: the default for the input's device, ``tt.kernels.default(device)``, looked up
+    at every call). A class with only one kernel sets ``kernel_sets = False``."""
+
+    kernel_sets = True
+
+    @property
+    def mode(self):
+        """``"traced"`` (every op a node, to look inside) or ``"fused"`` (one node, fast)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode):
+        if mode not in ("traced", "fused"):
+            raise ValueError(f"{type(self).__name__}: mode must be 'traced' or 'fused', not "
+                             f"{mode!r}")
+        object.__setattr__(self, "_mode", mode)
+
+    @property
+    def kernel(self):
+        """The kernel set fused mode runs, or None for the device's default."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, kernel):
+        if kernel is not None and not self.kernel_sets:
+            raise ValueError(f"{type(self).__name__}: fused mode has one kernel here "
+                             f"(no kernel sets); leave kernel=None, not {kernel!r}")
+        if kernel is not None and kernel not in kernels.names():
+            raise ValueError(f"{type(self).__name__}: kernel must be None or one of "
+                             f"{kernels.names()}, not {kernel!r}")
+        object.__setattr__(self, "_kernel", kernel)

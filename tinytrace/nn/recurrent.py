@@ -56,7 +56,7 @@ from ..random import generator
 from ..tensor import Tensor
 from .cells import (GRU_GATES, LSTM_GATES, RNN_GATES, UGRNN_GATES, check_dtype_arg, gru_step,
                     lstm_step, rnn_step, split_gates, ugrnn_step, zeros_state)
-from .checks import layer_input, size_arg
+from .checks import ModeAndKernel, layer_input, size_arg
 from .layers import uniform
 from .module import Module, Parameter
 
@@ -66,14 +66,13 @@ def _maybe_scope(name):
     return scope(name) if name else contextlib.nullcontext()
 
 
-class _SequenceLayer(Module):
+class _SequenceLayer(ModeAndKernel, Module):
     """Shared machinery of ``RNN``, ``LSTM``, ``GRU``: parameters named as PyTorch's
     (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, then ``_l1`` ...),
     input checks, the traced loop and the fused call."""
 
     gates = ()
     states = ("h",)             # the LSTM carries ("h", "c"); initial ones are "h0", "c0"
-    kernel_sets = True          # fused mode runs a kernel set of ``tt.kernels`` (kernel=)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  *, mode="traced", dtype=np.float32, rng=None, track_hidden_grads=False,
@@ -103,35 +102,7 @@ class _SequenceLayer(Module):
                 setattr(self, f"bias_hh_l{k}", Parameter(uniform((rows,), bound, dtype, rng)))
         self._tracked = None
 
-    # ---- configuration -------------------------------------------------------------------
-    @property
-    def mode(self):
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode):
-        if mode not in ("traced", "fused"):
-            raise ValueError(f"{type(self).__name__}: mode must be 'traced' or 'fused', not "
-                             f"{mode!r}")
-        object.__setattr__(self, "_mode", mode)
-
-    @property
-    def kernel(self):
-        """The kernel set fused mode runs (``"numba"``, ``"numpy"``, ``"device"``), or None:
-        the default for the input's device (``tt.kernels.default(device)``), looked up at
-        every call."""
-        return self._kernel
-
-    @kernel.setter
-    def kernel(self, kernel):
-        if kernel is not None and not self.kernel_sets:
-            raise ValueError(f"{type(self).__name__}: fused mode has one kernel here "
-                             f"(no kernel sets); leave kernel=None, not {kernel!r}")
-        if kernel is not None and kernel not in kernels.names():
-            raise ValueError(f"{type(self).__name__}: kernel must be None or one of "
-                             f"{kernels.names()}, not {kernel!r}")
-        object.__setattr__(self, "_kernel", kernel)
-
+    # ---- configuration: ``mode`` and ``kernel`` come from ModeAndKernel ---------------
     def layer_parameters(self, k):
         """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``k`` (biases may be None)."""
         return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),

@@ -41,7 +41,7 @@ from ..errors import ShapeError
 from ..ops.stack_rnn import StackRecord, stack_rnn_sequence
 from ..random import generator
 from ..tensor import Tensor
-from .checks import layer_input, size_arg
+from .checks import ModeAndKernel, layer_input, size_arg
 from .layers import Linear
 from .module import Module
 from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates, zeros_state
@@ -200,7 +200,7 @@ class _StackAugmented(Module):
                 f"{', batch_first=True' if self.batch_first else ''}")
 
 
-class StackRNN(_StackAugmented):
+class StackRNN(ModeAndKernel, _StackAugmented):
     """Joulin & Mikolov (2015), "Inferring Algorithmic Patterns with Stack-Augmented
     Recurrent Nets": a recurrent controller with a superposition stack.
 
@@ -256,30 +256,6 @@ class StackRNN(_StackAugmented):
         self.action = Linear(hidden_size, 3 if noop else 2, dtype=dtype, rng=rng)
         self.push_value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
         self.mode, self.kernel = mode, kernel
-
-    @property
-    def mode(self):
-        """``"traced"`` (every push, pop and read a node) or ``"fused"`` (one node)."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode):
-        if mode not in ("traced", "fused"):
-            raise ValueError(f"StackRNN: mode must be 'traced' or 'fused', not {mode!r}")
-        object.__setattr__(self, "_mode", mode)
-
-    @property
-    def kernel(self):
-        """The kernel set fused mode runs (``"numba"``, ``"numpy"``), or None: the default
-        for the input's device (``tt.kernels.default(device)``), looked up at every call."""
-        return self._kernel
-
-    @kernel.setter
-    def kernel(self, kernel):
-        if kernel is not None and kernel not in kernels.names():
-            raise ValueError(f"StackRNN: kernel must be None or one of {kernels.names()}, "
-                             f"not {kernel!r}")
-        object.__setattr__(self, "_kernel", kernel)
 
     def initial_state(self, batch_size, depth, dtype=np.float32, device="cpu"):
         """Zero controller state and an empty stack of ``depth`` cells."""
