@@ -355,6 +355,20 @@ def test_fused_layers_are_refused_by_name():
     assert head["rnn.weight_ih_l0"].signed == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("layer", ["RNN", "GRU", "LSTM", "UGRNN"])
+def test_every_fused_layer_is_refused(layer):
+    """Each fused recurrent layer tinytrace has (UGRNN came later) is one node that tracing
+    must refuse to look inside, never answer with 'all uses outside every step'."""
+    model = getattr(tt.nn, layer)(3, 4, mode="fused", dtype=F64)
+    out = model(tt.tensor(np.random.default_rng(0).normal(size=(5, 2, 3)), dtype=F64))[0]
+    assert any(n.op in tt.trace.FUSED_OPS for n in out.graph())
+    flow = tt.trace.flow(out.sum(), model, retain_graph=True)
+    with pytest.raises(TraceError, match=r"_sequence.*mode=\"traced\""):
+        flow.by_time["weight_hh_l0"]
+    with pytest.raises(TraceError, match="_sequence"):
+        tt.trace.split(out.sum(), "*/update_gate" if "GR" in layer else "*/t=2/*", model)
+
+
 def test_traced_and_fused_agree_where_both_can_answer():
     tt.manual_seed(6)
     traced = small_stack_model("lstm", mode="traced")

@@ -58,16 +58,19 @@ from ..autograd import block_backward, grad as _grad, topological_order, unbroad
 from ..context import scope_phrase, step_of, without_step
 from ..errors import TinytraceError
 from ..graph import Graph
-from ..nn.cells import GRU_GATES, LSTM_GATES, RNN_GATES
+from ..nn.recurrent import GRU, LSTM, RNN, UGRNN
 from ..tensor import Tensor
 
 __all__ = ["Component", "TraceError", "TraceWarning", "split", "flow", "lag_matrix", "ablate",
            "Split", "ParamSplit", "Flow", "Lag", "FUSED_OPS", "step_of", "without_step"]
 
-# The ops that run a whole recurrent sequence as one node (``tinytrace.ops.recurrent``).
-FUSED_OPS = frozenset({"rnn_sequence", "lstm_sequence", "gru_sequence"})
+# The ops that run a whole recurrent sequence as one node (``tinytrace.ops.recurrent``),
+# read off the layers that record them so a new fused layer cannot be forgotten here.
+_LAYERS = (RNN, LSTM, GRU, UGRNN)
+FUSED_OPS = frozenset(layer.fused_op for layer in _LAYERS)
 # The sub-scopes the traced version of such a layer records inside its own scope.
-_TRACED_SUB_SCOPES = tuple(dict.fromkeys(RNN_GATES + LSTM_GATES + GRU_GATES + ("cell",)))
+_TRACED_SUB_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
+                                         + ("cell", "hidden")))
 
 
 class TraceError(TinytraceError, ValueError):
