@@ -246,6 +246,22 @@ def _resolve_params(params, roots):
     return out
 
 
+def _check_read(recorded, named, roots, caller):
+    """Refuse parameters none of which the graph reads (another model's, say); warn about
+    the ones it does not read."""
+    read = {id(t) for node in recorded.nodes for t in node.inputs} | {id(r) for r in roots}
+    unread = [name for name, p in named if id(p) not in read]
+    if len(unread) == len(named):
+        raise TraceError(f"{caller}: none of the {len(named)} parameters given "
+                         f"({', '.join(map(repr, unread[:6]))}{' ...' if len(unread) > 6 else ''}) "
+                         "is read by the graph of the loss; pass the parameters of the model "
+                         "that computed it (not another model's), or None for all of them")
+    if unread:
+        warnings.warn(f"{caller}: {', '.join(map(repr, unread[:6]))}"
+                      f"{' ...' if len(unread) > 6 else ''} not read by the graph of the loss: "
+                      "their traced gradients are 0 (and split's shares nan)", TraceWarning, stacklevel=3)
+
+
 def _roots_and_seeds(loss, grad):
     if not isinstance(loss, Tensor):
         raise TypeError(f"trace: expected the loss as a Tensor, not {type(loss).__name__}")
@@ -399,6 +415,7 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     roots, seeds = _roots_and_seeds(loss, grad)
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
+    _check_read(recorded, named, roots, "split")
     members = {node for node in recorded.nodes if component(node)}
     _check_component_sees(component, recorded, len(members))
     if not members:
@@ -584,6 +601,7 @@ def flow(loss, params=None, grad=None, retain_graph=False):
     roots, seeds = _roots_and_seeds(loss, grad)
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
+    _check_read(recorded, named, roots, "flow")
     grads, per_use, processed, adjoint, edge = _traced_pass(recorded, roots, seeds, named,
                                                             adjoints=True, edges=True)
     if not retain_graph:
@@ -656,6 +674,7 @@ def lag_matrix(step_losses, params=None, retain_graph=False):
         raise TraceError("lag_matrix: no per-step losses")
     named = _resolve_params(params, everything)
     recorded = _Recorded(everything, named)
+    _check_read(recorded, named, everything, "lag_matrix")
     for name, p in named:
         fused = recorded.fused_uses(p)
         if fused:
