@@ -81,7 +81,7 @@ class Linearization:
         best aligned with ``directions`` (K, N) or (N,), e.g. the local tangents of a line
         of fixed points: the mode that integrates along the line, even where two slow
         modes have nearly the same |lambda| and swap places. Returns ``(Mode, rank)``,
-        ``rank`` (K,) the chosen mode's index by |lambda| (0 = the slowest)."""
+        ``rank`` (K,) the chosen mode's index by |lambda| (0 = the largest)."""
         K, N = self.points.shape
         directions = np.asarray(directions, dtype=DTYPE)
         if directions.shape not in ((N,), (K, N)):
@@ -105,7 +105,8 @@ class Linearization:
                     pick("is_real")), rank
 
     def mode(self, i=0, orient=None):
-        """Mode ``i`` (0 = the slowest, largest |lambda|) at every point as a ``Mode``.
+        """Mode ``i`` (0 = the largest |lambda|: the slowest to decay, unless some mode
+        has |lambda| > 1 and grows) at every point as a ``Mode``.
 
         Eigenvectors have no sign of their own; ``orient`` (N,), if given, flips each
         point's r_i (and l_i with it, so l_i r_i = 1 still) to have r_i . orient >= 0,
@@ -138,9 +139,10 @@ def time_constants(eigenvalues):
 
 
 def linearize(step, points, x=None):
-    """The ``Linearization`` of ``step`` (a ``StepMap``, or a cell/layer) at ``points``: a ``FixedPoints``
-    (its constant input is used unless ``x`` is given) or a (K, N) array (``x`` (E,),
-    zeros if None). Jacobians come from the engine's batched vector-Jacobian products."""
+    """The ``Linearization`` of ``step`` (a ``StepMap``, or a cell/layer) at ``points``:
+    a ``FixedPoints`` (its constant input is used unless ``x`` is given) or a (K, N) array
+    (``x`` (E,), zeros if None). Jacobians come from the engine's batched
+    vector-Jacobian products."""
     if hasattr(points, "states") and hasattr(points, "q_paper"):
         if x is None:
             x = points.x
@@ -310,8 +312,8 @@ def alignment(u, v, samples=10000, rng=None):
 def input_projections(lin, inputs, mode=0, orient=None):
     """Each input's push along a mode: ``l_mode^T (dF/dx) e_w`` at every point, (K, W) for
     ``inputs`` (W, E) (e.g. the embedding rows of W words). ``mode``: an index (0 = the
-    slowest; ``orient`` fixes its sign as in ``Linearization.mode``) or a ``Mode`` (e.g.
-    from ``Linearization.mode_along``). Real parts (exact for a real eigenvalue)."""
+    largest |lambda|; ``orient`` fixes its sign as in ``Linearization.mode``) or a
+    ``Mode`` (e.g. from ``Linearization.mode_along``). Real parts (exact for a real eigenvalue)."""
     inputs = np.asarray(inputs, dtype=DTYPE)
     if inputs.ndim == 1:
         inputs = inputs[None]

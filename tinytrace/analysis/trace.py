@@ -251,15 +251,14 @@ def _check_read(recorded, named, roots, caller):
     the ones it does not read."""
     read = {id(t) for node in recorded.nodes for t in node.inputs} | {id(r) for r in roots}
     unread = [name for name, p in named if id(p) not in read]
+    listed = ", ".join(map(repr, unread[:6])) + (" ..." if len(unread) > 6 else "")
     if len(unread) == len(named):
-        raise TraceError(f"{caller}: none of the {len(named)} parameters given "
-                         f"({', '.join(map(repr, unread[:6]))}{' ...' if len(unread) > 6 else ''}) "
+        raise TraceError(f"{caller}: none of the {len(named)} parameters given ({listed}) "
                          "is read by the graph of the loss; pass the parameters of the model "
                          "that computed it (not another model's), or None for all of them")
     if unread:
-        warnings.warn(f"{caller}: {', '.join(map(repr, unread[:6]))}"
-                      f"{' ...' if len(unread) > 6 else ''} not read by the graph of the loss: "
-                      "their traced gradients are 0 (and split's shares nan)", TraceWarning, stacklevel=3)
+        warnings.warn(f"{caller}: {listed} not read by the graph of the loss: their traced "
+                      "gradients are 0 (and split's shares nan)", TraceWarning, stacklevel=3)
 
 
 def _roots_and_seeds(loss, grad):
