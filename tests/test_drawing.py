@@ -167,6 +167,8 @@ def test_draw_arguments_are_checked():
         graph.layout(group="time")
     with pytest.raises(TypeError, match="nodes must be a predicate"):
         graph.layout(nodes=3)
+    with pytest.raises(TypeError, match=r"edge_weights must be a dict.*flow\(\.\.\.\)\.edges"):
+        graph.layout(edge_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="too many.*group="):
         graph.draw(max_nodes=10)
     _, other = mlp_loss()

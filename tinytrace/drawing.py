@@ -117,6 +117,9 @@ def build(graph, nodes=None, group=None, edge_weights=None):
     if group not in (None, "scope", "step") and not callable(group):
         raise ValueError(f"draw(): group must be None, 'scope', 'step' or a function node -> "
                          f"key, not {group!r}")
+    if edge_weights is not None and not hasattr(edge_weights, "get"):
+        raise TypeError(f"draw(): edge_weights must be a dict {{(node, input index): weight}}, "
+                        f"e.g. tt.trace.flow(...).edges, not {type(edge_weights).__name__}")
     if nodes is None:
         chosen = graph.nodes
     elif callable(nodes):
