@@ -25,7 +25,10 @@ or through their preparation, below) are listed apart from those used outside it
 two backward passes, one blocked and one full.
 
 **Uses and time steps** (``flow``). A parameter's *preparation* is the nodes computed from
-parameters alone (its transpose, the row block of one gate). A *use* is a node outside
+parameters alone (its transpose, the row block of one gate; "parameter" here means any
+leaf that requires grad, traced or not, so an *input* with ``requires_grad=True``
+multiplied by a weight before the time loop makes that product preparation too, and its
+use moves to the step that reads it). A *use* is a node outside
 that preparation which reads the parameter or a prepared tensor of it: a matmul at step
 7, say. The gradient of p is the sum over its uses of the message each use sends back,
 pulled through the (linear) preparation. ``by_time[p][tau]`` sums the uses recorded in a
