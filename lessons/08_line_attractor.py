@@ -292,8 +292,10 @@ for kind in KINDS:
 # $J = \partial F/\partial s$ and $B = \partial F/\partial x$. Write
 # $J = R\,\mathrm{diag}(\lambda)\,L$: the right eigenvectors $r_i$ (columns of $R$) are
 # the modes, the left eigenvectors $l_i$ (rows of $L = R^{-1}$) read a state's coordinate
-# along them, and a mode with eigenvalue $\lambda$ forgets with time constant
-# $\tau = |1 / \ln|\lambda||$ steps. A line attractor has one eigenvalue $\approx 1$ (no
+# along them, and a mode with eigenvalue $|\lambda| < 1$ forgets with time constant
+# $\tau = |1 / \ln|\lambda||$ steps (for $|\lambda| > 1$ the same number is the time the
+# mode takes to *grow* by e: modes are sorted by $|\lambda|$, so $\lambda_1$ is the
+# slowest to decay only when no mode grows). A line attractor has one eigenvalue $\approx 1$ (no
 # forgetting along the line) and the others clearly smaller. The paper then checks two
 # alignments: the top right eigenvector $r_1$ against the local direction of the line
 # (here: the main axis of each fixed point's 10 nearest fixed points), and the readout
@@ -458,11 +460,14 @@ lesson.savefig(fig, "linearization")
 # ## The claims, with the bounds they were checked against
 #
 # Every number above is recorded below; the bounds were set after running the lesson on
-# five seeds in quick mode (`TINYTRACE_SEED=0..4`) and two in full mode, with a margin.
+# seven seeds in quick mode (`TINYTRACE_SEED=0..6`) and two in full mode, with a margin.
 # They hold for the gated cells (GRU, LSTM, and the UGRNN in full mode), the line-attractor
-# story, except where the longer-trained LSTM of full mode leaves the zero-input picture
-# (see the end). The vanilla RNN gets the few claims it meets in quick mode: it learns the
-# task less well, and its slowest mode forgets within a few steps.
+# story, except the LSTM's zero-input claims (the label kept under zero input, the number
+# of fixed points, how much of the visited region the line covers, the readout along it):
+# on some seeds (quick mode: 2 of the 7) and in full mode the LSTM leaves the zero-input
+# picture (see the end), so those are printed for it, not asserted. The vanilla RNN gets
+# the few claims it meets in quick mode: it learns the task less well, and its largest
+# |λ| is not near 1 (τ of a few steps).
 
 # %%
 GATED_BOUNDS = {                       # claim: (at_least, at_most), for GRU, LSTM, UGRNN
@@ -472,10 +477,12 @@ GATED_BOUNDS = {                       # claim: (at_least, at_most), for GRU, LS
     "line_mode_eigenvalue": (0.90, 1.05), "line_mode_top2": (0.70, None),
     "readout_along_line": (0.85, None), "push_valence": (0.90, None),
     "push_bow": (0.85, None), "neutral_ratio": (None, 0.30), "rollout_agree": (0.80, None)}
-KIND_BOUNDS = {"GRU": {"one_step_none": (None, 0.30)}}     # the LSTM's varies too much
-if not lesson.quick:      # the longer-trained LSTM leaves the zero-input picture (see below)
-    KIND_BOUNDS["LSTM"] = dict.fromkeys(["relax_keeps_label", "line_covers",
-                                         "readout_along_line", "rollout_agree"], (None, None))
+KIND_BOUNDS = {"GRU": {"one_step_none": (None, 0.30)},    # the LSTM's varies too much
+               # the LSTM leaves the zero-input picture on some seeds (see the end)
+               "LSTM": dict.fromkeys(["relax_keeps_label", "n_fixed", "line_covers",
+                                      "readout_along_line"], (None, None))}
+if not lesson.quick:      # ... and its single linearisation then agrees less
+    KIND_BOUNDS["LSTM"]["rollout_agree"] = (None, None)
 RNN_BOUNDS = lesson.pick(        # full mode trains it longer: it changes (the run prints)
     quick={"test_accuracy": (0.65, None), "tau1": (None, 10), "push_valence": (0.30, None)},
     full={"test_accuracy": (0.65, None)})
@@ -526,7 +533,8 @@ claim("null_q99", max(null99.values()), "random directions: 99th percentile |cos
 #
 # The gated networks did what Maheswaranathan et al. describe. Their states live in a few
 # dimensions (PC1 alone holds most of the variance, against a dozen dimensions before
-# training); with no input they stay where the review left them; their fixed points at
+# training); with no input they stay where the review left them (the LSTM not on every
+# seed: see the last point below); their fixed points at
 # zero input lie along a nearly straight line, at each of which the Jacobian has a mode
 # with eigenvalue near 1 whose right eigenvector points along the line (the slowest mode,
 # or, where two slow modes are nearly tied, the second); the readout points along the
@@ -534,11 +542,15 @@ claim("null_q99", max(null99.values()), "random directions: 99th percentile |cos
 # closely as the bag-of-words weights do. The run prints each of these numbers.
 #
 # Where the linear picture breaks: one step of the linearisation at the nearest fixed
-# point misses a sizeable fraction of the step the network takes, least with no input and
-# most for rated words, which are large inputs for which the first-order input term $B x$
-# is not enough. Yet one linearisation, at one fixed point, run over whole reviews, gives
-# the network's label on most of them: the errors it makes lie mostly in fast-decaying
-# directions the readout does not see.
+# point misses a sizeable fraction of the step the network takes. For the GRU, the UGRNN
+# and the vanilla RNN it misses least with no input and most for rated words, which are
+# large inputs for which the first-order input term $B x$ is not enough; the LSTM's errors
+# vary from seed to seed and can be largest with no input, where its zero-input fixed
+# points lie far from the states its reviews visit (the run prints all three). Yet one
+# linearisation, at one fixed point, run over whole reviews, gives the network's label on
+# most of them (the run prints how many, and the correlation of the two readouts): it
+# gets the sign right more often than the size — in the right panel the linear model's
+# readout is many times the network's, since nothing in a linear model saturates.
 #
 # What differs from the paper, honestly:
 #
@@ -551,24 +563,31 @@ claim("null_q99", max(null99.values()), "random directions: 99th percentile |cos
 # - **The models are small and briefly trained**: 32 units, seconds (quick) to a minute
 #   (full) of training, against the paper's larger networks trained to convergence.
 # - **No time constants of thousands of steps.** The paper found slow modes far longer
-#   than its reviews (hundreds of tokens). Ours are of the order of our reviews' 20-60
-#   tokens (the run prints them): a network only has to remember as long as its inputs
-#   last, and short training does not push the eigenvalue closer to 1 than needed.
+#   than its reviews (hundreds of tokens). Ours range from about our reviews' 20-60
+#   tokens to ten times that, depending on the cell and the seed (the run prints them):
+#   a network only has to remember as long as its inputs last, and short training does
+#   not push the eigenvalue closer to 1 than that needs.
 # - **The vanilla RNN is the slow learner.** Trained for the seconds of quick mode it
-#   learns the task less well than the gated cells, and its slowest mode forgets within a
-#   few steps: it has not (yet) become a line attractor. Full mode trains it longer and
-#   it gets closer (the run prints how close); the paper's vanilla RNNs, trained far
-#   longer, had a line attractor too, with lower accuracy than the gated ones.
+#   learns the task less well than the gated cells, and its largest |λ| is not near 1:
+#   on most seeds below it (a memory of a few steps), on some above it (a mode that
+#   *grows*; τ = |1/ln|λ|| is then the time it takes to grow by e, not a memory). Either
+#   way it has not (yet) become a line attractor. Full mode trains it longer: its
+#   accuracy catches up with the gated cells', and its spectrum changes (the run prints
+#   |λ_1| and |λ_2|; a |λ| above 1 is again a growing mode). The paper's vanilla RNNs,
+#   trained far longer, had a line attractor too, with lower accuracy than the gated ones.
 # - **The finder.** The paper used the Adam-based finder of Golub & Sussillo; this lesson
-#   uses `fp.find(..., method="newton")` (damped Newton), which on these networks converges
-#   in a handful of iterations; `method="adam"` is the default and the paper's method, and
+#   uses `fp.find(..., method="newton")` (damped Newton), which on the GRU, UGRNN and
+#   vanilla RNN converges in a handful of iterations and on the LSTM in tens, where on
+#   some seeds many of its candidates stay unconverged (the run prints the iterations and
+#   the counts); `method="adam"` is the default and the paper's method, and
 #   `benchmarks/fixed_points.py` compares the two, and Adam against PyTorch.
 # - **Zero input is not always the right $x^*$.** The paper held the input at zero. Here
-#   every token is a word, so zero is an input the networks never saw during training. In
-#   quick mode that does not matter; in full mode the LSTM, trained longer, has its
-#   zero-input fixed points outside the region its reviews visit (the run prints the share
-#   of final states within the line's extent), drifts when the input is zero, and its
-#   single linearisation agrees less with it. `fp.find(step, candidates, x)` takes any
+#   every token is a word, so zero is an input the networks never saw during training.
+#   For the GRU (and the UGRNN) that did not matter on any seed we ran. The LSTM, on some
+#   seeds (quick mode: 2 of the 7 we ran, `TINYTRACE_SEED=5` and `6`) and in full mode,
+#   has few zero-input fixed points near the region its reviews visit (the run prints the
+#   share of final states within the line's extent), drifts when the input is zero, and
+#   its single linearisation agrees less with it. `fp.find(step, candidates, x)` takes any
 #   constant input, e.g. the mean embedding of the words, the other common choice.
 # - **The LSTM's state is [h; c].** Its fixed points, eigenvectors and PCA live in that
 #   2H-dimensional space; the readout sees only h, so it is compared with the h part of

@@ -110,6 +110,18 @@ def test_grouping_by_scope_splits_a_group_rather_than_make_a_cycle():
         > lay.layers["stackrnn/t=1/stack"]
 
 
+def test_a_constant_made_inside_a_step_does_not_split_its_box():
+    # the stack update makes its 'empty' cell (a constant) in the middle of each step;
+    # a leaf has no inputs, so it cannot close a cycle: one box per step, not three
+    loss, _ = stack_loss()
+    lay = loss.graph().layout(group="step")
+    check_routes(lay)
+    steps = [v.key for v in lay.vertices.values() if v.kind == "group"
+             and not str(v.key).startswith("prepared")]
+    assert len(steps) == len(set(steps)) == loss.node.inputs[0].shape[0]
+    assert all(isinstance(k, str) for k in steps)            # never a (key, chunk) pair
+
+
 def test_far_readers_of_a_parameter_get_dashed_copies_one_layer_below():
     loss, model = stack_loss()
     lay = loss.graph().layout()
@@ -155,6 +167,8 @@ def test_draw_arguments_are_checked():
         graph.layout(group="time")
     with pytest.raises(TypeError, match="nodes must be a predicate"):
         graph.layout(nodes=3)
+    with pytest.raises(TypeError, match=r"edge_weights must be a dict.*flow\(\.\.\.\)\.edges"):
+        graph.layout(edge_weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="too many.*group="):
         graph.draw(max_nodes=10)
     _, other = mlp_loss()

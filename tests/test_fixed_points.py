@@ -405,3 +405,38 @@ def test_bad_input_gets_clear_errors():
         fp.candidates(np.zeros((3, 2, 4)), np.zeros((3, 2), bool))
     with pytest.raises(ShapeError, match="input_projections"):
         fp.input_projections(fp.linearize(gru, np.zeros((1, 4))), np.zeros((5, 2)))
+
+
+def test_every_step_argument_takes_the_cell_or_layer_too():
+    """find() wraps a cell or layer in a StepMap; linearize() and linearization_error()
+    take the same argument, not only a StepMap (they used to fail on .check_states)."""
+    layer = tt.nn.GRU(3, 4, dtype=np.float64, rng=21)
+    points = 0.3 * np.random.default_rng(22).standard_normal((3, 4))
+    by_map = fp.linearize(fp.StepMap(layer), points)
+    by_layer = fp.linearize(layer, points)
+    np.testing.assert_array_equal(by_layer.J_rec, by_map.J_rec)
+    err = fp.linearization_error(layer, by_layer, points + 0.01, np.zeros(3))
+    np.testing.assert_array_equal(err.absolute, fp.linearization_error(
+        fp.StepMap(layer), by_map, points + 0.01, np.zeros(3)).absolute)
+
+
+def test_more_bad_input_gets_clear_errors():
+    gru = fp.StepMap(tt.nn.GRU(3, 4))
+    cands = np.zeros((5, 4))
+    with pytest.raises(ValueError, match="find: no candidates"):
+        fp.find(gru, np.zeros((0, 4)))
+    for bad in (-1, 2.5):
+        with pytest.raises(ValueError, match="max_iters must be an int >= 0"):
+            fp.find(gru, cands, max_iters=bad)
+    with pytest.raises(ValueError, match="record_every must be a positive int"):
+        fp.find(gru, cands, record_every=0)
+    with pytest.raises(ValueError, match="unique_tol and plateau must be >= 0.*nan"):
+        fp.find(gru, cands, unique_tol=float("nan"))
+    lin = fp.linearize(gru, 0.1 * np.ones((2, 4)))
+    with pytest.raises(ShapeError, match=r"mode_along: directions must be \(4,\) or \(2, 4\)"):
+        lin.mode_along(np.ones(3))
+    with pytest.raises(ValueError, match="mode_along: a zero direction"):
+        lin.mode_along(np.zeros(4))
+    states, valid = gru.run(np.zeros((3, 2, 3)))
+    with pytest.raises(ShapeError, match=r"pca: valid must have the states' leading shape"):
+        fp.pca(states, valid[:, :1])

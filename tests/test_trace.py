@@ -140,6 +140,7 @@ def test_split_adds_up_and_matches_the_last_node_formula(graph_and_params, spec)
             assert part.signed == pytest.approx(float((part.via * g_p).sum()) / gg, abs=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore::tinytrace.analysis.trace.TraceWarning")
 @given(random_graphs())
 def test_by_time_adds_up_to_the_gradient(graph_and_params):
     loss, params = graph_and_params
@@ -355,6 +356,20 @@ def test_fused_layers_are_refused_by_name():
     assert head["rnn.weight_ih_l0"].signed == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("layer", ["RNN", "GRU", "LSTM", "UGRNN"])
+def test_every_fused_layer_is_refused(layer):
+    """Each fused recurrent layer tinytrace has (UGRNN came later) is one node that tracing
+    must refuse to look inside, never answer with 'all uses outside every step'."""
+    model = getattr(tt.nn, layer)(3, 4, mode="fused", dtype=F64)
+    out = model(tt.tensor(np.random.default_rng(0).normal(size=(5, 2, 3)), dtype=F64))[0]
+    assert any(n.op in tt.trace.FUSED_OPS for n in out.graph())
+    flow = tt.trace.flow(out.sum(), model, retain_graph=True)
+    with pytest.raises(TraceError, match=r"_sequence.*mode=\"traced\""):
+        flow.by_time["weight_hh_l0"]
+    with pytest.raises(TraceError, match="_sequence"):
+        tt.trace.split(out.sum(), "*/update_gate" if "GR" in layer else "*/t=2/*", model)
+
+
 def test_traced_and_fused_agree_where_both_can_answer():
     tt.manual_seed(6)
     traced = small_stack_model("lstm", mode="traced")
@@ -421,6 +436,25 @@ def test_bad_input_gets_clear_errors():
     with pytest.warns(tt.trace.TraceWarning, match="matches no node"):
         result = tt.trace.split(loss, "*/typo*", w)
     assert not result[w].via.any()
+
+
+def test_parameters_the_graph_never_reads_are_named():
+    """Another model's parameters (or a typo'd subset) are a mistake to say so about,
+    not a table of zeros and nan shares."""
+    w = tt.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    with tt.scope("t=0"):
+        loss = (w * tt.tensor([3.0, 4.0], dtype=F64)).sum()
+    other = tt.nn.Linear(2, 2, dtype=F64)
+    for call in (lambda: tt.trace.split(loss, "*", other, retain_graph=True),
+                 lambda: tt.trace.flow(loss, other, retain_graph=True),
+                 lambda: tt.trace.lag_matrix([loss], other, retain_graph=True)):
+        with pytest.raises(TraceError, match=r"none of the 2 parameters.*'weight'.*"
+                                             r"graph.*another model"):
+            call()
+    with pytest.warns(tt.trace.TraceWarning, match=r"'bias'.*not read by the graph"):
+        result = tt.trace.flow(loss, {"w": w, "bias": other.bias}, retain_graph=True)
+    assert not result.grads["bias"].any() and result.by_time["bias"] == {}
+    assert tt.trace.split((w * w).sum(), "*", w)[w].signed == 1.0   # all preparation: read
 
 
 def test_scope_helpers():

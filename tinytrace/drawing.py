@@ -38,6 +38,7 @@ LAYER = 0.62          # inches between layers
 BOX_HALF = 0.2        # half a box's height, in layers
 DUMMY = 0.06          # width of a waypoint, inches
 _STEP_PART = re.compile(r"^t=\d+$")
+_SOURCES = ("leaf", "outside")     # vertex kinds with no inputs of their own
 
 
 class Vertex:
@@ -116,6 +117,9 @@ def build(graph, nodes=None, group=None, edge_weights=None):
     if group not in (None, "scope", "step") and not callable(group):
         raise ValueError(f"draw(): group must be None, 'scope', 'step' or a function node -> "
                          f"key, not {group!r}")
+    if edge_weights is not None and not hasattr(edge_weights, "get"):
+        raise TypeError(f"draw(): edge_weights must be a dict {{(node, input index): weight}}, "
+                        f"e.g. tt.trace.flow(...).edges, not {type(edge_weights).__name__}")
     if nodes is None:
         chosen = graph.nodes
     elif callable(nodes):
@@ -190,8 +194,10 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                 vertices[key].stub_label = describe(node)
         else:
             key = open_chunk.get(gk)
-            # joining the open box must not make an edge point backwards (a cycle)
-            if key is None or any(order[s] > order[key] for _, s in sources if s != key):
+            # joining the open box must not make an edge point backwards (a cycle); a leaf
+            # or a stand-in has no inputs, so it cannot close one: it moves before the box
+            if key is None or any(order[s] > order[key] for _, s in sources
+                                  if s != key and s[0] not in _SOURCES):
                 chunks[gk] = chunks.get(gk, 0) + 1
                 key = ("group", gk, chunks[gk])
                 label = gk[len(prefix):] if gk.startswith(prefix) else gk
@@ -199,6 +205,9 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                 add(key, Vertex(name, label or gk, "group", without_step(gk),
                                 side=True, members=0))
                 open_chunk[gk] = key
+            for _, s in sources:
+                if s[0] in _SOURCES and order[s] > order[key]:
+                    order[s] = order[key] - 0.5
             vertices[key].members += 1
             # a group of parameter-side nodes only (a gate's weight slices) is one too
             vertices[key].side = vertices[key].side and node in side_nodes
@@ -231,6 +240,7 @@ def build(graph, nodes=None, group=None, edge_weights=None):
                 edges[edge] = True
                 if edge_weights is not None and (consumer, i) in edge_weights:
                     weights[edge] = weights.get(edge, 0.0) + float(edge_weights[(consumer, i)])
+    vertices = dict(sorted(vertices.items(), key=lambda item: order[item[0]]))
     for v in vertices.values():
         if v.kind == "group":
             v.label = f"{v.label}\n({v.members} node{'' if v.members == 1 else 's'})"

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ShapeError
-from .step_map import DTYPE, StepMap
+from .step_map import DTYPE, StepMap, as_step_map
 from .linearization import (PCA, Alignment, Line, Linearization, LinearizationError, Mode,
                             alignment, cosine, fit_line, input_projections, linear_rollout,
                             linearization_error, linearize, local_directions, pca,
@@ -220,8 +220,7 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
     of JᵀJ of each candidate, is divided by 3 after a step that lowers |r| and doubled
     after one that does not (the step is then not taken).
     """
-    if not isinstance(step, StepMap):
-        step = StepMap(step)
+    step = as_step_map(step)
     if method not in METHODS:
         raise ValueError(f"find: method must be one of {METHODS}, not {method!r}")
     for name, value in (("tol", tol), ("slow_tol", slow_tol), ("lr", lr),
@@ -231,14 +230,21 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
     _check_positive("lr_decay", lr_decay, upper=1)
     if slow_tol < tol:
         raise ValueError(f"find: slow_tol ({slow_tol:g}) must be >= tol ({tol:g})")
-    if unique_tol < 0 or plateau < 0:
+    if not (unique_tol >= 0 and plateau >= 0):          # also refuses NaN
         raise ValueError(f"find: unique_tol and plateau must be >= 0, got {unique_tol}, "
                          f"{plateau}")
     if not isinstance(patience, (int, np.integer)) or patience < 1:
         raise ValueError(f"find: patience must be a positive int, got {patience!r}")
+    if not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise ValueError(f"find: record_every must be a positive int, got {record_every!r}")
     if max_iters is None:
         max_iters = 5000 if method == "adam" else 100
+    if not isinstance(max_iters, (int, np.integer)) or max_iters < 0:
+        raise ValueError(f"find: max_iters must be an int >= 0, got {max_iters!r}")
     states = step.check_states(candidates, "find").copy()
+    if len(states) == 0:
+        raise ValueError("find: no candidates (an empty (0, N) array); draw some with "
+                         "candidates(states, valid, n)")
     x = step.input_array(x, 1, "find")
     start = time.perf_counter()
     run = _adam if method == "adam" else _newton

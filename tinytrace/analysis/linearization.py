@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ShapeError
-from .step_map import DTYPE
+from .step_map import DTYPE, as_step_map
 
 
 # ---- the linearisation itself ------------------------------------------------------------
@@ -81,9 +81,16 @@ class Linearization:
         best aligned with ``directions`` (K, N) or (N,), e.g. the local tangents of a line
         of fixed points: the mode that integrates along the line, even where two slow
         modes have nearly the same |lambda| and swap places. Returns ``(Mode, rank)``,
-        ``rank`` (K,) the chosen mode's index by |lambda| (0 = the slowest)."""
+        ``rank`` (K,) the chosen mode's index by |lambda| (0 = the largest)."""
         K, N = self.points.shape
-        directions = np.broadcast_to(np.asarray(directions, dtype=DTYPE), (K, N))
+        directions = np.asarray(directions, dtype=DTYPE)
+        if directions.shape not in ((N,), (K, N)):
+            raise ShapeError(f"Linearization.mode_along: directions must be ({N},) or "
+                             f"({K}, {N}), got {directions.shape}")
+        directions = np.broadcast_to(directions, (K, N))
+        if not np.all(np.linalg.norm(directions, axis=1) > 0):
+            raise ValueError("Linearization.mode_along: a zero direction has no mode "
+                             "aligned with it")
         among = max(1, min(among, N))
         right = self.right[:, :, :among]                      # (K, N, among)
         norms = np.linalg.norm(right, axis=1) * np.linalg.norm(directions, axis=1)[:, None]
@@ -98,7 +105,8 @@ class Linearization:
                     pick("is_real")), rank
 
     def mode(self, i=0, orient=None):
-        """Mode ``i`` (0 = the slowest, largest |lambda|) at every point as a ``Mode``.
+        """Mode ``i`` (0 = the largest |lambda|: the slowest to decay, unless some mode
+        has |lambda| > 1 and grows) at every point as a ``Mode``.
 
         Eigenvectors have no sign of their own; ``orient`` (N,), if given, flips each
         point's r_i (and l_i with it, so l_i r_i = 1 still) to have r_i . orient >= 0,
@@ -131,13 +139,15 @@ def time_constants(eigenvalues):
 
 
 def linearize(step, points, x=None):
-    """The ``Linearization`` of ``step`` (a ``StepMap``) at ``points``: a ``FixedPoints``
-    (its constant input is used unless ``x`` is given) or a (K, N) array (``x`` (E,),
-    zeros if None). Jacobians come from the engine's batched vector-Jacobian products."""
+    """The ``Linearization`` of ``step`` (a ``StepMap``, or a cell/layer) at ``points``:
+    a ``FixedPoints`` (its constant input is used unless ``x`` is given) or a (K, N) array
+    (``x`` (E,), zeros if None). Jacobians come from the engine's batched
+    vector-Jacobian products."""
     if hasattr(points, "states") and hasattr(points, "q_paper"):
         if x is None:
             x = points.x
         points = points.states
+    step = as_step_map(step)
     points = step.check_states(points, "linearize")
     if len(points) == 0:
         raise ValueError("linearize: no points (did find() keep any?)")
@@ -182,7 +192,11 @@ def pca(states, valid=None):
     states = np.asarray(states, dtype=DTYPE)
     flat = states.reshape(-1, states.shape[-1])
     if valid is not None:
-        flat = flat[np.asarray(valid, bool).reshape(-1)]
+        valid = np.asarray(valid, bool)
+        if valid.shape != states.shape[:-1]:
+            raise ShapeError(f"pca: valid must have the states' leading shape "
+                             f"{states.shape[:-1]}, got {valid.shape}")
+        flat = flat[valid.reshape(-1)]
     if len(flat) < 2:
         raise ValueError(f"pca: needs at least 2 states, got {len(flat)}")
     mean = flat.mean(axis=0)
@@ -298,8 +312,8 @@ def alignment(u, v, samples=10000, rng=None):
 def input_projections(lin, inputs, mode=0, orient=None):
     """Each input's push along a mode: ``l_mode^T (dF/dx) e_w`` at every point, (K, W) for
     ``inputs`` (W, E) (e.g. the embedding rows of W words). ``mode``: an index (0 = the
-    slowest; ``orient`` fixes its sign as in ``Linearization.mode``) or a ``Mode`` (e.g.
-    from ``Linearization.mode_along``). Real parts (exact for a real eigenvalue)."""
+    largest |lambda|; ``orient`` fixes its sign as in ``Linearization.mode``) or a
+    ``Mode`` (e.g. from ``Linearization.mode_along``). Real parts (exact for a real eigenvalue)."""
     inputs = np.asarray(inputs, dtype=DTYPE)
     if inputs.ndim == 1:
         inputs = inputs[None]
@@ -332,6 +346,7 @@ def linearization_error(step, lin, states, inputs):
     ``states`` (M, N) and ``inputs`` (M, E) or (E,): for each pair, the linear prediction
     F(s*) + J (s - s*) + B (x - x*) at the Euclidean-nearest point s* of ``lin`` against
     the true F(s, x). Returns a ``LinearizationError``."""
+    step = as_step_map(step)
     states = step.check_states(states, "linearization_error")
     inputs = step.input_array(inputs, len(states), "linearization_error")
     inputs = np.broadcast_to(inputs, (len(states), inputs.shape[1]))

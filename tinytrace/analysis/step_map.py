@@ -45,6 +45,12 @@ def _constant(p):
     return None if p is None else Tensor(np.array(p.numpy(), dtype=DTYPE, copy=True))
 
 
+def as_step_map(step):
+    """``step`` itself if it is a ``StepMap``, else ``StepMap(step)`` (a cell or a
+    one-layer recurrent layer): every tool that takes a step map takes those too."""
+    return step if isinstance(step, StepMap) else StepMap(step)
+
+
 class StepMap:
     """``F(s, x)``: one step of a recurrent cell on a float64 snapshot of its parameters.
 

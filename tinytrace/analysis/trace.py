@@ -25,7 +25,10 @@ or through their preparation, below) are listed apart from those used outside it
 two backward passes, one blocked and one full.
 
 **Uses and time steps** (``flow``). A parameter's *preparation* is the nodes computed from
-parameters alone (its transpose, the row block of one gate). A *use* is a node outside
+parameters alone (its transpose, the row block of one gate; "parameter" here means any
+leaf that requires grad, traced or not, so an *input* with ``requires_grad=True``
+multiplied by a weight before the time loop makes that product preparation too, and its
+use moves to the step that reads it). A *use* is a node outside
 that preparation which reads the parameter or a prepared tensor of it: a matmul at step
 7, say. The gradient of p is the sum over its uses of the message each use sends back,
 pulled through the (linear) preparation. ``by_time[p][tau]`` sums the uses recorded in a
@@ -58,16 +61,19 @@ from ..autograd import block_backward, grad as _grad, topological_order, unbroad
 from ..context import scope_phrase, step_of, without_step
 from ..errors import TinytraceError
 from ..graph import Graph
-from ..nn.cells import GRU_GATES, LSTM_GATES, RNN_GATES
+from ..nn.recurrent import GRU, LSTM, RNN, UGRNN
 from ..tensor import Tensor
 
 __all__ = ["Component", "TraceError", "TraceWarning", "split", "flow", "lag_matrix", "ablate",
            "Split", "ParamSplit", "Flow", "Lag", "FUSED_OPS", "step_of", "without_step"]
 
-# The ops that run a whole recurrent sequence as one node (``tinytrace.ops.recurrent``).
-FUSED_OPS = frozenset({"rnn_sequence", "lstm_sequence", "gru_sequence"})
+# The ops that run a whole recurrent sequence as one node (``tinytrace.ops.recurrent``),
+# read off the layers that record them so a new fused layer cannot be forgotten here.
+_LAYERS = (RNN, LSTM, GRU, UGRNN)
+FUSED_OPS = frozenset(layer.fused_op for layer in _LAYERS)
 # The sub-scopes the traced version of such a layer records inside its own scope.
-_TRACED_SUB_SCOPES = tuple(dict.fromkeys(RNN_GATES + LSTM_GATES + GRU_GATES + ("cell",)))
+_TRACED_SUB_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
+                                         + ("cell", "hidden")))
 
 
 class TraceError(TinytraceError, ValueError):
@@ -243,6 +249,21 @@ def _resolve_params(params, roots):
     return out
 
 
+def _check_read(recorded, named, roots, caller):
+    """Refuse parameters none of which the graph reads (another model's, say); warn about
+    the ones it does not read."""
+    read = {id(t) for node in recorded.nodes for t in node.inputs} | {id(r) for r in roots}
+    unread = [name for name, p in named if id(p) not in read]
+    listed = ", ".join(map(repr, unread[:6])) + (" ..." if len(unread) > 6 else "")
+    if len(unread) == len(named):
+        raise TraceError(f"{caller}: none of the {len(named)} parameters given ({listed}) "
+                         "is read by the graph of the loss; pass the parameters of the model "
+                         "that computed it (not another model's), or None for all of them")
+    if unread:
+        warnings.warn(f"{caller}: {listed} not read by the graph of the loss: their traced "
+                      "gradients are 0 (and split's shares nan)", TraceWarning, stacklevel=3)
+
+
 def _roots_and_seeds(loss, grad):
     if not isinstance(loss, Tensor):
         raise TypeError(f"trace: expected the loss as a Tensor, not {type(loss).__name__}")
@@ -396,6 +417,7 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     roots, seeds = _roots_and_seeds(loss, grad)
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
+    _check_read(recorded, named, roots, "split")
     members = {node for node in recorded.nodes if component(node)}
     _check_component_sees(component, recorded, len(members))
     if not members:
@@ -581,6 +603,7 @@ def flow(loss, params=None, grad=None, retain_graph=False):
     roots, seeds = _roots_and_seeds(loss, grad)
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
+    _check_read(recorded, named, roots, "flow")
     grads, per_use, processed, adjoint, edge = _traced_pass(recorded, roots, seeds, named,
                                                             adjoints=True, edges=True)
     if not retain_graph:
@@ -653,6 +676,7 @@ def lag_matrix(step_losses, params=None, retain_graph=False):
         raise TraceError("lag_matrix: no per-step losses")
     named = _resolve_params(params, everything)
     recorded = _Recorded(everything, named)
+    _check_read(recorded, named, everything, "lag_matrix")
     for name, p in named:
         fused = recorded.fused_uses(p)
         if fused:

@@ -203,8 +203,9 @@ class Vocabulary:
         return word in self.index
 
     def encode(self, token_lists, max_length=None):
-        """Token lists as a padded (N, T) int64 index array and their lengths (cut at
-        ``max_length``); unknown words map to ``unk``."""
+        """Token lists as a padded (T, N) int64 index array (time-major, as the
+        recurrent layers take it) and their (N,) lengths (cut at ``max_length``); unknown
+        words map to ``unk``."""
         lengths = np.array([len(t) if max_length is None else min(len(t), max_length)
                             for t in token_lists], dtype=np.int64)
         if len(lengths) and lengths.min() == 0:
