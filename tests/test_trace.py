@@ -356,16 +356,18 @@ def test_fused_layers_are_refused_by_name():
     assert head["rnn.weight_ih_l0"].signed == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("layer", ["RNN", "GRU", "LSTM", "UGRNN"])
+@pytest.mark.parametrize("layer", ["RNN", "GRU", "LSTM", "UGRNN", "StackRNN"])
 def test_every_fused_layer_is_refused(layer):
-    """Each fused recurrent layer tinytrace has (UGRNN came later) is one node that tracing
-    must refuse to look inside, never answer with 'all uses outside every step'."""
+    """Each fused recurrent layer tinytrace has (UGRNN and the fused StackRNN came later) is
+    one node that tracing must refuse to look inside, never answer with 'all uses outside
+    every step'."""
     model = getattr(tt.nn, layer)(3, 4, mode="fused", dtype=F64)
     out = model(tt.tensor(np.random.default_rng(0).normal(size=(5, 2, 3)), dtype=F64))[0]
     assert any(n.op in tt.trace.FUSED_OPS for n in out.graph())
     flow = tt.trace.flow(out.sum(), model, retain_graph=True)
+    weight = "controller.weight_hh" if layer == "StackRNN" else "weight_hh_l0"
     with pytest.raises(TraceError, match=r"_sequence.*mode=\"traced\""):
-        flow.by_time["weight_hh_l0"]
+        flow.by_time[weight]
     with pytest.raises(TraceError, match="_sequence"):
         tt.trace.split(out.sum(), "*/update_gate" if "GR" in layer else "*/t=2/*", model)
 

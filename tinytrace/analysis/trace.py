@@ -61,16 +61,17 @@ from ..autograd import block_backward, grad as _grad, topological_order, unbroad
 from ..context import scope_phrase, step_of, without_step
 from ..errors import TinytraceError
 from ..graph import Graph
+from ..ops import OPS
 from ..nn.recurrent import GRU, LSTM, RNN, UGRNN
 from ..tensor import Tensor
 
 __all__ = ["Component", "TraceError", "TraceWarning", "split", "flow", "lag_matrix", "ablate",
            "Split", "ParamSplit", "Flow", "Lag", "FUSED_OPS", "step_of", "without_step"]
 
-# The ops that run a whole recurrent sequence as one node (``tinytrace.ops.recurrent``),
-# read off the layers that record them so a new fused layer cannot be forgotten here.
+# The ops that run a whole recurrent sequence as one node (fused layers), read off the op
+# table (``@primitive(..., whole_sequence=True)``) so a new fused op cannot be forgotten.
 _LAYERS = (RNN, LSTM, GRU, UGRNN)
-FUSED_OPS = frozenset(layer.fused_op for layer in _LAYERS)
+FUSED_OPS = frozenset(name for name, op in OPS.items() if op.whole_sequence)
 # The sub-scopes the traced version of such a layer records inside its own scope.
 _TRACED_SUB_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
                                          + ("cell", "hidden")))

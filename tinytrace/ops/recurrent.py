@@ -84,7 +84,7 @@ def _check_shapes(name, x, h0, w_ih, w_hh, gates, biases):
     return steps, batch
 
 
-@primitive("rnn_sequence", saves_output=True)
+@primitive("rnn_sequence", saves_output=True, whole_sequence=True)
 def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=None,
                  step_grads=None, input_grad=True, kernel=None):
     """Elman RNN over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H):
@@ -103,7 +103,7 @@ def rnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity="tanh", lengths=Non
     return packed, vjp
 
 
-@primitive("lstm_sequence", saves_output=True)
+@primitive("lstm_sequence", saves_output=True, whole_sequence=True)
 def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
                   input_grad=True, kernel=None):
     """LSTM over ``x`` (T, B, I) from ``h0``, ``c0`` (B, H) -> packed (T+2, B, H):
@@ -125,7 +125,7 @@ def lstm_sequence(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=No
     return packed, vjp
 
 
-@primitive("gru_sequence", saves_output=True)
+@primitive("gru_sequence", saves_output=True, whole_sequence=True)
 def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
                  input_grad=True, kernel=None):
     """GRU over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H): outputs ``[:T]``,
@@ -145,7 +145,7 @@ def gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
     return packed, vjp
 
 
-@primitive("ugrnn_sequence", saves_output=True)
+@primitive("ugrnn_sequence", saves_output=True, whole_sequence=True)
 def ugrnn_sequence(x, h0, w_ih, w_hh, b_ih, b_hh, lengths=None, step_grads=None,
                    input_grad=True):
     """UGRNN over ``x`` (T, B, I) from ``h0`` (B, H) -> packed (T+1, B, H): outputs

@@ -27,15 +27,18 @@ _data = operator.attrgetter("data")
 class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
-    __slots__ = ("name", "forward", "same_float_dtype", "saves", "saves_output", "view")
+    __slots__ = ("name", "forward", "same_float_dtype", "saves", "saves_output", "view",
+                 "whole_sequence")
 
-    def __init__(self, name, forward, same_float_dtype, saves, saves_output, view):
+    def __init__(self, name, forward, same_float_dtype, saves, saves_output, view,
+                 whole_sequence):
         self.name = name
         self.forward = forward
         self.same_float_dtype = same_float_dtype
         self.saves = saves                # indices of the inputs the vjp reads (None: all)
         self.saves_output = saves_output  # does the vjp read the op's own output?
         self.view = view                  # may the output be a view of input 0's memory?
+        self.whole_sequence = whole_sequence   # a fused recurrent layer: all steps, one node
 
     @property
     def __doc__(self):
@@ -52,7 +55,8 @@ class Primitive:
         return f"<primitive {self.name}>"
 
 
-def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False):
+def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False,
+              whole_sequence=False):
     """Register ``forward`` under ``name``. ``same_float_dtype``: refuse float32 mixed with
     float64 (silent promotion would hide a slow or imprecise model).
 
@@ -61,12 +65,14 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     forward's result. ``backward`` refuses to run the vjp if one of those tensors was
     changed in place since (PyTorch's rule), instead of mixing old and new values.
     ``view``: the result may share input 0's memory (transpose, basic indexing); it then
-    shares that input's version counter, so a write through either is seen."""
+    shares that input's version counter, so a write through either is seen.
+    ``whole_sequence``: the op runs a whole recurrent sequence as one node (a fused layer),
+    so tools that look inside time steps and gates (``tt.trace``) know they cannot."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
         op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
-                       saves_output, view)
+                       saves_output, view, whole_sequence)
         OPS[name] = op
         return op
     return register

@@ -42,7 +42,7 @@ class StackRecord:
         return f"StackRecord({shape})"
 
 
-@primitive("stack_rnn_sequence", saves_output=True)
+@primitive("stack_rnn_sequence", saves_output=True, whole_sequence=True)
 def stack_rnn_sequence(x, state0, stack0, w_ih, w_hh, b_ih, b_hh, w_action, b_action, w_push,
                        b_push, controller="rnn", nonlinearity="tanh", read_depth=2,
                        empty_value=-1.0, occupancy=None, record=None, input_grad=True,
