@@ -188,6 +188,29 @@ def test_adaptive_stops_at_the_tolerance():
     np.testing.assert_array_equal(loose.train.error, simpson.train.error)
 
 
+def test_adaptive_keeps_doubling_past_a_lucky_coarse_estimate():
+    """Before the asymptotic regime composite Simpson's error need not fall with n: along
+    theta 0 -> 1 of L = theta^7/7 - 4.1 theta^5/5 it is 6.0e-5 with 2 subintervals, 3.5e-4
+    with 4, 2.7e-5 with 8, 1.8e-6 with 16. The rule doubles until the tolerance (1e-5) is
+    met, so it must reach 16, not stop at 2 because 4 was worse."""
+    theta = tt.nn.Parameter(np.array([0.0]))
+    loss_fn = lambda: (theta ** 7).sum() / 7 - 4.1 * (theta ** 5).sum() / 5
+    tracker = Tracker({"theta": theta}, loss_fn, None, None, method="adaptive", tolerance=1e-5)
+    with tracker.track():
+        theta.data[:] = 1.0
+    assert tracker.train.splits.tolist() == [16]
+    assert abs(tracker.train.error[0]) == pytest.approx(1.80e-6, rel=1e-2)
+    # with a tolerance it cannot meet it goes to the cap, and keeps the best estimate
+    theta.data[:] = 0.0
+    capped = Tracker({"theta": theta}, loss_fn, None, None, method="adaptive",
+                     tolerance=1e-30, max_splits=4)
+    with capped.track():
+        theta.data[:] = 1.0
+    assert capped.train.splits.tolist() == [2]
+    assert capped.evaluations == 1 + 1 + 1 + 2           # start, end, midpoint, 2 for n=4
+    assert abs(capped.train.error[0]) == pytest.approx(5.95e-5, rel=1e-2)
+
+
 def test_adaptive_never_increases_the_error_on_a_real_model():
     """Same trajectory, two trackers: adaptive's per-step error is never above Simpson's
     (refinement that would raise it, when rounding dominates, is refused) and it uses
