@@ -636,3 +636,33 @@ def test_parameters_moved_before_the_first_step_are_a_new_start():
     train(model, opt, x, y, steps=2, tracker=tracker)
     assert tracker.train.loss.shape == (3,)
     assert tracker.train.conservation().relative < 1e-3
+
+
+def test_errors_for_a_new_users_usual_slips():
+    """Slips a first use makes: examples as (x_i, y_i) pairs, the Tracker passed where an
+    Allocation is wanted, an empty window of steps, a tolerance as a string, the optimizer
+    in the model's place. Each gets an LCAError / ValueError / TypeError saying what to do."""
+    x, y = classification_data()
+    model = MLP()
+    opt = tt.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = ce_loss(model)
+    with pytest.raises(LCAError, match=r"train LCA set.*one array per argument of loss_fn.*"
+                                       r"not a list of examples"):
+        Tracker(model, loss_fn, [(x[i], y[i]) for i in range(3)], opt)
+    with pytest.raises(LCAError, match="tolerance must be a number > 0, not '1e-3'"):
+        Tracker(model, loss_fn, (x, y), opt, tolerance="1e-3")
+    with pytest.raises(LCAError, match="model must be a Module.*got SGD"):
+        Tracker(opt, loss_fn, (x, y), opt)
+    tracker = Tracker(model, loss_fn, (x, y), opt, keep="row")
+    train(model, opt, x, y, steps=12, tracker=tracker)
+    for report in (tt.lca.summary, tt.lca.synchronisation, tt.lca.plot_layers,
+                   tt.lca.plot_helped, tt.lca.plot_gates):
+        with pytest.raises(TypeError, match=r"an Allocation \(tracker.train or tracker.heldout\), "
+                                            r"not the Tracker"):
+            report(tracker)
+    with pytest.raises(TypeError, match="an Allocation"):
+        tt.lca.plot_conservation({"simpson": tracker})
+    with pytest.raises(ValueError, match=r"steps \(10, 5\) is an empty window of the 12 steps"):
+        tracker.train.layers(steps=(10, 5))
+    with pytest.raises(ValueError, match="empty window"):
+        tracker.train.neurons("fc1", steps=slice(20, None))

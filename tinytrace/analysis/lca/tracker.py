@@ -34,6 +34,7 @@ state (tinytrace's generator and NumPy's legacy global one) are restored, so a r
 the tracker is bit-identical to one without it.
 """
 import contextlib
+import numbers
 import os
 
 import numpy as np
@@ -105,8 +106,9 @@ class Tracker:
         if not (isinstance(max_splits, (int, np.integer)) and max_splits >= 2
                 and max_splits & (max_splits - 1) == 0):
             raise LCAError(f"Tracker: max_splits must be a power of two >= 2, not {max_splits!r}")
-        if not tolerance > 0:
-            raise LCAError(f"Tracker: tolerance must be > 0, not {tolerance!r}")
+        if isinstance(tolerance, bool) or not isinstance(tolerance, numbers.Real) \
+                or not tolerance > 0:
+            raise LCAError(f"Tracker: tolerance must be a number > 0, not {tolerance!r}")
         if path is not None and keep != "full":
             raise LCAError("Tracker: path= streams the full per-parameter record to disk; "
                            "it needs keep='full'")
