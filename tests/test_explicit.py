@@ -479,3 +479,11 @@ def test_masked_distance_compares_only_the_kept_weights():
     np.testing.assert_allclose(np.where(mask, w, 0).sum(axis=0), 0, atol=1e-12)
     with pytest.raises(tt.ShapeError, match="mask must have the weight's shape"):
         ex.canonical((weight, bias), mask=mask[:, :4])
+
+
+def test_smoothing_must_be_a_number():
+    counts = ex.count(ex.OneHotInputs(np.array([0, 1, 1]), 2), np.array([1, 0, 1]), 2)
+    for bad in (None, "0.1", True, float("nan"), -0.5):
+        with pytest.raises((TypeError, ValueError), match=r"solve: smoothing must be a "
+                                                          r"finite number >= 0"):
+            ex.solve(counts, smoothing=bad)

@@ -188,6 +188,29 @@ def test_adaptive_stops_at_the_tolerance():
     np.testing.assert_array_equal(loose.train.error, simpson.train.error)
 
 
+def test_adaptive_keeps_doubling_past_a_lucky_coarse_estimate():
+    """Before the asymptotic regime composite Simpson's error need not fall with n: along
+    theta 0 -> 1 of L = theta^7/7 - 4.1 theta^5/5 it is 6.0e-5 with 2 subintervals, 3.5e-4
+    with 4, 2.7e-5 with 8, 1.8e-6 with 16. The rule doubles until the tolerance (1e-5) is
+    met, so it must reach 16, not stop at 2 because 4 was worse."""
+    theta = tt.nn.Parameter(np.array([0.0]))
+    loss_fn = lambda: (theta ** 7).sum() / 7 - 4.1 * (theta ** 5).sum() / 5
+    tracker = Tracker({"theta": theta}, loss_fn, None, None, method="adaptive", tolerance=1e-5)
+    with tracker.track():
+        theta.data[:] = 1.0
+    assert tracker.train.splits.tolist() == [16]
+    assert abs(tracker.train.error[0]) == pytest.approx(1.80e-6, rel=1e-2)
+    # with a tolerance it cannot meet it goes to the cap, and keeps the best estimate
+    theta.data[:] = 0.0
+    capped = Tracker({"theta": theta}, loss_fn, None, None, method="adaptive",
+                     tolerance=1e-30, max_splits=4)
+    with capped.track():
+        theta.data[:] = 1.0
+    assert capped.train.splits.tolist() == [2]
+    assert capped.evaluations == 1 + 1 + 1 + 2           # start, end, midpoint, 2 for n=4
+    assert abs(capped.train.error[0]) == pytest.approx(5.95e-5, rel=1e-2)
+
+
 def test_adaptive_never_increases_the_error_on_a_real_model():
     """Same trajectory, two trackers: adaptive's per-step error is never above Simpson's
     (refinement that would raise it, when rounding dominates, is refused) and it uses
@@ -613,3 +636,33 @@ def test_parameters_moved_before_the_first_step_are_a_new_start():
     train(model, opt, x, y, steps=2, tracker=tracker)
     assert tracker.train.loss.shape == (3,)
     assert tracker.train.conservation().relative < 1e-3
+
+
+def test_errors_for_a_new_users_usual_slips():
+    """Slips a first use makes: examples as (x_i, y_i) pairs, the Tracker passed where an
+    Allocation is wanted, an empty window of steps, a tolerance as a string, the optimizer
+    in the model's place. Each gets an LCAError / ValueError / TypeError saying what to do."""
+    x, y = classification_data()
+    model = MLP()
+    opt = tt.optim.SGD(model.parameters(), lr=0.1)
+    loss_fn = ce_loss(model)
+    with pytest.raises(LCAError, match=r"train LCA set.*one array per argument of loss_fn.*"
+                                       r"not a list of examples"):
+        Tracker(model, loss_fn, [(x[i], y[i]) for i in range(3)], opt)
+    with pytest.raises(LCAError, match="tolerance must be a number > 0, not '1e-3'"):
+        Tracker(model, loss_fn, (x, y), opt, tolerance="1e-3")
+    with pytest.raises(LCAError, match="model must be a Module.*got SGD"):
+        Tracker(opt, loss_fn, (x, y), opt)
+    tracker = Tracker(model, loss_fn, (x, y), opt, keep="row")
+    train(model, opt, x, y, steps=12, tracker=tracker)
+    for report in (tt.lca.summary, tt.lca.synchronisation, tt.lca.plot_layers,
+                   tt.lca.plot_helped, tt.lca.plot_gates):
+        with pytest.raises(TypeError, match=r"an Allocation \(tracker.train or tracker.heldout\), "
+                                            r"not the Tracker"):
+            report(tracker)
+    with pytest.raises(TypeError, match="an Allocation"):
+        tt.lca.plot_conservation({"simpson": tracker})
+    with pytest.raises(ValueError, match=r"steps \(10, 5\) is an empty window of the 12 steps"):
+        tracker.train.layers(steps=(10, 5))
+    with pytest.raises(ValueError, match="empty window"):
+        tracker.train.neurons("fc1", steps=slice(20, None))

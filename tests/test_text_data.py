@@ -69,6 +69,19 @@ def test_split_blocks_holds_out_every_nth_block(n, fraction, block):
         assert abs(mask.mean() - 1 / period) <= block * period / n
 
 
+@given(st.integers(1, 3000), st.sampled_from([0.3, 0.4, 0.6, 0.7, 0.75, 0.9]),
+       st.integers(1, 50))
+def test_split_blocks_holds_out_the_fraction_asked_for(n, fraction, block):
+    """Not only 1/k: 0.7 holds out 70% of the blocks (round(1 / 0.7) = 1 would give 50%),
+    spread over the text, the first block of every run kept for training."""
+    mask = split_blocks(n, fraction, block)
+    blocks = np.arange(n) // block
+    held = np.array([mask[blocks == b][0] for b in range(blocks[-1] + 1)])
+    assert abs(held.sum() - fraction * len(held)) < 1         # within one block
+    assert all(mask[blocks == b].all() == held[b] for b in range(len(held)))  # whole blocks
+    assert not held[0]
+
+
 def test_split_blocks_refusals():
     with pytest.raises(ValueError, match="fraction"):
         split_blocks(10, 0.0)

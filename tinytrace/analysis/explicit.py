@@ -94,6 +94,7 @@ pairs that occur: a pair never seen has its optimum at -inf).
 Smoothing is always an explicit argument (no default hides a choice that moves the
 result), and negative features are refused: the derivation needs counts.
 """
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -422,9 +423,11 @@ def solve(counts, form="conditional", *, smoothing, dtype=np.float32):
                         f"{type(counts).__name__}")
     if form not in FORMS:
         raise ValueError(f"solve: form must be one of {FORMS}, not {form!r}")
+    if isinstance(smoothing, (bool, np.bool_)) or not isinstance(smoothing, numbers.Real) \
+            or not np.isfinite(smoothing) or smoothing < 0:
+        raise ValueError(f"solve: smoothing must be a finite number >= 0 (the pseudo-count "
+                         f"added to every cell), got {smoothing!r}")
     a = float(smoothing)
-    if not np.isfinite(a) or a < 0:
-        raise ValueError(f"solve: smoothing must be a finite number >= 0, got {smoothing!r}")
     cooc = counts.cooc
     used = [cooc] + ([counts.classes] if form == "naive_bayes" else [])
     if a == 0 and any((u == 0).any() for u in used):

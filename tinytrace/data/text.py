@@ -33,12 +33,14 @@ tokens; everything else (code symbols, brackets, quotes) is dropped.
 ``<unk>``, then the words by falling count (ties alphabetically). A word outside the
 vocabulary — rare, or seen only in validation — becomes ``<unk>``.
 
-**Split.** The token stream is cut into consecutive blocks of ``block`` tokens and every
-``round(1 / validation)``-th block goes to validation, so both sides sample the whole text
-(the topics are alphabetical; a plain tail split would validate on a few topics only).
+**Split.** The token stream is cut into consecutive blocks of ``block`` tokens and a
+fraction ``validation`` of the blocks, spread evenly (at 0.1: every tenth), goes to
+validation, so both sides sample the whole text (the topics are alphabetical; a plain
+tail split would validate on a few topics only).
 """
 import ast
 import re
+from fractions import Fraction
 import sysconfig
 from collections import Counter
 from dataclasses import dataclass, field
@@ -132,16 +134,18 @@ class WordVocabulary:
 
 def split_blocks(n, validation=0.1, block=1000):
     """Boolean mask over ``n`` positions: True for validation. Consecutive blocks of
-    ``block`` positions; every ``round(1 / validation)``-th block (the last of each
-    group) is validation."""
+    ``block`` positions; block b is validation when ``floor((b + 1) v) > floor(b v)``
+    for ``v = validation``, which spreads a fraction v of the blocks evenly (v = 1/k:
+    the last block of every k; the first block is always training)."""
     if not 0 < validation < 1:
         raise ValueError(f"split_blocks: validation must be a fraction in (0, 1), got "
                          f"{validation}")
     if block < 1:
         raise ValueError(f"split_blocks: block must be >= 1, got {block}")
-    period = max(2, round(1 / validation))
+    share = Fraction(validation).limit_denominator(1000)    # exact: no float rounding
+    p, q = share.numerator, share.denominator
     block_index = np.arange(n) // block
-    return block_index % period == period - 1
+    return (block_index + 1) * p // q > block_index * p // q
 
 
 @dataclass

@@ -288,6 +288,7 @@ class Allocation:
         T = self.steps
         if steps is None:
             return slice(0, T)
+        given = steps
         if isinstance(steps, range):
             if steps.step != 1:
                 raise ValueError(f"steps: a window of consecutive steps, not {steps}")
@@ -296,11 +297,15 @@ class Allocation:
             start, stop, stride = steps.indices(T)
             if stride != 1:
                 raise ValueError(f"steps: a window of consecutive steps, not {steps}")
-            return slice(start, stop)
-        if isinstance(steps, tuple) and len(steps) == 2:
+        elif isinstance(steps, tuple) and len(steps) == 2:
             start, stop, _ = slice(*steps).indices(T)
-            return slice(start, stop)
-        raise TypeError(f"steps: None, a slice, a range or a (start, stop) pair, not {steps!r}")
+        else:
+            raise TypeError(f"steps: None, a slice, a range or a (start, stop) pair, not "
+                            f"{steps!r}")
+        if start >= stop:
+            raise ValueError(f"steps {given!r} is an empty window of the {T} steps recorded "
+                             "(a window is (start, stop) with start < stop, like a slice)")
+        return slice(start, stop)
 
     def _row_block(self, steps, per_iteration):
         """Per-row LCA: (rows,) summed over the window, or (steps, rows) per iteration."""

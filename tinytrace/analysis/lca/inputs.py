@@ -39,10 +39,17 @@ class LCASet:
                            f"sharing their first dimension, not {type(data).__name__}")
         arrays = []
         for a in data:
-            a = a.numpy() if isinstance(a, Tensor) else np.asarray(a)
-            if a.dtype == object or a.ndim == 0:
-                raise LCAError(f"Tracker: every array of the {name} LCA set needs a first "
-                               f"(example) dimension; got {describe([a])}")
+            try:
+                a = a.numpy() if isinstance(a, Tensor) else np.asarray(a)
+            except ValueError:
+                a = None                  # ragged: e.g. a list of (x_i, y_i) examples
+            if a is None or a.dtype == object or a.ndim == 0:
+                if isinstance(a, np.ndarray) and a.ndim == 0:
+                    raise LCAError(f"Tracker: every array of the {name} LCA set needs a "
+                                   f"first (example) dimension; got {describe([a])}")
+                raise LCAError(f"Tracker: the {name} LCA set must hold one array per "
+                               "argument of loss_fn, e.g. (x, y) with x[k], y[k] the k-th "
+                               "example, not a list of examples")
             arrays.append(a)
         lengths = {len(a) for a in arrays}
         if len(lengths) != 1:
@@ -82,6 +89,10 @@ def optimizer_list(optimizer):
 def _named(model):
     if hasattr(model, "named_parameters") and hasattr(model, "named_modules"):
         return list(model.named_parameters()), list(model.named_modules())
+    if not isinstance(model, (dict, list, tuple)):
+        raise LCAError("Tracker: model must be a Module, or a dict / list of (name, "
+                       f"parameter) pairs (e.g. model.named_parameters()); got "
+                       f"{type(model).__name__}")
     items = list(model.items()) if isinstance(model, dict) else list(model)
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .allocation import Allocation
+
 
 @dataclass(frozen=True)
 class Synchronisation:
@@ -40,6 +42,15 @@ class Synchronisation:
     def ratio(self):
         """``score / null_mean``: how many times more often than chance peaks coincide."""
         return self.score / self.null_mean if self.null_mean > 0 else float("inf")
+
+
+def _allocation(a, who):
+    """``a`` itself if it is an ``Allocation``; a clear TypeError otherwise."""
+    if not isinstance(a, Allocation):
+        what = "the Tracker" if hasattr(a, "allocations") else type(a).__name__
+        raise TypeError(f"{who}: needs an Allocation (tracker.train or tracker.heldout), "
+                        f"not {what}")
+    return a
 
 
 def learning_events(series, window):
@@ -79,7 +90,7 @@ def synchronisation(allocation, window=5, tolerance=0, shifts=200, layers=None, 
     two); ``steps``: a window of steps as in the aggregations; ``seed``: for the null's
     shifts (a private generator: the global random state is not touched).
     """
-    per = allocation.layers(steps, per_iteration=True)
+    per = _allocation(allocation, "synchronisation").layers(steps, per_iteration=True)
     layers = list(per) if layers is None else list(layers)
     unknown = [l for l in layers if l not in per]
     if unknown:
@@ -110,7 +121,7 @@ def synchronisation(allocation, window=5, tolerance=0, shifts=200, layers=None, 
 
 def summary(allocation):
     """A few lines of text: conservation, how many parameters help, the layers' totals."""
-    a = allocation
+    a = _allocation(allocation, "summary")
     if not a.steps:
         return f"{a!r}: no steps tracked yet"
     c = a.conservation()
@@ -138,6 +149,7 @@ def _axes(ax, figsize=(6, 3.6)):
 def plot_layers(allocation, ax=None, cumulative=True):
     """Each layer's LCA per step, cumulative by default (below 0: the layer has lowered the
     loss so far). Returns the figure."""
+    _allocation(allocation, "plot_layers")
     fig, ax = _axes(ax)
     curves = allocation.cumulative_layers() if cumulative else \
         allocation.layers(per_iteration=True)
@@ -153,6 +165,7 @@ def plot_layers(allocation, ax=None, cumulative=True):
 
 def plot_helped(allocation, ax=None, among="nonzero"):
     """The fraction of parameters that helped, per step, with 50% marked."""
+    _allocation(allocation, "plot_helped")
     fig, ax = _axes(ax)
     ax.plot(100 * allocation.helped_fraction(among), lw=0.8)
     ax.axhline(50, color="k", ls=":", lw=0.8)
@@ -165,6 +178,8 @@ def plot_helped(allocation, ax=None, among="nonzero"):
 def plot_conservation(allocations, ax=None):
     """``|error|`` per step of several allocations of the same run (``{label: Allocation}``),
     against ``|dL|``, on a log scale."""
+    for alloc in allocations.values():
+        _allocation(alloc, "plot_conservation")
     fig, ax = _axes(ax)
     first = next(iter(allocations.values()))
     ax.semilogy(np.abs(first.conservation().loss_change), color="0.7", lw=1,
@@ -180,6 +195,7 @@ def plot_conservation(allocations, ax=None):
 
 def plot_gates(allocation, module=None, ax=None):
     """Cumulative LCA per gate of a recurrent module (needs ``keep="row"``)."""
+    _allocation(allocation, "plot_gates")
     fig, ax = _axes(ax)
     for gate, series in allocation.gates(module, per_iteration=True).items():
         ax.plot(np.cumsum(series), label=gate, lw=1.2)
