@@ -311,7 +311,10 @@ top, second, tau1, tau2, r1_line, readout_line, null99 = {}, {}, {}, {}, {}, {},
 line_mode, line_mode_lambda, line_mode_top2 = {}, {}, {}
 for kind in KINDS:
     lin = lins[kind]
-    mode = lin.mode(0, orient=readout_w[kind])
+    # orient each mode along the line (pointing, like the line, towards positive readout):
+    # the readout sees h only, and the LSTM's r can lie mostly in c, so r . w has no
+    # reliable sign of its own
+    mode = lin.mode(0, orient=lines[kind].direction)
     top[kind] = float(np.median(np.abs(mode.eigenvalue)))
     second[kind] = float(np.median(np.abs(lin.eigenvalues[:, 1])))
     tau1[kind] = float(np.median(mode.time_constant))
@@ -320,7 +323,7 @@ for kind in KINDS:
     r1_line[kind] = float(np.median(fp.cosine(mode.right, tangents)))
     # Where the two slowest modes have almost the same |lambda| they can swap places; the
     # mode that runs along the line is the one (of the three slowest) best aligned with it.
-    line_mode[kind], rank = lin.mode_along(tangents, among=3, orient=readout_w[kind])
+    line_mode[kind], rank = lin.mode_along(tangents, among=3, orient=lines[kind].direction)
     line_mode_lambda[kind] = float(np.median(np.abs(line_mode[kind].eigenvalue)))
     line_mode_top2[kind] = float(np.mean(rank <= 1))
     # the readout sees h only: compare it with the h part of the line (all of it but the
@@ -352,7 +355,10 @@ lesson.savefig(fig, "spectrum")
 #
 # At a fixed point, a word with embedding $e_w$ moves the state by $B e_w$; its component
 # along the mode that runs along the line is $l^\top B e_w$, with $l$ that mode's left
-# eigenvector (the paper's $l_1$; its right eigenvector oriented towards positive readout).
+# eigenvector (the paper's $l_1$), with the sign of its right eigenvector chosen to point
+# along the line, whose direction points towards positive readout. (Orienting each $r$ by
+# the readout directly is not enough: the readout sees only $h$, and the LSTM's $r$ can lie
+# mostly in $c$, so $w^\top r$ can take either sign from one fixed point to the next.)
 # If the network integrates sentiment along the line, that push should follow the word's
 # valence. We average it over the fixed points and compare it with the lexicon's human
 # valence and with the weights of the bag-of-words logistic regression, as the paper did.
