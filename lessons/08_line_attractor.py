@@ -264,24 +264,34 @@ for kind in KINDS:
 # needs the Jacobian $\partial F / \partial s$, which the engine provides by batched
 # vector-Jacobian products, and it needs the damping because on a line attractor
 # $\partial F/\partial s - I$ is nearly singular. A point counts as fixed when the paper's
-# normalised speed $|F(s) - s|^2 / N$ is below $10^{-8}$. Then: how straight is the set of
-# fixed points (the share of its variance along its main axis), and does it cover the
-# range the reviews visit?
+# normalised speed $|F(s) - s|^2 / N$ is below $10^{-8}$. The finder moves states freely,
+# so it can also end where the network never goes. Every state the network reaches has
+# each $|h_i| < 1$ ($h$ is a tanh, or a mix of tanhs, of which the LSTM's $o \odot
+# \tanh(c)$ is one); beyond that box a saturated gate can copy the state, and every point
+# there is "fixed", with $|\lambda| = 1$ exactly. Those points are not the network's; we
+# leave them out (the run prints how many). Then: how straight is the set of fixed points
+# (the share of its variance along its main axis), and does it cover the range the reviews
+# visit?
 
 # %%
 N_CANDIDATES = lesson.pick(quick=300, full=600)
-found, lins, lines, cover = {}, {}, {}, {}
+found, outside, lins, lines, cover = {}, {}, {}, {}, {}
 for kind in KINDS:
     step = steps[kind]
     cands = fp.candidates(visited[kind], valid[kind], N_CANDIDATES, rng=lesson.rng)
-    found[kind] = fp.find(step, cands, method="newton")
+    every = fp.find(step, cands, method="newton")
+    # h is a tanh (or a mix of tanhs): every state the network reaches has |h_i| < 1
+    reachable = np.abs(every.states[:, :H]).max(axis=1) < 1
+    outside[kind] = int(np.sum(~reachable))
+    found[kind] = every.select(reachable)
     lins[kind] = fp.linearize(step, found[kind])
     lines[kind] = fp.fit_line(found[kind], orient=readout_w[kind])
     final_coord = lines[kind].coordinate(visited[kind][test_lengths, np.arange(len(test_set))])
-    lo, hi = np.quantile(final_coord, [0.05, 0.95])
     c = lines[kind].coordinates
     cover[kind] = float(np.mean((final_coord >= c.min()) & (final_coord <= c.max())))
-    print(f"{kind:5s}: {found[kind]}")
+    print(f"{kind:5s}: {every}")
+    print(f"       {outside[kind]} of them outside the states the network can reach (some "
+          f"|h_i| >= 1), left out")
     print(f"       main axis holds {lines[kind].explained:.0%} of the fixed points' variance; "
           f"{cover[kind]:.0%} of the final states lie within the line's extent")
 
