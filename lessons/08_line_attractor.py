@@ -415,11 +415,25 @@ lesson.savefig(fig, "word_pushes")
 # do it three ways: with no input ($x = 0$: only the state part of the linearisation is
 # tested), with the review's next word when it is neutral, and when it is a rated word.
 # **A whole review**: the linearisation at *one* fixed point (the one nearest the initial
-# state) run over the whole review as a linear dynamical system, against the network: do
-# their readouts give the same label?
+# state, 0; the run prints how far from it that is) run over the whole review as a linear
+# dynamical system, against the network: do their readouts give the same label?
 
 # %%
-one_step, rollout_agree, rollout_corr = {}, {}, {}
+def rollout_readouts(kind, lin, index, n):
+    """The first ``n`` test reviews run through the linear model of ``lin``'s point
+    ``index`` from the initial state 0: its readouts and the network's, each w^T h_T + b."""
+    bias = models[kind].readout.bias.numpy()[0]
+    linear, true = [], []
+    for b in range(n):
+        inputs = embedded[kind][test_ids[:test_lengths[b], b]]
+        path = fp.linear_rollout(lin, index, np.zeros(steps[kind].state_size), inputs)
+        linear.append(path[-1] @ readout_w[kind])
+        true.append(visited[kind][test_lengths[b], b] @ readout_w[kind])
+    return np.array(linear) + bias, np.array(true) + bias
+
+
+N_ROLL = min(lesson.pick(quick=100, full=300), len(test_set))
+one_step, rollout_agree, rollout_corr, start_distance = {}, {}, {}, {}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 word_kind = np.where(rated, "rated", "neutral")
 for k, kind in enumerate(KINDS):
@@ -443,23 +457,17 @@ for k, kind in enumerate(KINDS):
     axes[0].semilogy([np.median(distance[which == i]) for i in range(8)],
                      [np.median(with_words.relative[which == i]) for i in range(8)], "o-",
                      color=f"C{k}", label=kind)
-    # a whole review through the linearisation at the fixed point nearest the start
+    # a whole review through the linearisation at the fixed point nearest the start (0)
     start_point = int(np.argmin(np.linalg.norm(lin.points, axis=1)))
-    n_roll = min(lesson.pick(quick=100, full=300), len(test_set))
-    linear_readout, true_readout = [], []
-    for b in range(n_roll):
-        inputs = embedded[kind][test_ids[:test_lengths[b], b]]
-        path = fp.linear_rollout(lin, start_point, np.zeros(step.state_size), inputs)
-        linear_readout.append(path[-1] @ readout_w[kind])
-        true_readout.append(visited[kind][test_lengths[b], b] @ readout_w[kind])
-    bias = models[kind].readout.bias.numpy()[0]
-    linear_readout, true_readout = np.array(linear_readout) + bias, np.array(true_readout) + bias
+    start_distance[kind] = float(np.linalg.norm(lin.points[start_point]))
+    linear_readout, true_readout = rollout_readouts(kind, lin, start_point, N_ROLL)
     rollout_agree[kind] = float(np.mean((linear_readout > 0) == (true_readout > 0)))
     rollout_corr[kind] = float(np.corrcoef(linear_readout, true_readout)[0, 1])
     e = one_step[kind]
     print(f"{kind:5s}: one step, median relative error {e['none']:.1%} with no input, "
           f"{e['neutral']:.1%} with a neutral word, {e['rated']:.1%} with a rated one; one "
-          f"linearisation over whole reviews gives the network's label on "
+          f"linearisation (at the fixed point nearest the start, {start_distance[kind]:.2f} "
+          f"from it) over whole reviews gives the network's label on "
           f"{rollout_agree[kind]:.0%} of them (readout correlation {rollout_corr[kind]:.2f})")
     if k == 0:
         axes[1].scatter(true_readout, linear_readout, s=8)
@@ -471,6 +479,37 @@ axes[0].set_xlabel("distance to the nearest fixed point")
 axes[0].set_ylabel("one-step relative error with the next word (median)")
 axes[0].legend(fontsize=8)
 lesson.savefig(fig, "linearization")
+
+# %% [markdown]
+# Is it the linear picture that fails where one linearisation disagrees with the LSTM, or
+# the choice $x^* = 0$? Zero is an input the networks never see: every token is a word. The
+# input they see on average is the mean embedding of the training reviews' tokens,
+# $\bar x$, and the same test at a fixed point of $F(s, \bar x)$ near the start (the
+# candidates: the start and the states after each review's first five words) asks what a
+# better $x^*$ gives, with $F(s, x) \approx F(s^*, \bar x) + J (s - s^*) + B (x - \bar x)$.
+
+# %%
+if "LSTM" in KINDS:
+    step = steps["LSTM"]
+    counts = bow_x.numpy().sum(axis=0).astype(np.float64)     # each word's training count
+    x_mean = counts @ embedded["LSTM"] / counts.sum()
+    early = valid["LSTM"] & (np.arange(len(valid["LSTM"]))[:, None] <= 5)
+    near_start = fp.candidates(visited["LSTM"], early, 40, rng=lesson.rng)
+    found_mean = fp.find(step, near_start, x_mean, method="newton")
+    found_mean = found_mean.select(np.abs(found_mean.states[:, :H]).max(axis=1) < 1)
+    mean_agree = mean_distance = float("nan")
+    if len(found_mean):
+        lin_mean = fp.linearize(step, found_mean)
+        index = int(np.argmin(np.linalg.norm(lin_mean.points, axis=1)))
+        mean_distance = float(np.linalg.norm(lin_mean.points[index]))
+        linear_readout, true_readout = rollout_readouts("LSTM", lin_mean, index, N_ROLL)
+        mean_agree = float(np.mean((linear_readout > 0) == (true_readout > 0)))
+    print(f"LSTM at the mean input (|x| = {np.linalg.norm(x_mean):.2f}; a word's embedding: "
+          f"{np.linalg.norm(embedded['LSTM'][2:], axis=1).mean():.2f} on average): "
+          f"{found_mean}; the fixed point nearest the start is {mean_distance:.2f} from it "
+          f"(at zero input: {start_distance['LSTM']:.2f}); one linearisation there gives the "
+          f"network's label on {mean_agree:.0%} of the reviews (at zero input: "
+          f"{rollout_agree['LSTM']:.0%})")
 
 # %% [markdown]
 # ## The claims, with the bounds they were checked against
@@ -530,12 +569,20 @@ for kind in KINDS:
         "one_step_none": (one_step[kind]["none"], "one-step error, no input, {:.1%}"),
         "one_step_neutral": (one_step[kind]["neutral"], "one-step error, neutral word, {:.1%}"),
         "one_step_rated": (one_step[kind]["rated"], "one-step error, rated word, {:.1%}"),
+        "outside": (outside[kind], "fixed points outside the reachable states, left out: {}"),
+        "start_distance": (start_distance[kind], "distance from the start to the fixed point "
+                           "nearest it {:.2f}"),
         "rollout_agree": (rollout_agree[kind], "one linearisation, same label {:.0%}"),
     }
     for name, (value, text) in values.items():
         low, high = bounds.get(name, (None, None))
         claim(f"{k}_{name}", value, f"{kind}: {text}", at_least=low, at_most=high)
 gated = [kind for kind in KINDS if kind != "RNN"]
+if "LSTM" in KINDS:
+    claim("lstm_mean_input_start_distance", mean_distance, "LSTM at the mean input: distance "
+          "from the start to the fixed point nearest it {:.2f}")
+    claim("lstm_mean_input_rollout_agree", mean_agree, "LSTM at the mean input: one "
+          "linearisation, same label {:.0%}", at_least=0.75)
 claim("gated_minus_rnn_accuracy", min(test_accuracy[g] for g in gated) - test_accuracy["RNN"],
       "gated cells' test accuracy minus the vanilla RNN's {:.1%}",
       at_least=lesson.pick(quick=0.03, full=None))
