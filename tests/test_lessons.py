@@ -273,9 +273,9 @@ def test_lesson_07(run_lesson):
     r = lesson.results
     # the tool on h_t = a h_{t-1} + w x_t: the closed form, and the parts add up
     assert r["toy_closed_form_error"] <= 1e-12 and r["toy_parts_sum_error"] <= 1e-12
-    # quick mode trains runs until one passes validation (n = 1..20), at most 6 per model
+    # quick mode trains runs until one passes validation (n = 1..20), at most 12 per model
     for kind in ("lstm", "stack", "neural"):
-        assert 1 <= r[f"{kind}_runs"] <= 6 and r[f"{kind}_valid_accuracy"] == 1.0
+        assert 1 <= r[f"{kind}_runs"] <= 12 and r[f"{kind}_valid_accuracy"] == 1.0
     # the stack's share of the controller's credit starts near 0, rises while the loss
     # still falls and falls back after; the neural stack hardly sends credit through its stack
     assert r["stack_initial_share"] <= 0.15 and r["stack_peak_share"] >= 0.15
