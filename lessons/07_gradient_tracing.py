@@ -571,7 +571,12 @@ lesson.savefig(fig, "reversal_lag_matrix")
 # loss): the four gates, the cell update `c_t = f·c_{t-1} + i·g` (scope `cell`) and the
 # output `h_t = o·tanh(c_t)` (scope `hidden`). A gate's own weight rows act only through
 # that gate, so part of every share is trivial; the rest is credit from later steps that
-# travelled through the gate. Nearly everything passes through the cell update. The gate
+# travelled through the gate. Nearly everything passes through the cell update (at least
+# 89% in 29 of quick mode seeds 0-29 [at least 90% in full mode seeds 0-5, 21, 23]),
+# largely by construction: the input, forget and candidate rows of W_hh act only through
+# the cell, and they hold most of its gradient. The output gate's own rows reach the loss
+# around the cell, so when they hold much of the gradient the cell's share drops: in seed
+# 11 they held 67% of its squared gradient, and 32% of it went through the cell. The gate
 # shares are signed: a negative one (the run prints them) means the paths through that
 # gate push W_hh's gradient against the total, and the other paths more than make up for
 # it; how the shares divide differs a lot from run to run.
@@ -587,8 +592,13 @@ for pattern in scopes:
                                                             "rnn.weight_ih_l0")}
     print(f"{pattern:>18}: share of W_hh {inside[pattern]['rnn.weight_hh_l0']:6.3f}, "
           f"of W_ih {inside[pattern]['rnn.weight_ih_l0']:6.3f}")
+g_hh = split["rnn.weight_hh_l0"].grad.astype(np.float64)
+gate_rows = g_hh.reshape(len(lstm_model.rnn.gates), HIDDEN, HIDDEN)
+output_rows = (gate_rows[lstm_model.rnn.gates.index("output_gate")] ** 2).sum() / (g_hh ** 2).sum()
 lesson.claim("lstm_cell_share", inside["*/t=*/cell"]["rnn.weight_hh_l0"],
-             "through the cell update: {:.1%} of W_hh's gradient", at_least=0.85)
+             "through the cell update: {:.1%} of W_hh's gradient", at_least=0.25)
+lesson.claim("lstm_output_rows", output_rows,
+             "the output gate's own rows of W_hh hold {:.1%} of its squared gradient")
 lesson.claim("lstm_forget_share", inside["*/forget_gate"]["rnn.weight_hh_l0"],
              "through the forget gate: {:.1%}")
 lesson.claim("lstm_output_share", inside["*/output_gate"]["rnn.weight_hh_l0"],
