@@ -277,7 +277,7 @@ def test_lesson_07(run_lesson):
     for kind in ("lstm", "stack", "neural"):
         assert 1 <= r[f"{kind}_runs"] <= 12 and r[f"{kind}_valid_accuracy"] == 1.0
     # the stack's share of the controller's credit starts near 0; if it rises above 0.15
-    # (in 28 of quick seeds 0-29), it does while the loss still falls. How high its 50-step
+    # (in 38 of quick seeds 0-39), it does while the loss still falls. How high its 50-step
     # mean gets, whether it falls back and how much the neural stack sends through its
     # stack differ from seed to seed: reported, not bounded
     assert r["stack_initial_share"] <= 0.25
@@ -287,7 +287,7 @@ def test_lesson_07(run_lesson):
     # tanh controller alone it does, so its long-lag credit travels mostly through the
     # stack; cutting the stack's paths leaves the neural stack (LSTM controller) more of
     # its long-lag credit than the stack RNN
-    assert r["lstm_far_over_near"] >= 0.5
+    assert r["lstm_far_over_near"] >= 0.3
     assert r["stack_blocked_far_over_near"] <= 0.5 and r["stack_blocked_lag16"] <= 0.1
     assert r["stack_blocked_over_full_far"] <= 0.8
     assert r["without_stack_gap"] >= 0.15
