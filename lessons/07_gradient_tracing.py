@@ -287,13 +287,13 @@ lesson.savefig(fig, "share_over_training")
 # The share is one step's gradient split in two, so it jumps from step to step (two traced
 # steps 10 apart can differ by 0.5, even in sign); we read its mean over 50 steps, the
 # dark line. How it goes differs from run to run more than one run can show. Over quick
-# mode seeds 0-39 (the selected run of each model in each seed; full mode seeds 0-5, 21
-# and 23 in brackets):
+# mode seeds 0-39 (the selected run of each model in each seed; full mode seeds 0-6, 21,
+# 23 and 31 in brackets):
 #
 # - At the first step little of the controller's credit goes through the stack (its
 #   actions are still near 50/50 and barely matter): at most 0.16 either way [0.09].
 # - While the stack RNN's loss falls from its plateau to its floor, a large part usually
-#   does: the stack is being put to use. In 38 of the 40 runs [all 8] some traced step
+#   does: the stack is being put to use. In 38 of the 40 runs [all 10] some traced step
 #   after the first sent more than 0.15 through the stack, each time with at least 2.5%
 #   [4%] of the loss's drop still ahead, and the largest 50-step mean was 0.09 to 0.55
 #   [0.11 to 0.39]. Two runs never did: in seed 18 the share was negative while the loss
@@ -301,8 +301,8 @@ lesson.savefig(fig, "share_over_training")
 #   within 0.11 of zero after the first step (that run passed only at its last check).
 # - Once the run has passed, the share tends to fall back (the remaining loss is mostly
 #   the unpredictable choice between a and b, which no stack can help with): the mean over
-#   the last 50 steps was below half of the largest 50-step mean in 25 of the 40 runs [5
-#   of 8], but it was the largest itself in seeds 4, 12, 18 and 34.
+#   the last 50 steps was below half of the largest 50-step mean in 25 of the 40 runs [6
+#   of 10], but it was the largest itself in seeds 4, 12, 18 and 34.
 # - The neural stack's LSTM controller can solve aⁿbⁿ by itself, and its stack mostly
 #   carries little credit: its largest 50-step mean was below 0.1 in 33 of the 40 runs
 #   and below 0.2 in 39 [at most 0.25], where the stack RNN's median was 0.28. Not in
@@ -427,20 +427,20 @@ lesson.claim("without_stack_gap", without["neural"] - without["stack"],
 
 # %% [markdown]
 # Read the right panel from left to right; the ranges are over quick mode seeds 0-39 [full
-# mode seeds 0-5, 21 and 23]. The LSTM's credit does not fade: at lags 8..16 it is 0.47
+# mode seeds 0-6, 21, 23 and 31]. The LSTM's credit does not fade: at lags 8..16 it is 0.47
 # to 13 times [0.7 to 2.7 times] its credit at lag 1 (the end symbol's loss reaches back
 # to every a). The stack RNN's credit fades more, and its dashed curve says which paths
 # still carry it: through its tanh controller alone the credit dies (lesson 4's vanishing
 # gradient). It can hold for up to about eight steps (seeds 13 and 15), but at lag 16 it
-# was below 3% of its lag-1 value in every run, and below 0.1% in 34 of the 40 [all 8].
+# was below 3% of its lag-1 value in every run, and below 0.1% in 34 of the 40 [all 10].
 # So what still arrives from far back travelled mostly through the stack: the controller
 # alone carried at most 35% of the credit at lags 8..16 in 38 of the 40 runs [at most
 # 28%], about half of it in seeds 15 and 13 (49% and 62%). The neural stack's dashed and
 # solid curves lie nearly on top of each other: its LSTM controller carried at least 69%
-# of that credit by itself in 39 of the 40 runs [at least 81%]; in seed 19, the run whose
+# of that credit by itself in 39 of the 40 runs [at least 76%]; in seed 19, the run whose
 # stack had carried much of the credit during training, 29%. In every run the neural stack
 # kept a larger part of its far credit without the stack's paths than the stack RNN did,
-# by 0.25 to 1.0 of it [0.56 to 1.0].
+# by 0.25 to 1.0 of it [0.55 to 1.0].
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.3]})
@@ -573,7 +573,7 @@ lesson.savefig(fig, "reversal_lag_matrix")
 # output `h_t = o·tanh(c_t)` (scope `hidden`). A gate's own weight rows act only through
 # that gate, so part of every share is trivial; the rest is credit from later steps that
 # travelled through the gate. Nearly everything passes through the cell update (at least
-# 89% in 39 of quick mode seeds 0-39 [at least 90% in full mode seeds 0-5, 21, 23]),
+# 89% in 39 of quick mode seeds 0-39 [at least 90% in full mode seeds 0-6, 21, 23, 31]),
 # largely by construction: the input, forget and candidate rows of W_hh act only through
 # the cell, and they hold most of its gradient. The output gate's own rows reach the loss
 # around the cell, so when they hold much of the gradient the cell's share drops: in seed
