@@ -145,14 +145,17 @@ for kind in KINDS:
 # backward passes, no forward pass), so tracing does not change the training run.
 #
 # Stack models train unreliably (lesson 6: about a third of stack RNN runs find the
-# stack), so we train several runs per model and select one on the validation strings:
-# the most of n = 1..20 right, ties broken by the validation loss. Full mode trains 6 runs
-# of each model; quick mode trains runs until one passes (at most 6).
+# stack; here 40 of the 102 stack RNN runs that quick mode trained over seeds 0-39 passed),
+# so we train several runs per model and select one on the validation strings: the most
+# of n = 1..20 right, ties broken by the validation loss. Full mode trains 6 runs of each
+# model, and more if none of them passed; quick mode trains runs until one passes. Either
+# stops at 12 runs (quick mode seed 21 needed 11 for its stack RNN; six runs, the old
+# limit, left seeds 21 and 23 with no stack RNN that passed).
 
 # %%
 MAX_STEPS, CHECK_EVERY, TRACE_EVERY, LR, AFTER_PASSING = 300, 50, 10, 0.05, 100
 MIN_RUNS = lesson.pick(quick=1, full=6)
-MAX_RUNS = 6
+MAX_RUNS = 12
 COMPONENT = {"lstm": "*/forget_gate", "stack": "*/stack/*", "neural": "*/stack/*"}
 
 
@@ -242,16 +245,34 @@ for kind in KINDS:
 #
 # The top row is the training loss of every run (the selected one dark), the bottom row
 # the signed share of W_hh's gradient that travelled through the stack (for the LSTM:
-# through its forget gate), traced every 10 steps.
+# through its forget gate), traced every 10 steps: the dots are the selected run's single
+# steps, the dark line their mean over each 50 training steps (five traced steps).
 
 # %%
+WINDOW = 50 // TRACE_EVERY                 # traced steps in 50 training steps
+
+
+def mean50(record):
+    """The share averaged over each 50 training steps in a row (WINDOW traced steps; all of
+    them if the run traced fewer), placed at the middle traced step of each window."""
+    shares, steps = np.array(record["share"]), np.array(record["trace_steps"])
+    n = min(WINDOW, len(shares))
+    means = np.convolve(shares, np.ones(n) / n, mode="valid")
+    return steps[n // 2:n // 2 + len(means)], means
+
+
 fig, axes = plt.subplots(2, 3, figsize=(13, 5.5), sharex=True)
 for col, kind in enumerate(KINDS):
     for run, (_, r) in enumerate(runs[kind]):
         dark = run == best[kind]
         style = dict(color="C0" if dark else "0.75", lw=1.6 if dark else 0.8, zorder=3 if dark else 1)
         axes[0, col].plot(np.arange(1, len(r["loss"]) + 1), r["loss"], **style)
-        axes[1, col].plot(r["trace_steps"], r["share"], marker="." if dark else None, **style)
+        if dark:
+            axes[1, col].plot(r["trace_steps"], r["share"], ".", color="C0", ms=4, zorder=3)
+            centres, means = mean50(r)
+            axes[1, col].plot(centres, means, marker="o" if len(means) == 1 else None, **style)
+        else:
+            axes[1, col].plot(r["trace_steps"], r["share"], **style)
     axes[0, col].set_title(LABEL[kind])
     axes[0, col].set_yscale("log")
     axes[1, col].axhline(0, color="0.5", lw=0.6)
@@ -263,49 +284,69 @@ fig.subplots_adjust(hspace=0.1, wspace=0.3)
 lesson.savefig(fig, "share_over_training")
 
 # %% [markdown]
-# The share is one step's gradient split in two, so it jumps from step to step; the curve
-# still has a shape. At the first step almost none of the controller's credit goes through
-# the stack (its actions are still near 50/50 and barely matter). While the loss falls
-# from its plateau to its floor, a large part does: the stack is being put to use. Once
-# the run has passed, the share falls back (in all 11 runs we calibrated on, its mean over
-# the last 50 steps was below 40% of its peak): the remaining loss is mostly the
-# unpredictable choice between a and b, which no stack can help with. The neural stack's LSTM controller
-# solves aⁿbⁿ by itself; its stack hardly carries any credit at all.
+# The share is one step's gradient split in two, so it jumps from step to step (two traced
+# steps 10 apart can differ by 0.5, even in sign); we read its mean over 50 steps, the
+# dark line. How it goes differs from run to run more than one run can show. Over quick
+# mode seeds 0-39 (the selected run of each model in each seed; full mode seeds 0-6, 21,
+# 23 and 31 in brackets):
 #
-# The numbers behind that: the share at the first step; the first traced step at which it
-# exceeds 0.15 and how much of the loss's drop (from the first step to the last) was still
-# ahead then; the largest share; the mean share over the last 50 steps.
+# - At the first step little of the controller's credit goes through the stack (its
+#   actions are still near 50/50 and barely matter): at most 0.16 either way [0.09].
+# - While the stack RNN's loss falls from its plateau to its floor, a large part usually
+#   does: the stack is being put to use. In 38 of the 40 runs [all 10] some traced step
+#   after the first sent more than 0.15 through the stack, each time with at least 2.5%
+#   [4%] of the loss's drop still ahead, and the largest 50-step mean was 0.09 to 0.55
+#   [0.11 to 0.39]. Two runs never did: in seed 18 the share was negative while the loss
+#   fell (the paths through the stack pushed W_hh against the total), in seed 28 it stayed
+#   within 0.11 of zero after the first step (that run passed only at its last check).
+# - Once the run has passed, the share tends to fall back (the remaining loss is mostly
+#   the unpredictable choice between a and b, which no stack can help with): the mean over
+#   the last 50 steps was below half of the largest 50-step mean in 25 of the 40 runs [6
+#   of 10], but it was the largest itself in seeds 4, 12, 18 and 34.
+# - The neural stack's LSTM controller can solve aⁿbⁿ by itself, and its stack mostly
+#   carries little credit: its largest 50-step mean was below 0.1 in 33 of the 40 runs
+#   and below 0.2 in 39 [at most 0.25], where the stack RNN's median was 0.28. Not in
+#   every run: in seed 19 it reached 0.55, and after training that run's long-range credit
+#   went through its stack too (below).
+#
+# The numbers behind that: the share at the first step; the first traced step after it at
+# which the share exceeds 0.15, and how much of the loss's drop (from the first step to
+# the last) was still ahead then; the largest 50-step mean; the mean over the last 50
+# steps.
 
 # %%
 def share_story(record):
     shares, steps = np.array(record["share"]), np.array(record["trace_steps"])
     losses = np.array(record["loss"])
     first, last = losses[0], losses[-1]
-    above = np.flatnonzero(shares > 0.15)
+    above = np.flatnonzero(shares[1:] > 0.15) + 1          # after the first step
     rise = int(steps[above[0]]) if len(above) else None
     to_go = float((losses[rise - 1] - last) / (first - last)) if rise else float("nan")
     late = float(shares[steps > steps[-1] - 50].mean())
-    return float(shares[0]), rise, to_go, float(shares.max()), late
+    return float(shares[0]), rise, to_go, float(mean50(record)[1].max()), late
 
 
 for kind in ("stack", "neural"):
     start, rise, to_go, peak, late = share_story(chosen[kind])
     when = f"first above 0.15 at step {rise} (with {to_go:.0%} of the loss's drop still ahead)" \
-        if rise else "never above 0.15"
-    print(f"{LABEL[kind]}: share {start:.2f} at the first step, {when}, largest {peak:.2f}, "
-          f"{late:.2f} over the last 50 steps")
+        if rise else "never above 0.15 after it"
+    print(f"{LABEL[kind]}: share {start:.2f} at the first step, {when}, largest 50-step mean "
+          f"{peak:.2f}, {late:.2f} over the last 50 steps")
 start, rise, to_go, peak, late = share_story(chosen["stack"])
 lesson.claim("stack_initial_share", abs(start),
              "the selected stack RNN's share through the stack at the first step: |{:.3f}|",
-             at_most=0.15)
-lesson.claim("stack_peak_share", peak, "its largest share: {:.2f}", at_least=0.15)
-lesson.claim("stack_rise_loss_to_go", to_go,
-             "when the share first exceeds 0.15, {:.1%} of the loss's drop is still ahead",
-             at_least=0.01)
-lesson.claim("stack_late_share", late, "its mean over the last 50 steps: {:.2f}",
-             at_most=peak / 2)
+             at_most=0.25)
+lesson.claim("stack_rise_step", rise or 0,
+             "the first traced step after it with a share above 0.15: {} (0: none)")
+if rise:
+    lesson.claim("stack_rise_loss_to_go", to_go,
+                 "at that step {:.1%} of the loss's drop was still ahead", at_least=0.01)
+else:
+    lesson.claim("stack_rise_loss_to_go", to_go, "no such step, so no loss still ahead: {}")
+lesson.claim("stack_peak_share", peak, "its largest 50-step mean share: {:.2f}")
+lesson.claim("stack_late_share", late, "its mean over the last 50 steps: {:.2f}")
 lesson.claim("neural_peak_share", share_story(chosen["neural"])[3],
-             "the neural stack's largest share through its stack: {:.2f}", at_most=0.35)
+             "the neural stack's largest 50-step mean share through its stack: {:.2f}")
 
 # %% [markdown]
 # ## After training: does the credit fade with the lag?
@@ -364,28 +405,42 @@ for name, prof in profiles.items():
     print(f"{names[name]:>28}: lag profile / lag 1 at k = 2, 4, 8, 12, 16: " +
           ", ".join(f"{prof[k] / prof[1]:.2g}" for k in (2, 4, 8, 12, 16)))
 lesson.claim("lstm_far_over_near", far(profiles["lstm"]) / profiles["lstm"][1],
-             "LSTM: mean credit at lags 8..16 over the credit at lag 1: {:.2f}", at_least=0.5)
+             "LSTM: mean credit at lags 8..16 over the credit at lag 1: {:.2f}", at_least=0.3)
 lesson.claim("stack_far_over_near", far(profiles["stack"]) / profiles["stack"][1],
              "stack RNN: {:.2f}")
 lesson.claim("stack_blocked_far_over_near",
              far(profiles["stack blocked"]) / profiles["stack blocked"][1],
-             "stack RNN through its controller alone: {:.3f}", at_most=0.15)
-lesson.claim("stack_blocked_over_full_far", far(profiles["stack blocked"]) / far(profiles["stack"]),
+             "stack RNN through its controller alone: {:.3f}", at_most=0.5)
+lesson.claim("stack_blocked_lag16", profiles["stack blocked"][16] / profiles["stack blocked"][1],
+             "through its controller alone, the credit at lag 16 over the credit at lag 1: "
+             "{:.1e}", at_most=0.1)
+without = {kind: far(profiles[f"{kind} blocked"]) / far(profiles[kind])
+           for kind in ("stack", "neural")}
+lesson.claim("stack_blocked_over_full_far", without["stack"],
              "at lags 8..16 the stack RNN's credit without the stack's paths is {:.1%} of "
-             "all of it", at_most=0.35)
-lesson.claim("neural_blocked_over_full_far",
-             far(profiles["neural blocked"]) / far(profiles["neural"]),
-             "for the neural stack, whose controller is an LSTM: {:.0%}", at_least=0.5)
+             "all of it", at_most=0.8)
+lesson.claim("neural_blocked_over_full_far", without["neural"],
+             "for the neural stack, whose controller is an LSTM: {:.0%}")
+lesson.claim("without_stack_gap", without["neural"] - without["stack"],
+             "without the stack's paths the neural stack keeps a larger part of its far "
+             "credit than the stack RNN, by {:.2f} (of all of it)", at_least=0.15)
 
 # %% [markdown]
-# Read the right panel from left to right. The LSTM's credit does not fade: at lags 8..16
-# it is about as large as at lag 1 or larger (0.7 to 13 times, over the seeds we tried;
-# the end symbol's loss reaches back to every a). The stack RNN's credit fades more, and
-# its dashed curve says which paths still carry it: through its tanh controller alone the
-# credit dies within a few steps (lesson 4's vanishing gradient), so what still arrives
-# from far back travelled through the stack. The neural stack's dashed and solid curves
-# lie on top of each other: its LSTM controller carries the credit by itself, and no
-# long-range credit needs its stack.
+# Read the right panel from left to right; the ranges are over quick mode seeds 0-39 [full
+# mode seeds 0-6, 21, 23 and 31]. The LSTM's credit does not fade: at lags 8..16 it is 0.47
+# to 13 times [0.7 to 2.7 times] its credit at lag 1 (the end symbol's loss reaches back
+# to every a). The stack RNN's credit fades more, and its dashed curve says which paths
+# still carry it: through its tanh controller alone the credit dies (lesson 4's vanishing
+# gradient). It can hold for up to about eight steps (seeds 13 and 15), but at lag 16 it
+# was below 3% of its lag-1 value in every run, and below 0.1% in 34 of the 40 [all 10].
+# So what still arrives from far back travelled mostly through the stack: the controller
+# alone carried at most 35% of the credit at lags 8..16 in 38 of the 40 runs [at most
+# 28%], about half of it in seeds 15 and 13 (49% and 62%). The neural stack's dashed and
+# solid curves lie nearly on top of each other: its LSTM controller carried at least 69%
+# of that credit by itself in 39 of the 40 runs [at least 76%]; in seed 19, the run whose
+# stack had carried much of the credit during training, 29%. In every run the neural stack
+# kept a larger part of its far credit without the stack's paths than the stack RNN did,
+# by 0.25 to 1.0 of it [0.55 to 1.0].
 
 # %%
 fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.3]})
@@ -517,7 +572,12 @@ lesson.savefig(fig, "reversal_lag_matrix")
 # loss): the four gates, the cell update `c_t = f·c_{t-1} + i·g` (scope `cell`) and the
 # output `h_t = o·tanh(c_t)` (scope `hidden`). A gate's own weight rows act only through
 # that gate, so part of every share is trivial; the rest is credit from later steps that
-# travelled through the gate. Nearly everything passes through the cell update. The gate
+# travelled through the gate. Nearly everything passes through the cell update (at least
+# 89% in 39 of quick mode seeds 0-39 [at least 90% in full mode seeds 0-6, 21, 23, 31]),
+# largely by construction: the input, forget and candidate rows of W_hh act only through
+# the cell, and they hold most of its gradient. The output gate's own rows reach the loss
+# around the cell, so when they hold much of the gradient the cell's share drops: in seed
+# 11 they held 67% of its squared gradient, and 32% of it went through the cell. The gate
 # shares are signed: a negative one (the run prints them) means the paths through that
 # gate push W_hh's gradient against the total, and the other paths more than make up for
 # it; how the shares divide differs a lot from run to run.
@@ -533,8 +593,13 @@ for pattern in scopes:
                                                             "rnn.weight_ih_l0")}
     print(f"{pattern:>18}: share of W_hh {inside[pattern]['rnn.weight_hh_l0']:6.3f}, "
           f"of W_ih {inside[pattern]['rnn.weight_ih_l0']:6.3f}")
+g_hh = split["rnn.weight_hh_l0"].grad.astype(np.float64)
+gate_rows = g_hh.reshape(len(lstm_model.rnn.gates), HIDDEN, HIDDEN)
+output_rows = (gate_rows[lstm_model.rnn.gates.index("output_gate")] ** 2).sum() / (g_hh ** 2).sum()
 lesson.claim("lstm_cell_share", inside["*/t=*/cell"]["rnn.weight_hh_l0"],
-             "through the cell update: {:.1%} of W_hh's gradient", at_least=0.85)
+             "through the cell update: {:.1%} of W_hh's gradient", at_least=0.25)
+lesson.claim("lstm_output_rows", output_rows,
+             "the output gate's own rows of W_hh hold {:.1%} of its squared gradient")
 lesson.claim("lstm_forget_share", inside["*/forget_gate"]["rnn.weight_hh_l0"],
              "through the forget gate: {:.1%}")
 lesson.claim("lstm_output_share", inside["*/output_gate"]["rnn.weight_hh_l0"],
@@ -556,8 +621,9 @@ lesson.claim("lstm_forget_share_range", max(lstm_forget) - min(lstm_forget),
 # node. The stack's own weights (the action and the push value) then receive no gradient
 # at all, and the controller is trained only through its own recurrence. Each ablated run
 # starts from the same initialisation as one of the runs above and gets as many steps as
-# that run trained for (which includes its 100 steps after passing). Full mode ablates all
-# 6 runs, quick mode the selected one.
+# that run trained for (which includes its 100 steps after passing). Full mode ablates
+# every stack RNN run it trained (6, more if none of those passed), quick mode the
+# selected one.
 
 # %%
 twins = list(range(len(runs["stack"]))) if not lesson.quick else [best["stack"]]
@@ -658,11 +724,13 @@ print(f"the whole graph has {len(graph)} nodes; step 7 alone has "
 # - A weight used at every step gets one contribution per use; the lag matrix shows how
 #   far back each step's loss reaches. (Our definitions: the chapter that named gradient
 #   tracing is not public.)
-# - What we measured on aⁿbⁿ: while the stack RNN learns, a large share of its
-#   controller's credit travels through the stack, and in most runs that share falls back
-#   once the loss has dropped. After training, the credit that reaches back many steps
-#   goes through the stack; through the tanh controller alone it vanishes. The LSTM, and
-#   the neural stack with its LSTM controller, carry long-range credit without a stack.
+# - What we measured on aⁿbⁿ, over 40 quick mode seeds: while the stack RNN learns, a
+#   large share of its controller's credit usually travels through the stack (in 38 of
+#   the 40 runs), and in many runs that share falls back once the loss has dropped. After
+#   training, the credit that reaches back many steps goes mostly through the stack;
+#   through the tanh controller alone it vanishes. The LSTM carries long-range credit
+#   without a stack, and so, in all but one of the 40 runs, does the neural stack with its
+#   LSTM controller. One run is not the rule: these numbers move a lot from seed to seed.
 # - Blocking the credit through the stack leaves the forward pass exactly as it was, yet
 #   none of our ablated runs passed validation: the stack RNN needs the stack's gradient
 #   paths to learn to use the stack.
