@@ -356,7 +356,9 @@ class UGRNN(_SequenceLayer):
     ``UGRNN(input_size, hidden_size, num_layers=1, bias=True, batch_first=False, *,
     mode="traced"|"fused", dtype=float32)``; ``ugrnn(x, h0=None, lengths=None)`` ->
     ``(output, h_n)``. Parameters are named and initialised as a PyTorch GRU's, with two
-    row blocks (u, c) instead of three. Fused mode runs ``tinytrace.kernels.ugrnn``.
+    row blocks (u, c) instead of three. Fused mode runs ``tinytrace.kernels.ugrnn``, one
+    kernel written against NumPy's API (so it runs on the CPU, a GPU or the stand-in); there
+    is no numba kernel for it, so ``kernel=`` is not accepted.
     """
     gates = UGRNN_GATES
     fused_op = "ugrnn_sequence"
