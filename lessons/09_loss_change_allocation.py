@@ -369,14 +369,15 @@ lesson.savefig(fig, "layers")
 
 # %% [markdown]
 # Without momentum the output layer hurts in fewer steps (in every run we made: quick
-# seeds 0-29, full seeds 0-5) and usually does more of the learning (its total LCA fell
-# by 0.09 to 1.5 nats in 28 of the 30 quick runs and by 0.18 to 1.5 in the six full ones;
-# on quick seeds 19 and 21 it stayed within 0.05 nats of the momentum run's) — consistent
-# with momentum-driven oscillation in that layer — but the hurting does not vanish: it moves upstream, and `fc2` becomes the layer
-# that hurts most often. Freezing the output layer does not help here: it did not hurt
-# overall, so taking it away only leaves more loss for the other layers to remove (the
-# final losses above). In the one run we saw where `out` did hurt overall (seed 2), the
-# momentum-free variant ended at about a tenth of the baseline's training loss.
+# seeds 0-29, full seeds 0-5) and usually does more of the learning (its total LCA fell by
+# 0.09 to 1.5 nats in 28 of the 30 quick runs and by 0.18 to 1.5 in the six full ones; on
+# quick seeds 19 and 21 it stayed within 0.05 nats of the momentum run's) — consistent
+# with momentum-driven oscillation in that layer — but the hurting does not vanish: it
+# moves upstream, and `fc2` becomes the layer that hurts most often. Freezing the output
+# layer does not help here: it did not hurt overall, so taking it away only leaves more
+# loss for the other layers to remove (the final losses above). In the one run we saw
+# where `out` did hurt overall (seed 2), the momentum-free variant ended at about a tenth
+# of the baseline's training loss.
 #
 # ## 5. Do the layers learn together?
 #
@@ -499,13 +500,13 @@ lesson.savefig(fig, "lstm_gates")
 
 # %% [markdown]
 # The cell candidate — *what* is written into the cell — does about half of the LSTM's
-# learning (47–61% over quick seeds 0-29, 52–56% over full seeds 0-5), 1.7 to 3.7 times
-# as much as the next gate (2.1 to 2.7 in full mode); the input and forget gates, which decide *whether*
-# to write and to keep, do about a tenth each. That is the whole run; its halves differ.
-# Trained longer (full mode), the second half can belong to the gates instead, once the
-# candidate has learned what to write — but how the shares shift varies from run to run
-# (the forget gate's share grew in the second half in most runs we made, not in all), so
-# we print the halves rather than claim them.
+# learning (47–61% over quick seeds 0-29, 52–56% over full seeds 0-5), 1.7 to 3.7 times as
+# much as the next gate (2.1 to 2.7 in full mode); the input and forget gates, which
+# decide *whether* to write and to keep, do about a tenth each. That is the whole run; its
+# halves differ. Trained longer (full mode), the second half can belong to the gates
+# instead, once the candidate has learned what to write — but how the shares shift varies
+# from run to run (the forget gate's share grew in the second half in most runs we made,
+# not in all), so we print the halves rather than claim them.
 #
 # ## What to take away
 #
