@@ -275,15 +275,20 @@ for kind in KINDS:
 
 # %%
 N_CANDIDATES = lesson.pick(quick=300, full=600)
+def reachable(points):
+    """Which fixed points lie where the network can go: h is a tanh (or a mix of tanhs),
+    so every state it reaches has |h_i| < 1."""
+    return np.abs(points.states[:, :H]).max(axis=1) < 1
+
+
 found, outside, lins, lines, cover = {}, {}, {}, {}, {}
 for kind in KINDS:
     step = steps[kind]
     cands = fp.candidates(visited[kind], valid[kind], N_CANDIDATES, rng=lesson.rng)
     every = fp.find(step, cands, method="newton")
-    # h is a tanh (or a mix of tanhs): every state the network reaches has |h_i| < 1
-    reachable = np.abs(every.states[:, :H]).max(axis=1) < 1
-    outside[kind] = int(np.sum(~reachable))
-    found[kind] = every.select(reachable)
+    inside = reachable(every)
+    outside[kind] = int(np.sum(~inside))
+    found[kind] = every.select(inside)
     lins[kind] = fp.linearize(step, found[kind])
     lines[kind] = fp.fit_line(found[kind], orient=readout_w[kind])
     final_coord = lines[kind].coordinate(visited[kind][test_lengths, np.arange(len(test_set))])
@@ -496,7 +501,7 @@ if "LSTM" in KINDS:
     early = valid["LSTM"] & (np.arange(len(valid["LSTM"]))[:, None] <= 5)
     near_start = fp.candidates(visited["LSTM"], early, 40, rng=lesson.rng)
     found_mean = fp.find(step, near_start, x_mean, method="newton")
-    found_mean = found_mean.select(np.abs(found_mean.states[:, :H]).max(axis=1) < 1)
+    found_mean = found_mean.select(reachable(found_mean))
     mean_agree = mean_distance = float("nan")
     if len(found_mean):
         lin_mean = fp.linearize(step, found_mean)
