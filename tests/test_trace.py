@@ -10,6 +10,8 @@
   has its own closed form on the linear recurrence);
 - fused recurrent nodes are refused with an error naming them, never answered with zeros.
 """
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -21,7 +23,8 @@ from tinytrace.analysis.trace import TraceError
 
 F64 = np.float64
 SCOPES = ["", "a", "b", "a/t=0", "a/t=1", "b/t=0/x", "b/t=2/y", "a/t=1/x", "c/t=3"]
-PATTERNS = ["a", "a/*", "*/t=0*", "b*", "*x", "*", "nomatch", "*/t=1/*", "c/*"]
+PATTERNS = ["a", "a/*", "*/t=0*", "b*", "*x", "*", "nomatch", "*/t=1/*", "c/*", "**", "/",
+            "t=1", "/b/t=*"]
 
 
 def scoped(path):
@@ -421,7 +424,7 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(TypeError, match="Component"):
         tt.trace.split(loss, 3, w)
     with pytest.raises(TraceError, match="leaf tensors that require grad"):
-        tt.trace.split(loss, "*", [w * 2.0])
+        tt.trace.split(loss, "**", [w * 2.0])
     with pytest.raises(TraceError, match="shape"):
         tt.trace.flow(w * w, w)
     with pytest.raises(TypeError, match="params must be"):
@@ -447,7 +450,7 @@ def test_parameters_the_graph_never_reads_are_named():
     with tt.scope("t=0"):
         loss = (w * tt.tensor([3.0, 4.0], dtype=F64)).sum()
     other = tt.nn.Linear(2, 2, dtype=F64)
-    for call in (lambda: tt.trace.split(loss, "*", other, retain_graph=True),
+    for call in (lambda: tt.trace.split(loss, "**", other, retain_graph=True),
                  lambda: tt.trace.flow(loss, other, retain_graph=True),
                  lambda: tt.trace.lag_matrix([loss], other, retain_graph=True)):
         with pytest.raises(TraceError, match=r"none of the 2 parameters.*'weight'.*"
@@ -456,7 +459,7 @@ def test_parameters_the_graph_never_reads_are_named():
     with pytest.warns(tt.trace.TraceWarning, match=r"'bias'.*not read by the graph"):
         result = tt.trace.flow(loss, {"w": w, "bias": other.bias}, retain_graph=True)
     assert not result.grads["bias"].any() and result.by_time["bias"] == {}
-    assert tt.trace.split((w * w).sum(), "*", w)[w].signed == 1.0   # all preparation: read
+    assert tt.trace.split((w * w).sum(), "**", w)[w].signed == 1.0   # all preparation: read
 
 
 def test_scope_helpers():
@@ -478,3 +481,32 @@ def test_lag_profile_over_chosen_rows():
     assert list(lag.profile(max_lag=1, rows=[1, 2])[1]) == [4.5, 3.5]
     with pytest.raises(TraceError, match="rows"):
         lag.profile(rows=[3])
+
+
+# ---- one scope-pattern language ---------------------------------------------------------------
+
+@pytest.mark.parametrize("pattern", ["lstm/t=3", "t=3", "model/lstm/t=*/forget_gate",
+                                     "/model/lstm/t=1", "**/cell", "*/t=*/cell", "forget_gate",
+                                     "*/stack/*", "*", "**", "/", "t=[01]/hidden"])
+def test_a_scope_pattern_names_the_same_nodes_in_select_component_and_split(pattern):
+    """Graph.select and tt.trace (Component, split) read a pattern the same way:
+    ``"lstm/t=3"`` is every node of step 3 in both, not everything in select and nothing
+    in split."""
+    lstm = tt.nn.LSTM(3, 4, mode="traced", dtype=F64)
+    w = tt.tensor(np.ones(4), dtype=F64, requires_grad=True)
+    x = tt.tensor(np.random.default_rng(0).normal(size=(4, 2, 3)), dtype=F64)
+    with tt.scope("model"):
+        with tt.scope("lstm"):
+            out = lstm(x)[0]
+    loss = (out * w).sum()
+    graph = loss.graph()
+    selected = graph.select(pattern)
+    assert [n for n in graph if tt.trace.Component(pattern)(n)] == selected
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split = tt.trace.split(loss, pattern, [w] + list(lstm.parameters()), retain_graph=True)
+    assert split.matched == len(selected)
+    said_nothing_matched = any("matches no node" in str(c.message) for c in caught)
+    assert said_nothing_matched == (not selected)
+    if pattern == "lstm/t=3":
+        assert len(selected) > 10 and {tt.trace.step_of(n.scope) for n in selected} == {3}

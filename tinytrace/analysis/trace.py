@@ -10,8 +10,8 @@ Optimization with Gradient Tracing") that is not publicly available; the definit
 below are ours, written down so that every number is exactly defined.
 
 **Component split** (``split``). A component C is a set of nodes, named by a glob over
-scopes (``"*/stack/*"``, ``"*/forget_gate"``; see ``Component``) or by a predicate on
-nodes. For every parameter p with gradient g = dL/dp:
+scopes (``"*/stack/*"``, ``"*/forget_gate"``: the language of ``Graph.select``, see
+``Component``) or by a predicate on nodes. For every parameter p with gradient g = dL/dp:
 
 - ``avoid`` = the gradient with the backward flow *into* every node of C blocked: the sum
   over the paths from L to p that touch no node of C;
@@ -52,7 +52,6 @@ steps and gates are not in the graph, so asking for per-step or per-gate detail 
 them raises ``TraceError`` naming the node (build the layer with ``mode="traced"``);
 tracing never answers with zeros it did not measure.
 """
-import fnmatch
 import warnings
 
 import numpy as np
@@ -60,7 +59,7 @@ import numpy as np
 from ..autograd import block_backward, grad as _grad, topological_order, unbroadcast
 from ..context import scope_phrase, step_of, without_step
 from ..errors import TinytraceError
-from ..graph import Graph
+from ..graph import Graph, check_scope_pattern, scope_matches
 from ..ops import OPS
 from ..nn.recurrent import GRU, LSTM, RNN, UGRNN
 from ..tensor import Tensor
@@ -88,13 +87,15 @@ class TraceWarning(UserWarning):
 # ---- components --------------------------------------------------------------------------
 
 class Component:
-    """A set of nodes: a glob over scopes, several globs (their union), or a predicate.
+    """A set of nodes: a scope glob, several globs (their union), or a predicate.
 
-    ``Component("*/stack/*")`` accepts every node whose scope matches the pattern with
-    ``fnmatch`` rules, where ``*`` also matches ``/``: ``"*/stack/*"`` is everything below
-    a ``stack`` scope (``stackrnn/t=3/stack/action``), ``"*/forget_gate"`` every scope
-    ending in ``forget_gate``. ``Component(lambda node: node.op == "sigmoid")`` uses the
-    predicate as it is. Calling the component on a node answers membership.
+    The globs are the ones ``Graph.select`` takes (one language, documented in
+    ``tinytrace.graph.scope_matches``): segment by segment, matching anywhere along the
+    scope and taking its sub-scopes. ``Component("*/stack/*")`` is everything below a
+    ``stack`` scope (``stackrnn/t=3/stack/action``), ``"*/forget_gate"`` every forget gate,
+    ``"lstm/t=3"`` every node of step 3 and ``["*/forget_gate", "*/input_gate"]`` both
+    gates. ``Component(lambda node: node.op == "sigmoid")`` uses the predicate as it is.
+    Calling the component on a node answers membership.
     """
 
     def __init__(self, spec):
@@ -109,6 +110,8 @@ class Component:
         else:
             raise TypeError(f"Component: expected a scope glob such as '*/stack/*', a list of "
                             f"globs or a predicate node -> bool, not {spec!r}")
+        for pattern in self.patterns or ():
+            check_scope_pattern(pattern, "Component")
         self._cache = {}
 
     def matches_scope(self, scope):
@@ -117,7 +120,7 @@ class Component:
             raise TypeError("Component.matches_scope: a predicate component has no patterns")
         hit = self._cache.get(scope)
         if hit is None:
-            hit = self._cache[scope] = any(fnmatch.fnmatchcase(scope, p) for p in self.patterns)
+            hit = self._cache[scope] = any(scope_matches(p, scope) for p in self.patterns)
         return hit
 
     def __call__(self, node):
