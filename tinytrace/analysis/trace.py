@@ -52,6 +52,7 @@ steps and gates are not in the graph, so asking for per-step or per-gate detail 
 them raises ``TraceError`` naming the node (build the layer with ``mode="traced"``);
 tracing never answers with zeros it did not measure.
 """
+import contextlib
 import warnings
 
 import numpy as np
@@ -71,9 +72,14 @@ __all__ = ["Component", "TraceError", "TraceWarning", "split", "flow", "lag_matr
 # table (``@primitive(..., whole_sequence=True)``) so a new fused op cannot be forgotten.
 _LAYERS = (RNN, LSTM, GRU, UGRNN)
 FUSED_OPS = frozenset(name for name, op in OPS.items() if op.whole_sequence)
-# The sub-scopes the traced version of such a layer records inside its own scope.
-_TRACED_SUB_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
-                                         + ("cell", "hidden")))
+# The deepest scopes the traced version of such a layer records below its own scope, per
+# step (``t=k/...``) and before the time loop (the parameters' preparation). A pattern takes
+# sub-scopes, so one that names any scope of the traced layer names one of these.
+_CELL_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
+                                   + ("cell", "hidden")))
+_STEP_SCOPES = (_CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES)
+                + ("stack/action", "stack/push_value"))             # StackRNN's step
+_PREP_SCOPES = _CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES) + ("stack",)
 
 
 class TraceError(TinytraceError, ValueError):
@@ -134,6 +140,7 @@ class Component:
         return f"Component({', '.join(repr(p) for p in self.patterns)})"
 
 
+@contextlib.contextmanager
 def ablate(component):
     """A context manager: inside it, every backward pass stops the gradient flow into the
     nodes of ``component`` (a glob, globs or a predicate, as ``Component``); the forward
@@ -146,8 +153,58 @@ def ablate(component):
 
     Parameters used only inside the component get no gradient at all (every path to them
     is blocked). Built on ``tt.block_backward``.
+
+    A fused recurrent layer (``mode="fused"``) is one node with a hand-written backward,
+    so nothing inside it can be blocked: a backward pass that meets one whose steps or
+    gates the pattern names raises ``TraceError`` naming it, as ``split`` does (a
+    component holding the whole fused node blocks all of it, which is fine). On leaving
+    the block, if the backward passes inside it met no node of the component, ``ablate``
+    warns (``TraceWarning``: it blocked nothing), or raises ``TraceError`` if they met a
+    fused node the component might have meant.
     """
-    return block_backward(Component(component))
+    guard = _Ablation(Component(component))
+    with block_backward(guard):
+        yield
+    guard.check_matched()
+
+
+class _Ablation:
+    """The predicate ``ablate`` blocks with: membership in the component, refusing fused
+    nodes the component looks inside, and counting what it met for the check on exit."""
+
+    def __init__(self, component):
+        self.component = component
+        self.met, self.matched, self.fused = 0, 0, None
+        self.scopes = set()             # a few scopes met, for the warning
+
+    def __call__(self, node):
+        self.met += 1
+        if self.component(node):
+            self.matched += 1
+            return True
+        if node.op in FUSED_OPS:
+            if self.component.patterns is not None and _matches_inside(self.component, node):
+                raise TraceError(f"ablate({self.component!r}): " + _fused_message(
+                    node, "steps and gates (which the pattern names) cannot be blocked and"))
+            self.fused = self.fused or node
+        if len(self.scopes) < 7:
+            self.scopes.add(node.scope)
+        return False
+
+    def check_matched(self):
+        """What ``split`` says when its component matches nothing, said on leaving the block
+        (a backward pass does not know it is the last one of the block)."""
+        if self.matched or not self.met:
+            return
+        if self.fused is not None:
+            raise TraceError(f"ablate({self.component!r}): no node the backward passes met is "
+                             "in the component, and " + _fused_message(self.fused,
+                                                                      "steps and gates"))
+        scopes = sorted(self.scopes)
+        warnings.warn(f"ablate: {self.component!r} matched no node of the {self.met} the "
+                      f"backward passes inside it met, so it blocked nothing (scopes there: "
+                      f"{scopes[:6]}{' ...' if len(scopes) > 6 else ''})",
+                      TraceWarning, stacklevel=3)
 
 
 # ---- what the graph says about the parameters --------------------------------------------
@@ -394,16 +451,14 @@ def _check_component_sees(component, recorded, matched):
 
 
 def _matches_inside(component, node):
-    """Would the traced version of fused ``node`` record a node that ``component`` names?"""
+    """Would the traced version of fused ``node`` record a node that ``component`` names?
+    (Every step is probed: a pattern may name only the first one.)"""
     steps = node.inputs[0].shape[0]
     prefix = f"{node.scope}/" if node.scope else ""
     for t in range(steps):
-        step = f"{prefix}t={t}"
-        if component.matches_scope(step):
+        if any(component.matches_scope(f"{prefix}t={t}/{sub}") for sub in _STEP_SCOPES):
             return True
-        if any(component.matches_scope(f"{step}/{sub}") for sub in _TRACED_SUB_SCOPES):
-            return True
-    return any(component.matches_scope(f"{prefix}{sub}") for sub in _TRACED_SUB_SCOPES)
+    return any(component.matches_scope(f"{prefix}{sub}") for sub in _PREP_SCOPES)
 
 
 def split(loss, component, params=None, grad=None, retain_graph=False):
