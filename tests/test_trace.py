@@ -658,3 +658,35 @@ def test_split_refuses_a_fused_stack_rnn_whose_stack_the_pattern_names():
     rnn, loss = fused_model("StackRNN")
     with pytest.raises(TraceError, match=r"split.*stack_rnn_sequence.*mode=\"traced\""):
         tt.trace.split(loss(), ["*/stack/*", "*/linear"], rnn)
+
+
+# ---- nested t= scopes: the innermost step counts ---------------------------------------------
+
+def test_nested_steps_are_attributed_to_the_innermost_step():
+    """A recurrence run inside another ``t=k`` scope (a user's outer loop, say) records
+    ``t=7/t=3``: its uses belong to the inner step 3, the step of the layer that read the
+    weight, in ``by_time``, ``by_scope``, ``heatmap`` and ``lag_matrix`` alike."""
+    rng = np.random.default_rng(0)
+    a = tt.tensor(0.7, dtype=F64, requires_grad=True)
+    w = tt.tensor(1.3, dtype=F64, requires_grad=True)
+    T, c = 3, rng.normal(size=2)
+    runs, finals = {}, []
+    for outer in (7, 8):                          # outer steps, each a whole inner sequence
+        xs = [tt.tensor(rng.normal(size=2), dtype=F64) for _ in range(T)]
+        with tt.scope("outer"), tt.scope(f"t={outer}"), tt.scope("inner"):
+            hs = linear_recurrence(a, w, xs, tt.zeros(2, dtype=F64))    # inner steps 1..T
+        runs[outer] = xs
+        finals.append((hs[-1] * tt.tensor(c, dtype=F64)).sum())
+    loss = finals[0] + finals[1]
+    result = tt.trace.flow(loss, {"a": a, "w": w}, retain_graph=True)
+    assert set(result.by_time["w"]) == {1, 2, 3}
+    for tau in range(1, T + 1):
+        closed = sum(0.7 ** (T - tau) * (xs[tau - 1].data * c).sum() for xs in runs.values())
+        assert result.by_time["w"][tau] == pytest.approx(closed, abs=1e-12)
+    assert {key for key in result.by_scope()} == {("outer/inner", tau) for tau in (1, 2, 3)} \
+        | {("", None)}
+    components, steps, _ = result.heatmap()
+    assert components == ["outer/inner"] and steps == [0, 1, 2, 3]
+    lag = tt.trace.lag_matrix(finals, w)
+    assert lag.matrix.shape == (2, T + 1) and np.all(lag.matrix[:, 0] == 0)
+    assert np.all(lag.matrix[:, 1:] > 0)
