@@ -10,6 +10,8 @@
   has its own closed form on the linear recurrence);
 - fused recurrent nodes are refused with an error naming them, never answered with zeros.
 """
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -21,7 +23,8 @@ from tinytrace.analysis.trace import TraceError
 
 F64 = np.float64
 SCOPES = ["", "a", "b", "a/t=0", "a/t=1", "b/t=0/x", "b/t=2/y", "a/t=1/x", "c/t=3"]
-PATTERNS = ["a", "a/*", "*/t=0*", "b*", "*x", "*", "nomatch", "*/t=1/*", "c/*"]
+PATTERNS = ["a", "a/*", "*/t=0*", "b*", "*x", "*", "nomatch", "*/t=1/*", "c/*", "**", "/",
+            "t=1", "/b/t=*"]
 
 
 def scoped(path):
@@ -421,7 +424,7 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(TypeError, match="Component"):
         tt.trace.split(loss, 3, w)
     with pytest.raises(TraceError, match="leaf tensors that require grad"):
-        tt.trace.split(loss, "*", [w * 2.0])
+        tt.trace.split(loss, "**", [w * 2.0])
     with pytest.raises(TraceError, match="shape"):
         tt.trace.flow(w * w, w)
     with pytest.raises(TypeError, match="params must be"):
@@ -447,7 +450,7 @@ def test_parameters_the_graph_never_reads_are_named():
     with tt.scope("t=0"):
         loss = (w * tt.tensor([3.0, 4.0], dtype=F64)).sum()
     other = tt.nn.Linear(2, 2, dtype=F64)
-    for call in (lambda: tt.trace.split(loss, "*", other, retain_graph=True),
+    for call in (lambda: tt.trace.split(loss, "**", other, retain_graph=True),
                  lambda: tt.trace.flow(loss, other, retain_graph=True),
                  lambda: tt.trace.lag_matrix([loss], other, retain_graph=True)):
         with pytest.raises(TraceError, match=r"none of the 2 parameters.*'weight'.*"
@@ -456,7 +459,7 @@ def test_parameters_the_graph_never_reads_are_named():
     with pytest.warns(tt.trace.TraceWarning, match=r"'bias'.*not read by the graph"):
         result = tt.trace.flow(loss, {"w": w, "bias": other.bias}, retain_graph=True)
     assert not result.grads["bias"].any() and result.by_time["bias"] == {}
-    assert tt.trace.split((w * w).sum(), "*", w)[w].signed == 1.0   # all preparation: read
+    assert tt.trace.split((w * w).sum(), "**", w)[w].signed == 1.0   # all preparation: read
 
 
 def test_scope_helpers():
@@ -478,3 +481,212 @@ def test_lag_profile_over_chosen_rows():
     assert list(lag.profile(max_lag=1, rows=[1, 2])[1]) == [4.5, 3.5]
     with pytest.raises(TraceError, match="rows"):
         lag.profile(rows=[3])
+
+
+# ---- one scope-pattern language ---------------------------------------------------------------
+
+@pytest.mark.parametrize("pattern", ["lstm/t=3", "t=3", "model/lstm/t=*/forget_gate",
+                                     "/model/lstm/t=1", "**/cell", "*/t=*/cell", "forget_gate",
+                                     "*/stack/*", "*", "**", "/", "t=[01]/hidden"])
+def test_a_scope_pattern_names_the_same_nodes_in_select_component_and_split(pattern):
+    """Graph.select and tt.trace (Component, split) read a pattern the same way:
+    ``"lstm/t=3"`` is every node of step 3 in both, not everything in select and nothing
+    in split."""
+    lstm = tt.nn.LSTM(3, 4, mode="traced", dtype=F64)
+    w = tt.tensor(np.ones(4), dtype=F64, requires_grad=True)
+    x = tt.tensor(np.random.default_rng(0).normal(size=(4, 2, 3)), dtype=F64)
+    with tt.scope("model"):
+        with tt.scope("lstm"):
+            out = lstm(x)[0]
+    loss = (out * w).sum()
+    graph = loss.graph()
+    selected = graph.select(pattern)
+    assert [n for n in graph if tt.trace.Component(pattern)(n)] == selected
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split = tt.trace.split(loss, pattern, [w] + list(lstm.parameters()), retain_graph=True)
+    assert split.matched == len(selected)
+    said_nothing_matched = any("matches no node" in str(c.message) for c in caught)
+    assert said_nothing_matched == (not selected)
+    if pattern == "lstm/t=3":
+        assert len(selected) > 10 and {tt.trace.step_of(n.scope) for n in selected} == {3}
+
+
+# ---- ablate: fused layers refused, a pattern matching nothing said ---------------------------
+
+def fused_model(layer, T=5):
+    """A fused recurrent ``layer`` under scope ``m`` and a linear head: (model, loss fn)."""
+    tt.manual_seed(8)
+    rnn = getattr(tt.nn, layer)(3, 4, mode="fused", dtype=F64)
+    head = tt.nn.Linear(4, 2, dtype=F64)
+    x = tt.tensor(np.random.default_rng(1).normal(size=(T, 2, 3)), dtype=F64)
+
+    def loss():
+        with tt.scope("m"):
+            return head(rnn(x)[0]).sum()
+    return rnn, loss
+
+
+@pytest.mark.parametrize("layer, pattern", [("GRU", "*/update_gate"), ("LSTM", "*/forget_gate"),
+                                            ("StackRNN", "*/stack/*"), ("RNN", "*/t=2/*"),
+                                            ("UGRNN", "*/update_gate")])
+def test_ablate_refuses_to_look_inside_a_fused_layer(layer, pattern):
+    """Its backward is one hand-written function: nothing inside can be blocked, so the
+    ablation would silently be no ablation at all (a fused GRU's gradients were identical
+    inside and outside ``ablate("*/update_gate")``)."""
+    rnn, loss = fused_model(layer)
+    with pytest.raises(TraceError, match=r"ablate.*_sequence' \(scope 'm/.*cannot be blocked.*"
+                                         r"mode=\"traced\""):
+        with tt.trace.ablate(pattern):
+            loss().backward()
+
+
+def test_ablate_of_a_whole_fused_layer_blocks_all_of_it():
+    rnn, loss = fused_model("GRU")
+    with tt.trace.ablate("m/gru"):
+        loss().backward()
+    assert all(p.grad is None or not p.grad.any() for p in rnn.parameters())
+
+
+def test_ablate_says_when_its_pattern_matched_nothing():
+    w = tt.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
+    with pytest.warns(tt.trace.TraceWarning, match=r"ablate: Component\('\*/typo'\) matched no "
+                                                   r"node.*blocked nothing.*'m/x'"):
+        with tt.trace.ablate("*/typo"):
+            with tt.scope("m"), tt.scope("x"):
+                loss = (w * w).sum()
+            loss.backward()
+    assert w.grad.tolist() == [2.0, 4.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with tt.trace.ablate("m/x"):             # matches: no warning, and blocks
+            with tt.scope("m"), tt.scope("x"):
+                (w * w).sum().backward()
+        with tt.trace.ablate("*/typo"):          # no backward pass: nothing to say
+            pass
+    assert w.grad.tolist() == [2.0, 4.0]
+
+
+def test_ablate_by_a_predicate_matching_nothing_with_a_fused_layer_is_refused():
+    rnn, loss = fused_model("LSTM")
+    with pytest.raises(TraceError, match=r"ablate.*no node.*lstm_sequence.*mode=\"traced\""):
+        with tt.trace.ablate(lambda node: node.op == "sigmoid"):
+            loss().backward()
+
+
+def test_fused_refusal_probes_every_step_not_only_the_last():
+    """``"*/t=0/*"`` names only the first step of a 5-step fused layer; with ``"*/linear"`` in
+    the component too, the component does match nodes, so only the step probe can refuse."""
+    rnn, loss = fused_model("RNN", T=5)
+    assert [n.op for n in loss().graph().select("*/linear")][-1] == "add"   # the head's nodes
+    with pytest.raises(TraceError, match=r"split.*rnn_sequence"):
+        tt.trace.split(loss(), ["*/t=0/*", "*/linear"], rnn)
+    with pytest.raises(TraceError, match=r"ablate.*rnn_sequence"):
+        with tt.trace.ablate(["*/t=0/*", "*/linear"]):
+            loss().backward()
+
+
+def test_fused_refusal_checks_every_fused_node_not_only_the_last():
+    """Two fused layers, the first one a GRU whose update gate the pattern names, the last
+    an LSTM that has none: the GRU must be refused."""
+    tt.manual_seed(9)
+    gru = tt.nn.GRU(3, 4, mode="fused", dtype=F64)
+    lstm = tt.nn.LSTM(4, 4, mode="fused", dtype=F64)
+    x = tt.tensor(np.random.default_rng(2).normal(size=(3, 2, 3)), dtype=F64)
+
+    def loss():
+        return lstm(gru(x)[0])[0].sum()
+    fused = [n for n in loss().graph() if n.op in tt.trace.FUSED_OPS]
+    assert [n.op for n in fused] == ["gru_sequence", "lstm_sequence"]
+    params = list(gru.parameters()) + list(lstm.parameters())
+    pattern = ["*/update_gate", "lstm"]          # the whole LSTM is in C: that one is fine
+    with pytest.raises(TraceError, match=r"split.*gru_sequence"):
+        tt.trace.split(loss(), pattern, params)
+    with pytest.raises(TraceError, match=r"ablate.*gru_sequence"):
+        with tt.trace.ablate(pattern):
+            loss().backward()
+
+
+@pytest.mark.parametrize("layer, kwargs", [("RNN", {}), ("LSTM", {}), ("GRU", {}), ("UGRNN", {}),
+                                           ("StackRNN", {}), ("StackRNN", {"controller": "lstm"}),
+                                           ("LSTM", {"num_layers": 2})])
+def test_the_fused_probe_covers_every_scope_the_traced_layer_records(layer, kwargs):
+    """``_matches_inside`` asks whether the traced version of a fused node records a node the
+    pattern names, by probing scopes; each scope a traced layer really records must be one
+    of those probes or lie above one (a pattern naming it then names the probe too)."""
+    from tinytrace.analysis.trace import _PREP_SCOPES, _STEP_SCOPES
+    import re
+    model = getattr(tt.nn, layer)(3, 4, mode="traced", dtype=F64, **kwargs)
+    x = tt.tensor(np.zeros((2, 1, 3)), dtype=F64)
+    with tt.scope("m"):
+        out = model(x)[0]
+    root = "m/" + type(model).__name__.lower()
+    probes = {f"t=k/{s}" for s in _STEP_SCOPES} | set(_PREP_SCOPES)
+    for node in out.sum().graph():
+        if not node.scope.startswith(root + "/"):
+            continue
+        inside = re.sub(r"^l\d+/", "", node.scope[len(root) + 1:])     # a layer of a stack
+        inside = re.sub(r"t=\d+", "t=k", inside)
+        assert any(p == inside or p.startswith(inside + "/") for p in probes), node.scope
+
+
+def test_several_globs_are_their_union():
+    """``Component([a, b])`` holds the nodes either glob names (not only those both name),
+    and a split by it is the split by the predicate 'in a or in b'."""
+    w = tt.tensor([1.0, -2.0], dtype=F64, requires_grad=True)
+    with tt.scope("m"):
+        with tt.scope("a"):
+            u = tt.tanh(w)
+        with tt.scope("b"):
+            v = tt.sigmoid(w)
+        with tt.scope("c"):
+            loss = (u * v + w).sum()
+    graph = loss.graph()
+    both = tt.trace.Component(["*/a", "*/b"])
+    assert [n.op for n in graph if both(n)] == ["tanh", "sigmoid"]
+    assert both(u.node) and both(v.node) and not both(loss.node)
+    union = tt.trace.split(loss, ["*/a", "*/b"], w, retain_graph=True)
+    by_predicate = tt.trace.split(loss, lambda n: n.scope in ("m/a", "m/b"), w)
+    assert union.matched == 2
+    np.testing.assert_allclose(union[w].via, by_predicate[w].via, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(union[w].avoid, np.ones(2), rtol=0, atol=1e-15)  # the "+ w"
+
+
+def test_split_refuses_a_fused_stack_rnn_whose_stack_the_pattern_names():
+    """The fused StackRNN's traced version records ``t=k/stack/action``; a split by
+    ``"*/stack/*"`` that also matches the head was answered with zeros for the stack."""
+    rnn, loss = fused_model("StackRNN")
+    with pytest.raises(TraceError, match=r"split.*stack_rnn_sequence.*mode=\"traced\""):
+        tt.trace.split(loss(), ["*/stack/*", "*/linear"], rnn)
+
+
+# ---- nested t= scopes: the innermost step counts ---------------------------------------------
+
+def test_nested_steps_are_attributed_to_the_innermost_step():
+    """A recurrence run inside another ``t=k`` scope (a user's outer loop, say) records
+    ``t=7/t=3``: its uses belong to the inner step 3, the step of the layer that read the
+    weight, in ``by_time``, ``by_scope``, ``heatmap`` and ``lag_matrix`` alike."""
+    rng = np.random.default_rng(0)
+    a = tt.tensor(0.7, dtype=F64, requires_grad=True)
+    w = tt.tensor(1.3, dtype=F64, requires_grad=True)
+    T, c = 3, rng.normal(size=2)
+    runs, finals = {}, []
+    for outer in (7, 8):                          # outer steps, each a whole inner sequence
+        xs = [tt.tensor(rng.normal(size=2), dtype=F64) for _ in range(T)]
+        with tt.scope("outer"), tt.scope(f"t={outer}"), tt.scope("inner"):
+            hs = linear_recurrence(a, w, xs, tt.zeros(2, dtype=F64))    # inner steps 1..T
+        runs[outer] = xs
+        finals.append((hs[-1] * tt.tensor(c, dtype=F64)).sum())
+    loss = finals[0] + finals[1]
+    result = tt.trace.flow(loss, {"a": a, "w": w}, retain_graph=True)
+    assert set(result.by_time["w"]) == {1, 2, 3}
+    for tau in range(1, T + 1):
+        closed = sum(0.7 ** (T - tau) * (xs[tau - 1].data * c).sum() for xs in runs.values())
+        assert result.by_time["w"][tau] == pytest.approx(closed, abs=1e-12)
+    assert {key for key in result.by_scope()} == {("outer/inner", tau) for tau in (1, 2, 3)} \
+        | {("", None)}
+    components, steps, _ = result.heatmap()
+    assert components == ["outer/inner"] and steps == [0, 1, 2, 3]
+    lag = tt.trace.lag_matrix(finals, w)
+    assert lag.matrix.shape == (2, T + 1) and np.all(lag.matrix[:, 0] == 0)
+    assert np.all(lag.matrix[:, 1:] > 0)

@@ -5,6 +5,7 @@ nodes in that order. Everything here is a loop over that list: the text table, t
 export, the matplotlib drawing and the enumeration of gradient paths.
 """
 import fnmatch
+import functools
 from collections import Counter, defaultdict
 
 from .autograd import topological_order
@@ -63,31 +64,13 @@ class Graph:
         return list(self.consumers.get(key, ()))
 
     def select(self, pattern):
-        """The nodes whose scope matches ``pattern``, in graph order.
-
-        ``pattern`` is a glob over scope paths, segment by segment: ``*`` matches within one
-        segment (``t=*``), ``**`` any number of segments, ``?`` and ``[...]`` as in
-        ``fnmatch``. It may match anywhere along the path and takes the nodes of the
-        sub-scopes too, so ``"lstm/t=*/forget_gate"`` finds every step's forget gate even
-        inside ``model/lstm``, and ``"lstm/t=3"`` every node of step 3. A leading ``/``
-        anchors the pattern at the top-level scope. Nodes at top level match ``"/"``.
+        """The nodes whose scope matches ``pattern``, in graph order: a scope glob such as
+        ``"lstm/t=*/forget_gate"`` (every step's forget gate, even inside ``model/lstm``)
+        or ``"lstm/t=3"`` (every node of step 3, its gates included). The pattern language
+        is the one ``tt.trace`` uses too; see ``scope_matches``.
         """
-        if not isinstance(pattern, str) or not pattern.strip("/") and pattern != "/":
-            raise ValueError(f"select(): pattern must be a non-empty scope glob such as "
-                             f"'lstm/t=*/forget_gate', got {pattern!r}")
-        anchored = pattern.startswith("/")
-        parts = pattern.strip("/").split("/")
-        if pattern == "/":
-            return [node for node in self.nodes if node.scope == ""]
-        matches = {}
-        chosen = []
-        for node in self.nodes:
-            if node.scope not in matches:
-                matches[node.scope] = _scope_matches(parts, node.scope.split("/")
-                                                     if node.scope else [], anchored)
-            if matches[node.scope]:
-                chosen.append(node)
-        return chosen
+        check_scope_pattern(pattern, "select()")
+        return [node for node in self.nodes if scope_matches(pattern, node.scope)]
 
     @property
     def parameters(self):
@@ -297,9 +280,31 @@ class Graph:
                               weighted=edge_weights is not None)
 
 
-def _scope_matches(parts, segments, anchored):
-    """Does the glob ``parts`` (segments, ``**`` for any number) match a prefix of
-    ``segments`` starting at 0 (``anchored``) or at any segment?"""
+@functools.lru_cache(maxsize=65536)
+def scope_matches(pattern, scope):
+    """Does a node recorded in ``scope`` match the scope glob ``pattern``?
+
+    The one pattern language of tinytrace: ``Graph.select``, ``tt.trace.Component``,
+    ``tt.trace.split`` and ``tt.trace.ablate`` all call this function.
+
+    - A pattern is a glob over scope paths, segment by segment (segments are the parts
+      between ``/``): ``*`` matches within one segment (``t=*``), ``?`` and ``[...]`` as
+      in ``fnmatch``, and a segment ``**`` matches any number of segments (none too).
+    - It may match anywhere along the path: its segments must match consecutive segments
+      of the scope, starting at any of them. ``"forget_gate"`` finds
+      ``model/lstm/t=3/forget_gate``; ``"*/forget_gate"`` needs one segment before it.
+    - It takes the sub-scopes too: what follows the matched segments does not matter, so
+      ``"lstm/t=3"`` is every node of step 3 (``lstm/t=3/forget_gate`` included) and
+      ``"*/stack/*"`` everything below a ``stack`` scope, at any depth.
+    - A leading ``/`` anchors the pattern at the top-level scope (``"/model/lstm"``).
+      Nodes recorded at top level (scope ``""``) match only ``"/"`` and ``"**"``.
+    """
+    check_scope_pattern(pattern, "scope_matches()")
+    segments = scope.split("/") if scope else []
+    if pattern == "/":
+        return not segments
+    parts = pattern.strip("/").split("/")
+
     def match(i, j):          # parts[i:] against segments[j:], as a prefix
         if i == len(parts):
             return True
@@ -307,8 +312,15 @@ def _scope_matches(parts, segments, anchored):
             return any(match(i + 1, k) for k in range(j, len(segments) + 1))
         return (j < len(segments) and fnmatch.fnmatchcase(segments[j], parts[i])
                 and match(i + 1, j + 1))
-    starts = [0] if anchored else range(len(segments) + 1)
+    starts = [0] if pattern.startswith("/") else range(len(segments) + 1)
     return any(match(0, j) for j in starts)
+
+
+def check_scope_pattern(pattern, caller):
+    """Refuse what ``scope_matches`` cannot read (``caller`` names the function asked)."""
+    if not isinstance(pattern, str) or not pattern.strip("/") and pattern != "/":
+        raise ValueError(f"{caller}: pattern must be a non-empty scope glob such as "
+                         f"'lstm/t=*/forget_gate' or '*/stack/*', got {pattern!r}")
 
 
 def _unlink(link):

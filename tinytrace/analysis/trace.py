@@ -10,8 +10,8 @@ Optimization with Gradient Tracing") that is not publicly available; the definit
 below are ours, written down so that every number is exactly defined.
 
 **Component split** (``split``). A component C is a set of nodes, named by a glob over
-scopes (``"*/stack/*"``, ``"*/forget_gate"``; see ``Component``) or by a predicate on
-nodes. For every parameter p with gradient g = dL/dp:
+scopes (``"*/stack/*"``, ``"*/forget_gate"``: the language of ``Graph.select``, see
+``Component``) or by a predicate on nodes. For every parameter p with gradient g = dL/dp:
 
 - ``avoid`` = the gradient with the backward flow *into* every node of C blocked: the sum
   over the paths from L to p that touch no node of C;
@@ -52,7 +52,7 @@ steps and gates are not in the graph, so asking for per-step or per-gate detail 
 them raises ``TraceError`` naming the node (build the layer with ``mode="traced"``);
 tracing never answers with zeros it did not measure.
 """
-import fnmatch
+import contextlib
 import warnings
 
 import numpy as np
@@ -60,7 +60,7 @@ import numpy as np
 from ..autograd import block_backward, grad as _grad, topological_order, unbroadcast
 from ..context import scope_phrase, step_of, without_step
 from ..errors import TinytraceError
-from ..graph import Graph
+from ..graph import Graph, check_scope_pattern, scope_matches
 from ..ops import OPS
 from ..nn.recurrent import GRU, LSTM, RNN, UGRNN
 from ..tensor import Tensor
@@ -72,9 +72,14 @@ __all__ = ["Component", "TraceError", "TraceWarning", "split", "flow", "lag_matr
 # table (``@primitive(..., whole_sequence=True)``) so a new fused op cannot be forgotten.
 _LAYERS = (RNN, LSTM, GRU, UGRNN)
 FUSED_OPS = frozenset(name for name, op in OPS.items() if op.whole_sequence)
-# The sub-scopes the traced version of such a layer records inside its own scope.
-_TRACED_SUB_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
-                                         + ("cell", "hidden")))
+# The deepest scopes the traced version of such a layer records below its own scope, per
+# step (``t=k/...``) and before the time loop (the parameters' preparation). A pattern takes
+# sub-scopes, so one that names any scope of the traced layer names one of these.
+_CELL_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
+                                   + ("cell", "hidden")))
+_STEP_SCOPES = (_CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES)
+                + ("stack/action", "stack/push_value"))             # StackRNN's step
+_PREP_SCOPES = _CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES) + ("stack",)
 
 
 class TraceError(TinytraceError, ValueError):
@@ -88,13 +93,15 @@ class TraceWarning(UserWarning):
 # ---- components --------------------------------------------------------------------------
 
 class Component:
-    """A set of nodes: a glob over scopes, several globs (their union), or a predicate.
+    """A set of nodes: a scope glob, several globs (their union), or a predicate.
 
-    ``Component("*/stack/*")`` accepts every node whose scope matches the pattern with
-    ``fnmatch`` rules, where ``*`` also matches ``/``: ``"*/stack/*"`` is everything below
-    a ``stack`` scope (``stackrnn/t=3/stack/action``), ``"*/forget_gate"`` every scope
-    ending in ``forget_gate``. ``Component(lambda node: node.op == "sigmoid")`` uses the
-    predicate as it is. Calling the component on a node answers membership.
+    The globs are the ones ``Graph.select`` takes (one language, documented in
+    ``tinytrace.graph.scope_matches``): segment by segment, matching anywhere along the
+    scope and taking its sub-scopes. ``Component("*/stack/*")`` is everything below a
+    ``stack`` scope (``stackrnn/t=3/stack/action``), ``"*/forget_gate"`` every forget gate,
+    ``"lstm/t=3"`` every node of step 3 and ``["*/forget_gate", "*/input_gate"]`` both
+    gates. ``Component(lambda node: node.op == "sigmoid")`` uses the predicate as it is.
+    Calling the component on a node answers membership.
     """
 
     def __init__(self, spec):
@@ -109,6 +116,8 @@ class Component:
         else:
             raise TypeError(f"Component: expected a scope glob such as '*/stack/*', a list of "
                             f"globs or a predicate node -> bool, not {spec!r}")
+        for pattern in self.patterns or ():
+            check_scope_pattern(pattern, "Component")
         self._cache = {}
 
     def matches_scope(self, scope):
@@ -117,7 +126,7 @@ class Component:
             raise TypeError("Component.matches_scope: a predicate component has no patterns")
         hit = self._cache.get(scope)
         if hit is None:
-            hit = self._cache[scope] = any(fnmatch.fnmatchcase(scope, p) for p in self.patterns)
+            hit = self._cache[scope] = any(scope_matches(p, scope) for p in self.patterns)
         return hit
 
     def __call__(self, node):
@@ -131,6 +140,7 @@ class Component:
         return f"Component({', '.join(repr(p) for p in self.patterns)})"
 
 
+@contextlib.contextmanager
 def ablate(component):
     """A context manager: inside it, every backward pass stops the gradient flow into the
     nodes of ``component`` (a glob, globs or a predicate, as ``Component``); the forward
@@ -143,8 +153,58 @@ def ablate(component):
 
     Parameters used only inside the component get no gradient at all (every path to them
     is blocked). Built on ``tt.block_backward``.
+
+    A fused recurrent layer (``mode="fused"``) is one node with a hand-written backward,
+    so nothing inside it can be blocked: a backward pass that meets one whose steps or
+    gates the pattern names raises ``TraceError`` naming it, as ``split`` does (a
+    component holding the whole fused node blocks all of it, which is fine). On leaving
+    the block, if the backward passes inside it met no node of the component, ``ablate``
+    warns (``TraceWarning``: it blocked nothing), or raises ``TraceError`` if they met a
+    fused node the component might have meant.
     """
-    return block_backward(Component(component))
+    guard = _Ablation(Component(component))
+    with block_backward(guard):
+        yield
+    guard.check_matched()
+
+
+class _Ablation:
+    """The predicate ``ablate`` blocks with: membership in the component, refusing fused
+    nodes the component looks inside, and counting what it met for the check on exit."""
+
+    def __init__(self, component):
+        self.component = component
+        self.met, self.matched, self.fused = 0, 0, None
+        self.scopes = set()             # a few scopes met, for the warning
+
+    def __call__(self, node):
+        self.met += 1
+        if self.component(node):
+            self.matched += 1
+            return True
+        if node.op in FUSED_OPS:
+            if self.component.patterns is not None and _matches_inside(self.component, node):
+                raise TraceError(f"ablate({self.component!r}): " + _fused_message(
+                    node, "steps and gates (which the pattern names) cannot be blocked and"))
+            self.fused = self.fused or node
+        if len(self.scopes) < 7:
+            self.scopes.add(node.scope)
+        return False
+
+    def check_matched(self):
+        """What ``split`` says when its component matches nothing, said on leaving the block
+        (a backward pass does not know it is the last one of the block)."""
+        if self.matched or not self.met:
+            return
+        if self.fused is not None:
+            raise TraceError(f"ablate({self.component!r}): no node the backward passes met is "
+                             "in the component, and " + _fused_message(self.fused,
+                                                                      "steps and gates"))
+        scopes = sorted(self.scopes)
+        warnings.warn(f"ablate: {self.component!r} matched no node of the {self.met} the "
+                      f"backward passes inside it met, so it blocked nothing (scopes there: "
+                      f"{scopes[:6]}{' ...' if len(scopes) > 6 else ''})",
+                      TraceWarning, stacklevel=3)
 
 
 # ---- what the graph says about the parameters --------------------------------------------
@@ -391,16 +451,14 @@ def _check_component_sees(component, recorded, matched):
 
 
 def _matches_inside(component, node):
-    """Would the traced version of fused ``node`` record a node that ``component`` names?"""
+    """Would the traced version of fused ``node`` record a node that ``component`` names?
+    (Every step is probed: a pattern may name only the first one.)"""
     steps = node.inputs[0].shape[0]
     prefix = f"{node.scope}/" if node.scope else ""
     for t in range(steps):
-        step = f"{prefix}t={t}"
-        if component.matches_scope(step):
+        if any(component.matches_scope(f"{prefix}t={t}/{sub}") for sub in _STEP_SCOPES):
             return True
-        if any(component.matches_scope(f"{step}/{sub}") for sub in _TRACED_SUB_SCOPES):
-            return True
-    return any(component.matches_scope(f"{prefix}{sub}") for sub in _TRACED_SUB_SCOPES)
+    return any(component.matches_scope(f"{prefix}{sub}") for sub in _PREP_SCOPES)
 
 
 def split(loss, component, params=None, grad=None, retain_graph=False):
