@@ -317,6 +317,27 @@ def test_run_reproduces_the_layer_with_padding(kind, mode):
         np.testing.assert_allclose(states[-1, :, 4:], final[1].data[0], atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm", "ugrnn"])
+def test_run_reads_a_batch_first_layers_input_as_batch_first(kind):
+    """A batch_first layer's StepMap reads (B, T, E) and returns the very (time-major)
+    states that the same weights in a (T, B, E) layer return on the transposed input."""
+    cls = {"rnn": tt.nn.RNN, "gru": tt.nn.GRU, "lstm": tt.nn.LSTM, "ugrnn": tt.nn.UGRNN}[kind]
+    time_major = cls(3, 4, dtype=np.float64, rng=21)
+    batch_first = cls(3, 4, batch_first=True, dtype=np.float64, rng=21)
+    x = np.random.default_rng(22).standard_normal((6, 5, 3))       # (T=6, B=5, E=3)
+    lengths = np.array([6, 2, 4, 1, 5])
+    states, valid = fp.StepMap(time_major).run(x, lengths)
+    states_bf, valid_bf = fp.StepMap(batch_first).run(x.transpose(1, 0, 2), lengths)
+    assert states_bf.shape == states.shape == (7, 5, 8 if kind == "lstm" else 4)
+    np.testing.assert_array_equal(states_bf, states)
+    np.testing.assert_array_equal(valid_bf, valid)
+    out, _ = batch_first(tt.tensor(x.transpose(1, 0, 2)), lengths=lengths)   # (B, T, H)
+    h = np.where(valid[1:, :, None], states[1:, :, :4], 0).transpose(1, 0, 2)
+    np.testing.assert_allclose(h, out.data, atol=1e-12)
+    with pytest.raises(ShapeError, match=r"\(B, T, input_size=3\).*batch_first=True"):
+        fp.StepMap(batch_first).run(np.zeros((6, 5, 2)))
+
+
 def test_candidates_come_from_valid_states_only():
     layer = tt.nn.GRU(2, 3, dtype=np.float64, rng=17)
     states, valid = fp.StepMap(layer).run(np.ones((5, 4, 2)), np.array([5, 1, 3, 2]))
