@@ -340,27 +340,39 @@ def _newton(step, states, x, *, tol, max_iters, damping, max_damping, record_eve
         if it >= max_iters or not keep.any():
             break
         active, s, r, J, JtJ = active[keep], s[keep], r[keep], J[keep], JtJ[keep]
-        # Try steps, shrinking them (more damping) where they fail, until each candidate
-        # either improves or is stuck: one Jacobian per improvement.
-        trying = np.ones(len(active), bool)
-        rr = np.einsum("ij,ij->i", r, r)
-        Jtr = np.einsum("kij,ki->kj", J, r)
-        while trying.any():
-            idx = np.flatnonzero(trying)
-            A = JtJ[idx] + mu[active[idx]][:, None, None] * eye
-            d = -np.linalg.solve(A, Jtr[idx][..., None])[..., 0]
-            trial = s[idx] + d
-            r_trial = step(trial, x) - trial
-            better = np.einsum("ij,ij->i", r_trial, r_trial) < rr[idx]
-            win = idx[better]
-            states[active[win]] = trial[better]
-            mu[active[win]] /= 3
-            lose = idx[~better]
-            mu[active[lose]] *= 2
-            trying[win] = False
-            trying[lose[mu[active[lose]] > max_damping * mu0[active[lose]]]] = False
+        states[active], _, mu[active] = _lm_improve(step, x, s, r, J, JtJ, mu[active],
+                                                    max_damping * mu0[active])
         it += 1
     return states, q_paper, converged_at, it, history
+
+
+def _lm_improve(step, x, s, r, J, JtJ, mu, mu_cap):
+    """One Levenberg–Marquardt improvement of each row of ``s`` (residuals ``r``, residual
+    Jacobians ``J`` = dF/ds - I, ``JtJ`` = JᵀJ, dampings ``mu``): try d solving
+    (JᵀJ + mu I) d = -Jᵀ r, and where |r| does not drop, double mu and try a shorter step
+    (the failed step is not taken), until each row has improved (mu then divided by 3) or
+    its mu exceeds ``mu_cap``. One Jacobian buys one improvement. Returns new arrays
+    ``(s, r, mu)``; rows that never improved keep their s and r."""
+    s, r, mu = s.copy(), r.copy(), mu.copy()
+    eye = np.eye(s.shape[1])
+    trying = np.ones(len(s), bool)
+    rr = np.einsum("ij,ij->i", r, r)
+    Jtr = np.einsum("kij,ki->kj", J, r)
+    while trying.any():
+        idx = np.flatnonzero(trying)
+        A = JtJ[idx] + mu[idx][:, None, None] * eye
+        d = -np.linalg.solve(A, Jtr[idx][..., None])[..., 0]
+        trial = s[idx] + d
+        r_trial = step(trial, x) - trial
+        better = np.einsum("ij,ij->i", r_trial, r_trial) < rr[idx]
+        win = idx[better]
+        s[win], r[win] = trial[better], r_trial[better]
+        mu[win] /= 3
+        lose = idx[~better]
+        mu[lose] *= 2
+        trying[win] = False
+        trying[lose[mu[lose] > mu_cap[lose]]] = False
+    return s, r, mu
 
 
 def _clean_up(step, *, candidates, final, q_paper, converged_at, x, method, tol, slow_tol,
