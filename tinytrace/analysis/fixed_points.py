@@ -197,7 +197,7 @@ def _check_positive(name, value, upper=None):
 
 def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
          max_iters=None, lr=0.01, lr_decay=0.5, patience=20, plateau=1e-2, min_lr=1e-6,
-         damping=1e-3, max_damping=1e8, unique_tol=1e-3, outlier_scale=10.0,
+         damping=1e-3, max_damping=1e8, polish=2, unique_tol=1e-3, outlier_scale=10.0,
          record_every=10):
     """Minimise q(s) = |F(s, x) - s|^2 / 2 from every candidate; classify and clean up.
 
@@ -235,6 +235,8 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
                          f"{plateau}")
     if not isinstance(patience, (int, np.integer)) or patience < 1:
         raise ValueError(f"find: patience must be a positive int, got {patience!r}")
+    if not isinstance(polish, (int, np.integer)) or polish < 0:
+        raise ValueError(f"find: polish must be an int >= 0 (Newton steps), got {polish!r}")
     if not isinstance(record_every, (int, np.integer)) or record_every < 1:
         raise ValueError(f"find: record_every must be a positive int, got {record_every!r}")
     if max_iters is None:
@@ -251,9 +253,20 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
     result = run(step, states, x, tol=tol, max_iters=max_iters, lr=lr, lr_decay=lr_decay,
                  patience=patience, plateau=plateau, min_lr=min_lr, damping=damping,
                  max_damping=max_damping, record_every=record_every)
-    seconds = time.perf_counter() - start
     final, q_paper, converged_at, iterations, history = result
+    # Polish the fixed points before merging: the runs stop as soon as |F(s) - s|^2 / N <
+    # tol, which leaves copies of one isolated fixed point up to |r| / sigma_min(I - dF/ds)
+    # apart (1-2e-3 on an untrained GRU: more than unique_tol); Newton steps shrink that
+    # quadratically, and along a line attractor they move a point onto the line, not
+    # along it. Slow points are left where the optimiser put them.
+    points, points_q = final.copy(), q_paper.copy()
+    fixed = np.flatnonzero(q_paper < tol)
+    if polish and len(fixed):
+        points[fixed], points_q[fixed] = _polish(step, final[fixed], x, polish, damping,
+                                                 max_damping)
+    seconds = time.perf_counter() - start
     return _clean_up(step, candidates=np.asarray(states), final=final, q_paper=q_paper,
+                     points=points, points_q=points_q,
                      converged_at=converged_at, x=x[0], method=method, tol=tol,
                      slow_tol=slow_tol, iterations=iterations, seconds=seconds,
                      history=history, unique_tol=unique_tol, outlier_scale=outlier_scale)
@@ -375,24 +388,54 @@ def _lm_improve(step, x, s, r, J, JtJ, mu, mu_cap):
     return s, r, mu
 
 
-def _clean_up(step, *, candidates, final, q_paper, converged_at, x, method, tol, slow_tol,
-              iterations, seconds, history, unique_tol, outlier_scale):
-    """Classify the optimised candidates, drop unconverged, outliers and duplicates."""
+def _polish(step, points, x, steps, damping, max_damping):
+    """Up to ``steps`` Levenberg–Marquardt improvements of every point (damping as in
+    ``_newton``; a point whose damping exceeds ``max_damping`` times its start stops).
+    Returns the points and their q_paper; no point ends with a larger residual."""
+    N = points.shape[1]
+    eye = np.eye(N)
+    live = np.arange(len(points))
+    points = points.copy()
+    q_paper = np.empty(len(points))
+    mu0 = None
+    for _ in range(steps):
+        values, J, _ = step.values_and_jacobians(points[live], x, input_jacobian=False)
+        r = values - points[live]
+        J -= eye
+        JtJ = np.einsum("kij,kil->kjl", J, J)
+        if mu0 is None:
+            mu0 = damping * np.maximum(np.einsum("kii->k", JtJ) / N, np.finfo(DTYPE).tiny)
+            mu = mu0.copy()
+        s, r, mu[live] = _lm_improve(step, x, points[live], r, J, JtJ, mu[live],
+                                     max_damping * mu0[live])
+        points[live] = s
+        q_paper[live] = _speed(r)
+        live = live[mu[live] <= max_damping * mu0[live]]
+        if not len(live):
+            break
+    return points, q_paper
+
+
+def _clean_up(step, *, candidates, final, q_paper, points, points_q, converged_at, x,
+              method, tol, slow_tol, iterations, seconds, history, unique_tol, outlier_scale):
+    """Classify the (polished) points, drop unconverged, outliers and duplicates.
+    ``final``/``q_paper``: the optimiser's results; ``points``/``points_q``: the same with
+    the fixed points polished."""
     K, N = final.shape
-    kept = np.flatnonzero(q_paper < slow_tol)
+    kept = np.flatnonzero(points_q < slow_tol)
     n_unconverged = K - len(kept)
     centroid = candidates.mean(axis=0)
     spread = np.linalg.norm(candidates - centroid, axis=1).mean()
-    far = np.linalg.norm(final[kept] - centroid, axis=1) > outlier_scale * max(spread, 1e-300)
+    far = np.linalg.norm(points[kept] - centroid, axis=1) > outlier_scale * max(spread, 1e-300)
     n_outliers = int(far.sum())
     kept = kept[~far]
-    kept = kept[np.argsort(q_paper[kept], kind="stable")]
-    unique = _unique(final[kept], unique_tol)
+    kept = kept[np.argsort(points_q[kept], kind="stable")]     # best first: _unique keeps it
+    unique = _unique(points[kept], unique_tol)
     n_duplicates = len(kept) - int(unique.sum())
     kept = kept[unique]
-    qp = q_paper[kept]
+    qp = points_q[kept]
     return FixedPoints(
-        states=final[kept].copy(), q=qp * N / 2, q_paper=qp,
+        states=points[kept].copy(), q=qp * N / 2, q_paper=qp,
         kind=np.where(qp < tol, "fixed", "slow"), candidate=kept, x=x, method=method,
         tol=tol, slow_tol=slow_tol, iterations=iterations, seconds=seconds, n_candidates=K,
         n_unconverged=n_unconverged, n_outliers=n_outliers, n_duplicates=n_duplicates,
