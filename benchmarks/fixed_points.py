@@ -139,7 +139,8 @@ def main():
                     plateau=1e-2, min_lr=1e-6)
 
     def run_tinytrace():
-        found = tt.fixed_points.find(step, cands, method="adam", **defaults)
+        found = tt.fixed_points.find(step, cands, method="adam", polish=0,  # as PyTorch
+                                     **defaults)
         return int(np.sum(found.final_q_paper < 1e-8)), found.iterations
 
     def run_torch():

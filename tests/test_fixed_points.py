@@ -171,6 +171,77 @@ def test_adam_learning_rate_decays_on_plateau_and_stops_at_min_lr():
     assert found.n_slow == 10
 
 
+def test_polish_reports_an_untrained_grus_one_fixed_point_as_one():
+    """The README example's network: an untrained GRU has one fixed point, and the runs
+    stop 1.1-1.65e-3 from it (just under tol), farther apart than unique_tol. Polished
+    with Newton steps before merging, the 200 runs are reported as one fixed point."""
+    step = fp.StepMap(tt.nn.GRU(16, 32, rng=0))
+    states, valid = step.run(np.random.default_rng(0).standard_normal((50, 8, 16)))
+    cands = fp.candidates(states, valid, n=200, noise=0.01, rng=0)
+    unpolished = fp.find(step, cands, polish=0)
+    assert len(unpolished) > 100                     # the contradiction polishing removes
+    found = fp.find(step, cands)
+    assert len(found) == found.n_fixed == 1 and found.n_duplicates == 199
+    assert found.q_paper[0] < 1e-20                  # polished far below tol
+    np.testing.assert_array_equal(found.final_states, unpolished.final_states)  # untouched
+    exact = fp.find(step, cands, method="newton", tol=1e-24)
+    np.testing.assert_allclose(found.states[0], exact.states[0], atol=1e-8)   # cloud: 1e-3
+
+
+def test_polish_leaves_slow_points_where_the_optimiser_put_them():
+    cell, h_star, x_star, _, _ = isolated()
+    cands = h_star + np.array([[1e-5] * 5, [1e-3] * 5])
+    found = fp.find(cell, cands, x_star, method="newton", max_iters=0, tol=1e-14,
+                    slow_tol=1.0, unique_tol=0)
+    assert found.n_slow == 2
+    np.testing.assert_array_equal(found.states[np.argsort(found.candidate)], cands)
+
+
+def far_from_a_constant_map(N=3):
+    """A relu RNN with W = 0 and bias 0.5: F(s) = 0.5 everywhere, and from s = 100.5 the
+    gradient of q, s - 0.5, keeps its sign and barely changes, so every Adam step moves
+    each coordinate by the learning rate (Adam's bias correction makes the first one
+    exactly that) and q improves by ~2e-4 per step: a plateau for plateau=1e-2."""
+    cell = tt.nn.RNNCell(1, N, nonlinearity="relu", dtype=np.float64, rng=0)
+    cell.weight_hh.data[...] = 0
+    cell.bias_ih.data[...] = 0.5
+    cell.bias_hh.data[...] = 0
+    return cell, np.full((1, N), 100.5)
+
+
+def test_adams_first_step_is_the_learning_rate_by_bias_correction():
+    cell, start = far_from_a_constant_map()
+    found = fp.find(cell, start, lr=0.01, max_iters=1, tol=1e-300, slow_tol=1e300)
+    assert found.iterations == 1
+    np.testing.assert_allclose(start - found.final_states, 0.01, rtol=1e-9)
+
+
+def test_adam_cuts_the_rate_after_exactly_patience_iterations_without_improvement():
+    """Iteration 0 sets the best mean q; iterations 1..patience do not improve it by the
+    fraction plateau, so the rate is cut at iteration `patience` and the step to iteration
+    patience + 1 is the first at the cut rate (then again every `patience` iterations)."""
+    cell, start = far_from_a_constant_map()
+    lr, decay, patience = 0.01, 0.5, 5
+    found = fp.find(cell, start, lr=lr, lr_decay=decay, patience=patience, plateau=1e-2,
+                    max_iters=12, tol=1e-300, slow_tol=1e300, record_every=1)
+    rates = [h[1] for h in found.history]           # the rate in force when recorded
+    assert rates == [lr] * 6 + [lr * decay] * 5 + [lr * decay ** 2] * 2
+    step_rates = [lr] * 5 + [lr * decay] * 5 + [lr * decay ** 2] * 2   # steps 1..12
+    np.testing.assert_allclose(start - found.final_states, sum(step_rates), rtol=1e-4)
+
+
+def test_kept_points_are_sorted_by_q_and_merging_keeps_the_slowest():
+    cell, h_star, x_star, _, _ = isolated()
+    offsets = np.array([1e-3, 1e-5, 0.0, 3e-4, 1e-4])
+    cands = h_star + offsets[:, None]
+    kw = dict(method="newton", max_iters=0, tol=1e-14, slow_tol=1.0, polish=0)
+    found = fp.find(cell, cands, x_star, unique_tol=0, **kw)
+    assert list(found.candidate) == [2, 1, 4, 3, 0]
+    assert (np.diff(found.q) > 0).all()
+    merged = fp.find(cell, cands, x_star, unique_tol=1.0, **kw)
+    assert list(merged.candidate) == [2] and merged.n_duplicates == 4
+
+
 # ---- Jacobians ---------------------------------------------------------------------------
 
 def central_differences(step, points, x, eps=1e-6):
@@ -315,6 +386,27 @@ def test_run_reproduces_the_layer_with_padding(kind, mode):
     np.testing.assert_allclose(states[-1, :, :4], h_n.data[0], atol=1e-12)
     if kind == "lstm":
         np.testing.assert_allclose(states[-1, :, 4:], final[1].data[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "gru", "lstm", "ugrnn"])
+def test_run_reads_a_batch_first_layers_input_as_batch_first(kind):
+    """A batch_first layer's StepMap reads (B, T, E) and returns the very (time-major)
+    states that the same weights in a (T, B, E) layer return on the transposed input."""
+    cls = {"rnn": tt.nn.RNN, "gru": tt.nn.GRU, "lstm": tt.nn.LSTM, "ugrnn": tt.nn.UGRNN}[kind]
+    time_major = cls(3, 4, dtype=np.float64, rng=21)
+    batch_first = cls(3, 4, batch_first=True, dtype=np.float64, rng=21)
+    x = np.random.default_rng(22).standard_normal((6, 5, 3))       # (T=6, B=5, E=3)
+    lengths = np.array([6, 2, 4, 1, 5])
+    states, valid = fp.StepMap(time_major).run(x, lengths)
+    states_bf, valid_bf = fp.StepMap(batch_first).run(x.transpose(1, 0, 2), lengths)
+    assert states_bf.shape == states.shape == (7, 5, 8 if kind == "lstm" else 4)
+    np.testing.assert_array_equal(states_bf, states)
+    np.testing.assert_array_equal(valid_bf, valid)
+    out, _ = batch_first(tt.tensor(x.transpose(1, 0, 2)), lengths=lengths)   # (B, T, H)
+    h = np.where(valid[1:, :, None], states[1:, :, :4], 0).transpose(1, 0, 2)
+    np.testing.assert_allclose(h, out.data, atol=1e-12)
+    with pytest.raises(ShapeError, match=r"\(B, T, input_size=3\).*batch_first=True"):
+        fp.StepMap(batch_first).run(np.zeros((6, 5, 2)))
 
 
 def test_candidates_come_from_valid_states_only():

@@ -56,7 +56,8 @@ class StepMap:
 
     ``StepMap(model)`` with a cell or a one-layer ``RNN``/``GRU``/``LSTM``/``UGRNN``.
     Attributes: ``kind`` (``"rnn"``, ``"gru"``, ``"lstm"``, ``"ugrnn"``), ``hidden_size``
-    H, ``state_size`` N (H, or 2H for the LSTM's ``[h; c]``), ``input_size`` E.
+    H, ``state_size`` N (H, or 2H for the LSTM's ``[h; c]``), ``input_size`` E,
+    ``batch_first`` (the layer's; False for a cell): the layout ``run`` reads.
 
     - ``step(s, x)`` Tensors -> Tensor: the traced step (differentiable).
     - ``__call__(states, x=None)`` arrays -> array: the step without a graph.
@@ -83,6 +84,8 @@ class StepMap:
         self.nonlinearity = getattr(model, "nonlinearity", "tanh")
         self.input_size, self.hidden_size = model.input_size, model.hidden_size
         self.state_size = 2 * self.hidden_size if kind == "lstm" else self.hidden_size
+        # run() reads sequences in the layout the layer itself reads (cells have no layout)
+        self.batch_first = bool(getattr(model, "batch_first", False))
         copies = [_constant(p) for p in weights]
         for p, name in zip(copies, ("weight_ih", "weight_hh", "bias_ih", "bias_hh")):
             if p is not None and not np.all(np.isfinite(p.data)):
@@ -162,17 +165,27 @@ class StepMap:
 
     # ---- sequences ------------------------------------------------------------------------
     def run(self, inputs, lengths=None, initial=None):
-        """The states visited on ``inputs`` (T, B, E) (time-major, as the layers).
+        """The states visited on ``inputs``: (T, B, E), or (B, T, E) if the layer the map
+        was built from is ``batch_first`` (the layout the layer reads).
 
-        Returns ``(states, valid)``: ``states`` (T+1, B, N), ``states[0]`` the initial state
-        (zeros, or ``initial`` (B, N)) and ``states[t]`` the state after reading input t-1;
-        ``valid`` (T+1, B) bool, False past each sequence's ``lengths`` (those rows keep
-        their last state, as the layers do with padding). ``valid[0]`` is True.
+        Returns ``(states, valid)``, time-major whatever the input layout: ``states``
+        (T+1, B, N), ``states[0]`` the initial state (zeros, or ``initial`` (B, N)) and
+        ``states[t]`` the state after reading input t-1; ``valid`` (T+1, B) bool, False past
+        each sequence's ``lengths`` (those rows keep their last state, as the layers do with
+        padding). ``valid[0]`` is True.
         """
         inputs = np.asarray(inputs.numpy() if isinstance(inputs, Tensor) else inputs)
         if inputs.ndim != 3 or inputs.shape[2] != self.input_size:
-            raise ShapeError(f"StepMap.run: inputs must be (T, B, input_size="
-                             f"{self.input_size}), got {inputs.shape}")
+            layout = "(B, T" if self.batch_first else "(T, B"
+            raise ShapeError(f"StepMap.run: inputs must be {layout}, input_size="
+                             f"{self.input_size}) (batch_first={self.batch_first}, as the "
+                             f"layer), got {inputs.shape}")
+        if self.batch_first:
+            inputs = inputs.transpose(1, 0, 2)
+        return self._run_time_major(inputs, lengths, initial)
+
+    def _run_time_major(self, inputs, lengths, initial):
+        """``run`` on (T, B, E) inputs, whatever ``batch_first`` says."""
         steps, batch = inputs.shape[:2]
         if lengths is None:
             lengths = np.full(batch, steps)
@@ -199,7 +212,7 @@ class StepMap:
         if inputs.ndim != 2 or inputs.shape[1] != self.input_size:
             raise ShapeError(f"StepMap.rollout: inputs must be (T, input_size="
                              f"{self.input_size}), got {inputs.shape}")
-        states, _ = self.run(inputs[:, None, :], initial=initial)
+        states, _ = self._run_time_major(inputs[:, None, :], None, initial)
         return states[:, 0]
 
     # ---- derivatives ----------------------------------------------------------------------
