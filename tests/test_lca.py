@@ -535,6 +535,69 @@ def test_summary_and_figures(tmp_path):
     assert "Tracker(" in repr(tracker) and "Allocation(" in repr(tracker.train)
 
 
+def _diverging_run(lr=20.0, steps=30):
+    """SGD with a learning rate far too large: the loss climbs from 1.4 to about 170."""
+    x, y = classification_data()
+    model = MLP()
+    opt = tt.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    tracker = Tracker(model, ce_loss(model), (x, y), opt)
+    train(model, opt, x, y, steps, tracker=tracker)
+    return tracker.train
+
+
+def test_overall_conservation_compares_all_the_lca_with_the_net_loss_change():
+    a = _diverging_run()
+    c = a.conservation()
+    net = a.loss[-1] - a.loss[0]
+    assert net > 100                                  # it diverged
+    assert c.overall == pytest.approx(abs(net - a.total.sum()) / abs(net), rel=1e-9)
+    assert c.overall > 5 * tt.lca.OVERALL_ERROR_LIMIT      # 0.70 measured (Simpson)
+
+
+def test_summary_of_a_diverging_run_reports_the_overall_error_and_warns():
+    a = _diverging_run()
+    c = a.conservation()
+    with pytest.warns(UserWarning, match=r"summary: the LCA of the train set adds up to "
+                      r"[-+]\d.* but the loss changed by [-+]\d.*of that change.*limit 10%"):
+        text = tt.lca.summary(a)
+    assert f"{c.overall:.2%} of the net loss change" in text
+    assert f"{c.relative:.2%} of |dL| per step" in text
+
+
+def test_overall_error_can_be_large_while_the_per_step_error_is_small():
+    """21 steps whose loss changes +10, -10, ... (net +10), each allocated 0.5 nats too
+    little: 5% of |dL| per step, but the allocation misses 105% of the net change."""
+    alloc = Allocation("synthetic", Layout(["a.w"], [()], ["a"], {}))
+    alloc._start(0.0)
+    loss = 0.0
+    for dl in 10.0 * (-1.0) ** np.arange(21):
+        loss += dl
+        alloc._record(np.array([dl - 0.5]), loss, 2)
+    c = alloc.conservation()
+    assert c.relative == pytest.approx(0.05) and c.overall == pytest.approx(1.05)
+    with pytest.warns(UserWarning, match="105.00% of that change"):
+        tt.lca.summary(alloc)
+
+
+def test_summary_of_a_well_conserved_run_does_not_warn():
+    import warnings
+    tracker = _lstm_run()
+    assert tracker.train.conservation().overall < tt.lca.OVERALL_ERROR_LIMIT
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tt.lca.summary(tracker.train)
+
+
+def test_overall_error_when_the_loss_ends_where_it_started():
+    flat = _synthetic_allocation({"a": np.zeros(5)})
+    assert flat.conservation().overall == 0.0
+    layout = Layout(["w"], [()], ["w"], {})
+    moved = Allocation("synthetic", layout)
+    moved._start(1.0)
+    moved._record(np.array([-0.5]), 1.0, 2)          # allocated -0.5, but no net change
+    assert moved.conservation().overall == np.inf
+
+
 # ---- bad input -----------------------------------------------------------------------------
 def test_errors_name_the_problem():
     x, y = classification_data()
