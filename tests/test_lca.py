@@ -523,6 +523,46 @@ def test_learning_events_are_negative_local_minima():
     assert tt.lca.learning_events(np.ones(5), 1).tolist() == []
 
 
+def test_a_term_of_exactly_zero_neither_helps_nor_hurts():
+    layout = Layout(["w"], [(5,)], ["w"], {})
+    alloc = Allocation("synthetic", layout)
+    alloc._start(0.0)
+    alloc._record(np.array([-1.0, 0.0, 0.0, 2.0, 0.0]), 1.0, 2)
+    alloc._record(np.zeros(5), 1.0, 2)
+    assert alloc.helped.tolist() == [[1], [0]] and alloc.hurt.tolist() == [[1], [0]]
+    np.testing.assert_array_equal(alloc.helped_fraction("all"), [0.2, 0.0])
+    np.testing.assert_array_equal(alloc.helped_fraction(), [0.5, np.nan])
+
+
+def test_a_step_of_exactly_zero_is_not_a_learning_event():
+    """0 is not learning, even where it is the window's minimum."""
+    series = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, -0.5, 1.0])
+    assert tt.lca.learning_events(series, 1).tolist() == [6]
+    assert tt.lca.learning_events(np.zeros(6), 2).tolist() == []
+
+
+def test_synchronisation_p_value_counts_the_observed_score_as_one_draw():
+    """``(1 + #{null >= score}) / (1 + shifts)``: never 0, and exactly 1 / (1 + shifts)
+    when no shifted draw reaches the score (identical layers: score 1.0)."""
+    shared = np.random.default_rng(0).standard_normal(300)
+    alloc = _synthetic_allocation({"a": shared, "b": shared})
+    for shifts in (9, 100):
+        sync = tt.lca.synchronisation(alloc, window=3, shifts=shifts)
+        assert sync.score == 1.0 and sync.null_mean + 4 * sync.null_std < 1.0
+        assert sync.p_value == 1 / (1 + shifts)
+
+
+def test_growing_array_keeps_the_rows_written_before_it_grows():
+    from tinytrace.analysis.lca.store import GrowingArray
+    store = GrowingArray(3, np.int64)
+    rows = np.arange(40 * 3).reshape(40, 3)
+    for n, row in enumerate(rows, start=1):          # grows past 16 and past 32 rows
+        store.append(row)
+        assert store.array.shape == (n, 3)
+    assert store.array.dtype == np.int64
+    np.testing.assert_array_equal(store.array, rows)
+
+
 # ---- reports and figures -------------------------------------------------------------------
 def test_summary_and_figures(tmp_path):
     tracker = _lstm_run()
