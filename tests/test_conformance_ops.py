@@ -391,6 +391,52 @@ def test_pow_zero_has_zero_gradient_at_zero_like_torch():
     compare(lambda t: (t.relu() ** 0).sum() * t, lambda t: (t.relu() ** 0).sum() * t, [x], seed=1)
 
 
+# Bases and exponents where pow has edges: negative bases (real only for an integral
+# exponent), 0 (to a positive, zero or negative power), integral and fractional exponents.
+POW_BASES = st.sampled_from([-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
+POW_EXPONENTS = st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_pow_tensor_by_tensor_at_negative_and_zero_bases_matches_torch(data, seed):
+    """Values, infinities and NaNs in the same places as torch.pow (compare's assert_allclose
+    treats NaN as equal to NaN), for the result and both gradients."""
+    shape_a, shape_b = data.draw(broadcast_pair()).input_shapes
+    base, exponent = data.draw(arrays(shape_a, POW_BASES)), data.draw(arrays(shape_b, POW_EXPONENTS))
+    with np.errstate(all="ignore"):
+        compare(lambda a, b: a ** b, torch.pow, [base, exponent], seed)
+
+
+def test_pow_negative_base_to_an_integral_float_exponent_like_torch():
+    """(-2.0) ** 2.0 is 4 and (-2.0) ** 3.0 is -8 (not NaN); the gradient in the base is
+    b a^(b-1), and in the exponent a^b log(a), NaN for a < 0 in PyTorch too."""
+    base, exponent = np.array([-2.0, -2.0, -3.0]), np.array([2.0, 3.0, -1.0])
+    (out,) = compare(lambda a, b: a ** b, torch.pow, [base, exponent], seed=0)
+    np.testing.assert_array_equal(out.data, [4.0, -8.0, -1.0 / 3.0])
+    x = tt.tensor(base, requires_grad=True, dtype=np.float64)
+    y = tt.tensor(exponent, requires_grad=True, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        (x ** y).sum().backward()
+    np.testing.assert_allclose(x.grad, [-4.0, 12.0, -1.0 / 9.0])
+    assert np.isnan(y.grad).all()
+
+
+def test_a_number_to_a_tensor_power_like_torch():
+    for number in (-2.0, 0.0, 2.0):
+        with np.errstate(all="ignore"):
+            (out,) = compare(lambda e: number ** e, lambda e: number ** e,
+                             [np.array([-1.0, 0.0, 2.0, 3.0, 0.5])], seed=1)
+    np.testing.assert_array_equal(tt.tensor([2.0, 3.0]).__rpow__(-2.0).data, [4.0, -8.0])
+
+
+def test_pow_at_zero_base_and_exponent_two_has_zero_gradients_like_torch():
+    x = tt.tensor([0.0], requires_grad=True, dtype=np.float64)
+    y = tt.tensor([2.0], requires_grad=True, dtype=np.float64)
+    (x ** y).sum().backward()
+    assert x.grad.tolist() == [0.0] and y.grad.tolist() == [0.0]
+    compare(lambda a, b: a ** b, torch.pow, [np.array([0.0, 0.0]), np.array([2.0, 0.0])], 2)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_keeps_relative_precision_in_the_negative_tail(dtype):
     x = np.array([-15.0, -20.0, -40.0, -80.0, 15.0, 40.0], dtype=dtype)
