@@ -449,3 +449,28 @@ def test_sigmoid_keeps_relative_precision_in_the_negative_tail(dtype):
 def test_log_of_sigmoid_at_minus_40_is_finite_with_gradient_1_like_torch():
     compare(lambda t: tt.log(tt.sigmoid(t)), lambda t: torch.log(torch.sigmoid(t)),
             [np.array([-40.0, -10.0, 3.0])], seed=0)
+
+
+def test_pow_by_an_array_exponent_like_torch():
+    exponent = np.array([2.0, 0.0, 0.5])
+    compare(lambda t: t ** exponent, lambda t: t ** torch.from_numpy(exponent),
+            [np.array([-1.5, 0.0, 4.0])], seed=3)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_clip_with_low_above_high_matches_clamp(data, seed):
+    """torch.clamp(x, min, max) with min > max: every output is max, and no gradient
+    passes (not even where x == max)."""
+    high = data.draw(GRID)
+    low = data.draw(GRID.filter(lambda v: v > high))
+    x = data.draw(arrays(data.draw(shapes()), GRID))
+    (out,) = compare(lambda t: tt.clip(t, low, high), lambda t: torch.clamp(t, low, high),
+                     [x], seed)
+    assert np.all(out.data == high)
+
+
+def test_clip_with_array_bounds_crossed_in_some_places_matches_clamp():
+    x = np.array([[-2.0, 1.0, 1.0], [3.0, 0.0, -1.0]])     # x == high in the crossed column
+    low, high = np.array([0.0, 2.0, 1.5]), np.array([1.0, 1.0, 2.0])    # crossed in column 1
+    compare(lambda t: tt.clip(t, low, high),
+            lambda t: torch.clamp(t, torch.from_numpy(low), torch.from_numpy(high)), [x], seed=4)

@@ -68,7 +68,8 @@ def logsigmoid(x):
 
 
 def clip(x, low=None, high=None):
-    """``x`` limited to [``low``, ``high``] (either may be None); gradient 0 outside."""
+    """``x`` limited to [``low``, ``high``] (either may be None); gradient 0 outside.
+    ``low > high`` gives ``high`` everywhere with gradient 0 (as ``torch.clamp``)."""
     return ops.clip(as_tensor(x), low=low, high=high)
 
 
