@@ -474,3 +474,16 @@ def test_clip_with_array_bounds_crossed_in_some_places_matches_clamp():
     low, high = np.array([0.0, 2.0, 1.5]), np.array([1.0, 1.0, 2.0])    # crossed in column 1
     compare(lambda t: tt.clip(t, low, high),
             lambda t: torch.clamp(t, torch.from_numpy(low), torch.from_numpy(high)), [x], seed=4)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_sum_and_mean_over_no_axes_reduce_nothing_as_in_numpy_not_torch(keepdims):
+    """axis=() is NumPy's "no axis": values and gradient pass through unchanged. PyTorch
+    reads dim=() as every axis, which is axis=None here."""
+    x = np.arange(6.0).reshape(2, 3) - 2.5
+    for ours in (tt.sum, tt.mean):
+        (out,) = compare(lambda t: ours(t, axis=(), keepdims=keepdims), lambda t: t * 1.0,
+                         [x], seed=5)
+        np.testing.assert_array_equal(out.data, np.sum(x, axis=(), keepdims=keepdims))
+    compare(lambda t: t.sum(axis=None, keepdims=keepdims),
+            lambda t: torch.sum(t, dim=(), keepdim=keepdims), [x], seed=6)

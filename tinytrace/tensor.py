@@ -326,11 +326,11 @@ class Tensor:
         return _ops.getitem(self, index=_raw_index(index))
 
     def sum(self, axis=None, keepdims=False):
-        """The sum over ``axis`` (all axes if None); ``tt.sum``."""
+        """The sum over ``axis`` (all axes if None; none if ``()``, as in NumPy); ``tt.sum``."""
         return _ops.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        """The mean over ``axis`` (all axes if None); ``tt.mean``."""
+        """The mean over ``axis`` (all axes if None; none if ``()``); ``tt.mean``."""
         return _ops.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
