@@ -487,3 +487,44 @@ def test_sum_and_mean_over_no_axes_reduce_nothing_as_in_numpy_not_torch(keepdims
         np.testing.assert_array_equal(out.data, np.sum(x, axis=(), keepdims=keepdims))
     compare(lambda t: t.sum(axis=None, keepdims=keepdims),
             lambda t: torch.sum(t, dim=(), keepdim=keepdims), [x], seed=6)
+
+
+# Ops that save the same tensor in tinytrace and PyTorch: (function, the tensor to change
+# in place: "a", "b" or the output "y", and whether backward must then refuse).
+SAVED = {"mul": (lambda a, b: a * b, "b", True), "matmul": (lambda a, b: a @ b, "a", True),
+         "pow_tensor": (lambda a, b: a ** b, "a", True), "log": (lambda a, b: a.log(), "a", True),
+         "exp": (lambda a, b: a.exp(), "y", True), "tanh": (lambda a, b: a.tanh(), "y", True),
+         "sigmoid": (lambda a, b: a.sigmoid(), "y", True),
+         "add": (lambda a, b: a + b, "a", False)}       # add saves no input: nothing to refuse
+
+
+def _backward_twice_then_change(lib, fn, target):
+    """Two backward passes through a retained graph, an in-place change of ``target``, a
+    third pass: True if that pass is refused."""
+    rng = np.random.default_rng(0)
+    a0, b0 = rng.uniform(0.5, 2.0, (3, 3)), rng.uniform(0.5, 2.0, (3, 3))
+    if lib is torch:
+        a, b = (torch.tensor(v, requires_grad=True) for v in (a0, b0))
+    else:
+        a, b = (tt.tensor(v, requires_grad=True, dtype=np.float64) for v in (a0, b0))
+    y = fn(a, b)
+    loss = (y * y).sum()
+    loss.backward(retain_graph=True)
+    loss.backward(retain_graph=True)
+    changed = {"a": a, "b": b, "y": y}[target]
+    with (torch.no_grad() if lib is torch else tt.no_grad()):
+        changed += 0.25                    # in place in both (the name is rebound to itself)
+    try:
+        loss.backward()
+    except (RuntimeError, tt.BackwardError):
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_an_inplace_change_after_several_backwards_is_refused_like_torch(name):
+    """The version check runs at every backward through a retained graph, not only the
+    first: a change made after two passes is refused by the third."""
+    fn, target, refused = SAVED[name]
+    assert _backward_twice_then_change(tt, fn, target) == refused
+    assert _backward_twice_then_change(torch, fn, target) == refused
