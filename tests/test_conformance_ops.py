@@ -391,6 +391,52 @@ def test_pow_zero_has_zero_gradient_at_zero_like_torch():
     compare(lambda t: (t.relu() ** 0).sum() * t, lambda t: (t.relu() ** 0).sum() * t, [x], seed=1)
 
 
+# Bases and exponents where pow has edges: negative bases (real only for an integral
+# exponent), 0 (to a positive, zero or negative power), integral and fractional exponents.
+POW_BASES = st.sampled_from([-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
+POW_EXPONENTS = st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_pow_tensor_by_tensor_at_negative_and_zero_bases_matches_torch(data, seed):
+    """Values, infinities and NaNs in the same places as torch.pow (compare's assert_allclose
+    treats NaN as equal to NaN), for the result and both gradients."""
+    shape_a, shape_b = data.draw(broadcast_pair()).input_shapes
+    base, exponent = data.draw(arrays(shape_a, POW_BASES)), data.draw(arrays(shape_b, POW_EXPONENTS))
+    with np.errstate(all="ignore"):
+        compare(lambda a, b: a ** b, torch.pow, [base, exponent], seed)
+
+
+def test_pow_negative_base_to_an_integral_float_exponent_like_torch():
+    """(-2.0) ** 2.0 is 4 and (-2.0) ** 3.0 is -8 (not NaN); the gradient in the base is
+    b a^(b-1), and in the exponent a^b log(a), NaN for a < 0 in PyTorch too."""
+    base, exponent = np.array([-2.0, -2.0, -3.0]), np.array([2.0, 3.0, -1.0])
+    (out,) = compare(lambda a, b: a ** b, torch.pow, [base, exponent], seed=0)
+    np.testing.assert_array_equal(out.data, [4.0, -8.0, -1.0 / 3.0])
+    x = tt.tensor(base, requires_grad=True, dtype=np.float64)
+    y = tt.tensor(exponent, requires_grad=True, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        (x ** y).sum().backward()
+    np.testing.assert_allclose(x.grad, [-4.0, 12.0, -1.0 / 9.0])
+    assert np.isnan(y.grad).all()
+
+
+def test_a_number_to_a_tensor_power_like_torch():
+    for number in (-2.0, 0.0, 2.0):
+        with np.errstate(all="ignore"):
+            (out,) = compare(lambda e: number ** e, lambda e: number ** e,
+                             [np.array([-1.0, 0.0, 2.0, 3.0, 0.5])], seed=1)
+    np.testing.assert_array_equal(tt.tensor([2.0, 3.0]).__rpow__(-2.0).data, [4.0, -8.0])
+
+
+def test_pow_at_zero_base_and_exponent_two_has_zero_gradients_like_torch():
+    x = tt.tensor([0.0], requires_grad=True, dtype=np.float64)
+    y = tt.tensor([2.0], requires_grad=True, dtype=np.float64)
+    (x ** y).sum().backward()
+    assert x.grad.tolist() == [0.0] and y.grad.tolist() == [0.0]
+    compare(lambda a, b: a ** b, torch.pow, [np.array([0.0, 0.0]), np.array([2.0, 0.0])], 2)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sigmoid_keeps_relative_precision_in_the_negative_tail(dtype):
     x = np.array([-15.0, -20.0, -40.0, -80.0, 15.0, 40.0], dtype=dtype)
@@ -403,3 +449,82 @@ def test_sigmoid_keeps_relative_precision_in_the_negative_tail(dtype):
 def test_log_of_sigmoid_at_minus_40_is_finite_with_gradient_1_like_torch():
     compare(lambda t: tt.log(tt.sigmoid(t)), lambda t: torch.log(torch.sigmoid(t)),
             [np.array([-40.0, -10.0, 3.0])], seed=0)
+
+
+def test_pow_by_an_array_exponent_like_torch():
+    exponent = np.array([2.0, 0.0, 0.5])
+    compare(lambda t: t ** exponent, lambda t: t ** torch.from_numpy(exponent),
+            [np.array([-1.5, 0.0, 4.0])], seed=3)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_clip_with_low_above_high_matches_clamp(data, seed):
+    """torch.clamp(x, min, max) with min > max: every output is max, and no gradient
+    passes (not even where x == max)."""
+    high = data.draw(GRID)
+    low = data.draw(GRID.filter(lambda v: v > high))
+    x = data.draw(arrays(data.draw(shapes()), GRID))
+    (out,) = compare(lambda t: tt.clip(t, low, high), lambda t: torch.clamp(t, low, high),
+                     [x], seed)
+    assert np.all(out.data == high)
+
+
+def test_clip_with_array_bounds_crossed_in_some_places_matches_clamp():
+    x = np.array([[-2.0, 1.0, 1.0], [3.0, 0.0, -1.0]])     # x == high in the crossed column
+    low, high = np.array([0.0, 2.0, 1.5]), np.array([1.0, 1.0, 2.0])    # crossed in column 1
+    compare(lambda t: tt.clip(t, low, high),
+            lambda t: torch.clamp(t, torch.from_numpy(low), torch.from_numpy(high)), [x], seed=4)
+
+
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_sum_and_mean_over_no_axes_reduce_nothing_as_in_numpy_not_torch(keepdims):
+    """axis=() is NumPy's "no axis": values and gradient pass through unchanged. PyTorch
+    reads dim=() as every axis, which is axis=None here."""
+    x = np.arange(6.0).reshape(2, 3) - 2.5
+    for ours in (tt.sum, tt.mean):
+        (out,) = compare(lambda t: ours(t, axis=(), keepdims=keepdims), lambda t: t * 1.0,
+                         [x], seed=5)
+        np.testing.assert_array_equal(out.data, np.sum(x, axis=(), keepdims=keepdims))
+    compare(lambda t: t.sum(axis=None, keepdims=keepdims),
+            lambda t: torch.sum(t, dim=(), keepdim=keepdims), [x], seed=6)
+
+
+# Ops that save the same tensor in tinytrace and PyTorch: (function, the tensor to change
+# in place: "a", "b" or the output "y", and whether backward must then refuse).
+SAVED = {"mul": (lambda a, b: a * b, "b", True), "matmul": (lambda a, b: a @ b, "a", True),
+         "pow_tensor": (lambda a, b: a ** b, "a", True), "log": (lambda a, b: a.log(), "a", True),
+         "exp": (lambda a, b: a.exp(), "y", True), "tanh": (lambda a, b: a.tanh(), "y", True),
+         "sigmoid": (lambda a, b: a.sigmoid(), "y", True),
+         "add": (lambda a, b: a + b, "a", False)}       # add saves no input: nothing to refuse
+
+
+def _backward_twice_then_change(lib, fn, target):
+    """Two backward passes through a retained graph, an in-place change of ``target``, a
+    third pass: True if that pass is refused."""
+    rng = np.random.default_rng(0)
+    a0, b0 = rng.uniform(0.5, 2.0, (3, 3)), rng.uniform(0.5, 2.0, (3, 3))
+    if lib is torch:
+        a, b = (torch.tensor(v, requires_grad=True) for v in (a0, b0))
+    else:
+        a, b = (tt.tensor(v, requires_grad=True, dtype=np.float64) for v in (a0, b0))
+    y = fn(a, b)
+    loss = (y * y).sum()
+    loss.backward(retain_graph=True)
+    loss.backward(retain_graph=True)
+    changed = {"a": a, "b": b, "y": y}[target]
+    with (torch.no_grad() if lib is torch else tt.no_grad()):
+        changed += 0.25                    # in place in both (the name is rebound to itself)
+    try:
+        loss.backward()
+    except (RuntimeError, tt.BackwardError):
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_an_inplace_change_after_several_backwards_is_refused_like_torch(name):
+    """The version check runs at every backward through a retained graph, not only the
+    first: a change made after two passes is refused by the third."""
+    fn, target, refused = SAVED[name]
+    assert _backward_twice_then_change(tt, fn, target) == refused
+    assert _backward_twice_then_change(torch, fn, target) == refused

@@ -487,3 +487,19 @@ def test_smoothing_must_be_a_number():
         with pytest.raises((TypeError, ValueError), match=r"solve: smoothing must be a "
                                                           r"finite number >= 0"):
             ex.solve(counts, smoothing=bad)
+
+
+@pytest.mark.parametrize("dtype", [int, np.int32, bool, np.complex128, "not a dtype"])
+def test_solve_refuses_a_dtype_that_cannot_hold_log_probabilities(dtype):
+    """An integer dtype would truncate log-probabilities (log 0.4 = -0.92 -> 0) silently."""
+    counts = ex.count(np.eye(3), np.array([0, 1, 1]), 2)
+    with pytest.raises(TypeError, match=r"solve: dtype must be a real float dtype.*float32"):
+        ex.solve(counts, smoothing=1.0, dtype=dtype)
+    with pytest.raises(TypeError, match=r"solve: dtype must be a real float dtype"):
+        ex.fit(np.eye(3), np.array([0, 1, 1]), 2, smoothing=1.0, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, "float64", float])
+def test_solve_accepts_every_float_dtype(dtype):
+    solution = ex.solve(ex.count(np.eye(3), np.array([0, 1, 1]), 2), smoothing=1.0, dtype=dtype)
+    assert solution.weight.dtype == np.dtype(dtype) and solution.bias.dtype == np.dtype(dtype)

@@ -523,6 +523,46 @@ def test_learning_events_are_negative_local_minima():
     assert tt.lca.learning_events(np.ones(5), 1).tolist() == []
 
 
+def test_a_term_of_exactly_zero_neither_helps_nor_hurts():
+    layout = Layout(["w"], [(5,)], ["w"], {})
+    alloc = Allocation("synthetic", layout)
+    alloc._start(0.0)
+    alloc._record(np.array([-1.0, 0.0, 0.0, 2.0, 0.0]), 1.0, 2)
+    alloc._record(np.zeros(5), 1.0, 2)
+    assert alloc.helped.tolist() == [[1], [0]] and alloc.hurt.tolist() == [[1], [0]]
+    np.testing.assert_array_equal(alloc.helped_fraction("all"), [0.2, 0.0])
+    np.testing.assert_array_equal(alloc.helped_fraction(), [0.5, np.nan])
+
+
+def test_a_step_of_exactly_zero_is_not_a_learning_event():
+    """0 is not learning, even where it is the window's minimum."""
+    series = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0, -0.5, 1.0])
+    assert tt.lca.learning_events(series, 1).tolist() == [6]
+    assert tt.lca.learning_events(np.zeros(6), 2).tolist() == []
+
+
+def test_synchronisation_p_value_counts_the_observed_score_as_one_draw():
+    """``(1 + #{null >= score}) / (1 + shifts)``: never 0, and exactly 1 / (1 + shifts)
+    when no shifted draw reaches the score (identical layers: score 1.0)."""
+    shared = np.random.default_rng(0).standard_normal(300)
+    alloc = _synthetic_allocation({"a": shared, "b": shared})
+    for shifts in (9, 100):
+        sync = tt.lca.synchronisation(alloc, window=3, shifts=shifts)
+        assert sync.score == 1.0 and sync.null_mean + 4 * sync.null_std < 1.0
+        assert sync.p_value == 1 / (1 + shifts)
+
+
+def test_growing_array_keeps_the_rows_written_before_it_grows():
+    from tinytrace.analysis.lca.store import GrowingArray
+    store = GrowingArray(3, np.int64)
+    rows = np.arange(40 * 3).reshape(40, 3)
+    for n, row in enumerate(rows, start=1):          # grows past 16 and past 32 rows
+        store.append(row)
+        assert store.array.shape == (n, 3)
+    assert store.array.dtype == np.int64
+    np.testing.assert_array_equal(store.array, rows)
+
+
 # ---- reports and figures -------------------------------------------------------------------
 def test_summary_and_figures(tmp_path):
     tracker = _lstm_run()
@@ -533,6 +573,69 @@ def test_summary_and_figures(tmp_path):
                 tt.lca.plot_gates(tracker.train)):
         fig.savefig(tmp_path / "f.png")
     assert "Tracker(" in repr(tracker) and "Allocation(" in repr(tracker.train)
+
+
+def _diverging_run(lr=20.0, steps=30):
+    """SGD with a learning rate far too large: the loss climbs from 1.4 to about 170."""
+    x, y = classification_data()
+    model = MLP()
+    opt = tt.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    tracker = Tracker(model, ce_loss(model), (x, y), opt)
+    train(model, opt, x, y, steps, tracker=tracker)
+    return tracker.train
+
+
+def test_overall_conservation_compares_all_the_lca_with_the_net_loss_change():
+    a = _diverging_run()
+    c = a.conservation()
+    net = a.loss[-1] - a.loss[0]
+    assert net > 100                                  # it diverged
+    assert c.overall == pytest.approx(abs(net - a.total.sum()) / abs(net), rel=1e-9)
+    assert c.overall > 5 * tt.lca.OVERALL_ERROR_LIMIT      # 0.70 measured (Simpson)
+
+
+def test_summary_of_a_diverging_run_reports_the_overall_error_and_warns():
+    a = _diverging_run()
+    c = a.conservation()
+    with pytest.warns(UserWarning, match=r"summary: the LCA of the train set adds up to "
+                      r"[-+]\d.* but the loss changed by [-+]\d.*of that change.*limit 10%"):
+        text = tt.lca.summary(a)
+    assert f"{c.overall:.2%} of the net loss change" in text
+    assert f"{c.relative:.2%} of |dL| per step" in text
+
+
+def test_overall_error_can_be_large_while_the_per_step_error_is_small():
+    """21 steps whose loss changes +10, -10, ... (net +10), each allocated 0.5 nats too
+    little: 5% of |dL| per step, but the allocation misses 105% of the net change."""
+    alloc = Allocation("synthetic", Layout(["a.w"], [()], ["a"], {}))
+    alloc._start(0.0)
+    loss = 0.0
+    for dl in 10.0 * (-1.0) ** np.arange(21):
+        loss += dl
+        alloc._record(np.array([dl - 0.5]), loss, 2)
+    c = alloc.conservation()
+    assert c.relative == pytest.approx(0.05) and c.overall == pytest.approx(1.05)
+    with pytest.warns(UserWarning, match="105.00% of that change"):
+        tt.lca.summary(alloc)
+
+
+def test_summary_of_a_well_conserved_run_does_not_warn():
+    import warnings
+    tracker = _lstm_run()
+    assert tracker.train.conservation().overall < tt.lca.OVERALL_ERROR_LIMIT
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tt.lca.summary(tracker.train)
+
+
+def test_overall_error_when_the_loss_ends_where_it_started():
+    flat = _synthetic_allocation({"a": np.zeros(5)})
+    assert flat.conservation().overall == 0.0
+    layout = Layout(["w"], [()], ["w"], {})
+    moved = Allocation("synthetic", layout)
+    moved._start(1.0)
+    moved._record(np.array([-0.5]), 1.0, 2)          # allocated -0.5, but no net change
+    assert moved.conservation().overall == np.inf
 
 
 # ---- bad input -----------------------------------------------------------------------------

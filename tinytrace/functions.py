@@ -68,7 +68,8 @@ def logsigmoid(x):
 
 
 def clip(x, low=None, high=None):
-    """``x`` limited to [``low``, ``high``] (either may be None); gradient 0 outside."""
+    """``x`` limited to [``low``, ``high``] (either may be None); gradient 0 outside.
+    ``low > high`` gives ``high`` everywhere with gradient 0 (as ``torch.clamp``)."""
     return ops.clip(as_tensor(x), low=low, high=high)
 
 
@@ -89,12 +90,13 @@ def matmul(a, b):
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    """The sum over ``axis`` (all axes if None)."""
+    """The sum over ``axis`` (all axes if None). ``axis=()`` reduces no axis and returns
+    ``x``'s values (NumPy's rule; PyTorch's ``sum(dim=())`` sums every axis)."""
     return ops.sum(as_tensor(x), axis=axis, keepdims=keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
-    """The mean over ``axis`` (all axes if None)."""
+    """The mean over ``axis`` (all axes if None; no axis if ``()``, as in NumPy)."""
     return ops.mean(as_tensor(x), axis=axis, keepdims=keepdims)
 
 

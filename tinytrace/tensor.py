@@ -209,12 +209,12 @@ class Tensor:
         return _ops.neg(self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor):       # a ** b = exp(b log a), for a > 0
-            return _ops.exp(_ops.mul(exponent, _ops.log(self)))
-        return _ops.pow(self, exponent=exponent)
+        if isinstance(exponent, (int, float)):  # a constant: the vjp needs no log(a)
+            return _ops.pow(self, exponent=exponent)
+        return _ops.pow_tensor(self, _lift(exponent, self))
 
     def __rpow__(self, base):
-        return _ops.exp(_ops.mul(self, _ops.log(_lift(base, self))))
+        return _ops.pow_tensor(_lift(base, self), self)
 
     def __matmul__(self, other):
         return _ops.matmul(self, _lift(other, self))
@@ -326,11 +326,11 @@ class Tensor:
         return _ops.getitem(self, index=_raw_index(index))
 
     def sum(self, axis=None, keepdims=False):
-        """The sum over ``axis`` (all axes if None); ``tt.sum``."""
+        """The sum over ``axis`` (all axes if None; none if ``()``, as in NumPy); ``tt.sum``."""
         return _ops.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        """The mean over ``axis`` (all axes if None); ``tt.mean``."""
+        """The mean over ``axis`` (all axes if None; none if ``()``); ``tt.mean``."""
         return _ops.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):

@@ -7,7 +7,7 @@ inputs placed where the op is smooth, so central differences are a fair referenc
 
 - kinks (abs, relu, clip bounds) and poles (log, sqrt, division) are kept >= 0.1 away;
 - ``max`` sees values at least 0.2 apart, so the winner never changes under a nudge;
-- ``pow`` with a non-integer exponent only sees positive bases.
+- ``pow`` and ``pow_tensor`` with a non-integer exponent only see positive bases.
 
 Shapes are small (0-d to 4-d, sides up to 3) so a case costs a few hundred forward calls.
 """
@@ -91,6 +91,19 @@ def power_case(draw):
         exponent = draw(st.floats(-2.5, 2.5))
         base = draw(arrays(shape, st.floats(0.3, 2.0)))
     return (lambda x: x ** exponent), [base]
+
+
+@st.composite
+def power_tensor_case(draw):
+    """tensor ** tensor: positive bases with any exponent (both get gradients), or negative
+    bases with a constant exponent tensor of integral values (d/db is NaN there)."""
+    shape_a, shape_b = draw(broadcast_pair()).input_shapes
+    if draw(st.booleans()):
+        return (lambda a, b: a ** b), [draw(arrays(shape_a, st.floats(0.3, 2.0))),
+                                       draw(arrays(shape_b, st.floats(-2.5, 2.5)))]
+    exponent = draw(hnp.arrays(np.float64, shape_b, elements=st.integers(-3, 4).map(float)))
+    base = draw(arrays(shape_a, st.floats(-2.0, -0.3)))
+    return (lambda a: a ** tt.tensor(exponent, dtype=a.dtype, device=a.device)), [base]
 
 
 @st.composite
@@ -320,6 +333,7 @@ CASES = {
     "div": binary(lambda a, b: a / b, right=AWAY_FROM_ZERO),
     "neg": unary(lambda t: -t),
     "pow": power_case(),
+    "pow_tensor": power_tensor_case(),
     "matmul": matmul_case(),
     "exp": unary(tt.exp),
     "log": unary(tt.log, POSITIVE),

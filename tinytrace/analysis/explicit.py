@@ -405,6 +405,19 @@ class Solution:
                         f"{self.form} x {factor:.3g}", self.smoothing)
 
 
+def _float_dtype(dtype, who):
+    """``np.dtype(dtype)`` if it is a real float dtype; a TypeError naming it otherwise."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        raise TypeError(f"{who}: dtype must be a real float dtype (the parameters are "
+                        f"log-probabilities, which an integer or bool dtype would truncate), "
+                        f"got {dtype!r}; pass e.g. np.float32 or np.float64")
+    return resolved
+
+
 def _log_conditional(cooc, a):
     """``log((F + a) / (f + C a))`` as (C, D): the one-hot table, in Linear layout."""
     return (np.log(cooc + a) - np.log(cooc.sum(axis=1, keepdims=True)
@@ -417,7 +430,9 @@ def solve(counts, form="conditional", *, smoothing, dtype=np.float32):
     ``"conditional"``: ``W[j, i] = log((F[i, j] + a) / (f_i + C a))``, ``b = 0`` (exact
     for one-hot inputs); ``"geometric"``: that divided by the inputs' mean mass K;
     ``"naive_bayes"``: ``W[j, i] = log P(i | j)``, ``b_j = log P(j)``, both smoothed.
-    ``smoothing`` (``a`` >= 0) must be given; ``a = 0`` needs every count used positive."""
+    ``smoothing`` (``a`` >= 0) must be given; ``a = 0`` needs every count used positive.
+    ``dtype``: a real float dtype (an integer one would truncate the log-probabilities)."""
+    dtype = _float_dtype(dtype, "solve")
     if not isinstance(counts, Counts):
         raise TypeError(f"solve: expected the Counts from tt.explicit.count(...), got "
                         f"{type(counts).__name__}")

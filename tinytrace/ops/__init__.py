@@ -3,6 +3,7 @@ registers them all. User code calls them through ``Tensor`` methods or ``tinytra
 from .registry import OPS, Primitive, primitive
 from .arith import add, div, matmul, mul, neg, sub
 from .arith import power as pow  # noqa: A001
+from .arith import power_tensor as pow_tensor
 from .unary import absolute as abs  # noqa: A001
 from .unary import astype, clip, exp, log, logsigmoid, relu, sigmoid, softplus, sqrt, tanh
 from .reduce import log_softmax, mean, softmax

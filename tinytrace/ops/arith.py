@@ -1,4 +1,6 @@
 """Arithmetic with NumPy broadcasting: + - * / ** and negation, and matrix products."""
+import numpy as np
+
 from ..backend import array_module
 from .registry import primitive
 
@@ -42,13 +44,33 @@ def neg(a):
 
 @primitive("pow")
 def power(a, exponent):
-    """``a ** exponent`` for a constant Python-number exponent (tensor ** tensor is
-    ``exp(b * log(a))``, composed from primitives)."""
+    """``a ** exponent`` for a constant Python-number exponent (a tensor exponent is
+    ``pow_tensor``)."""
     out = a ** exponent
     def vjp(g):
         if exponent == 0:              # d(a^0)/da = 0 everywhere, also at a = 0 (0 * 0^-1
             return (array_module(g).zeros_like(g),)   # would be 0 * inf = NaN)
         return (g * (exponent * a ** (exponent - 1)),)
+    return out, vjp
+
+
+@primitive("pow_tensor", saves_output=True)
+def power_tensor(a, b):
+    """``a ** b`` elementwise, both tensors, with NumPy's and PyTorch's values: a negative
+    base to an integral exponent is real (``(-2.0) ** 2.0 = 4``), to a fractional one NaN.
+
+    Gradients as PyTorch's: ``d/da = b a^(b-1)``, taken as 0 where b = 0; ``d/db = a^b
+    log(a)``, taken as 0 where a = 0 and b >= 0 (the limit as a -> 0+, so ``0 ** 2`` has
+    zero gradients), and NaN where a < 0: log(a) is not real, PyTorch gives NaN there too.
+    """
+    xp = array_module(a)
+    out = a ** b
+    def vjp(g):
+        # The masked entries (0 ** -1, log(0), log(-2)) may warn before where() drops them.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = g * xp.where(b == 0, 0, b * a ** (b - 1))
+            gb = g * xp.where((a == 0) & (b >= 0), 0, out * xp.log(a))
+        return ga, gb
     return out, vjp
 
 

@@ -22,6 +22,9 @@ def _restore(g, shape, axis, keepdims):
 
 @primitive("sum", saves=())
 def sum_(x, axis=None, keepdims=False):
+    """The sum over ``axis``: None for every axis, an int, or a tuple of axes. An empty
+    tuple ``axis=()`` reduces no axis (NumPy's rule: the result is ``x``), whereas
+    PyTorch's ``sum(dim=())`` sums everything (that is ``axis=None`` here)."""
     def vjp(g):
         return (_restore(g, x.shape, axis, keepdims),)
     return x.sum(axis=axis, keepdims=keepdims), vjp
@@ -29,6 +32,8 @@ def sum_(x, axis=None, keepdims=False):
 
 @primitive("mean", saves=())
 def mean(x, axis=None, keepdims=False):
+    """The mean over ``axis``, spelled as for ``sum`` (``axis=()``: no axis, the result
+    is ``x``, as in NumPy)."""
     axes = _normalize_axis(axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
     def vjp(g):

@@ -1,4 +1,6 @@
 """Elementwise functions of one tensor. Each vjp reuses the forward's output where it can."""
+import numpy as np
+
 from ..backend import array_module
 from .registry import primitive
 
@@ -98,13 +100,29 @@ def relu(x):
     return xp.maximum(x, 0), vjp
 
 
+def _crossed(low, high):
+    """Is [low, high] empty anywhere (low > high)? Plain numbers, the usual case, are
+    compared without a NumPy call (which would cost as much as the clip itself)."""
+    if low is None or high is None:
+        return False
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return low > high
+    return bool(np.any(low > high))
+
+
 @primitive("clip", saves_output=True)
 def clip(x, low=None, high=None):
-    """Clamp to [low, high]; gradient passes where low <= x <= high (as PyTorch's clamp)."""
+    """Clamp to [low, high]; gradient passes where low <= x <= high (as PyTorch's clamp).
+    With low > high every output is ``high`` and no gradient passes (torch.clamp's rule
+    for min > max), also where x happens to equal ``high``."""
     xp = array_module(x)
     out = xp.clip(x, low, high)
+    crossed = _crossed(low, high)
     def vjp(g):
-        return (g * (out == x),)
+        passes = out == x                 # where x was inside the bounds (or on one)
+        if crossed:                       # the empty interval: nothing is inside it
+            passes = passes & (low <= high)
+        return (g * passes,)
     return out, vjp
 
 

@@ -11,11 +11,11 @@ synchronisation rule, a text summary and figures::
 """
 from .allocation import Allocation, Conservation
 from .layout import Layout
-from .report import (Synchronisation, learning_events, plot_conservation, plot_gates,
-                     plot_helped, plot_layers, summary, synchronisation)
+from .report import (OVERALL_ERROR_LIMIT, Synchronisation, learning_events, plot_conservation,
+                     plot_gates, plot_helped, plot_layers, summary, synchronisation)
 from .inputs import LCAError, LCASet
 from .tracker import METHODS, Tracker
 
 __all__ = ["Tracker", "Allocation", "Conservation", "Layout", "LCAError", "LCASet", "METHODS",
            "Synchronisation", "synchronisation", "learning_events", "summary", "plot_layers",
-           "plot_helped", "plot_conservation", "plot_gates"]
+           "plot_helped", "plot_conservation", "plot_gates", "OVERALL_ERROR_LIMIT"]

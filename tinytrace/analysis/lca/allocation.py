@@ -52,13 +52,29 @@ class Conservation:
         return float(self.error.sum())
 
     @property
+    def overall(self):
+        """``|sum_t error[t]| / |L_T - L_0|``: the share of the run's net loss change that
+        the allocation, summed over every step and parameter, misses.
+
+        ``relative`` can be small while this is large: when the loss swings up and down
+        (a diverging run), ``sum_t |loss_change[t]|`` is far larger than the net change,
+        and errors of one sign pile up over the steps. ``inf`` if the loss ends where it
+        started but the LCA does not add up to 0 (0 if both are 0)."""
+        net = abs(float(self.loss_change.sum()))
+        missed = abs(self.total)
+        if net > 0:
+            return missed / net
+        return 0.0 if missed == 0 else float("inf")
+
+    @property
     def max_abs(self):
         """The largest absolute per-step conservation error (0 with no steps)."""
         return float(np.abs(self.error).max()) if self.error.size else 0.0
 
     def __repr__(self):
         return (f"Conservation({self.error.size} steps: relative {self.relative:.3g}, "
-                f"max |error| {self.max_abs:.3g}, total {self.total:.3g})")
+                f"max |error| {self.max_abs:.3g}, total {self.total:.3g}, "
+                f"overall {self.overall:.3g})")
 
 
 class Allocation:

@@ -17,12 +17,22 @@ synchronised increments" but do not publish the exact rule they used. Ours:
 
 A score well above the null means the layers' peaks of learning fall on the same steps
 more often than their own rhythms would give by chance.
+
+**The summary's warning.** ``summary`` warns (``UserWarning``) when the LCA summed over
+the whole run misses more than ``OVERALL_ERROR_LIMIT`` (10%) of the net loss change
+(``Conservation.overall``): then the totals it prints (per layer, per parameter) do not
+explain what training did to the loss, whatever the per-step error says. Simpson's rule
+on a run that learns stays far below it (lesson 9: under 1%); a diverging run, or
+first-order LCA with a large step, goes above it.
 """
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .allocation import Allocation
+
+OVERALL_ERROR_LIMIT = 0.10    # summary warns above this share of the net loss change missed
 
 
 @dataclass(frozen=True)
@@ -120,15 +130,30 @@ def synchronisation(allocation, window=5, tolerance=0, shifts=200, layers=None, 
 
 
 def summary(allocation):
-    """A few lines of text: conservation, how many parameters help, the layers' totals."""
+    """A few lines of text: conservation, how many parameters help, the layers' totals.
+
+    Conservation is given two ways: overall (the LCA of all steps against the net loss
+    change, ``Conservation.overall``) and per step (``Conservation.relative``). If the
+    overall error is above ``OVERALL_ERROR_LIMIT`` (10%) it also warns (``UserWarning``),
+    since the totals below it then do not account for the loss change."""
     a = _allocation(allocation, "summary")
     if not a.steps:
         return f"{a!r}: no steps tracked yet"
     c = a.conservation()
     helped = a.helped_fraction()
+    allocated, net = float(a.total.sum()), float(a.loss[-1] - a.loss[0])
+    if c.overall > OVERALL_ERROR_LIMIT:
+        warnings.warn(f"summary: the LCA of the {a.name} set adds up to {allocated:+.4g} nats "
+                      f"but the loss changed by {net:+.4g}; it misses {c.overall:.2%} of "
+                      f"that change (limit {OVERALL_ERROR_LIMIT:.0%}), so its totals do not "
+                      "explain the run. A diverging run (lower the learning rate) or a "
+                      "coarse rule (method='simpson' or 'adaptive') does this",
+                      UserWarning, stacklevel=2)
     lines = [f"LCA of the {a.name} set over {a.steps} steps ({a.layout.size} parameters):",
-             f"  loss {a.loss[0]:.4f} -> {a.loss[-1]:.4f}; allocated {a.total.sum():+.4f}, "
-             f"conservation error {c.total:+.2e} (per step: {c.relative:.2%} of |dL|)",
+             f"  loss {a.loss[0]:.4f} -> {a.loss[-1]:.4f}; allocated {allocated:+.4f}, "
+             f"conservation error {c.total:+.2e}",
+             f"  ({c.overall:.2%} of the net loss change overall, "
+             f"{c.relative:.2%} of |dL| per step)",
              f"  parameters that helped per step: {np.nanmean(helped):.1%} of those with "
              f"A != 0 (mean; range {np.nanmin(helped):.1%}-{np.nanmax(helped):.1%})"]
     for layer, value in a.layers().items():
