@@ -296,6 +296,24 @@ def test_use_as_a_plain_call_lasts_until_reset():
     assert kernels.default() == "numba"
 
 
+def test_leaving_a_nested_use_restores_the_outer_choice_not_the_default():
+    with kernels.use("numpy"):
+        with kernels.use("numba"):
+            assert kernels.default() == "numba"
+        assert kernels.default() == "numpy"                          # the outer choice
+        with kernels.use(None):                                      # back to the default
+            assert kernels.default() == "numba"
+        assert kernels.default() == "numpy"
+    assert kernels.default() == "numba"
+    kernels.use("numpy")                                             # a lasting choice...
+    try:
+        with kernels.use("numba"):
+            pass
+        assert kernels.default() == "numpy"                          # ...outlives a with
+    finally:
+        kernels.use(None)
+
+
 def test_bad_kernel_names_are_clear_errors():
     with pytest.raises(ValueError, match=r"LSTM: kernel must be None or one of .*'numba'"):
         tt.nn.LSTM(3, 4, kernel="cuda")
