@@ -51,7 +51,7 @@ def test_the_standin_refuses_implicit_host_conversion_and_host_operands():
 
 def test_the_standin_refuses_a_0d_host_array_but_takes_numbers_and_numpy_scalars():
     """CuPy's ufuncs refuse any numpy.ndarray operand, a 0-d one included ("Unsupported
-    type"); Python numbers and NumPy scalars are the operands it takes."""
+    type"); Python numbers and NumPy scalars are the operands it takes (cupy/cupy#1694)."""
     a = standin.asarray(np.arange(3.0))
     for mix in (lambda: a + np.array(1.0), lambda: np.multiply(np.array(2.0), a)):
         with pytest.raises(TypeError, match=r"host NumPy array \(\) float64"):
@@ -60,6 +60,13 @@ def test_the_standin_refuses_a_0d_host_array_but_takes_numbers_and_numpy_scalars
         out = a * scalar
         assert isinstance(out, standin.ndarray)
         np.testing.assert_array_equal(out.get(), [0.0, 2.0, 4.0])
+    # a NumPy scalar left of a comparison reaches the ufunc as a 0-d host array (NumPy
+    # converts it); CuPy accepts that case, and so must the stand-in
+    for compare, want in ((lambda: np.float32(1) < a, [False, False, True]),
+                          (lambda: np.int64(1) == a, [False, True, False])):
+        out = compare()
+        assert isinstance(out, standin.ndarray)
+        np.testing.assert_array_equal(out.get(), want)
 
 
 def test_array_module_of_host_values_lists_and_numbers_is_numpy():
