@@ -49,6 +49,49 @@ def test_the_standin_refuses_implicit_host_conversion_and_host_operands():
     np.testing.assert_array_equal(a.get(), np.arange(6.0).reshape(2, 3))
 
 
+def test_the_standin_refuses_a_0d_host_array_but_takes_numbers_and_numpy_scalars():
+    """CuPy's ufuncs refuse any numpy.ndarray operand, a 0-d one included ("Unsupported
+    type"); Python numbers and NumPy scalars are the operands it takes (cupy/cupy#1694)."""
+    a = standin.asarray(np.arange(3.0))
+    for mix in (lambda: a + np.array(1.0), lambda: np.multiply(np.array(2.0), a)):
+        with pytest.raises(TypeError, match=r"host NumPy array \(\) float64"):
+            mix()
+    for scalar in (2.0, 2, np.float64(2.0), np.float32(2.0), np.int64(2)):
+        out = a * scalar
+        assert isinstance(out, standin.ndarray)
+        np.testing.assert_array_equal(out.get(), [0.0, 2.0, 4.0])
+    # a NumPy scalar left of a comparison reaches the ufunc as a 0-d host array (NumPy
+    # converts it); CuPy accepts that case, and so must the stand-in
+    for compare, want in ((lambda: np.float32(1) < a, [False, False, True]),
+                          (lambda: np.int64(1) == a, [False, True, False])):
+        out = compare()
+        assert isinstance(out, standin.ndarray)
+        np.testing.assert_array_equal(out.get(), want)
+
+
+def test_array_module_of_host_values_lists_and_numbers_is_numpy():
+    for value in ([1.0, 2.0], [[1, 2], [3, 4]], (1, 2), 3.0, 7, True, np.float32(1.5),
+                  np.int64(2), np.zeros(2)):
+        assert backend.array_module(value) is np, value
+    assert backend.array_module(standin.zeros(2)) is standin
+    with pytest.raises(tt.DeviceError, match="unknown array type"):
+        backend.array_module(type("Fake", (), {"shape": (2,)})())
+
+
+def test_asarray_like_puts_values_on_the_device_in_the_dtype_asked_for():
+    like = standin.zeros(2, dtype=np.float64)
+    for value in ([1, 2], np.array([1.0, 2.0]), standin.asarray(np.array([1.0, 2.0]))):
+        out = backend.asarray_like(value, like, dtype=np.float32)
+        assert isinstance(out, standin.ndarray) and out.dtype == np.float32, value
+        np.testing.assert_array_equal(out.get(), [1.0, 2.0])
+        kept = backend.asarray_like(value, like)      # no dtype: the value's own
+        assert kept.dtype == backend.to_host(value).dtype, value
+    number = backend.asarray_like(3, like, dtype=np.float32)
+    assert isinstance(number, standin.ndarray) and number.dtype == np.float32
+    host = backend.asarray_like([1, 2], np.zeros(2), dtype=np.float32)
+    assert type(host) is np.ndarray and host.dtype == np.float32
+
+
 def test_tensors_report_their_device_and_move_only_explicitly():
     x = tt.tensor([1.0, 2.0], device=DEVICE, requires_grad=True)
     assert x.device == "standin" and isinstance(x.data, standin.ndarray)

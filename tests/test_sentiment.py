@@ -137,6 +137,13 @@ def test_load_csv_and_tsv(tmp_path):
         sentiment.load_csv(tsv_file, text_column="review")
 
 
+def test_load_csv_reads_minus_one_as_negative(tmp_path):
+    """The -1/+1 convention: -1 is the negative label (0), not an unknown one."""
+    file = tmp_path / "signed.csv"
+    file.write_text("text,label\nawful,-1\nlovely,1\ndull, -1 \n")
+    assert sentiment.load_csv(file).labels.tolist() == [0, 1, 0]
+
+
 def test_reviews_split_and_index(task):
     reviews = task.sample(50, rng=0)
     a, b = reviews.split(0.8, rng=0)

@@ -18,7 +18,9 @@ What makes it *strict* is what it refuses, exactly where CuPy refuses:
 So a test that runs an op, a layer, an optimizer or a tracing tool on ``device="standin"``
 fails at the first place where tinytrace would silently move data to the host or mix a
 host array into device work — the leaks that on a real GPU cost a synchronising copy, or
-crash. Python numbers and NumPy scalars are allowed operands (CuPy accepts them too).
+crash. Python numbers and NumPy scalars are allowed operands (CuPy accepts them too),
+and so is a 0-d host array in a comparison, where NumPy turns ``np.float32(1) < a``'s
+scalar into one (CuPy takes it back as a scalar there, and only there).
 """
 import numpy as np
 
@@ -100,6 +102,11 @@ class ndarray:  # noqa: N801  (named as CuPy's and NumPy's array classes are)
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         where = f"numpy.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
         out = kwargs.get("out")
+        if ufunc.__name__ in _COMPARISONS:
+            # NumPy hands ``np.float32(1) < a`` over as a 0-d host array; CuPy takes it
+            # back as the scalar it was (its workaround for numpy/numpy#12142), so do we
+            inputs = tuple(x[()] if type(x) is np.ndarray and x.ndim == 0 else x
+                           for x in inputs)
         result = getattr(ufunc, method)(*_unwrap(inputs, where), **_unwrap(kwargs, where))
         if out is not None:                 # hand back the caller's own output arrays
             return out[0] if len(out) == 1 else out
@@ -152,6 +159,8 @@ class ndarray:  # noqa: N801  (named as CuPy's and NumPy's array classes are)
 
     __hash__ = None
 
+
+_COMPARISONS = frozenset("greater greater_equal less less_equal equal not_equal".split())
 
 _METHODS = frozenset("""reshape transpose swapaxes astype copy sum mean max min argmax argmin
     any all prod cumsum std var fill ravel flatten squeeze repeat take clip round dot
