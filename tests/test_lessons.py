@@ -9,6 +9,11 @@ lesson therefore runs once per test session, and the claims are asserted from th
 Without nbclient/ipykernel/jupytext (or with ``TINYTRACE_LESSON_TESTS=inprocess``, handy
 with a debugger) the lesson runs in this process instead, and the notebook test skips.
 
+Every lesson runs twice, once with each CPU kernel set for the fused layers (``numba``, then
+``numpy`` via ``$TINYTRACE_KERNELS``): the two sum in other orders, a chaotic training run
+amplifies the difference, and a claim must hold whichever computed it. Without numba the
+``numba`` runs skip.
+
 Adding a lesson? Add ``test_lesson_NN`` below (``test_every_lesson_has_a_test`` insists),
 asserting the numbers its prose promises, not just that it ran.
 """
@@ -24,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
+import tinytrace as tt
 import tinytrace.random
 from tinytrace.lessonkit import QUICK_FOLDER, Lesson, find_lessons, lesson_title
 
@@ -86,24 +93,33 @@ def _printed(notebook):
                    for o in cell.get("outputs", []) if o.get("name") == "stdout")
 
 
-_RUNS = {}                  # lesson number -> its LessonRun: each lesson runs once a session
+_RUNS = {}          # (lesson number, kernel set) -> its LessonRun: each runs once a session
+KERNEL_SETS = ("numba", "numpy")
 
 
-@pytest.fixture
-def run_lesson(tmp_path_factory):
-    """``run_lesson(N)`` -> the ``LessonRun`` of lesson N, run once (per test session) in
-    quick mode; tests that ask again get the same run."""
+@pytest.fixture(params=KERNEL_SETS)
+def run_lesson(request, tmp_path_factory):
+    """``run_lesson(N)`` -> the ``LessonRun`` of lesson N, run once (per test session and
+    kernel set) in quick mode; tests that ask again get the same run."""
+    kernels = request.param
+    why_not = tt.kernels.available()[kernels]
+    if why_not:
+        pytest.skip(f"the {kernels!r} kernel set cannot load here: {why_not}")
+
     def run(number):
         assert number in LESSONS, f"no lesson {number} in {LESSONS_DIR}"
-        if number not in _RUNS:
-            _RUNS[number] = _run(LESSONS[number], tmp_path_factory.mktemp(f"lesson{number}"))
-        return _RUNS[number]
+        if (number, kernels) not in _RUNS:
+            _RUNS[number, kernels] = _run(LESSONS[number], kernels,
+                                          tmp_path_factory.mktemp(f"lesson{number}{kernels}"))
+        return _RUNS[number, kernels]
     return run
 
 
-def _run(path, workdir):
+def _run(path, kernels, workdir):
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv("TINYTRACE_QUICK", "1")
+        monkeypatch.setenv("TINYTRACE_KERNELS", kernels)
+        monkeypatch.delenv("TINYTRACE_CALIBRATE", raising=False)
         monkeypatch.setenv("TINYTRACE_FIGURES", str(workdir / "figures"))
         monkeypatch.delenv("TINYTRACE_SEED", raising=False)
         monkeypatch.chdir(workdir)
@@ -123,6 +139,8 @@ def _run(path, workdir):
                        [Path(p) for p in record["figures"]], record["seconds"], IN_KERNEL,
                        stdout, notebook)
     check_common(lesson, path)
+    assert record["environment"]["kernel_set"] == kernels, record["environment"]
+    assert not record["missed"]
     return lesson
 
 
@@ -484,6 +502,36 @@ def test_lessonkit_records_checks_and_saves(tmp_path, monkeypatch, capsys):
     assert record["results"] == {"acc": 0.97, "err": 2e-3}
     saved = json.loads((lesson.figures / "results.json").read_text())
     assert saved["results"] == record["results"] and saved["figures"] == [str(path)]
+    assert saved["bounds"] == {"acc": [0.95, None], "err": [None, 1e-3]}
+    assert saved["missed"] == ["err"] and saved["seed"] == 7
+
+
+def test_results_record_the_numeric_environment(tmp_path, monkeypatch):
+    """results.json says what computed its numbers: the BLAS kernels and threads, the
+    kernel set, the versions (the same lesson can print other last bits elsewhere)."""
+    monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path))
+    monkeypatch.setenv("TINYTRACE_KERNELS", "numpy")
+    monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
+    environment = Lesson("09_demo").done()["environment"]
+    assert environment["kernel_set"] == "numpy" and environment["TINYTRACE_KERNELS"] == "numpy"
+    assert environment["numpy"] == np.__version__
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+    assert [b["architecture"] for b in environment["blas"]] == \
+        [b.get("architecture") for b in blas]
+    assert all(b["num_threads"] >= 1 for b in environment["blas"])
+
+
+def test_calibration_mode_records_a_missed_claim_and_goes_on(tmp_path, monkeypatch, capsys):
+    """TINYTRACE_CALIBRATE=1: a missed bound is printed and recorded, not raised, so one run
+    measures every claim (tools/calibrate_lessons.py sweeps seeds and environments so)."""
+    monkeypatch.setenv("TINYTRACE_FIGURES", str(tmp_path))
+    monkeypatch.setenv("TINYTRACE_CALIBRATE", "1")
+    monkeypatch.setattr(tinytrace.random, "_GENERATOR", tinytrace.random.generator())
+    lesson = Lesson("09_demo")
+    assert lesson.claim("err", 2e-3, "error {:.1e}", at_most=1e-3) == 2e-3
+    assert "<-- MISSED" in capsys.readouterr().out
+    assert lesson.done()["missed"] == ["err"]
 
 
 def test_full_runs_write_figures_apart_from_quick_ones(tmp_path, monkeypatch, capsys):

@@ -233,6 +233,8 @@ class Lesson:
                   "figures": [str(p) for p in self.saved]}
         path = self.figures / "results.json"
         path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        if self.missed:
+            print(f"=== {self.name}: MISSED {len(self.missed)}: {', '.join(self.missed)}")
         print(f"=== {self.name}: {len(self.results)} claims, {len(self.saved)} "
               f"figures in {self.figures}, {seconds:.1f} s ===")
         return record
