@@ -23,6 +23,9 @@
 # - **ablation**: train with the backward flow into C blocked and the forward untouched.
 #
 # The stack models run traced (every push and pop a node: that is what tracing looks at).
+# The chapter compares more memory components than the stack (a queue, a Neural Turing
+# Machine's tape, attention); here we trace the stack and the LSTM's gates, and the others
+# come in a later lesson, measured the same way.
 
 # %%
 import contextlib
@@ -206,11 +209,18 @@ def train(kind, run, ablate=False, max_steps=MAX_STEPS):
     return model, record
 
 
+def describe(kind, run, r):
+    passed = f", passed at step {r['passed_at']}" if r["passed"] else ""
+    return (f"{LABEL[kind]:>12} run {run}: {r['steps']:3d} steps{passed}, n = 1..20 right "
+            f"{r['accuracy']:.0%} at the end, {r['seconds']:.1f} s")
+
+
 def train_runs(kind, ablate=False, runs=None, max_steps=MAX_STEPS):
     out = []
     for run in range(MAX_RUNS if runs is None else runs):
         model, record = train(kind, run, ablate, max_steps)
         out.append((model, record))
+        print(describe(kind, run, record), flush=True)      # progress: runs take seconds
         if runs is None and run + 1 >= MIN_RUNS and any(r["passed"] for _, r in out):
             break
     return out
@@ -228,11 +238,7 @@ best = {kind: select(kind) for kind in KINDS}
 models = {kind: runs[kind][best[kind]][0] for kind in KINDS}
 chosen = {kind: runs[kind][best[kind]][1] for kind in KINDS}
 for kind in KINDS:
-    for run, (_, r) in enumerate(runs[kind]):
-        mark = "  <- selected" if run == best[kind] else ""
-        passed = f", passed at step {r['passed_at']}" if r["passed"] else ""
-        print(f"{LABEL[kind]:>12} run {run}: {r['steps']:3d} steps{passed}, n = 1..20 right "
-              f"{r['accuracy']:.0%} at the end, {r['seconds']:.1f} s{mark}")
+    print(f"selected: {describe(kind, best[kind], chosen[kind]).strip()}")
 
 for kind in KINDS:
     lesson.claim(f"{kind}_runs", len(runs[kind]), f"{LABEL[kind]} runs trained: " + "{}")
@@ -443,23 +449,28 @@ lesson.claim("without_stack_gap", without["neural"] - without["stack"],
 # by 0.25 to 1.0 of it [0.55 to 1.0].
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.3]})
+fig, axes = plt.subplots(1, 6, figsize=(16, 3.6),      # 3 matrices, colour bar, gap, profile
+                         gridspec_kw={"width_ratios": [1, 1, 1, 0.06, 0.3, 1.3]})
+axes[4].axis("off")
+axes = [*axes[:4], axes[5]]
 for ax, kind in zip(axes, KINDS):
     matrix = lags[kind].matrix[scored]
-    ax.imshow(np.log10(matrix / matrix.max() + 1e-6), aspect="auto", cmap="magma", vmin=-4,
-              vmax=0, extent=(-0.5, matrix.shape[1] - 0.5, scored[-1] + 0.5, scored[0] - 0.5))
+    image = ax.imshow(np.log10(matrix / matrix.max() + 1e-6), aspect="auto", cmap="magma",
+                      vmin=-4, vmax=0, extent=(-0.5, matrix.shape[1] - 0.5, scored[-1] + 0.5,
+                                               scored[0] - 0.5))
     ax.set_title(f"{LABEL[kind]}: G[t, τ] (log, max = 1)", fontsize=9)
     ax.set_xlabel("τ: the step W_ih was used")
 axes[0].set_ylabel("t: the scored step")
+fig.colorbar(image, cax=axes[3], label="log10 G[t, τ] / max")
 for name, prof in profiles.items():
     ks = [k for k in sorted(prof) if k >= 1]
-    axes[3].semilogy(ks, [prof[k] / profiles[name.split()[0]][1] for k in ks], marker=".",
+    axes[4].semilogy(ks, [prof[k] / profiles[name.split()[0]][1] for k in ks], marker=".",
                      label=names[name], ls="--" if "blocked" in name else "-",
                      color={"lstm": "C0", "stack": "C1", "neural": "C2"}[name.split()[0]])
-axes[3].set_xlabel("lag k = t − τ")
-axes[3].set_ylabel("lag profile / (unblocked) lag 1")
-axes[3].legend(fontsize=7)
-fig.subplots_adjust(wspace=0.35)
+axes[4].set_xlabel("lag k = t − τ")
+axes[4].set_ylabel("lag profile / (unblocked) lag 1")
+axes[4].legend(fontsize=7)
+fig.subplots_adjust(wspace=0.4)
 lesson.savefig(fig, "lag_matrix")
 
 # %% [markdown]
@@ -543,8 +554,8 @@ labels = ["^"] + [f"w{i}" for i in range(1, n + 1)] + ["#"] + [f"w{i}" for i in 
 for ax, kind in zip(axes, ("lstm", "stack")):
     lag = rev_results[kind][0]
     matrix = lag.matrix[n + 1:2 * n + 2, :2 * n + 2]
-    ax.imshow(np.log10(matrix / matrix.max() + 1e-6), cmap="magma", vmin=-4, vmax=0,
-              aspect="auto", extent=(-0.5, 2 * n + 1.5, 2 * n + 1.5, n + 0.5))
+    image = ax.imshow(np.log10(matrix / matrix.max() + 1e-6), cmap="magma", vmin=-4, vmax=0,
+                      aspect="auto", extent=(-0.5, 2 * n + 1.5, 2 * n + 1.5, n + 0.5))
     ax.plot(range(n, 0, -1), range(n + 1, 2 * n + 1), "o", mfc="none", mec="cyan", ms=12,
             label="mirrored symbol")
     ax.set_xticks(range(2 * n + 2))
@@ -556,6 +567,7 @@ for ax, kind in zip(axes, ("lstm", "stack")):
 axes[0].set_ylabel("t: target predicted")
 axes[0].legend(fontsize=7, loc="lower left")
 fig.subplots_adjust(wspace=0.3)
+fig.colorbar(image, ax=axes, label="log10 G[t, τ] / max", fraction=0.03, pad=0.02)
 lesson.savefig(fig, "reversal_lag_matrix")
 
 # %% [markdown]
@@ -689,8 +701,9 @@ pic_loss = sum(pic_losses)
 flow = tt.trace.flow(pic_loss, stack_model, retain_graph=True)
 components, steps, heat = flow.heatmap(level=2)
 fig, ax = plt.subplots(figsize=(8, 0.4 * len(components) + 1.5))
-ax.imshow(np.log10(heat + 1e-12), aspect="auto", cmap="viridis",
-          vmin=np.log10(heat.max()) - 4, vmax=np.log10(heat.max()))
+image = ax.imshow(np.log10(heat + 1e-12), aspect="auto", cmap="viridis",
+                  vmin=np.log10(heat.max()) - 4, vmax=np.log10(heat.max()))
+fig.colorbar(image, ax=ax, label="log10 summed adjoint norm", pad=0.02)
 ax.set_yticks(range(len(components)))
 ax.set_yticklabels([c.replace("predictor/rnn/", "") for c in components], fontsize=8)
 ax.set_xticks(steps)
