@@ -268,9 +268,11 @@ lesson.claim("minibatch_hurt_share", hurt_share(sgd_first),
 # ## 4. Which layers hurt?
 #
 # Lan et al. found whole layers whose LCA summed over training is *positive*: they raised
-# the loss overall, and they traced it to momentum (an oscillating layer lags in phase
-# behind the others). Here are our three layers, cumulative, and how often each one hurt
-# in a single step.
+# the loss overall, which they *hypothesise* may be due to phase lag in an oscillatory
+# training process (a layer lagging behind the others); they did not trace it to a cause.
+# Momentum, which makes a step follow old gradients, is one candidate, and we test it
+# below. Here are our three layers, cumulative, and how often each one hurt in a single
+# step.
 
 # %%
 def hurting_steps(alloc):
@@ -493,6 +495,9 @@ lesson.claim("forget_share_early", early["forget_gate"] / sum(early.values()),
              "the forget gate's share: {:.0%} in the first half")
 lesson.claim("forget_share_late", late["forget_gate"] / sum(late.values()),
              "{:.0%} in the second half")
+lesson.claim("second_half_learning", sum(late.values()) / lstm_total,
+             "(the second half does {:.0%} of all the LSTM's learning: a share of a small "
+             f"amount, {sum(late.values()):+.4f} nats)")
 
 fig = tt.lca.plot_gates(gates)
 fig.axes[0].set_title("LSTM on Dyck-2: cumulative LCA per gate")
