@@ -525,6 +525,8 @@ def test_more_bad_input_gets_clear_errors():
             fp.find(gru, cands, max_iters=bad)
     with pytest.raises(ValueError, match="record_every must be a positive int"):
         fp.find(gru, cands, record_every=0)
+    with pytest.raises(ValueError, match="finish must be an int >= 0"):
+        fp.find(gru, np.zeros((5, 4)), finish=-1)
     with pytest.raises(ValueError, match="unique_tol and plateau must be >= 0.*nan"):
         fp.find(gru, cands, unique_tol=float("nan"))
     lin = fp.linearize(gru, 0.1 * np.ones((2, 4)))
