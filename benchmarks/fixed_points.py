@@ -17,7 +17,8 @@ add; the "tinytrace defaults" row shows them). The script prints the iterations
 and the count of converged candidates for both: identical for thousands of iterations (200
 candidates: the same counts at 100, 500, ..., 3000 iterations), then, once the rate is cut
 on plateaus, rounding can flip one plateau decision and the final counts differ by a few
-percent (e.g. 174 and 183 of 200); the rate below divides by each finder's own count.
+percent (128 candidates: 112 and 117 with one thread); the rate below divides by each
+finder's own count.
 
 Cost model, per Adam iteration and candidate: forward 2 * 6 * H^2 multiply-adds for the
 six H x H products (three on the state side; three on the input side are (E x H)), the

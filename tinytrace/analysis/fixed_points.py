@@ -120,8 +120,8 @@ class FixedPoints:
     of the candidate it came from. Also: ``x`` the constant input (E,), ``method``,
     ``tol``/``slow_tol``, ``iterations`` run, ``seconds`` of optimisation, the counts
     ``n_candidates``, ``n_fixed``, ``n_slow``, ``n_unconverged``, ``n_outliers``,
-    ``n_duplicates``, the optimised candidates before any clean-up ``final_states`` /
-    ``final_q_paper``, ``converged_at`` (the iteration each candidate passed ``tol``, -1 if
+    ``n_duplicates``, the optimised candidates (after Adam's Newton ``finish``, before the
+    ``polish`` and any clean-up) ``final_states`` / ``final_q_paper``, ``converged_at`` (the iteration each candidate passed ``tol``, -1 if
     never) and ``history`` (one (iteration, lr or mean damping, mean q_paper, active) tuple
     per ``record_every`` iterations).
     """
