@@ -322,6 +322,11 @@ for kind in KINDS:
 # its eigenvalue and how often it is one of the two slowest.
 
 # %%
+def timescale(eigenvalue, tau):
+    """|lambda| < 1 forgets with time constant tau; |lambda| > 1 grows by e every tau steps."""
+    return f"tau {tau:.0f} steps" if eigenvalue < 1 else f"grows: x e every {tau:.0f} steps"
+
+
 top, second, tau1, tau2, r1_line, readout_line, null99 = {}, {}, {}, {}, {}, {}, {}
 line_mode, line_mode_lambda, line_mode_top2 = {}, {}, {}
 for kind in KINDS:
@@ -345,8 +350,9 @@ for kind in KINDS:
     # LSTM's, whose state is [h; c])
     a = fp.alignment(readout_w[kind][:H], lines[kind].direction[:H], rng=lesson.rng)
     readout_line[kind], null99[kind] = a.cosine, a.null_q99
-    print(f"{kind:5s}: |lambda_1| {top[kind]:.3f} (tau {tau1[kind]:.0f} steps), |lambda_2| "
-          f"{second[kind]:.3f} (tau {tau2[kind]:.0f}); |cos(r_1, line)| {r1_line[kind]:.2f}, "
+    print(f"{kind:5s}: |lambda_1| {top[kind]:.3f} ({timescale(top[kind], tau1[kind])}), "
+          f"|lambda_2| {second[kind]:.3f} ({timescale(second[kind], tau2[kind])}); "
+          f"|cos(r_1, line)| {r1_line[kind]:.2f}, "
           f"|cos(readout, line)| {readout_line[kind]:.2f} (random: 99% below "
           f"{null99[kind]:.2f}); the mode along the line: |lambda| {line_mode_lambda[kind]:.3f},"
           f" one of the two slowest at {line_mode_top2[kind]:.0%} of the fixed points")
@@ -354,14 +360,18 @@ for kind in KINDS:
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for k, kind in enumerate(KINDS):
     fp.plot_eigenvalues(lins[kind], ax=axes[0], color=f"C{k}", label=kind)
-    taus = np.median(lins[kind].time_constants, axis=0)[:10]
-    axes[1].semilogy(np.arange(1, len(taus) + 1), taus, "o-", color=f"C{k}", label=kind)
+    moduli = np.median(np.abs(lins[kind].eigenvalues), axis=0)[:10]
+    axes[1].plot(np.arange(1, len(moduli) + 1), moduli, "o-", color=f"C{k}", label=kind)
 axes[0].legend(loc="lower left", fontsize=8)
 axes[0].set_title("eigenvalues of J at every fixed point")
-axes[1].axhline(60, color="0.5", ls="--", lw=1)
-axes[1].text(10, 60, "longest review", ha="right", va="bottom", fontsize=8)
+# |lambda| = 1 neither forgets nor grows; a mode that forgets within the longest review
+# (60 words) has |lambda| < exp(-1/60); above 1 a mode grows and has no time constant
+axes[1].axhline(1.0, color="0.3", lw=1)
+axes[1].axhline(np.exp(-1 / 60), color="0.5", ls="--", lw=1)
+axes[1].text(10, np.exp(-1 / 60), "τ = 60 steps (longest review)", ha="right", va="top",
+             fontsize=8)
 axes[1].set_xlabel("mode (by |λ|)")
-axes[1].set_ylabel("time constant τ (steps, median over fixed points)")
+axes[1].set_ylabel("median |λ| over fixed points (> 1: grows)")
 axes[1].legend(fontsize=8)
 lesson.savefig(fig, "spectrum")
 
@@ -494,51 +504,57 @@ lesson.savefig(fig, "linearization")
 # better $x^*$ gives, with $F(s, x) \approx F(s^*, \bar x) + J (s - s^*) + B (x - \bar x)$.
 
 # %%
-if "LSTM" in KINDS:
-    step = steps["LSTM"]
-    counts = bow_x.numpy().sum(axis=0).astype(np.float64)     # each word's training count
-    x_mean = counts @ embedded["LSTM"] / counts.sum()
-    early = valid["LSTM"] & (np.arange(len(valid["LSTM"]))[:, None] <= 5)
-    near_start = fp.candidates(visited["LSTM"], early, 40, rng=lesson.rng)
+gated = [kind for kind in KINDS if kind != "RNN"]
+counts = bow_x.numpy().sum(axis=0).astype(np.float64)         # each word's training count
+mean_agree, mean_distance = {}, {}
+for kind in gated:
+    step = steps[kind]
+    x_mean = counts @ embedded[kind] / counts.sum()
+    early = valid[kind] & (np.arange(len(valid[kind]))[:, None] <= 5)
+    near_start = fp.candidates(visited[kind], early, 40,
+                               rng=np.random.default_rng([lesson.seed, 3, len(mean_agree)]))
     found_mean = fp.find(step, near_start, x_mean, method="newton")
     found_mean = found_mean.select(reachable(found_mean))
-    mean_agree = mean_distance = float("nan")
+    mean_agree[kind] = mean_distance[kind] = float("nan")
     if len(found_mean):
         lin_mean = fp.linearize(step, found_mean)
         index = int(np.argmin(np.linalg.norm(lin_mean.points, axis=1)))
-        mean_distance = float(np.linalg.norm(lin_mean.points[index]))
-        linear_readout, true_readout = rollout_readouts("LSTM", lin_mean, index, N_ROLL)
-        mean_agree = float(np.mean((linear_readout > 0) == (true_readout > 0)))
-    print(f"LSTM at the mean input (|x| = {np.linalg.norm(x_mean):.2f}; a word's embedding: "
-          f"{np.linalg.norm(embedded['LSTM'][2:], axis=1).mean():.2f} on average): "
-          f"{found_mean}; the fixed point nearest the start is {mean_distance:.2f} from it "
-          f"(at zero input: {start_distance['LSTM']:.2f}); one linearisation there gives the "
-          f"network's label on {mean_agree:.0%} of the reviews (at zero input: "
-          f"{rollout_agree['LSTM']:.0%})")
+        mean_distance[kind] = float(np.linalg.norm(lin_mean.points[index]))
+        linear_readout, true_readout = rollout_readouts(kind, lin_mean, index, N_ROLL)
+        mean_agree[kind] = float(np.mean((linear_readout > 0) == (true_readout > 0)))
+    print(f"{kind:5s} at the mean input (|x| = {np.linalg.norm(x_mean):.2f}; a word's "
+          f"embedding: {np.linalg.norm(embedded[kind][2:], axis=1).mean():.2f} on average): "
+          f"{len(found_mean)} fixed points; the one nearest the start is "
+          f"{mean_distance[kind]:.2f} from it (at zero input: {start_distance[kind]:.2f}); one "
+          f"linearisation there gives the network's label on {mean_agree[kind]:.0%} of the "
+          f"reviews (at zero input: {rollout_agree[kind]:.0%})")
 
 # %% [markdown]
 # ## The claims, with the bounds they were checked against
 #
-# Every number above is recorded below; the bounds were set after running the lesson on
-# seeds 0-29 in quick mode (`TINYTRACE_SEED=0..29`) and seeds 0-7 in full mode, with a
-# margin over the lowest (or highest) value any of those runs printed. They hold for the
-# gated cells (GRU, LSTM, and the UGRNN in full mode), the line-attractor story, with these
-# exceptions, printed but not asserted. The LSTM's zero-input claims (the label kept under
-# zero input, the number of fixed points, how much of the visited region the line covers,
-# the readout along it, and one linearisation over whole reviews): on some seeds the LSTM
-# leaves the zero-input picture (see the end); its one linearisation at the mean input is
-# asserted instead. The GRU's coverage and its one-step error with no input in full mode,
-# where its exact fixed points can sit in one cluster (see the end). The vanilla RNN gets
-# one claim in each mode: in quick mode that it learns the task less well than the gated
-# cells (its own accuracy, spectrum and pushes vary too much from seed to seed to bound:
-# see the end), in full mode that it learns it.
+# Every number above is recorded below. Training is chaotic in the last bits: the same
+# seed trained with OpenBLAS's AVX-512 kernels instead of its AVX2 ones, or with two BLAS
+# threads instead of one, or with the numba kernels instead of the NumPy ones, sums in
+# another order and ends as another network, as different as one from another seed. So
+# each bound was set over seeds *and* numeric environments (`tools/calibrate_lessons.py`;
+# the ranges are in the comments below), and a number decided by the last bits is not
+# bounded for each network. Two such numbers are claimed over the run's gated networks (GRU
+# and LSTM, and the UGRNN in full mode) as their median instead: whether a network's
+# median fixed point has a mode that *grows* besides its line mode (one UGRNN did, with
+# |λ| 1.15, in a direction 88° from the line), and how well one linearisation at the mean
+# input gives its labels. Also printed but not bounded: how many fixed points the finder
+# keeps (from 45 to 287 for one GRU across environments), the LSTM's zero-input claims (on
+# some runs it leaves the zero-input picture: see the end), the GRU's coverage in full
+# mode, where its exact fixed points can sit in one cluster, and the vanilla RNN's own
+# numbers but one in each mode: in quick mode that it learns the task less well than the
+# gated cells, in full mode that it learns it.
 
 # %%
 GATED_BOUNDS = {                       # claim: (at_least, at_most), for GRU, LSTM, UGRNN
     "test_accuracy": (0.88, None), "pc1": (0.65, None), "dims90": (None, 6),
-    "relax_keeps_label": (0.80, None), "n_fixed": (30, None), "line_explained": (0.75, None),
-    "line_covers": (0.30, None), "top_eigenvalue": (0.88, 1.05), "tau1": (8, None),
-    "line_mode_eigenvalue": (0.88, 1.05), "line_mode_top2": (0.55, None),
+    "relax_keeps_label": (0.80, None), "line_explained": (0.75, None),
+    "line_covers": (0.30, None), "line_mode_eigenvalue": (0.88, 1.05),
+    "line_mode_top2": (0.55, None),
     "readout_along_line": (0.80, None), "push_valence": (0.90, None),
     "push_bow": (0.85, None), "neutral_ratio": (None, 0.35), "rollout_agree": (0.80, None)}
 UNBOUNDED = (None, None)
@@ -547,8 +563,8 @@ KIND_BOUNDS = {
     "GRU": lesson.pick(quick={"one_step_none": (None, 0.30)},
                        full={"line_covers": UNBOUNDED}),
     # the LSTM leaves the zero-input picture on some seeds (see the end)
-    "LSTM": dict.fromkeys(["relax_keeps_label", "n_fixed", "line_covers",
-                           "readout_along_line", "rollout_agree"], UNBOUNDED),
+    "LSTM": dict.fromkeys(["relax_keeps_label", "line_covers", "readout_along_line",
+                           "rollout_agree"], UNBOUNDED),
     "UGRNN": {"dims90": (None, 8)}}
 RNN_BOUNDS = lesson.pick(        # quick mode: too varied to bound (see the end)
     quick={}, full={"test_accuracy": (0.90, None)})
@@ -562,7 +578,8 @@ for kind in KINDS:
         "dims90_untrained": (dims90_untrained[kind], "the same, untrained: {}"),
         "relax_keeps_label": (kept_label[kind], f"label kept after {RELAX} zero-input "
                               "steps {:.0%}"),
-        "n_fixed": (found[kind].n_fixed, f"fixed points kept, of {N_CANDIDATES}: {{}}"),
+        "n_fixed": (found[kind].n_fixed, f"fixed points analysed (inside the reachable "
+                    f"states), from {N_CANDIDATES} candidates: {{}}"),
         "line_explained": (lines[kind].explained, "the fixed points' main axis holds {:.0%}"),
         "line_covers": (cover[kind], "final states within the line's extent {:.0%}"),
         "top_eigenvalue": (top[kind], "median |lambda_1| {:.3f}"),
@@ -588,12 +605,22 @@ for kind in KINDS:
     for name, (value, text) in values.items():
         low, high = bounds.get(name, (None, None))
         claim(f"{k}_{name}", value, f"{kind}: {text}", at_least=low, at_most=high)
-gated = [kind for kind in KINDS if kind != "RNN"]
-if "LSTM" in KINDS:
-    claim("lstm_mean_input_start_distance", mean_distance, "LSTM at the mean input: distance "
-          "from the start to the fixed point nearest it {:.2f}")
-    claim("lstm_mean_input_rollout_agree", mean_agree, "LSTM at the mean input: one "
-          "linearisation, same label {:.0%}", at_least=0.75)
+    if kind in gated:
+        claim(f"{k}_mean_input_start_distance", mean_distance[kind], f"{kind} at the mean "
+              "input: distance from the start to the fixed point nearest it {:.2f}")
+        claim(f"{k}_mean_input_rollout_agree", mean_agree[kind], f"{kind} at the mean input: "
+              "one linearisation, same label {:.0%}")
+# Which network gets a growing mode, or a poor linearisation, is decided by the last bits
+# of its training (another BLAS kernel: another run); so these are claimed over the gated
+# networks of the run, as a median, not for each one
+claim("gated_median_top_eigenvalue", float(np.median([top[g] for g in gated])),
+      "the gated networks' median of their median |lambda_1|: {:.3f}", at_least=0.88,
+      at_most=1.05)
+claim("gated_growing", sum(top[g] > 1.05 for g in gated), f"gated networks (of "
+      f"{len(gated)}) whose median fixed point has a growing mode (|lambda_1| > 1.05): {{}}")
+claim("gated_median_mean_input_rollout_agree", float(np.median([mean_agree[g] for g in gated])),
+      "the gated networks' median: one linearisation at the mean input, same label {:.0%}",
+      at_least=0.75)
 claim("gated_minus_rnn_accuracy", min(test_accuracy[g] for g in gated) - test_accuracy["RNN"],
       "gated cells' test accuracy minus the vanilla RNN's {:.1%}",
       at_least=lesson.pick(quick=0.03, full=None))
