@@ -19,6 +19,7 @@ from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, log
                         matmul, max, mean, relu, reshape, sigmoid, softmax, softplus, split,
                         sqrt, stack, sum, tanh, transpose, where)
 from .gradcheck import gradcheck
+from .ops import custom_op
 from .graph import Graph
 from .random import manual_seed
 from .serialize import load, save
