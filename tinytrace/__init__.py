@@ -30,3 +30,12 @@ float64 = np.float64
 
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``tt.testing`` is imported on first use: it needs hypothesis, which would add a
+    tenth of a second or more to every ``import tinytrace``."""
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'tinytrace' has no attribute {name!r}")
