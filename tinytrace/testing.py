@@ -55,7 +55,7 @@ import os
 import tempfile
 
 import numpy as np
-from hypothesis import HealthCheck, given, note
+from hypothesis import HealthCheck, Phase, given, note
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -66,6 +66,7 @@ from .backend import to_host
 from .errors import DTypeError, GradcheckError
 from .gradcheck import (_scalarize, describe_mismatch, float64_leaves, numeric_gradient,
                         projection_for, run, worst_mismatch)
+from .nn.module import Module
 from .ops.registry import Primitive
 from .serialize import load, save
 from .tensor import Tensor
@@ -164,9 +165,9 @@ def assert_close(actual, expected, rtol=None, atol=None, *, equal_nan=False,
         f"({100 * bad / a.size:.3g}%) differ by more than atol + rtol * |expected| "
         f"(rtol {rtol:g}, atol {atol:g}: {how})\n"
         f"  greatest absolute difference {diff[i]:.6g}{at(i)} "
-        f"(actual {a[i]!r}, expected {e[i]!r})\n"
+        f"(actual {a[i].item()!r}, expected {e[i].item()!r})\n"
         f"  greatest relative difference {relative[j]:.6g}{at(j)} "
-        f"(actual {a[j]!r}, expected {e[j]!r})")
+        f"(actual {a[j].item()!r}, expected {e[j].item()!r})")
 
 
 # ---- strategies --------------------------------------------------------------------------
@@ -235,13 +236,14 @@ def float_arrays(shape=None, dtype=np.float64, elements=None, kinks=(), margin=0
             lambda a: a.astype(dtype))
 
 
-def tensors(shape=None, dtype=np.float64, elements=None, requires_grad=False, kinks=(),
+def tensors(shape=None, dtype=np.float64, elements=None, requires_grad=True, kinks=(),
             margin=0.1, low=-2.0, high=2.0):
     """Tensors for ``@given``: ``shape`` a tuple (or int) or a strategy of shapes (default
     ``shapes()``); values from ``elements`` (a hypothesis strategy of numbers) or else
     floats in ``[low, high]`` at least ``margin`` from each point of ``kinks`` (see
     ``floats_away_from``). ``dtype`` float64 by default, the dtype gradient checks run in.
-    """
+    ``requires_grad`` (for float dtypes) is True by default: such tensors are usually the
+    inputs of a gradient check, which checks those that require grad."""
     return float_arrays(shape, dtype, elements, kinks, margin, low, high).map(
         lambda a: Tensor(a, requires_grad=requires_grad and a.dtype.kind in "fc"))
 
@@ -436,11 +438,15 @@ def _op_name(op):
 def _settings(settings, max_examples, derandomize):
     """Hypothesis settings for a check's own test: no deadline (gradient checks are slow
     and timing must not fail them), no example database (every op's check shares one
-    inner function), one error at a time (the shrunk example, not an ExceptionGroup)."""
+    inner function), one error at a time (the shrunk example, not an ExceptionGroup),
+    and no 'explain' phase (it re-runs failing examples under a line tracer, which costs
+    seconds and would point into tinytrace's checks rather than the op)."""
+    phases = [p for p in Phase if p is not Phase.explain]
     if settings is not None:
-        return Settings(settings, report_multiple_bugs=False)
+        return Settings(settings, report_multiple_bugs=False,
+                        phases=[p for p in settings.phases if p in phases])
     return Settings(max_examples=max_examples, derandomize=derandomize, deadline=None,
-                    database=None, report_multiple_bugs=False,
+                    database=None, report_multiple_bugs=False, phases=phases,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -595,7 +601,7 @@ def check_module(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, floa
     Raises ``AssertionError`` for the smallest failing example hypothesis finds; runs
     ``max_examples`` (default 5: each costs two forward passes per parameter element).
     """
-    factory = None if hasattr(module, "named_parameters") else module
+    factory = None if isinstance(module, Module) else module
     base = module if factory is None else factory()
 
     @_settings(settings, max_examples, derandomize)
@@ -681,7 +687,7 @@ def _check_round_trip(module, factory, args):
     assert list(saved) == list(loaded), f"{who}: names differ: {list(saved)} vs {list(loaded)}"
     for name in saved:
         assert_close(loaded[name], saved[name], rtol=0, atol=0, msg=f"{who}: {name!r}")
-    plain = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+    plain = tuple(Tensor(a.data) if isinstance(a, Tensor) else a for a in args)
     outs = [_tensors_in(m(*plain)) for m in (module, fresh)]
     for k, (a, b) in enumerate(zip(*outs)):
         assert_close(b, a, rtol=0, atol=0, msg=f"{who}: output {k} after loading")
