@@ -305,3 +305,35 @@ def test_import_tinytrace_does_not_import_hypothesis():
     code = ("import sys, tinytrace as tt; assert 'hypothesis' not in sys.modules; "
             "tt.testing.check_grads; assert 'hypothesis' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class RoughTanhLayer(tt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = tt.nn.Parameter(np.full(3, 0.8, dtype=np.float32))
+
+    def forward(self, x):
+        return TANH_ROUGH_FLOAT32(x * self.weight)
+
+
+def test_check_module_catches_a_layer_wrong_only_in_float32():
+    with pytest.raises(AssertionError, match="float32 run and the float64 run disagree"):
+        T.check_module(RoughTanhLayer(), T.float_arrays((2, 3)), max_examples=3,
+                       derandomize=True)
+    T.check_module(RoughTanhLayer(), T.float_arrays((2, 3)), max_examples=2,
+                   derandomize=True, float32=False)
+
+
+@tt.custom_op("scaled_by_attr")
+def SCALED_BY_ATTR(x, factor=1.0):
+    def vjp(g):
+        return (g * (factor if factor < 2 else 1.0),)     # wrong once factor reaches 2
+    return x * factor, vjp
+
+
+def test_check_op_draws_attrs_and_reports_them():
+    T.check_op(SCALED_BY_ATTR, attrs={"factor": 1.5}, max_examples=5, derandomize=True)
+    with pytest.raises(T.OpCheckFailure, match="with attrs") as err:
+        T.check_op(SCALED_BY_ATTR, attrs=st.fixed_dictionaries({"factor": st.floats(0, 3)}),
+                   max_examples=30, derandomize=True)
+    assert err.value.attrs["factor"] >= 2
