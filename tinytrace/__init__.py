@@ -19,6 +19,7 @@ from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, log
                         matmul, max, mean, relu, reshape, sigmoid, softmax, softplus, split,
                         sqrt, stack, sum, tanh, transpose, where)
 from .gradcheck import gradcheck
+from .ops import custom_op
 from .graph import Graph
 from .random import manual_seed
 from .serialize import load, save
@@ -29,3 +30,12 @@ float64 = np.float64
 
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``tt.testing`` is imported on first use: it needs hypothesis, which would add a
+    tenth of a second or more to every ``import tinytrace``."""
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'tinytrace' has no attribute {name!r}")

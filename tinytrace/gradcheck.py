@@ -1,10 +1,43 @@
-"""Check the engine's gradients against central finite differences, in float64."""
+"""Check the engine's gradients against central finite differences, in float64.
+
+``gradcheck`` is built from four small pieces that ``tt.testing`` (``check_grads``,
+``check_module``) reuses, so the finite differences are written once:
+
+- ``float64_leaves(inputs)``: float64 copies of the inputs, as leaf tensors;
+- ``projected(fn, leaves, projection)``: ``fn``'s output reduced to a scalar along a fixed
+  random direction;
+- ``numeric_gradient(f, leaf, eps)``: central differences of a scalar function ``f()``,
+  perturbing ``leaf`` in place, one element at a time;
+- ``worst_mismatch(named_pairs, atol, rtol)``: the element furthest outside
+  ``atol + rtol * |numeric|``, or None when every element is inside.
+"""
+from collections import namedtuple
+
 import numpy as np
 
 from .backend import asarray_like, to_host
 from .context import no_grad
 from .errors import DTypeError, GradcheckError
 from .tensor import Tensor
+
+Mismatch = namedtuple("Mismatch", "excess input index analytic numeric allowed")
+Mismatch.__doc__ = """The worst element of a gradient comparison: ``excess`` is
+``|analytic - numeric| / allowed`` (above 1 fails), ``input`` the name or position of the
+input, ``index`` the element's index in it, ``allowed`` = ``atol + rtol * |numeric|``."""
+
+
+def float64_leaves(inputs):
+    """Each input (Tensor or array) as a fresh leaf: float data copied to float64, so the
+    caller's tensors are never changed. A Tensor keeps its ``requires_grad``; an array
+    requires grad when it is float (integer arrays are indices, masks, lengths)."""
+    leaves = []
+    for x in inputs:
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
+        wants = x.requires_grad if isinstance(x, Tensor) else data.dtype.kind == "f"
+        if data.dtype.kind == "f":
+            data = data.astype(np.float64)
+        leaves.append(Tensor(data.copy(), requires_grad=wants))
+    return leaves
 
 
 def _scalarize(out, projection):
@@ -13,6 +46,78 @@ def _scalarize(out, projection):
     if out.data.size == 1:
         return out.sum()
     return (out * Tensor(asarray_like(projection, out.data, out.dtype))).sum()
+
+
+def run(fn, leaves, who="gradcheck()"):
+    """``fn(*leaves)``, with an error that says how to fix a float32 tensor made by fn."""
+    try:
+        out = fn(*leaves)
+    except DTypeError as err:
+        dtype = next((l.dtype for l in leaves if l.dtype.kind == "f"), np.float64)
+        raise DTypeError(f"{who}: fn failed on the {dtype} copies of its inputs ({err}). "
+                         f"{who} runs fn in {dtype}, so the tensors fn makes itself must be "
+                         f"{dtype} too: build them (and any layer) with dtype=tt.{dtype} "
+                         "(or in the inputs' dtype, x.dtype)") from err
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{who}: fn must return a Tensor, not {type(out).__name__}")
+    return out
+
+
+def projection_for(out, seed):
+    """The fixed random direction a non-scalar output is projected on."""
+    return np.random.default_rng(seed).standard_normal(out.shape)
+
+
+def projected(fn, leaves, projection):
+    """``sum(fn(*leaves) * projection)`` as a Tensor (recorded unless under no_grad)."""
+    return _scalarize(fn(*leaves), projection)
+
+
+def numeric_gradient(f, leaf, eps):
+    """Central differences ``(f(x+h) - f(x-h)) / 2h`` of the scalar ``f()`` with respect to
+    every element of ``leaf``, which is perturbed in place and always restored; ``f``
+    reads the leaf itself (it takes no arguments), so it can be a model's parameter."""
+    numeric = np.zeros(leaf.shape)
+    flat = leaf.data.reshape(-1)            # a view: perturb in place
+    with no_grad():
+        for i in range(flat.size):
+            original = flat[i]
+            try:
+                flat[i] = original + eps
+                plus = float(f())
+                flat[i] = original - eps
+                minus = float(f())
+            finally:
+                flat[i] = original
+            numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+    return numeric
+
+
+def worst_mismatch(named_pairs, atol, rtol):
+    """The element with the largest ``|analytic - numeric| / (atol + rtol |numeric|)``
+    over ``(name, analytic, numeric)`` triples, as a ``Mismatch`` if it is above 1 (or
+    NaN), else None."""
+    worst = None
+    for name, analytic, numeric in named_pairs:
+        analytic = to_host(analytic)
+        allowed = atol + rtol * np.abs(numeric)
+        excess = np.abs(analytic - numeric) / allowed
+        if not excess.size:
+            continue
+        excess = np.where(np.isnan(excess), np.inf, excess)   # a NaN is the worst
+        i = np.unravel_index(int(excess.argmax()), excess.shape)
+        if worst is None or excess[i] > worst.excess:
+            worst = Mismatch(float(excess[i]), name, tuple(int(j) for j in i),
+                             float(analytic[i]), float(numeric[i]), float(allowed[i]))
+    return worst if worst is not None and not worst.excess <= 1.0 else None
+
+
+def describe_mismatch(m):
+    """``input 0 at index (1, 2): analytic ... vs numeric ...``, for an error message."""
+    where = f"input {m.input}" if isinstance(m.input, int) else repr(m.input)
+    return (f"{where} at index {m.index}: analytic {m.analytic:.10g} vs numeric "
+            f"{m.numeric:.10g} (|diff| {abs(m.analytic - m.numeric):.3g}, "
+            f"allowed {m.allowed:.3g})")
 
 
 def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_exception=True):
@@ -25,54 +130,24 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
     On failure raises ``GradcheckError`` naming the worst element: input, index, analytic,
     numeric. Returns True when every element agrees within ``atol + rtol * |numeric|``:
     with the defaults a vjp 0.1% off fails and one 0.001% off passes, for gradients of
-    order one.
+    order one. (``tt.testing.check_grads`` checks more: ``tt.grad`` too, dtypes, float32.)
     """
-    leaves = []
-    for x in inputs:
-        data = x.data if isinstance(x, Tensor) else np.asarray(x)
-        wants = x.requires_grad if isinstance(x, Tensor) else data.dtype.kind == "f"
-        if data.dtype.kind == "f":
-            data = data.astype(np.float64)
-        leaves.append(Tensor(data.copy(), requires_grad=wants))
-
-    try:
-        out = fn(*leaves)
-    except DTypeError as err:
-        raise DTypeError(f"gradcheck(): fn failed on the float64 copies of its inputs ({err}). "
-                         "gradcheck runs in float64, so the tensors fn makes itself must be "
-                         "float64 too: build them (and any layer) with dtype=tt.float64") from err
-    if not isinstance(out, Tensor):
-        raise TypeError(f"gradcheck(): fn must return a Tensor, not {type(out).__name__}")
-    projection = np.random.default_rng(seed).standard_normal(out.shape)
+    leaves = float64_leaves(inputs)
+    out = run(fn, leaves)
+    projection = projection_for(out, seed)
     _scalarize(out, projection).backward()
 
-    worst = None
-    for k, leaf in enumerate(leaves):
-        if not leaf.requires_grad:
-            continue
-        analytic = to_host(leaf.grad) if leaf.grad is not None else np.zeros(leaf.shape)
-        numeric = np.zeros(leaf.shape)
-        flat = leaf.data.reshape(-1)            # a view: perturb in place
-        with no_grad():
-            for i in range(flat.size):
-                original = flat[i]
-                flat[i] = original + eps
-                plus = _scalarize(fn(*leaves), projection).item()
-                flat[i] = original - eps
-                minus = _scalarize(fn(*leaves), projection).item()
-                flat[i] = original
-                numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
-        excess = np.abs(analytic - numeric) / (atol + rtol * np.abs(numeric))
-        if excess.size and (worst is None or excess.max() > worst[0]):
-            i = np.unravel_index(int(excess.argmax()), excess.shape)
-            worst = (excess.max(), k, i, analytic[i], numeric[i])
+    def pairs():
+        for k, leaf in enumerate(leaves):
+            if leaf.requires_grad:
+                analytic = leaf.grad if leaf.grad is not None else np.zeros(leaf.shape)
+                numeric = numeric_gradient(lambda: projected(fn, leaves, projection).item(),
+                                           leaf, eps)
+                yield k, analytic, numeric
 
-    if worst is not None and not worst[0] <= 1.0:
-        _, k, i, a, n = worst
-        message = (f"gradcheck failed: input {k} at index {tuple(int(j) for j in i)}: "
-                   f"analytic {a:.10g} vs numeric {n:.10g} (|diff| {abs(a - n):.3g}, "
-                   f"allowed {atol + rtol * abs(n):.3g})")
+    worst = worst_mismatch(pairs(), atol, rtol)
+    if worst is not None:
         if raise_exception:
-            raise GradcheckError(message)
+            raise GradcheckError(f"gradcheck failed: {describe_mismatch(worst)}")
         return False
     return True

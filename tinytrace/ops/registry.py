@@ -7,6 +7,20 @@ Broadcasting is undone once, in ``autograd.backward``, so no vjp has to think ab
 
 ``OPS`` maps each readable name to its ``Primitive``; the test suite enumerates it, so a
 new op without a gradient property test fails the suite.
+
+Your own op: ``tt.custom_op(name)`` decorates the same kind of function (forward and vjp
+side by side) and records it exactly like a built-in op, but keeps it in ``CUSTOM_OPS``,
+not ``OPS``: the built-in table stays the library's (its test suite insists each entry has
+a gradient case), and re-running a notebook cell may define a custom op again::
+
+    @tt.custom_op("cube")
+    def cube(x):
+        def vjp(g):
+            return (g * 3 * x ** 2,)
+        return x ** 3, vjp
+
+    y = cube(tt.tensor([2.0], requires_grad=True))     # a node with op "cube"
+    tt.testing.check_op(cube)                          # property-test it
 """
 import operator
 import weakref
@@ -21,6 +35,7 @@ from ..autograd import Node
 from ..tensor import Tensor
 
 OPS = {}
+CUSTOM_OPS = {}
 _data = operator.attrgetter("data")
 
 
@@ -57,7 +72,8 @@ class Primitive:
 
 def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False,
               whole_sequence=False):
-    """Register ``forward`` under ``name``. ``same_float_dtype``: refuse float32 mixed with
+    """Register ``forward`` under ``name`` in the built-in table ``OPS`` (the library's own
+    ops; for yours, use ``custom_op``). ``same_float_dtype``: refuse float32 mixed with
     float64 (silent promotion would hide a slow or imprecise model).
 
     ``saves``: the indices of the inputs whose *values* the vjp reads (``"all"``, or e.g.
@@ -74,6 +90,30 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
         op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
                        saves_output, view, whole_sequence)
         OPS[name] = op
+        return op
+    return register
+
+
+def custom_op(name, same_float_dtype=True, saves="all", saves_output=False):
+    """Make ``forward`` (a function ``forward(*arrays, **attrs) -> (out, vjp)``) an op of
+    your own, named ``name``: calling it with tensors records a node just as the built-in
+    ops do, so ``backward``, ``tt.grad``, graphs, scopes and anomaly mode all see it.
+
+    ``forward`` receives the inputs' arrays (NumPy, or CuPy on a GPU: use
+    ``tt.backend.array_module(x)`` for ``np``), and returns its output and a ``vjp(g)``
+    that gives one gradient per array input (``None`` for one that needs none), each of
+    its input's shape *before* broadcasting is undone (the engine sums broadcast axes
+    away). ``same_float_dtype``, ``saves`` and ``saves_output`` mean what they mean for
+    ``primitive``. The op goes in ``CUSTOM_OPS``, never in the built-in ``OPS``; a name of
+    a built-in op is refused, and defining a custom op again replaces it (a re-run
+    notebook cell). Test it with ``tt.testing.check_op(op)``."""
+    def register(forward):
+        if name in OPS:
+            raise ValueError(f"custom_op({name!r}): that is the name of a built-in op; "
+                             "choose another")
+        op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
+                       saves_output, False, False)
+        CUSTOM_OPS[name] = op
         return op
     return register
 
