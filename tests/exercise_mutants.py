@@ -217,3 +217,116 @@ def clip_always(grads, max_norm):
 def clip_sum_of_norms(grads, max_norm):
     total = sum(np.linalg.norm(g) for g in grads)
     return [g * min(1.0, max_norm / total) if total > 0 else g for g in grads]
+
+
+# ---- 5.1 lstm_cell_backward
+def _lstm_backward(x, h, c, W_ih, W_hh, b, g_h, g_c, *, direct_c=True, gate_order="ifgo",
+                   sigmoid_slope=True, carry_f=True):
+    H = h.shape[-1]
+    a = x @ W_ih.T + h @ W_hh.T + b
+    blocks = dict(zip(gate_order, (a[:, k * H:(k + 1) * H] for k in range(4))))
+    i, f, o = (_sigmoid(blocks[k]) for k in "ifo")
+    g = np.tanh(blocks["g"])
+    c_new = f * c + i * g
+    tc = np.tanh(c_new)
+    g_c_new = (g_c if direct_c else 0) + g_h * o * (1 - tc ** 2)
+    slope = (lambda s: s * (1 - s)) if sigmoid_slope else (lambda s: s)
+    parts = {"i": g_c_new * g * slope(i), "f": g_c_new * c * slope(f),
+             "g": g_c_new * i * (1 - g ** 2), "o": g_h * tc * slope(o)}
+    g_a = np.concatenate([parts[k] for k in "ifgo"], axis=1)
+    return (g_a @ W_ih, g_a @ W_hh, g_c_new * f if carry_f else g_c_new,
+            g_a.T @ x, g_a.T @ h, g_a.sum(axis=0))
+
+
+@mutant("5.1", "forgets the direct gradient g_c into c'")
+def lstm_no_direct_c(*args):
+    return _lstm_backward(*args, direct_c=False)
+
+
+@mutant("5.1", "gates in the order f, i, g, o")
+def lstm_gates_swapped(*args):
+    return _lstm_backward(*args, gate_order="figo")
+
+
+@mutant("5.1", "sigmoid's derivative taken as s, not s (1 - s)")
+def lstm_wrong_slope(*args):
+    return _lstm_backward(*args, sigmoid_slope=False)
+
+
+@mutant("5.1", "g_c_prev not multiplied by the forget gate")
+def lstm_no_forget(*args):
+    return _lstm_backward(*args, carry_f=False)
+
+
+# ---- 5.2 gru_cell
+def _gru(x, h, W_ih, W_hh, b_ih, b_hh, *, swap_z=False, reset_before=False, order="rzn"):
+    import tinytrace as tt
+    H = h.shape[-1]
+    cols = {k: slice(j * H, (j + 1) * H) for j, k in enumerate(order)}
+    gi, gh = x @ W_ih.T + b_ih, h @ W_hh.T + b_hh
+    r = tt.sigmoid(gi[:, cols["r"]] + gh[:, cols["r"]])
+    z = tt.sigmoid(gi[:, cols["z"]] + gh[:, cols["z"]])
+    if reset_before:      # the 2014 paper's variant: reset h before W_hn
+        n_h = (r * h) @ W_hh[cols["n"]].T + b_hh[cols["n"]]
+    else:
+        n_h = r * gh[:, cols["n"]]
+    n = tt.tanh(gi[:, cols["n"]] + n_h)
+    return z * n + (1 - z) * h if swap_z else (1 - z) * n + z * h
+
+
+@mutant("5.2", "z and 1 - z swapped")
+def gru_swapped_z(*args):
+    return _gru(*args, swap_z=True)
+
+
+@mutant("5.2", "reset applied to h before W_hn (not PyTorch's GRU)")
+def gru_reset_before(*args):
+    return _gru(*args, reset_before=True)
+
+
+@mutant("5.2", "gates read in the order z, r, n")
+def gru_gate_order(*args):
+    return _gru(*args, order="zrn")
+
+
+# ---- 6.1 stack_step
+def _stack(stack, actions, value, *, drop="bottom", fill=-1.0, swap=False):
+    B, D, m = stack.shape
+    kept = stack[:, :D - 1] if drop == "bottom" else stack[:, 1:]
+    pushed = np.concatenate([value[:, None, :], kept], axis=1)
+    popped = np.concatenate([stack[:, 1:], np.full((B, 1, m), fill)], axis=1)
+    push, pop, noop = (actions[:, k, None, None] for k in range(3))
+    if swap:
+        push, pop = pop, push
+    return push * pushed + pop * popped + noop * stack
+
+
+@mutant("6.1", "a push drops the top cell, not the bottom one")
+def stack_push_drops_top(stack, actions, value):
+    return _stack(stack, actions, value, drop="top")
+
+
+@mutant("6.1", "a pop fills the bottom with 0, not the empty value -1")
+def stack_pop_fills_zero(stack, actions, value):
+    return _stack(stack, actions, value, fill=0.0)
+
+
+@mutant("6.1", "push and pop probabilities swapped")
+def stack_swapped(stack, actions, value):
+    return _stack(stack, actions, value, swap=True)
+
+
+# ---- 6.2 read_paths
+@mutant("6.2", "one path per step and action (a product taken as a sum)")
+def read_paths_linear(steps, num_actions):
+    return num_actions * steps
+
+
+@mutant("6.2", "off by one: counts the push itself as a step")
+def read_paths_off_by_one(steps, num_actions):
+    return num_actions ** (steps + 1)
+
+
+@mutant("6.2", "always three actions")
+def read_paths_three(steps, num_actions):
+    return 3 ** steps

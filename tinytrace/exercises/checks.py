@@ -223,3 +223,138 @@ def check_clip_grad_norm(clip_grad_norm):
 
     total_norm_becomes_min_of_norm_and_max_norm()
     every_array_is_scaled_by_one_factor()
+
+
+# ---- lesson 5: LSTM and GRU ------------------------------------------------------------------
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _lstm_forward(x, h, c, W_ih, W_hh, b):
+    H = h.shape[-1]
+    a = x @ W_ih.T + h @ W_hh.T + b
+    i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
+    c_new = f * c + i * np.tanh(a[:, 2 * H:3 * H])
+    return o * np.tanh(c_new), c_new
+
+
+@st.composite
+def cell_inputs(draw, gates, states=1):
+    B, I, H = draw(st.integers(1, 2)), draw(side), draw(st.integers(1, 2))
+    small = dict(low=-1.0, high=1.0)
+    return ((draw(arrays(B, I)),) + tuple(draw(arrays(B, H)) for _ in range(states))
+            + (draw(arrays(gates * H, I, **small)), draw(arrays(gates * H, H, **small)))
+            + tuple(draw(arrays(gates * H, **small)) for _ in range(2 if gates == 3 else 1)))
+
+
+@exercise(5, 1, "An LSTM step's backward", "ex05_gates.py", "lstm_cell_backward")
+def check_lstm_cell_backward(lstm_cell_backward):
+    # The step's two outputs side by side, so one op (and one check) covers both; its vjp
+    # hands the learner's function the two halves of the output gradient.
+    @tt.custom_op("exercise_lstm_cell")
+    def lstm_cell(x, h, c, W_ih, W_hh, b):
+        H = h.shape[-1]
+        return (np.concatenate(_lstm_forward(x, h, c, W_ih, W_hh, b), axis=-1),
+                lambda g: lstm_cell_backward(x, h, c, W_ih, W_hh, b, g[:, :H], g[:, H:]))
+
+    names = ["g_x", "g_h", "g_c", "g_W_ih", "g_W_hh", "g_b"]
+
+    @prop(cell_inputs(gates=4, states=2))
+    def each_gradient_has_its_inputs_shape(inputs):
+        h_new, c_new = _lstm_forward(*inputs)
+        assert_shapes(lstm_cell_backward(*inputs, np.ones_like(h_new), np.ones_like(c_new)),
+                      inputs, names)
+
+    @prop(cell_inputs(gates=4, states=2))
+    def vjp_matches_finite_differences(inputs):
+        check_grads(lstm_cell, *inputs)
+
+    each_gradient_has_its_inputs_shape()
+    vjp_matches_finite_differences()
+
+
+@exercise(5, 2, "A GRU step with tinytrace ops", "ex05_gates.py", "gru_cell")
+def check_gru_cell(gru_cell):
+    @prop(cell_inputs(gates=3))
+    def matches_tt_nn_GRUCell(inputs):
+        x, h, W_ih, W_hh, b_ih, b_hh = inputs
+        cell = tt.nn.GRUCell(x.shape[1], h.shape[1], dtype=np.float64)
+        for name, value in zip(["weight_ih", "weight_hh", "bias_ih", "bias_hh"],
+                               [W_ih, W_hh, b_ih, b_hh]):
+            getattr(cell, name).data = value.copy()
+        expected = cell(tt.tensor(x), tt.tensor(h))
+        got = gru_cell(*(tt.tensor(a) for a in inputs))
+        assert isinstance(got, tt.Tensor), f"gru_cell returned {type(got).__name__}, not a Tensor"
+        assert_close(got, expected, msg="gru_cell vs tt.nn.GRUCell with the same weights")
+
+    @prop(cell_inputs(gates=3), max_examples=5)
+    def its_graph_gives_the_right_gradients(inputs):
+        check_grads(gru_cell, *inputs)      # built from tinytrace ops, never from .data
+
+    matches_tt_nn_GRUCell()
+    its_graph_gives_the_right_gradients()
+
+
+# ---- lesson 6: the stack RNN -----------------------------------------------------------------
+
+@st.composite
+def stack_inputs(draw):
+    B, D, m = draw(st.integers(1, 2)), draw(side), draw(side)
+    # actions: probabilities of (push, pop, no-op), each row summing to 1
+    weights = draw(arrays(B, 3, low=0.0, high=1.0)) + 1e-3
+    return draw(arrays(B, D, m)), weights / weights.sum(axis=1, keepdims=True), draw(arrays(B, m))
+
+
+@exercise(6, 1, "The superposition stack's update", "ex06_stack.py", "stack_step")
+def check_stack_step(stack_step):
+    from tinytrace.nn.stack import superposition_stack_step
+
+    @prop(stack_inputs())
+    def matches_superposition_stack_step(inputs):
+        stack, actions, value = inputs
+        expected = superposition_stack_step(*(tt.tensor(a) for a in inputs))
+        assert_close(stack_step(stack.copy(), actions, value), expected,
+                     msg="stack_step vs tt.nn.stack.superposition_stack_step")
+
+    @prop(stack_inputs(), st.sampled_from(["push", "pop", "no-op"]))
+    def a_sure_action_moves_the_stack_as_a_real_stack(inputs, action):
+        stack, _, value = inputs
+        B, D, m = stack.shape
+        actions = np.zeros((B, 3))
+        actions[:, ["push", "pop", "no-op"].index(action)] = 1.0
+        expected = {"push": np.concatenate([value[:, None], stack[:, :D - 1]], axis=1),
+                    "pop": np.concatenate([stack[:, 1:], np.full((B, 1, m), -1.0)], axis=1),
+                    "no-op": stack}[action]
+        assert_close(stack_step(stack.copy(), actions, value), expected,
+                     msg=f"stack_step with a sure {action} vs the stack after a {action}")
+
+    a_sure_action_moves_the_stack_as_a_real_stack()
+    matches_superposition_stack_step()
+
+
+def _read_after(steps, num_actions, depth):
+    """The read (top cell) of a stack after a push of ``v`` and ``steps`` more updates,
+    and ``v``: their graph is what the learner counts the paths of."""
+    from tinytrace.nn.stack import superposition_stack_step
+    B, m = 1, 2
+    stack = tt.zeros((B, depth, m), dtype=np.float64)
+    v = tt.tensor(np.ones((B, m)), requires_grad=True)
+    for t in range(steps + 1):
+        actions = tt.tensor(np.full((B, num_actions), 1.0 / num_actions), requires_grad=True)
+        value = v if t == 0 else tt.tensor(np.zeros((B, m)), requires_grad=True)
+        stack = superposition_stack_step(stack, actions, value)
+    return stack[:, 0], v
+
+
+@exercise(6, 2, "Count the paths through a stack read", "ex06_stack.py", "read_paths")
+def check_read_paths(read_paths):
+    @prop(st.integers(0, 5), st.sampled_from([2, 3]), st.integers(1, 3))
+    def agrees_with_graph_count_paths(steps, num_actions, depth):
+        read, v = _read_after(steps, num_actions, depth)
+        expected = read.graph().count_paths(v)
+        got = read_paths(steps, num_actions)
+        assert got == expected, (f"read_paths({steps}, {num_actions}) = {got}, but the graph "
+                                 f"of a depth-{depth} stack has {expected} paths")
+
+    agrees_with_graph_count_paths()
