@@ -1,7 +1,7 @@
 """Plausible wrong solutions to the exercises, each of which the checker must catch.
 
-``MUTANTS[number]`` lists ``(what is wrong, functions)``, the functions in the order of
-the exercise's ``names``. Each is a mistake a learner could make (a sign, an axis, a
+``MUTANTS[number]`` lists ``(what is wrong, function)``: a stand-in for the one function
+the exercise asks for (an op, for 11.1). Each is a mistake a learner could make (a sign, an axis, a
 broadcast not summed back, an off-by-one in time, a forgotten term), so a check that
 lets one pass is too weak.
 """
@@ -11,8 +11,7 @@ MUTANTS = {}
 
 
 def mutant(number, what):
-    """Register the decorated function (or, for a function returning a tuple of
-    functions, that tuple) as a wrong solution to exercise ``number``."""
+    """Register the decorated function as a wrong solution to exercise ``number``."""
     def register(fn):
         MUTANTS.setdefault(number, []).append((what, fn))
         return fn
@@ -330,3 +329,202 @@ def read_paths_off_by_one(steps, num_actions):
 @mutant("6.2", "always three actions")
 def read_paths_three(steps, num_actions):
     return 3 ** steps
+
+
+# ---- 7.1 split_gradient
+def _split(loss_fn, w, pattern, *, swap=False, block=True, share="dot"):
+    import tinytrace as tt
+    from tinytrace.graph import scope_matches
+    (g,) = tt.grad(loss_fn(), [w])
+    if block:
+        with tt.block_backward(lambda node: scope_matches(pattern, node.scope)):
+            (avoid,) = tt.grad(loss_fn(), [w])
+    else:                                     # the block opened after backward ran
+        loss = loss_fn()
+        (avoid,) = tt.grad(loss, [w])
+    via = g - avoid
+    if swap:
+        via, avoid = avoid, via
+    norm2 = float((g * g).sum()) or float("nan")
+    ratio = (float((via * g).sum()) / norm2 if share == "dot"
+             else float(np.linalg.norm(via)) / np.sqrt(norm2))
+    return via, avoid, ratio
+
+
+@mutant("7.1", "via and avoid swapped")
+def split_swapped(loss_fn, w, pattern):
+    return _split(loss_fn, w, pattern, swap=True)
+
+
+@mutant("7.1", "the gradient taken without the block")
+def split_unblocked(loss_fn, w, pattern):
+    return _split(loss_fn, w, pattern, block=False)
+
+
+@mutant("7.1", "share as |via| / |g|")
+def split_norm_share(loss_fn, w, pattern):
+    return _split(loss_fn, w, pattern, share="norms")
+
+
+# ---- 7.2 lag_profile
+@mutant("7.2", "reads G[tau, t]: the transposed, meaningless half")
+def lag_profile_transposed(G):
+    return np.array([np.diagonal(G, offset=k).mean() for k in range(len(G))])
+
+
+@mutant("7.2", "sums each diagonal instead of averaging it")
+def lag_profile_summed(G):
+    return np.array([np.diagonal(G, offset=-k).sum() for k in range(len(G))])
+
+
+@mutant("7.2", "off by one: lag k read from diagonal k + 1")
+def lag_profile_off_by_one(G):
+    return np.array([np.diagonal(G, offset=-min(k + 1, len(G) - 1)).mean()
+                     for k in range(len(G))])
+
+
+# ---- 8.1 rnn_jacobian
+def _slope(h, x, W_ih, W_hh, b):
+    return 1.0 - np.tanh(W_ih @ x + W_hh @ h + b) ** 2
+
+
+@mutant("8.1", "tanh' scales the columns, not the rows")
+def jacobian_columns(h, x, W_ih, W_hh, b):
+    return W_hh * _slope(h, x, W_ih, W_hh, b)[None, :]
+
+
+@mutant("8.1", "forgets tanh': the Jacobian is W_hh")
+def jacobian_no_slope(h, x, W_ih, W_hh, b):
+    return W_hh.copy()
+
+
+@mutant("8.1", "tanh(a) taken for its derivative")
+def jacobian_tanh(h, x, W_ih, W_hh, b):
+    return np.tanh(W_ih @ x + W_hh @ h + b)[:, None] * W_hh
+
+
+@mutant("8.1", "transposed: W_hh.T")
+def jacobian_transposed(h, x, W_ih, W_hh, b):
+    return _slope(h, x, W_ih, W_hh, b)[:, None] * W_hh.T
+
+
+# ---- 8.2 time_constants
+@mutant("8.2", "the real part, not the modulus")
+def tau_real_part(lam):
+    return 1.0 / np.abs(np.log(np.abs(lam.real)))
+
+
+@mutant("8.2", "1 / (1 - |lambda|): first order, wrong far from 1 and negative above 1")
+def tau_first_order(lam):
+    return 1.0 / (1.0 - np.abs(lam))
+
+
+@mutant("8.2", "log base 10")
+def tau_log10(lam):
+    return 1.0 / np.abs(np.log10(np.abs(lam)))
+
+
+# ---- 9.1 lca_first_order
+@mutant("9.1", "sign error: the step taken backwards")
+def lca_backwards(grad, theta_before, theta_after):
+    return grad * (theta_before - theta_after)
+
+
+@mutant("9.1", "the size of the step, not the step")
+def lca_abs(grad, theta_before, theta_after):
+    return grad * np.abs(theta_after - theta_before)
+
+
+@mutant("9.1", "summed over parameters: one number, not one per parameter")
+def lca_summed(grad, theta_before, theta_after):
+    return np.sum(grad * (theta_after - theta_before))
+
+
+# ---- 9.2 lca_simpson
+def _mean_grad(grad_fn, before, after, weights, mid_at=0.5):
+    delta = after - before
+    ends = grad_fn(before), grad_fn(before + mid_at * delta), grad_fn(after)
+    return sum(w * g for w, g in zip(weights, ends)) / sum(weights) * delta
+
+
+@mutant("9.2", "trapezoid rule: the ends only")
+def lca_trapezoid(grad_fn, theta_before, theta_after):
+    return _mean_grad(grad_fn, theta_before, theta_after, (1, 0, 1))
+
+
+@mutant("9.2", "weights 1, 2, 1")
+def lca_121(grad_fn, theta_before, theta_after):
+    return _mean_grad(grad_fn, theta_before, theta_after, (1, 2, 1))
+
+
+@mutant("9.2", "the midpoint taken at a quarter of the step")
+def lca_wrong_midpoint(grad_fn, theta_before, theta_after):
+    return _mean_grad(grad_fn, theta_before, theta_after, (1, 4, 1), mid_at=0.25)
+
+
+# ---- 10.1 bigram_logits
+def _bigram(tokens, V, alpha, pairs=1, transpose=False, smooth=True):
+    counts = np.zeros((V, V))
+    for a, b in zip(tokens[:-pairs], tokens[pairs:]):
+        counts[a, b] += 1
+    if transpose:
+        counts = counts.T
+    counts = counts + alpha if smooth else counts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(counts / counts.sum(axis=1, keepdims=True))
+
+
+@mutant("10.1", "counts[b, a]: what precedes, not what follows")
+def bigram_transposed(tokens, vocab_size, alpha=1.0):
+    return _bigram(tokens, vocab_size, alpha, transpose=True)
+
+
+@mutant("10.1", "pairs two apart (off by one)")
+def bigram_skip(tokens, vocab_size, alpha=1.0):
+    return _bigram(tokens, vocab_size, alpha, pairs=2) if len(tokens) > 2 else \
+        _bigram(tokens, vocab_size, alpha, pairs=1, smooth=False)
+
+
+@mutant("10.1", "forgets the smoothing")
+def bigram_unsmoothed(tokens, vocab_size, alpha=1.0):
+    return _bigram(tokens, vocab_size, alpha, smooth=False)
+
+
+# ---- 11.1 hypot (each an op of its own, as the learner's would be)
+def _hypot_op(name, vjp_of):
+    import tinytrace as tt
+
+    def forward(x, y):
+        r = np.sqrt(x * x + y * y)
+        return r, lambda g: vjp_of(g, x, y, r)
+    forward.__name__ = "hypot"
+    return tt.custom_op(name)(forward)
+
+
+mutant("11.1", "both gradients x / r (copy and paste)")(
+    _hypot_op("mutant_hypot_copy", lambda g, x, y, r: (g * x / r, g * x / r)))
+mutant("11.1", "forgets g")(
+    _hypot_op("mutant_hypot_no_g", lambda g, x, y, r: (x / r, y / r)))
+mutant("11.1", "sign error in dr/dy")(
+    _hypot_op("mutant_hypot_sign", lambda g, x, y, r: (g * x / r, -g * y / r)))
+mutant("11.1", "r / x: the derivative upside down")(
+    _hypot_op("mutant_hypot_inverse", lambda g, x, y, r: (g * r / x, g * r / y)))
+
+
+# ---- 11.2 logsumexp_property
+@mutant("11.2", "checks nothing")
+def property_empty(logsumexp, x, c):
+    logsumexp(x)
+
+
+@mutant("11.2", "ignores the c it is given (shifts by 1 only): misses the overflow")
+def property_small_shift(logsumexp, x, c):
+    from tinytrace.testing import assert_close
+    assert_close(logsumexp(x + 1.0), logsumexp(x) + 1.0, rtol=1e-9, atol=1e-9)
+    assert x.max() - 1e-12 <= logsumexp(x) <= x.max() + np.log(len(x)) + 1e-12
+
+
+@mutant("11.2", "exact equality: rejects a correct logsumexp over rounding")
+def property_exact(logsumexp, x, c):
+    assert logsumexp(x + c) == logsumexp(x) + c
+    assert x.max() <= logsumexp(x) <= x.max() + np.log(len(x))

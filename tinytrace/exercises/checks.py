@@ -358,3 +358,270 @@ def check_read_paths(read_paths):
                                  f"of a depth-{depth} stack has {expected} paths")
 
     agrees_with_graph_count_paths()
+
+
+# ---- lesson 7: gradient tracing --------------------------------------------------------------
+
+@st.composite
+def two_path_inputs(draw):
+    n = draw(side)
+    return draw(arrays(n)), draw(arrays(n)), draw(arrays(n))
+
+
+@exercise(7, 1, "Split a gradient by a component", "ex07_tracing.py", "split_gradient")
+def check_split_gradient(split_gradient):
+    # L = sum tanh(w xa) (scope "a") + sum (w xb)^2 (scope "b"): the gradient through
+    # "a" alone is (1 - tanh^2(w xa)) xa, the rest is 2 w xb^2.
+    @prop(two_path_inputs())
+    def via_and_avoid_are_the_two_paths_gradients(inputs):
+        w0, xa, xb = inputs
+        w = tt.tensor(w0, requires_grad=True)
+
+        def loss_fn():
+            with tt.scope("a"):
+                p = tt.tanh(w * tt.tensor(xa)).sum()
+            with tt.scope("b"):
+                q = (w * tt.tensor(xb) * w * tt.tensor(xb)).sum()
+            return p + q
+
+        via, avoid, share = split_gradient(loss_fn, w, "a")
+        expected_via, expected_avoid = (1 - np.tanh(w0 * xa) ** 2) * xa, 2 * w0 * xb ** 2
+        g = expected_via + expected_avoid
+        assert_close(via, expected_via, msg="via: the gradient through scope 'a'")
+        assert_close(avoid, expected_avoid, msg="avoid: the gradient with 'a' blocked")
+        if (g * g).sum() > 1e-6:
+            assert_close(float(share), float((expected_via * g).sum() / (g * g).sum()),
+                         msg="share = <via, g> / |g|^2")
+
+    via_and_avoid_are_the_two_paths_gradients()
+
+
+lag_matrices = st.integers(1, 5).flatmap(lambda T: arrays(T, T, low=0.0, high=2.0))
+
+
+@exercise(7, 2, "The lag profile", "ex07_tracing.py", "lag_profile")
+def check_lag_profile(lag_profile):
+    @prop(st.integers(1, 5).flatmap(lambda T: arrays(T, low=0.0, high=2.0)))
+    def a_matrix_of_the_lag_alone_gives_it_back(by_lag):
+        T = len(by_lag)
+        t, tau = np.indices((T, T))
+        G = np.where(t >= tau, by_lag[np.abs(t - tau)], 99.0)   # 99: no gradient flows back
+        assert_close(np.asarray(lag_profile(G), dtype=float), by_lag,
+                     msg="lag_profile(G) with G[t, tau] = c[t - tau] vs c")
+
+    @prop(lag_matrices)
+    def each_lag_is_the_mean_over_its_diagonal(G):
+        T = G.shape[0]
+        expected = [np.diagonal(G, offset=-k).mean() for k in range(T)]
+        assert_close(np.asarray(lag_profile(G), dtype=float), np.array(expected),
+                     msg="lag_profile(G)[k] vs the mean of G[t, t - k] over t")
+
+    a_matrix_of_the_lag_alone_gives_it_back()
+    each_lag_is_the_mean_over_its_diagonal()
+
+
+# ---- lesson 8: a line attractor ----------------------------------------------------------------
+
+@st.composite
+def rnn_points(draw):
+    H, I = draw(side), draw(side)
+    return (draw(arrays(H)), draw(arrays(I)), draw(arrays(H, I, low=-1, high=1)),
+            draw(arrays(H, H, low=-1.5, high=1.5)), draw(arrays(H, low=-1, high=1)))
+
+
+@exercise(8, 1, "Linearise an RNN step", "ex08_dynamics.py", "rnn_jacobian")
+def check_rnn_jacobian(rnn_jacobian):
+    @prop(rnn_points())
+    def jacobian_matches_finite_differences(point):
+        h, x, W_ih, W_hh, b = point
+        J = np.asarray(rnn_jacobian(h.copy(), x, W_ih, W_hh, b))
+        assert J.shape == (len(h), len(h)), f"the Jacobian has shape {J.shape}, not (H, H)"
+
+        # the step F(h) as an op whose vjp is the learner's Jacobian: g -> g J
+        @tt.custom_op("exercise_rnn_step")
+        def step(h):
+            return np.tanh(W_ih @ x + W_hh @ h + b), lambda g: (g @ J,)
+
+        check_grads(step, h, float32=False)      # J is float64: compare in float64 only
+
+    jacobian_matches_finite_differences()
+
+
+@st.composite
+def eigenvalues(draw):
+    n = draw(side)
+    modulus = draw(st.lists(st.one_of(st.floats(0.05, 0.95), st.floats(1.05, 3.0)),
+                            min_size=n, max_size=n))
+    angle = draw(st.lists(st.floats(-np.pi, np.pi), min_size=n, max_size=n))
+    return np.array(modulus) * np.exp(1j * np.array(angle))
+
+
+@exercise(8, 2, "Time constants from eigenvalues", "ex08_dynamics.py", "time_constants")
+def check_time_constants(time_constants):
+    @prop(eigenvalues())
+    def a_mode_changes_by_e_in_tau_steps(lam):
+        tau = np.asarray(time_constants(lam.copy()), dtype=float)
+        modulus = np.abs(lam)
+        # |lambda|^tau: 1/e for a mode that decays, e for one that grows
+        assert_close(modulus ** tau, np.where(modulus < 1, np.exp(-1), np.e),
+                     msg="|lambda| ** tau vs 1/e (|lambda| < 1) or e (|lambda| > 1)")
+
+    a_mode_changes_by_e_in_tau_steps()
+
+
+# ---- lesson 9: loss change allocation ------------------------------------------------------------
+
+@st.composite
+def steps_(draw):
+    n = draw(side)
+    return draw(arrays(n)), draw(arrays(n)), draw(arrays(n))
+
+
+@exercise(9, 1, "Allocate one step's loss change (first order)", "ex09_lca.py",
+          "lca_first_order")
+def check_lca_first_order(lca_first_order):
+    @prop(steps_())
+    def a_linear_loss_change_is_allocated_exactly(step):
+        c, before, after = step          # L(theta) = sum c_i theta_i: gradient c everywhere
+        A = np.asarray(lca_first_order(c.copy(), before.copy(), after.copy()))
+        assert A.shape == before.shape, f"A has shape {A.shape}, not theta's {before.shape}"
+        # separable, so each parameter's share is its own term's change
+        assert_close(A, c * after - c * before,
+                     msg="A_i vs the change of c_i theta_i over the step")
+
+    a_linear_loss_change_is_allocated_exactly()
+
+
+@st.composite
+def quartic_steps(draw):
+    n = draw(side)
+    return tuple(draw(arrays(n, low=-1, high=1)) for _ in range(4)) + (draw(arrays(n)),
+                                                                        draw(arrays(n)))
+
+
+@exercise(9, 2, "Allocate by Simpson's rule", "ex09_lca.py", "lca_simpson")
+def check_lca_simpson(lca_simpson):
+    # L = sum_i a_i t^4 + b_i t^3 + c_i t^2 + d_i t: its gradient along the step is a
+    # cubic, which Simpson's rule integrates exactly, so each A_i is exact.
+    @prop(quartic_steps())
+    def a_quartic_loss_change_is_allocated_exactly(step):
+        a, b, c, d, before, after = step
+
+        def loss_terms(t):
+            return a * t ** 4 + b * t ** 3 + c * t ** 2 + d * t
+
+        def grad_fn(t):
+            return 4 * a * t ** 3 + 3 * b * t ** 2 + 2 * c * t + d
+
+        A = np.asarray(lca_simpson(grad_fn, before.copy(), after.copy()))
+        assert A.shape == before.shape, f"A has shape {A.shape}, not theta's {before.shape}"
+        assert_close(A, loss_terms(after) - loss_terms(before), rtol=1e-9, atol=1e-9,
+                     msg="A_i vs the exact change of parameter i's term of a quartic loss")
+
+    a_quartic_loss_change_is_allocated_exactly()
+
+
+# ---- lesson 10: the explicit solution ------------------------------------------------------------
+
+@st.composite
+def texts(draw):
+    V = draw(st.integers(2, 4))
+    tokens = np.array(draw(st.lists(st.integers(0, V - 1), min_size=2, max_size=12)))
+    return tokens, V, draw(st.sampled_from([0.5, 1.0]))
+
+
+@exercise(10, 1, "Solve a bigram model explicitly", "ex10_explicit.py", "bigram_logits")
+def check_bigram_logits(bigram_logits):
+    def smoothed_counts(tokens, V, alpha):
+        counts = np.full((V, V), alpha)
+        for a, b in zip(tokens[:-1], tokens[1:]):
+            counts[a, b] += 1
+        return counts
+
+    @prop(texts())
+    def softmax_of_a_row_is_what_follows_that_token(text):
+        tokens, V, alpha = text
+        W = np.asarray(bigram_logits(tokens.copy(), V, alpha), dtype=float)
+        assert W.shape == (V, V), f"the logits have shape {W.shape}, not (V, V) = {(V, V)}"
+        counts = smoothed_counts(tokens, V, alpha)
+        probs = tt.softmax(tt.tensor(W), axis=1)
+        assert_close(probs, counts / counts.sum(axis=1, keepdims=True),
+                     msg="softmax(W[a]) vs (count(a -> b) + alpha) / (count(a) + alpha V)")
+
+    @prop(texts())
+    def descent_has_nowhere_to_go_from_it(text):
+        tokens, V, alpha = text
+        W = tt.tensor(np.asarray(bigram_logits(tokens.copy(), V, alpha), dtype=float),
+                      requires_grad=True)
+        # the smoothed data's cross-entropy; its gradient vanishes at the explicit solution
+        counts = tt.tensor(smoothed_counts(tokens, V, alpha))
+        loss = -(counts * tt.log_softmax(W, axis=1)).sum()
+        (grad,) = tt.grad(loss, [W])
+        assert_close(grad, np.zeros((V, V)), rtol=0, atol=1e-9,
+                     msg="the gradient of the smoothed cross-entropy at W vs 0")
+
+    softmax_of_a_row_is_what_follows_that_token()
+    descent_has_nowhere_to_go_from_it()
+
+
+# ---- lesson 11: property testing -----------------------------------------------------------------
+
+@exercise(11, 1, "Your own op, checked by check_op", "ex11_property_testing.py", "hypot")
+def check_hypot(hypot):
+    from tinytrace.ops.registry import Primitive
+    from tinytrace.testing import check_op
+
+    from .registry import PropertyFailed, SETTINGS
+    if not isinstance(hypot, Primitive):
+        raise AssertionError("hypot is not an op: decorate it with @tt.custom_op(...)")
+    x, y = tt.tensor(np.array([3.0]), requires_grad=True), tt.tensor(np.array([4.0]))
+    try:
+        # the check the suite runs on every op: random shapes and broadcasting, values
+        # kept 0.1 away from 0 (where hypot has no gradient)
+        assert_close(hypot(x, y), np.array([5.0]), msg="hypot(3, 4) vs 5")
+        check_op(hypot, kinks=(0.0,), settings=SETTINGS)
+    except AssertionError as error:
+        raise PropertyFailed("passes_check_op", error, None) from None
+
+
+def _logsumexp(x):
+    m = x.max()
+    return m + np.log(np.exp(x - m).sum())
+
+
+def _naive_logsumexp(x):
+    with np.errstate(over="ignore"):         # the overflow is the bug, not a warning
+        return np.log(np.exp(x).sum())
+
+
+BUGGY_LOGSUMEXPS = {
+    "forgets_to_add_the_max_back": lambda x: np.log(np.exp(x - x.max()).sum()),
+    "takes_the_log_of_the_mean": lambda x: np.log(np.exp(x - x.max()).mean()) + x.max(),
+    "overflows_for_large_inputs": lambda x: _naive_logsumexp(x),
+}
+
+lse_inputs = (float_arrays(shapes(min_dims=1, max_dims=1, max_side=4), low=-5.0, high=5.0),
+              st.floats(-1000.0, 1000.0))
+
+
+@exercise(11, 2, "A property that catches bugs", "ex11_property_testing.py",
+          "logsumexp_property")
+def check_logsumexp_property(logsumexp_property):
+    from .registry import PropertyFailed
+
+    @prop(*lse_inputs)
+    def accepts_a_correct_logsumexp(x, c):
+        logsumexp_property(_logsumexp, x.copy(), c)
+
+    accepts_a_correct_logsumexp()
+    for bug, buggy in BUGGY_LOGSUMEXPS.items():
+        @prop(*lse_inputs, max_examples=50)
+        def holds(x, c):
+            logsumexp_property(buggy, x.copy(), c)
+        try:
+            holds()
+        except PropertyFailed:
+            continue                              # the property caught this bug
+        raise PropertyFailed(f"catches_a_logsumexp_that_{bug}", AssertionError(
+            f"your property held on 50 examples for a logsumexp that {bug.replace('_', ' ')}"),
+            None)
