@@ -150,3 +150,18 @@ def test_missing_exercises_folder_says_where_it_looked(tmp_path, capsys):
     assert main(["check", "1", "--dir", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "no exercises found" in err and str(tmp_path / "nowhere") in err
+
+
+def test_the_readme_shows_a_failure_as_check_prints_it(tmp_path, capsys):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Exercises", 1)[1]
+    shown = section.split("```\n    3.2", 1)[1].split("```")[0]     # the failure shown
+    shown = "    3.2" + shown
+    folder = tmp_path / "exercises"
+    shutil.copytree(STUBS, folder)
+    (folder / "ex03_mlp.py").write_text(
+        "def linear_backward(x, W, b, g):\n    return g @ W, g.T @ x, g\n")
+    main(["check", "3.2", "--dir", str(folder)])
+    printed = capsys.readouterr().out
+    for line in shown.strip("\n").splitlines():
+        assert line in printed, f"README line not printed by check: {line!r}"
