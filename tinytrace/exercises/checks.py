@@ -85,6 +85,7 @@ programs = st.lists(st.tuples(st.sampled_from(["add", "mul", "tanh"]), st.intege
 
 
 def build(program):
+    """The root, w and x of the expression ``program`` builds from the leaves w and x."""
     w = tt.tensor(0.5, requires_grad=True)
     x = tt.tensor(-0.3, requires_grad=True)
     values = [w, x]
@@ -112,6 +113,7 @@ def check_count_paths(count_paths):
 
 @st.composite
 def classification_batches(draw):
+    """(logits (N, C), labels (N,)) for a cross-entropy."""
     n, c = draw(side), draw(st.integers(2, 4))
     logits = draw(arrays(n, c, low=-4.0, high=4.0))
     labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
@@ -133,6 +135,7 @@ def check_cross_entropy_grad(cross_entropy_grad):
 
 @st.composite
 def linear_inputs(draw):
+    """(x (N, I), W (O, I), b (O,)) for a linear layer."""
     n, i, o = draw(side), draw(side), draw(side)
     return draw(arrays(n, i)), draw(arrays(o, i)), draw(arrays(o))
 
@@ -169,6 +172,7 @@ def _rnn_forward(xs, h0, W_ih, W_hh, b):
 
 @st.composite
 def rnn_inputs(draw):
+    """(xs, h0, W_ih, W_hh, b) of a short tanh RNN sequence."""
     T, B, I, H = draw(st.integers(1, 4)), draw(st.integers(1, 2)), draw(side), draw(side)
     return (draw(arrays(T, B, I)), draw(arrays(B, H, low=-1, high=1)),
             draw(arrays(H, I, low=-1, high=1)), draw(arrays(H, H, low=-1, high=1)),
@@ -241,6 +245,7 @@ def _lstm_forward(x, h, c, W_ih, W_hh, b):
 
 @st.composite
 def cell_inputs(draw, gates, states=1):
+    """Inputs of one recurrent cell step: x, the state(s), weights and bias(es) of ``gates`` gates."""
     B, I, H = draw(st.integers(1, 2)), draw(side), draw(st.integers(1, 2))
     small = dict(low=-1.0, high=1.0)
     return ((draw(arrays(B, I)),) + tuple(draw(arrays(B, H)) for _ in range(states))
@@ -300,6 +305,7 @@ def check_gru_cell(gru_cell):
 
 @st.composite
 def stack_inputs(draw):
+    """(stack, actions, value) of one superposition stack update."""
     B, D, m = draw(st.integers(1, 2)), draw(side), draw(side)
     # actions: probabilities of (push, pop, no-op), each row summing to 1
     weights = draw(arrays(B, 3, low=0.0, high=1.0)) + 1e-3
@@ -364,6 +370,7 @@ def check_read_paths(read_paths):
 
 @st.composite
 def two_path_inputs(draw):
+    """(w, xa, xb): one parameter and the inputs of the loss's two scoped parts."""
     n = draw(side)
     return draw(arrays(n)), draw(arrays(n)), draw(arrays(n))
 
@@ -424,6 +431,7 @@ def check_lag_profile(lag_profile):
 
 @st.composite
 def rnn_points(draw):
+    """(h, x, W_ih, W_hh, b): a point at which to linearise a tanh RNN step."""
     H, I = draw(side), draw(side)
     return (draw(arrays(H)), draw(arrays(I)), draw(arrays(H, I, low=-1, high=1)),
             draw(arrays(H, H, low=-1.5, high=1.5)), draw(arrays(H, low=-1, high=1)))
@@ -449,6 +457,7 @@ def check_rnn_jacobian(rnn_jacobian):
 
 @st.composite
 def eigenvalues(draw):
+    """Complex eigenvalues with moduli away from 1 (a time constant exists)."""
     n = draw(side)
     modulus = draw(st.lists(st.one_of(st.floats(0.05, 0.95), st.floats(1.05, 3.0)),
                             min_size=n, max_size=n))
@@ -473,6 +482,7 @@ def check_time_constants(time_constants):
 
 @st.composite
 def steps_(draw):
+    """(c, before, after): a linear loss's coefficients and one step."""
     n = draw(side)
     return draw(arrays(n)), draw(arrays(n)), draw(arrays(n))
 
@@ -494,6 +504,7 @@ def check_lca_first_order(lca_first_order):
 
 @st.composite
 def quartic_steps(draw):
+    """(a, b, c, d, before, after): a separable quartic loss's coefficients and one step."""
     n = draw(side)
     return tuple(draw(arrays(n, low=-1, high=1)) for _ in range(4)) + (draw(arrays(n)),
                                                                         draw(arrays(n)))
@@ -525,6 +536,7 @@ def check_lca_simpson(lca_simpson):
 
 @st.composite
 def texts(draw):
+    """(tokens, vocab_size, alpha) for a bigram model."""
     V = draw(st.integers(2, 4))
     tokens = np.array(draw(st.lists(st.integers(0, V - 1), min_size=2, max_size=12)))
     return tokens, V, draw(st.sampled_from([0.5, 1.0]))

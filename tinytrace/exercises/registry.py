@@ -25,6 +25,8 @@ SETTINGS = Settings(max_examples=15, derandomize=True, deadline=None, database=N
 
 @dataclass(frozen=True)
 class Exercise:
+    """Exercise ``number`` (``lesson.k``): its title, the learner's file and functions,
+    and the check that runs on them."""
     lesson: int
     k: int
     title: str
@@ -34,6 +36,7 @@ class Exercise:
 
     @property
     def number(self):
+        """``"lesson.k"``, as ``check`` takes it."""
         return f"{self.lesson}.{self.k}"
 
 
@@ -41,8 +44,10 @@ EXERCISES = []
 
 
 def exercise(lesson, k, title, file, *names):
-    """Register the decorated check as exercise ``lesson.k``."""
+    """Register the decorated check as exercise ``lesson.k`` (its docstring, if it has
+    none, says which exercise it checks)."""
     def register(check):
+        check.__doc__ = check.__doc__ or f"The check of exercise {lesson}.{k}: {title}."
         EXERCISES.append(Exercise(lesson, k, title, file, names, check))
         return check
     return register

@@ -52,6 +52,7 @@ def load(path):
 
 @dataclass
 class Result:
+    """What checking one exercise gave: its status and, unless PASSED, why."""
     exercise: object
     status: str            # PASSED, NOT_DONE or FAILED
     detail: str = ""       # why, for NOT_DONE and FAILED

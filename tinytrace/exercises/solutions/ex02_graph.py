@@ -2,6 +2,7 @@
 
 
 def count_paths(root, target):
+    """Exercise 2.1: the reference solution (the exercise's docstring is in exercises/)."""
     # paths(t) = 1 if t is the target, 0 for another leaf, else the sum over its node's
     # input *slots* (w * w reads w twice: two paths). Each node's count is remembered,
     # so a graph of diamonds costs one visit per node, not one per path. (Recursion is

@@ -3,6 +3,7 @@ import numpy as np
 
 
 def cross_entropy_grad(logits, labels):
+    """Exercise 3.1: the reference solution (the exercise's docstring is in exercises/)."""
     # L = mean over the batch of -log softmax(logits)[n, labels[n]], so
     # dL/dlogits = (softmax(logits) - onehot(labels)) / N.
     n = logits.shape[0]
@@ -14,6 +15,7 @@ def cross_entropy_grad(logits, labels):
 
 
 def linear_backward(x, W, b, g):
+    """Exercise 3.2: the reference solution (the exercise's docstring is in exercises/)."""
     # y = x @ W.T + b, with x (N, I), W (O, I), b (O,), g = dL/dy (N, O).
     gx = g @ W                 # (N, O) @ (O, I)
     gW = g.T @ x               # (O, N) @ (N, I): one outer product per example, summed

@@ -3,6 +3,7 @@ import numpy as np
 
 
 def rnn_bptt(xs, h0, W_ih, W_hh, b, g_hs):
+    """Exercise 4.1: the reference solution (the exercise's docstring is in exercises/)."""
     # forward: h_t = tanh(x_t @ W_ih.T + h_{t-1} @ W_hh.T + b), t = 0 .. T-1, h_{-1} = h0
     T = xs.shape[0]
     hs = []
@@ -27,6 +28,7 @@ def rnn_bptt(xs, h0, W_ih, W_hh, b, g_hs):
 
 
 def clip_grad_norm(grads, max_norm):
+    """Exercise 4.2: the reference solution (the exercise's docstring is in exercises/)."""
     # one norm over all the arrays together, and one factor for all: the direction of
     # the whole gradient is kept, only its length is capped.
     total = np.sqrt(sum(float((g ** 2).sum()) for g in grads))

@@ -9,6 +9,7 @@ def _sigmoid(z):
 
 
 def lstm_cell_backward(x, h, c, W_ih, W_hh, b, g_h, g_c):
+    """Exercise 5.1: the reference solution (the exercise's docstring is in exercises/)."""
     H = h.shape[-1]
     a = x @ W_ih.T + h @ W_hh.T + b                       # (B, 4H): gates i, f, g, o
     i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
@@ -27,6 +28,7 @@ def lstm_cell_backward(x, h, c, W_ih, W_hh, b, g_h, g_c):
 
 
 def gru_cell(x, h, W_ih, W_hh, b_ih, b_hh):
+    """Exercise 5.2: the reference solution (the exercise's docstring is in exercises/)."""
     H = h.shape[-1]
     r_, z_, n_ = (slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H))
     gi = x @ W_ih.T + b_ih                 # (B, 3H): what each gate gets from the input

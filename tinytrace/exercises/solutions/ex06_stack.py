@@ -3,6 +3,7 @@ import numpy as np
 
 
 def stack_step(stack, actions, value):
+    """Exercise 6.1: the reference solution (the exercise's docstring is in exercises/)."""
     B, D, m = stack.shape
     pushed = np.concatenate([value[:, None, :], stack[:, :D - 1]], axis=1)
     popped = np.concatenate([stack[:, 1:], np.full((B, 1, m), -1.0)], axis=1)
@@ -11,6 +12,7 @@ def stack_step(stack, actions, value):
 
 
 def read_paths(steps, num_actions):
+    """Exercise 6.2: the reference solution (the exercise's docstring is in exercises/)."""
     # Each update reads the old stack through every candidate it mixes (pushed, popped,
     # and, with a no-op, the stack itself): num_actions paths back per step.
     return num_actions ** steps

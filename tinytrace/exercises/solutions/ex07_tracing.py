@@ -6,6 +6,7 @@ from tinytrace.graph import scope_matches
 
 
 def split_gradient(loss_fn, w, pattern):
+    """Exercise 7.1: the reference solution (the exercise's docstring is in exercises/)."""
     (g,) = tt.grad(loss_fn(), [w])
     # the same loss again, with backward flow into the component's nodes stopped: what
     # is left reached w only by paths that avoid the component
@@ -18,6 +19,7 @@ def split_gradient(loss_fn, w, pattern):
 
 
 def lag_profile(G):
+    """Exercise 7.2: the reference solution (the exercise's docstring is in exercises/)."""
     T = G.shape[0]
     # lag k = t - tau: the k-th diagonal below the main one, t = k .. T-1
     return np.array([np.mean([G[t, t - k] for t in range(k, T)]) for k in range(T)])
