@@ -2,6 +2,8 @@
 
     python -m tinytrace list
     python -m tinytrace lessons [--quick] [--figures DIR] [LESSON ...]
+    python -m tinytrace exercises
+    python -m tinytrace check N [N.k ...]
 
 A LESSON is its number (``2``, ``02``) or its name (``02_looking_at_the_graph``,
 ``looking_at_the_graph``, or any part of it that names one lesson: ``graph``); each chosen
@@ -10,6 +12,12 @@ lesson runs once, in lesson order, however often it is named. Each runs as a fre
 with its output streamed as it goes. The run stops at the first lesson that fails and
 exits with its status; at the end it says where the figures went and how long each lesson
 took. Quick runs write their figures under ``<figures>/quick/``, apart from full runs'.
+
+``exercises`` lists the exercises (``tinytrace/exercises``) and whether each is written;
+``check`` runs their property tests on the learner's files in ``exercises/`` (found as
+``lessons/`` is, or ``--dir``): per exercise PASSED, "not done yet", or FAILED with the
+property that failed and hypothesis's smallest failing example. It exits 1 unless all
+the chosen exercises pass.
 """
 import argparse
 import os
@@ -133,11 +141,60 @@ def cmd_lessons(args):
     return status
 
 
+def _exercises():
+    # imported here: the checks import hypothesis, which 'list' and 'lessons' never need
+    from . import exercises
+    return exercises
+
+
+def cmd_exercises(args):
+    ex = _exercises()
+    folder, problem = ex.locate(args.dir)
+    if folder is None:
+        print(f"tinytrace: {problem}", file=sys.stderr)
+        return 2
+    print(f"exercises in {folder}:")
+    width = max(len(e.title) for e in ex.EXERCISES)
+    for e in ex.EXERCISES:
+        print(f"  {e.number:>5}  {e.title:<{width}}  {e.file:<26} "
+              f"{ex.status_hint(e, folder)}")
+    print("check them with: python -m tinytrace check N (a lesson) or N.k (one exercise)")
+    return 0
+
+
+def cmd_check(args):
+    ex = _exercises()
+    folder, problem = ex.locate(args.dir)
+    if folder is None:
+        print(f"tinytrace: {problem}", file=sys.stderr)
+        return 2
+    chosen = []
+    for token in args.numbers:
+        found = ex.select(token.strip())
+        if isinstance(found, str):
+            print(f"tinytrace: {found}", file=sys.stderr)
+            return 2
+        chosen += [e for e in found if e not in chosen]
+    print(f"checking {len(chosen)} exercise(s) in {folder}")
+    results = []
+    for e in chosen:
+        result = ex.run_file(e, folder)
+        results.append(result)
+        print(f"  {e.number:>5}  {e.title}: {result.status}", flush=True)
+        if result.status == ex.FAILED:
+            print("\n".join("         " + line for line in result.detail.splitlines()))
+    passed = sum(r.status == ex.PASSED for r in results)
+    print(f"{passed} of {len(results)} passed")
+    return 0 if passed == len(results) else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="tinytrace", description="tinytrace: list and run the lessons.")
-    parser.add_argument("--dir", help="the lessons/ folder (default: found automatically)")
-    commands = parser.add_subparsers(dest="command", metavar="{list,lessons}")
+        prog="tinytrace", description="tinytrace: list and run the lessons; check exercises.")
+    parser.add_argument("--dir", help="the lessons/ folder, or for 'exercises' and 'check' "
+                                      "the exercises/ folder (default: found automatically)")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{list,lessons,exercises,check}")
     listing = commands.add_parser("list", help="list the lessons with their titles")
     listing.set_defaults(run=cmd_list)
     running = commands.add_parser("lessons", help="run lessons in order (all, or those named)")
@@ -148,7 +205,13 @@ def build_parser():
     running.add_argument("--figures", metavar="DIR",
                          help="where figures go (default: $TINYTRACE_FIGURES or ./figures)")
     running.set_defaults(run=cmd_lessons)
-    for sub in (listing, running):
+    listing_ex = commands.add_parser("exercises", help="list the exercises and their status")
+    listing_ex.set_defaults(run=cmd_exercises)
+    checking = commands.add_parser("check", help="check your solutions to exercises")
+    checking.add_argument("numbers", nargs="+", metavar="N",
+                          help="a lesson number (all its exercises) or N.k (one exercise)")
+    checking.set_defaults(run=cmd_check)
+    for sub in (listing, running, listing_ex, checking):
         sub.add_argument("--dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
