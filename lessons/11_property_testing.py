@@ -51,11 +51,11 @@ def profile(max_examples):
                     suppress_health_check=[HealthCheck.too_slow])
 
 
-n_fixed = lesson.pick(quick=40, full=300)       # examples the fixed op must pass
+n_fixed = lesson.pick(quick=40, full=500)       # examples the fixed op must pass
 n_search = lesson.pick(quick=50, full=200)      # the budget for finding the bug
-n_gru = lesson.pick(quick=20, full=150)         # GRU sequences, mine against the fused one
-n_trace = lesson.pick(quick=20, full=150)       # sequences for the tracing identities
-n_lca = lesson.pick(quick=30, full=200)         # quadratic losses and optimizers for LCA
+n_gru = lesson.pick(quick=20, full=250)         # GRU sequences, mine against the fused one
+n_trace = lesson.pick(quick=20, full=250)       # sequences for the tracing identities
+n_lca = lesson.pick(quick=30, full=400)         # quadratic losses and optimizers for LCA
 
 # %% [markdown]
 # ## A new op with a planted bug
@@ -452,6 +452,21 @@ ax_props.set_xticks(range(len(labels)), labels, fontsize=8)
 ax_props.set_ylabel("largest |error| over all examples")
 ax_props.set_title("Each property's worst example (an exact 0 is drawn at 1e-18)")
 lesson.savefig(fig, "worst_examples")
+
+# %% [markdown]
+# ## How sure these numbers are
+#
+# Hypothesis's examples are fixed here (derandomized), so the bug hunt tells the same story
+# on every run: the 3rd example fails, shrinking ends at the single number $-1$, and
+# `check_op` ends there too. The seed changes only the hand-picked matrix and the GRU's
+# weights; the numeric environment changes only the last bits of the fused GRU's sums.
+# Over seeds 0-3, both kernel sets (numba and NumPy), quick and full mode, and once with
+# OpenBLAS's AVX2 kernels instead of its AVX-512 ones, every claim held: my_gru and the
+# fused GRU differed by at most 1.6e-15 to 7.1e-15, `via + avoid` missed `g` by at most
+# 3e-17, the by-time parts summed to `g` exactly, and Simpson's rule missed the loss
+# change by at most 4e-16 to 7e-16 of the loss's size. The bounds (1e-12) leave a wide
+# margin above float64 rounding and far below any real bug: the planted one is off by 1
+# and more.
 
 # %% [markdown]
 # ## What to remember
