@@ -243,25 +243,35 @@ lesson.savefig(fig, "where_hypothesis_looked")
 #    h' = (1 - z) \odot n + z \odot h $$
 
 # %%
-def my_gru(x, h0, w_ih, w_hh, b_ih, b_hh):
-    """x (T, B, I), h0 (1, B, H) -> (output (T, B, H), h_n (1, B, H)), op by op."""
+def gru_step(x_t, h, w_ih, w_hh, b_ih, b_hh):
+    """One step: x_t (B, I), h (B, H) -> h' (B, H), each gate in its own scope."""
     hidden = w_hh.shape[1]
     r_rows, z_rows, n_rows = (slice(k * hidden, (k + 1) * hidden) for k in range(3))
+    from_x = x_t @ w_ih.T + b_ih                     # all three gates' input parts
+    from_h = h @ w_hh.T + b_hh
+    with tt.scope("reset_gate"):
+        r = tt.sigmoid(from_x[:, r_rows] + from_h[:, r_rows])
+    with tt.scope("update_gate"):
+        z = tt.sigmoid(from_x[:, z_rows] + from_h[:, z_rows])
+    with tt.scope("candidate"):
+        n = tt.tanh(from_x[:, n_rows] + r * from_h[:, n_rows])
+    with tt.scope("hidden"):
+        return (1 - z) * n + z * h
+
+
+def run_cell(step, x, h0, *params):
+    """x (T, B, I), h0 (1, B, H) -> (output (T, B, H), h_n (1, B, H)), step t in scope
+    ``t=<t>``."""
     h, outputs = h0[0], []
     for t in range(x.shape[0]):
         with tt.scope(f"t={t}"):
-            from_x = x[t] @ w_ih.T + b_ih                # all three gates' input parts
-            from_h = h @ w_hh.T + b_hh
-            with tt.scope("reset_gate"):
-                r = tt.sigmoid(from_x[:, r_rows] + from_h[:, r_rows])
-            with tt.scope("update_gate"):
-                z = tt.sigmoid(from_x[:, z_rows] + from_h[:, z_rows])
-            with tt.scope("candidate"):
-                n = tt.tanh(from_x[:, n_rows] + r * from_h[:, n_rows])
-            with tt.scope("hidden"):
-                h = (1 - z) * n + z * h
+            h = step(x[t], h, *params)
         outputs.append(h)
     return tt.stack(outputs), tt.stack([h])
+
+
+def my_gru(x, h0, *params):
+    return run_cell(gru_step, x, h0, *params)
 
 
 input_size, hidden_size = 3, 4
@@ -302,23 +312,26 @@ def gradients(run, x, h0):
     return [output, h_n] + tt.grad(reduce_to_scalar(output, h_n), leaves)
 
 
-gru_diffs = []
-
-
-@profile(n_gru)
-@given(sequences())
-def my_gru_matches_the_fused_gru(x_and_h0):
-    x, h0 = x_and_h0
-    mine = gradients(lambda x, h0: my_gru(x, h0, *weights.values()), x, h0)
-    fused = gradients(gru, x, h0)
-    names = ["output", "h_n", "grad x", "grad h0"] + [f"grad {n}" for n in weights]
-    for name, a, b in zip(names, mine, fused):
-        tt.testing.assert_close(a, b, msg=f"my_gru vs fused GRU, {name}")
-    gru_diffs.append(max(np.abs(as_array(a) - as_array(b)).max()
+def agrees_with_the_fused_gru(step, diffs, seen):
+    """The property, for a cell given by its ``step``: a hypothesis test that appends each
+    example to ``seen`` and, if both sides ran, its largest difference to ``diffs``."""
+    @profile(n_gru)
+    @given(sequences())
+    def property_test(x_and_h0):
+        x, h0 = x_and_h0
+        seen.append((x, h0))
+        mine = gradients(lambda x, h0: run_cell(step, x, h0, *weights.values()), x, h0)
+        fused = gradients(gru, x, h0)
+        diffs.append(max(np.abs(as_array(a) - as_array(b)).max()
                          for a, b in zip(mine, fused)))
+        names = ["output", "h_n", "grad x", "grad h0"] + [f"grad {n}" for n in weights]
+        for name, a, b in zip(names, mine, fused):
+            tt.testing.assert_close(a, b, msg=f"{step.__name__} vs fused GRU, {name}")
+    return property_test
 
 
-my_gru_matches_the_fused_gru()
+gru_diffs, gru_seen = [], []
+agrees_with_the_fused_gru(gru_step, gru_diffs, gru_seen)()
 lesson.claim("gru_examples", len(gru_diffs), "my_gru and the fused GRU agree on all {} "
              "examples", at_least=n_gru)
 lesson.claim("gru_max_diff", max(gru_diffs),
@@ -326,9 +339,47 @@ lesson.claim("gru_max_diff", max(gru_diffs),
 
 # %% [markdown]
 # They agree to the last few bits of float64, on every length, batch and state tried.
-# (Get one convention wrong — multiply $r$ into $h$ *before* $W_{hn}$, as the original GRU
-# paper does, or swap the order of the gates — and this property fails at once, with a
-# one-step, batch-of-one example.)
+#
+# Would the property notice a cell that is *almost* PyTorch's? The original GRU paper
+# (Cho et al., 2014) multiplies the reset gate into the state *before* the matrix:
+# $n = \tanh(W_{in}x + b_{in} + W_{hn}(r \odot h) + b_{hn})$. A reasonable cell — but not
+# the one whose weights we loaded, so the property must fail:
+
+# %%
+def paper_gru_step(x_t, h, w_ih, w_hh, b_ih, b_hh):
+    """As gru_step, but with r applied to h before W_hn (Cho et al., 2014)."""
+    hidden = w_hh.shape[1]
+    r_rows, z_rows, n_rows = (slice(k * hidden, (k + 1) * hidden) for k in range(3))
+    from_x = x_t @ w_ih.T + b_ih
+    r = tt.sigmoid(from_x[:, r_rows] + h @ w_hh[r_rows].T + b_hh[r_rows])
+    z = tt.sigmoid(from_x[:, z_rows] + h @ w_hh[z_rows].T + b_hh[z_rows])
+    n = tt.tanh(from_x[:, n_rows] + (r * h) @ w_hh[n_rows].T + b_hh[n_rows])
+    return (1 - z) * n + z * h
+
+
+paper_diffs, paper_seen = [], []
+try:
+    agrees_with_the_fused_gru(paper_gru_step, paper_diffs, paper_seen)()
+    paper_caught = False
+except AssertionError as err:
+    paper_caught = True
+    print("\n".join(getattr(err, "__notes__", [])))
+    print(str(err).splitlines()[0])
+lesson.claim("paper_gru_caught", paper_caught, "the paper's GRU is told apart: {}")
+shrunk_x, shrunk_h0 = paper_seen[-1]          # the shrunk example, replayed last
+lesson.claim("paper_gru_shrunk_steps", shrunk_x.shape[0],
+             "... on a shrunk example of {} step", at_most=1)
+lesson.claim("paper_gru_shrunk_batch", shrunk_x.shape[1], "... and a batch of {}",
+             at_most=1)
+lesson.claim("paper_gru_shrunk_max_abs",
+             max(np.abs(shrunk_x.numpy()).max(), np.abs(shrunk_h0.numpy()).max()),
+             "... whose input and state are all {}", at_most=0.0)
+
+# %% [markdown]
+# Shrinking ends at one step, a batch of one, a zero input and a zero state: with $h = 0$
+# the two candidates are $\tanh(b_{in} + b_{hn})$ and $\tanh(b_{in} + r \odot b_{hn})$,
+# so the biases alone tell the two cells apart. The smallest example again says where
+# to look.
 #
 # ## The analysis tools' identities, as properties
 #
@@ -458,15 +509,15 @@ lesson.savefig(fig, "worst_examples")
 #
 # Hypothesis's examples are fixed here (derandomized), so the bug hunt tells the same story
 # on every run: the 3rd example fails, shrinking ends at the single number $-1$, and
-# `check_op` ends there too. The seed changes only the hand-picked matrix and the GRU's
-# weights; the numeric environment changes only the last bits of the fused GRU's sums.
-# Over seeds 0-3, both kernel sets (numba and NumPy), quick and full mode, and once with
-# OpenBLAS's AVX2 kernels instead of its AVX-512 ones, every claim held: my_gru and the
-# fused GRU differed by at most 1.6e-15 to 7.1e-15, `via + avoid` missed `g` by at most
-# 3e-17, the by-time parts summed to `g` exactly, and Simpson's rule missed the loss
-# change by at most 4e-16 to 7e-16 of the loss's size. The bounds (1e-12) leave a wide
-# margin above float64 rounding and far below any real bug: the planted one is off by 1
-# and more.
+# `check_op` ends there too; the paper's GRU shrinks to one zero step. The seed changes
+# only the hand-picked matrix and the GRU's weights; the numeric environment changes only
+# the last bits of the fused GRU's sums. Over seeds 0-3, both kernel sets (numba and
+# NumPy), quick and full mode, and once with OpenBLAS's AVX2 kernels instead of its
+# AVX-512 ones, every claim held: my_gru and the fused GRU differed by at most 1.3e-15 to
+# 3.6e-15, `via + avoid` missed `g` by at most 3e-17, the by-time parts summed to `g`
+# exactly, and Simpson's rule missed the loss change by at most 4e-16 to 7e-16 of the
+# loss's size. The bounds (1e-12) sit far above float64 rounding and far below a real
+# bug: the planted one is off by 0.04 already at $x = -0.01$.
 
 # %% [markdown]
 # ## What to remember

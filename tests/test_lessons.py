@@ -438,6 +438,10 @@ def test_lesson_11(run_lesson):
     # the fix passes every example; my_gru = the fused GRU; the identities hold
     assert r["fixed_examples_passed"] >= 40 and r["fixed_check_op_passes"] is True
     assert r["gru_examples"] >= 20 and r["gru_max_diff"] <= 1e-12
+    # the paper's GRU (r before W_hn) is caught, shrunk to one step, one row, all zeros
+    assert r["paper_gru_caught"] is True
+    assert r["paper_gru_shrunk_steps"] == r["paper_gru_shrunk_batch"] == 1
+    assert r["paper_gru_shrunk_max_abs"] == 0.0
     assert r["split_max_error"] <= 1e-12 and r["hidden_avoid_max"] == 0.0
     assert r["by_time_max_error"] <= 1e-12
     assert r["simpson_max_error"] <= 1e-12 and r["first_order_misses"] == 1.0
