@@ -13,7 +13,8 @@
 # 3. the fixed op pass the same test on many inputs.
 #
 # Then the same idea on bigger things: a GRU cell written op by op, tested against the
-# built-in fused GRU with the same weights; and three identities of the analysis tools
+# built-in fused GRU with the same weights (and a near miss, the original paper's GRU,
+# caught and shrunk to one step); and three identities of the analysis tools
 # (`tt.trace`'s split, its split by time step, `tt.lca`'s Simpson rule) stated as properties
 # and tested on inputs hypothesis draws.
 #
