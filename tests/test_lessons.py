@@ -426,6 +426,29 @@ def test_lesson_10(run_lesson):
                                     "digit_templates.png", "two_layer.png"}
 
 
+@pytest.mark.slow
+def test_lesson_11(run_lesson):
+    lesson = run_lesson(11)
+    r = lesson.results
+    # the planted bug: missed by a hand-picked check, found by hypothesis, shrunk to x = -1
+    assert r["hand_picked_passes"] is True and r["hypothesis_finds_the_bug"] is True
+    assert 1 <= r["examples_until_failure"] <= 20
+    assert r["shrunk_size"] == 1 and r["shrunk_value"] == -1.0
+    assert r["check_op_finds_the_bug"] is True and r["check_op_shrunk_value"] == -1.0
+    assert "x=tensor(-1., dtype=float64" in lesson.stdout     # hypothesis's own report
+    # the fix passes every example; my_gru = the fused GRU; the identities hold
+    assert r["fixed_examples_passed"] >= 40 and r["fixed_check_op_passes"] is True
+    assert r["gru_examples"] >= 20 and r["gru_max_diff"] <= 1e-12
+    # the paper's GRU (r before W_hn) is caught, shrunk to one step, one row, all zeros
+    assert r["paper_gru_caught"] is True
+    assert r["paper_gru_shrunk_steps"] == r["paper_gru_shrunk_batch"] == 1
+    assert r["paper_gru_shrunk_max_abs"] == 0.0
+    assert r["split_max_error"] <= 1e-12 and r["hidden_avoid_max"] == 0.0
+    assert r["by_time_max_error"] <= 1e-12
+    assert r["simpson_max_error"] <= 1e-12 and r["first_order_misses"] == 1.0
+    assert figure_names(lesson) == {"where_hypothesis_looked.png", "worst_examples.png"}
+
+
 # ---- every lesson: tested, titled, a jupytext notebook, public API only ----------------
 
 
