@@ -316,7 +316,7 @@ def test_chunked_measures_equal_one_pass(monkeypatch):
     for g, h in zip(whole[0], chunked[0]):
         np.testing.assert_allclose(g, h, rtol=1e-12)
     assert chunked[1].loss == pytest.approx(whole[1].loss, rel=1e-12)
-    assert chunked[1].accuracy == whole[1].accuracy
+    assert chunked[1].accuracy == whole[1].accuracy     # a count of correct rows over n
     assert whole[1].loss == pytest.approx(ex.cross_entropy(model, x, y).item(), rel=1e-12)
 
 

@@ -228,6 +228,7 @@ def test_adam_cuts_the_rate_after_exactly_patience_iterations_without_improvemen
     found = fp.find(cell, start, lr=lr, lr_decay=decay, patience=patience, plateau=1e-2,
                     max_iters=12, tol=1e-300, slow_tol=1e300, record_every=1, finish=0)
     rates = [h[1] for h in found.history]           # the rate in force when recorded
+    # exact: decay = 0.5, so each cut only changes the exponent, in any order of products
     assert rates == [lr] * 6 + [lr * decay] * 5 + [lr * decay ** 2] * 2
     step_rates = [lr] * 5 + [lr * decay] * 5 + [lr * decay ** 2] * 2   # steps 1..12
     np.testing.assert_allclose(start - found.final_states, sum(step_rates), rtol=1e-4)
@@ -403,6 +404,7 @@ def test_run_reads_a_batch_first_layers_input_as_batch_first(kind):
     states, valid = fp.StepMap(time_major).run(x, lengths)
     states_bf, valid_bf = fp.StepMap(batch_first).run(x.transpose(1, 0, 2), lengths)
     assert states_bf.shape == states.shape == (7, 5, 8 if kind == "lstm" else 4)
+    # exact: the map transposes back to the time-major layout and runs the same steps
     np.testing.assert_array_equal(states_bf, states)
     np.testing.assert_array_equal(valid_bf, valid)
     out, _ = batch_first(tt.tensor(x.transpose(1, 0, 2)), lengths=lengths)   # (B, T, H)
@@ -509,6 +511,7 @@ def test_every_step_argument_takes_the_cell_or_layer_too():
     points = 0.3 * np.random.default_rng(22).standard_normal((3, 4))
     by_map = fp.linearize(fp.StepMap(layer), points)
     by_layer = fp.linearize(layer, points)
+    # exact: linearize wraps the layer in the same StepMap, so the computation is the same
     np.testing.assert_array_equal(by_layer.J_rec, by_map.J_rec)
     err = fp.linearization_error(layer, by_layer, points + 0.01, np.zeros(3))
     np.testing.assert_array_equal(err.absolute, fp.linearization_error(

@@ -36,6 +36,7 @@ def test_every_layer_accepts_tensors_arrays_lists_and_integer_data(name):
     expected = first_output(layer(tt.tensor(data.astype(np.float32))))
     for kind, x in [("array", data.astype(np.float32)), ("list of floats", data.astype(float).tolist()),
                     ("int array", data), ("int tensor", tt.tensor(data))]:
+        # exact: small integers convert exactly, so every form is the same float32 input
         np.testing.assert_array_equal(first_output(layer(x)), expected, err_msg=kind)
 
 

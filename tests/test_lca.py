@@ -185,6 +185,7 @@ def test_adaptive_stops_at_the_tolerance():
     loose = _quartic_run("adaptive", tolerance=1e3)
     simpson = _quartic_run("simpson")
     assert np.all(loose.train.splits == 2)
+    # exact: adaptive's first level is the same _simpson call on the same evaluations
     np.testing.assert_array_equal(loose.train.error, simpson.train.error)
 
 
@@ -321,7 +322,7 @@ def test_full_record_streams_to_disk(tmp_path):
             results[where] = (np.array(tracker.train.full), tracker.train.per_tensor.copy())
     on_disk = np.load(tmp_path / "lca" / "train.npy")
     assert on_disk.shape == (7, MLP().num_parameters()) and on_disk.dtype == np.float32
-    np.testing.assert_array_equal(on_disk, results["memory"][0])
+    np.testing.assert_array_equal(on_disk, results["memory"][0])     # the same run, repeated
     assert np.load(tmp_path / "lca" / "heldout.npy").shape == on_disk.shape
     np.testing.assert_allclose(
         np.add.reduceat(on_disk.astype(np.float64), [0, 35, 42, 70], axis=1),
@@ -339,6 +340,7 @@ def test_heldout_set_is_allocated_along_the_same_steps():
         ce_loss(model)(x[:8], y[:8]).backward()
         with tracker.track(), twin.track():
             opt.step()
+    # exact: a held-out set is allocated by the same code as a training set, on the same data
     np.testing.assert_array_equal(tracker.heldout.per_tensor, twin.train.per_tensor)
     np.testing.assert_array_equal(tracker.heldout.loss, twin.train.loss)
     assert tracker.heldout.conservation().relative < 1e-2

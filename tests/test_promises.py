@@ -28,6 +28,7 @@ def test_a_second_backward_through_a_retained_graph_accumulates_step_gradients(c
     first = {k: v.copy() for k, v in first.items()}
     weight_grad = layer.weight_hh_l0.grad.copy()
     loss.backward()
+    # exact: the second pass repeats the first bit for bit, and g + g == 2 * g in floats
     np.testing.assert_array_equal(layer.weight_hh_l0.grad, 2 * weight_grad)
     np.testing.assert_array_equal(layer.hidden_grads(), 2 * first["h"])
     np.testing.assert_array_equal(layer.hidden_grads(0), 2 * first["h0"])

@@ -459,6 +459,8 @@ def test_parameters_the_graph_never_reads_are_named():
     with pytest.warns(tt.trace.TraceWarning, match=r"'bias'.*not read by the graph"):
         result = tt.trace.flow(loss, {"w": w, "bias": other.bias}, retain_graph=True)
     assert not result.grads["bias"].any() and result.by_time["bias"] == {}
+    # exact: every path is inside the component, so via is the gradient itself and the
+    # share (via . g) / (g . g) divides a sum by the identical sum
     assert tt.trace.split((w * w).sum(), "**", w)[w].signed == 1.0   # all preparation: read
 
 
@@ -475,6 +477,7 @@ def test_lag_profile_over_chosen_rows():
     matrix = np.array([[1.0, 0, 0], [2.0, 3.0, 0], [4.0, 5.0, 6.0]])
     lag = Lag("p", matrix, np.zeros(3), {})
     lags, means = lag.profile()
+    # exact: means of small integers (sums exact, one correctly rounded division)
     assert list(lags) == [0, 1, 2] and list(means) == [10 / 3, 3.5, 4.0]
     lags, means = lag.profile(rows=[2])
     assert list(lags) == [0, 1, 2] and list(means) == [6.0, 5.0, 4.0]
