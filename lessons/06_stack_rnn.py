@@ -165,16 +165,24 @@ def predict(model, x, discrete=False):
 # passed; the others got stuck, or learned the ten training strings in the hidden state
 # alone (62% of the LSTM runs passed). So, like Joulin & Mikolov, we train several runs and
 # select on validation: the run that gets the most of n = 1..20 right, ties broken by the
-# validation loss. Full mode trains 8 runs of each model, quick mode 6, and either goes on,
-# up to 20 runs, until at least one has passed (at 27% per run, 20 runs all fail once in
-# about 600 seeds; the most any of our 30 seeds needed was 12). A stack RNN run takes a
+# validation loss. Full mode trains 8 runs of each model and goes on, up to 20 runs, until
+# one of each has passed (at 27% per run, 20 runs all fail once in about 600 seeds; the
+# most any of our 30 seeds needed was 12). Quick mode trains 6, and goes on, up to 30,
+# until one LSTM run and three stack RNN runs have passed (30 runs give fewer than three
+# passes about once in 200 seeds): which runs pass is decided by the last bits of training
+# (another BLAS kernel or kernel set, another run), so in quick mode what we claim about
+# discrete actions is claimed over the runs that passed, not for the one we select. A
+# stack RNN run takes a
 # fraction of a second, because `mode="fused"` runs the whole stack recurrence and its BPTT
 # as one compiled kernel; `mode="traced"` (used at the end of this lesson) records every
 # step op by op, to look inside.
 
 # %%
 MIN_RUNS = lesson.pick(quick=6, full=8)
-MAX_RUNS = 20
+MAX_RUNS = lesson.pick(quick=30, full=20)
+# runs that must pass before we stop: which stack RNN run passes is decided by the last bits
+# of training, so quick mode's claim about discrete actions is made over three that passed
+MIN_PASSED = {"lstm": 1, "stack": lesson.pick(quick=3, full=1)}
 MAX_STEPS, CHECK_EVERY = 300, 50
 LR = 0.05
 training_set = task.batch([task.generate(n) for n in range(TRAIN[0], TRAIN[1] + 1)])
@@ -275,7 +283,7 @@ for kind in ("lstm", "stack"):
         runs[kind].append(r)
         print(f"  {kind} run {run}: {n_steps} steps, {'passed' if passed else 'did not pass'}"
               f" ({r['seconds']:.1f} s)", flush=True)
-        if run + 1 >= MIN_RUNS and any(q["passed"] for q in runs[kind]):
+        if run + 1 >= MIN_RUNS and sum(q["passed"] for q in runs[kind]) >= MIN_PASSED[kind]:
             break
 
 print(f"Accuracy on the training, validation and test lengths, and every string n = 1..{N_MAX}"
@@ -312,6 +320,9 @@ lesson.claim("stack_runs", len(runs["stack"]), "stack RNN runs trained: {}")
 lesson.claim("stack_runs_passed", len(passed), "stack RNN runs that passed validation: {}")
 lesson.claim("passed_discrete_to_100", sum(r["discrete"]["reach"] == N_MAX for r in passed),
              f"of those, right on every n up to {N_MAX} with discrete actions: " + "{}")
+lesson.claim("passed_discrete_share", np.mean([r["discrete"]["reach"] == N_MAX
+                                                for r in passed]),
+             "a share of {:.0%}", at_least=lesson.pick(quick=0.5, full=None))
 lesson.claim("lstm_train_accuracy", lstm["soft"]["train"],
              "the selected LSTM gets {:.0%} of the training lengths n = 1..10 right",
              at_least=1.0)
@@ -326,7 +337,7 @@ lesson.claim("stack_soft_reach", stack["soft"]["reach"],
              "and is right on every string up to n = {}", at_least=VALID[1])
 lesson.claim("stack_discrete_reach", stack["discrete"]["reach"],
              "with discrete actions it is right on every string up to n = {}",
-             at_least=lesson.pick(quick=30, full=50))
+             at_least=lesson.pick(quick=None, full=50))
 lesson.claim("stack_discrete_test_accuracy", stack["discrete"]["test"],
              f"(test lengths n = {VALID[1] + 1}..{N_MAX}: " + "{:.0%} right)")
 
@@ -387,7 +398,13 @@ lesson.savefig(fig, "accuracy_by_n")
 #   n = 10. The others push and pop. Run as trained, with soft actions, these too break
 #   down at some n: the selected run's soft reach was below 45 for 21 of the 30 seeds and
 #   100 for five. With discrete actions the same weights were right on every string up to
-#   100 for the selected run of 29 of the 30 seeds (the other: up to n = 73).
+#   100 for the selected run of 29 of the 30 seeds (the other: up to n = 73), and of the
+#   two full runs we made with OpenBLAS's AVX-512 kernels. Not every run that passes does:
+#   in quick mode, stopping at the first pass, 2 of 12 lessons run with the AVX-512 kernels
+#   (seeds 0-5, either kernel set) kept a stack RNN right with discrete actions only up to
+#   n = 20 or 21, while of all the stack RNN runs that passed in those 12 and in 2 with the
+#   AVX2 kernels, 33 of 35 were right up to 100. So quick mode claims it of most of the
+#   three or more runs that passed.
 #
 # So the stack alone does not make a network generalise. What it does is let the network
 # express a *correct algorithm* in a form that can be executed exactly. Let us look at the

@@ -264,14 +264,15 @@ def test_lesson_05(run_lesson):
 def test_lesson_06(run_lesson):
     lesson = run_lesson(6)
     r = lesson.results
-    # quick mode trains 6 runs per model, and more (up to 20) until one passes validation
-    assert 6 <= r["lstm_runs"] <= 20 and 6 <= r["stack_runs"] <= 20
-    assert r["stack_runs_passed"] >= 1
+    # quick mode trains 6 runs per model, and more (up to 30) until one LSTM run and three
+    # stack RNN runs pass validation
+    assert 6 <= r["lstm_runs"] <= 30 and 6 <= r["stack_runs"] <= 30
     # both selected models learn the training lengths and get through the validation ones
     assert r["lstm_train_accuracy"] == 1.0 and r["lstm_reach"] >= 20
     assert r["stack_train_accuracy"] == 1.0 and r["stack_soft_reach"] >= 20
-    # with discrete actions the learned stack algorithm goes much further (full mode: 50)
-    assert r["stack_discrete_reach"] >= 30
+    # with discrete actions the learned stack algorithm goes much further: in most of the
+    # runs that passed, to n = 100 (which run passes is decided by the last bits)
+    assert r["passed_discrete_share"] >= 0.5 and r["stack_runs_passed"] >= 3
     # it pushes on a's and pops on b's, and its expected depth follows the count
     assert r["push_likeliest_on_a"] >= 0.85 and r["pop_likeliest_on_b"] >= 0.85
     assert r["push_on_a"] >= 0.8 and r["pop_on_b"] >= 0.8
