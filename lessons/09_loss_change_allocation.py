@@ -513,8 +513,8 @@ lesson.savefig(fig, "lstm_gates")
 # from run to run (the forget gate's share grew in the second half in most runs we made,
 # not in all), so we print the halves rather than claim them. And a share of the second
 # half is a share of little: in full mode the second half does about 4% of the LSTM's
-# learning (15-24% in quick mode; the run prints it), so the forget gate's 37% of it is a
-# few hundredths of a nat.
+# learning (15-24% in quick mode; the run prints it), so even a third of it for the forget
+# gate is a few hundredths of a nat.
 #
 # ## What to take away
 #
