@@ -305,7 +305,7 @@ lesson.claim("hurting_neurons", float(np.mean(np.concatenate(
 
 # %% [markdown]
 # Whether a layer hurts *overall* depends on the run. (A seed names one run in this
-# lesson: its numbers agreed to five digits or more in each numeric environment we ran,
+# lesson: its numbers agreed to three digits or more in each numeric environment we ran,
 # OpenBLAS's AVX-512 and AVX2 kernels, one or two threads, either kernel set; these
 # trainings do not amplify the last bits the way lessons 6-8's do.) Over ten seeds in
 # quick mode, the output layer did in one (seed 2, +0.12 nats: its training briefly
