@@ -4,9 +4,11 @@ The archive holds one array per entry plus a ``__tinytrace__`` marker ``[format 
 number of entries]``. Python scalars (``int``, ``float``, ``bool``, ``str``) are stored as
 0-d arrays (a ``str`` as its UTF-8 bytes) and listed with their type in a
 ``__tinytrace_types__`` entry (JSON text as bytes), so ``{"epoch": 3, "name": "run"}``
-comes back as ``3`` and ``"run"``, not as 0-d arrays. A checkpoint may nest: ``save({"model": model, "optimizer": opt,
-"epoch": 3}, path)`` stores each part's state dict under its name (archive entries
-``model/fc1.weight``, ...), and ``load`` gives the same nesting back.
+comes back as ``3`` and ``"run"``, not as 0-d arrays.
+
+A checkpoint may nest: ``save({"model": model, "optimizer": opt, "epoch": 3}, path)``
+stores each part's state dict under its name (archive entries ``model/fc1.weight``, ...),
+and ``load`` gives the same nesting back.
 
 Loading opens the archive with ``allow_pickle=False``, reads every array eagerly (so a
 truncated or corrupt member fails here, at load, not later mid-training) and refuses any

@@ -31,8 +31,9 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
     kept = targets != ignore_index
     used = targets[kept]
     if used.size and (used.min() < 0 or used.max() >= logits.shape[1]):
-        raise ShapeError(f"cross_entropy: targets must lie in [0, {logits.shape[1]}) (or be "
-                         f"ignore_index={ignore_index}), got range [{used.min()}, {used.max()}]")
+        raise ShapeError(f"cross_entropy: targets must lie in [0, {logits.shape[1]}) (or "
+                         f"be ignore_index={ignore_index}), got range [{used.min()}, "
+                         f"{used.max()}]")
     if kept.all():          # the common case keeps its graph as it always was
         picked = F.log_softmax(logits, axis=1)[np.arange(len(targets)), targets]
         return {"mean": lambda: -picked.mean(), "sum": lambda: -picked.sum(),
