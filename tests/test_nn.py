@@ -1,5 +1,6 @@
 """Modules: registration and naming, parameters, zero_grad, train/eval, state dicts,
-layer initialisation, embedding gradients and gradient clipping."""
+layer initialisation, embedding gradients, gradient clipping, Dropout and the loss
+modules."""
 import numpy as np
 import pytest
 
