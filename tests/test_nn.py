@@ -1,5 +1,6 @@
 """Modules: registration and naming, parameters, zero_grad, train/eval, state dicts,
-layer initialisation, embedding gradients and gradient clipping."""
+layer initialisation, embedding gradients, gradient clipping, Dropout and the loss
+modules."""
 import numpy as np
 import pytest
 
@@ -316,3 +317,118 @@ def test_clip_grad_norm_matches_torch():
         assert norm == pytest.approx(float(tnorm), rel=1e-12)
         for p, t in zip(params, tparams):
             np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+# ---- Dropout ------------------------------------------------------------------------------
+
+def test_dropout_in_eval_returns_its_input_unchanged():
+    drop = nn.Dropout(0.5)
+    x = tt.randn(4, 5)
+    assert drop.eval()(x) is x
+    assert nn.Sequential(nn.Linear(5, 5), drop).train().eval()[1].training is False
+
+
+def test_dropout_zeroes_about_p_and_scales_the_rest_by_one_over_one_minus_p():
+    p, n = 0.3, 200_000
+    x = tt.tensor(np.random.default_rng(0).uniform(1, 2, n))       # no zeros of its own
+    y = nn.Dropout(p, rng=1)(x).data
+    dropped = y == 0
+    # the share of zeros is binomial(n, p) / n: 5 standard deviations is ~0.005
+    assert abs(dropped.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+    np.testing.assert_allclose(y[~dropped], x.data[~dropped] / (1 - p), rtol=1e-6)
+
+
+def test_dropout_masks_follow_manual_seed_and_differ_between_calls():
+    drop, x = nn.Dropout(0.5), tt.ones(50)
+    tt.manual_seed(3)
+    first, second = drop(x).data, drop(x).data
+    tt.manual_seed(3)
+    np.testing.assert_array_equal(drop(x).data, first)
+    np.testing.assert_array_equal(drop(x).data, second)
+    assert not np.array_equal(first, second)
+
+
+def test_dropout_p_zero_is_identity_and_p_one_zeroes_everything():
+    x = tt.randn(3, 4)
+    assert nn.Dropout(0.0)(x) is x
+    y = nn.Dropout(1.0)(x)
+    np.testing.assert_array_equal(y.data, np.zeros((3, 4), dtype=np.float32))
+    assert np.isfinite(y.data).all()
+
+
+def test_dropout_records_a_mul_and_its_gradient_is_the_scaled_mask():
+    x = tt.tensor(np.random.default_rng(0).uniform(1, 2, (4, 6)), requires_grad=True)
+    y = nn.Dropout(0.25, rng=0)(x)
+    assert y.node.op == "mul" and y.node.scope == "dropout"
+    y.sum().backward()
+    expected = np.where(y.data != 0, 1 / 0.75, 0.0)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12)
+
+
+def test_dropout_gradient_with_a_fixed_mask_passes_check_grads():
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    # rng=7 (a seed, not a generator) makes every call draw the same mask
+    tt.testing.check_grads(lambda t: nn.functional.dropout(t, 0.4, rng=7), x)
+
+
+@pytest.mark.parametrize("p", [1.5, -0.1, "0.5", True, None])
+def test_dropout_refuses_a_p_that_is_no_probability(p):
+    with pytest.raises(ValueError, match=r"Dropout: p must be a probability in \[0, 1\]"):
+        nn.Dropout(p)
+
+
+# ---- loss modules -------------------------------------------------------------------------
+
+RNG = np.random.default_rng(5)
+LOGITS = RNG.standard_normal((6, 4))
+CLASSES = np.array([0, 3, 1, 1, 2, 0])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_gradients_pass_check_grads(reduction):
+    tt.testing.check_grads(lambda x: nn.CrossEntropyLoss(reduction)(x, CLASSES), LOGITS)
+    ignored = np.array([0, -100, 1, 1, -100, 0])
+    tt.testing.check_grads(lambda x: nn.CrossEntropyLoss(reduction)(x, ignored), LOGITS)
+    target = RNG.standard_normal((6, 4))
+    tt.testing.check_grads(lambda x, y: nn.MSELoss(reduction)(x, y), LOGITS, target)
+    labels = RNG.uniform(0, 1, (6, 4))
+    bce = nn.BCEWithLogitsLoss(reduction, pos_weight=[0.5, 1.0, 2.0, 3.0])
+    tt.testing.check_grads(lambda x, y: bce(x, y), LOGITS, labels)
+
+
+def test_cross_entropy_ignore_index_gives_ignored_rows_zero_and_leaves_them_out_of_the_mean():
+    ignored = np.array([0, -100, 1, 1, -100, 0])
+    kept = ignored != -100
+    full = nn.CrossEntropyLoss("none")(tt.tensor(LOGITS), CLASSES).data
+    mean = nn.CrossEntropyLoss()(tt.tensor(LOGITS[kept]), ignored[kept]).item()
+    assert nn.CrossEntropyLoss()(tt.tensor(LOGITS), ignored).item() == pytest.approx(mean)
+    per_row = nn.CrossEntropyLoss("none")(tt.tensor(LOGITS), ignored).data
+    np.testing.assert_array_equal(per_row[~kept], 0.0)
+    np.testing.assert_allclose(per_row[kept], full[kept], rtol=1e-12)
+
+
+def test_bce_with_logits_is_finite_and_exact_at_logits_of_a_thousand():
+    x = tt.tensor([1000.0, -1000.0, 1000.0, -1000.0], dtype=np.float64, requires_grad=True)
+    loss = nn.BCEWithLogitsLoss("none")(x, np.array([1.0, 0.0, 0.0, 1.0]))
+    # right answers cost e^-1000 (0 in float64); wrong ones cost |logit| (plus that)
+    np.testing.assert_array_equal(loss.data, [0.0, 0.0, 1000.0, 1000.0])
+    loss.sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0, -1.0])     # sigmoid(x) - y
+
+
+def test_loss_errors_name_the_module_and_both_shapes():
+    x = tt.randn(3, 2)
+    with pytest.raises(tt.ShapeError, match=r"MSELoss .*target must be the input's shape "
+                                            r"\(3, 2\), got \(3,\)"):
+        nn.MSELoss()(x, np.zeros(3))
+    with pytest.raises(tt.ShapeError, match=r"BCEWithLogitsLoss .*shape \(3, 2\), got \(2, 3\)"):
+        nn.BCEWithLogitsLoss()(x, np.zeros((2, 3)))
+    with pytest.raises(tt.ShapeError, match=r"CrossEntropyLoss .*\(N,\) = \(3,\) for input "
+                                            r"\(3, 2\), got \(4,\)"):
+        nn.CrossEntropyLoss()(x, np.zeros(4, dtype=int))
+    with pytest.raises(tt.DTypeError, match="CrossEntropyLoss .*class indices .*float64"):
+        nn.CrossEntropyLoss()(x, np.zeros(3))
+    with pytest.raises(tt.DTypeError, match=r"MSELoss .*target is float64 but input is float32"):
+        nn.MSELoss()(x, tt.zeros(3, 2, dtype=np.float64))
+    with pytest.raises(ValueError, match="MSELoss: reduction must be one of"):
+        nn.MSELoss("average")

@@ -278,10 +278,10 @@ def test_a_nested_checkpoint_round_trips(tmp_path):
         assert "model/fc.weight.npy" in z.namelist()
 
 
-def test_save_refuses_strings_objects_and_swapped_arguments(tmp_path):
+def test_save_refuses_bytes_objects_and_swapped_arguments(tmp_path):
     path = tmp_path / "x.npz"
-    with pytest.raises(TypeError, match=r"entry 'name' is str 'abc'; only numbers"):
-        tt.save({"name": "abc"}, path)
+    with pytest.raises(TypeError, match=r"entry 'name' is bytes b'abc'; only numbers"):
+        tt.save({"name": b"abc"}, path)
     with pytest.raises(TypeError, match="got the path 'x.npz' first"):
         tt.save("x.npz", Net(seed=0))
     with pytest.raises(TypeError, match="must be a dict of arrays .* not str"):
@@ -295,3 +295,55 @@ def test_save_refuses_strings_objects_and_swapped_arguments(tmp_path):
     with pytest.raises(ValueError, match="'empty' is empty"):
         tt.save({"empty": {}}, path)
     assert not path.exists()
+
+
+# ---- Python scalars come back as themselves ---------------------------------------------------
+
+def test_python_scalars_and_strings_load_back_as_the_same_python_types(tmp_path):
+    state = {"epoch": 3, "lr": 0.1, "best": True, "name": "run-ü 3", "empty": "",
+             "big": -2**62, "tiny": 5e-324, "np_float": np.float64(0.5), "np_int": np.int32(7),
+             "nested": {"step": 12, "frac": 1 / 3, "w": np.ones(2)}}
+    tt.save(state, tmp_path / "ckpt.npz")
+    loaded = tt.load(tmp_path / "ckpt.npz")
+    for name in ("epoch", "lr", "best", "name", "empty", "big", "tiny"):
+        assert type(loaded[name]) is type(state[name]) and loaded[name] == state[name], name
+    assert type(loaded["nested"]["step"]) is int and loaded["nested"]["step"] == 12
+    assert type(loaded["nested"]["frac"]) is float and loaded["nested"]["frac"] == 1 / 3
+    # NumPy scalars stay 0-d arrays of their dtype, as they always loaded
+    assert isinstance(loaded["np_float"], np.ndarray) and loaded["np_float"].dtype == np.float64
+    assert isinstance(loaded["np_int"], np.ndarray) and loaded["np_int"].dtype == np.int32
+    np.testing.assert_array_equal(loaded["nested"]["w"], np.ones(2))
+
+
+def test_a_version_two_file_with_a_scalar_still_loads_it_as_a_0d_array(tmp_path):
+    path = tmp_path / "v2.npz"                   # what tinytrace wrote before format 3
+    np.savez(path, __tinytrace__=np.array([2, 2], dtype=np.int64),
+             **{"epoch": np.array(3), "model/w": np.ones(2)})
+    loaded = tt.load(path)
+    assert isinstance(loaded["epoch"], np.ndarray) and loaded["epoch"] == 3
+    np.testing.assert_array_equal(loaded["model"]["w"], np.ones(2))
+
+
+def _with_types(tmp_path, types_bytes, **arrays):
+    path = tmp_path / "typed.npz"
+    np.savez(path, __tinytrace__=np.array([3, len(arrays) + 1], dtype=np.int64),
+             __tinytrace_types__=np.frombuffer(types_bytes, dtype=np.uint8), **arrays)
+    return path
+
+
+@pytest.mark.parametrize("types_bytes, arrays", [
+    (b"{not json", {"epoch": np.array(3)}),
+    (b"[1, 2]", {"epoch": np.array(3)}),
+    (b'{"epoch": "int"}', {"other": np.array(3)}),                  # names a missing entry
+    (b'{"epoch": "int"}', {"epoch": np.array([3, 4])}),             # not 0-d
+    (b'{"epoch": "int"}', {"epoch": np.array(3.5)}),                # a float is no int
+    (b'{"epoch": "tuple"}', {"epoch": np.array(3)}),                # no such type
+    (b'{"name": "str"}', {"name": np.frombuffer(b"\xff\xfe", dtype=np.uint8)}),  # not UTF-8
+], ids=["bad-json", "not-a-dict", "missing", "not-0d", "wrong-kind", "unknown", "not-utf8"])
+def test_a_malformed_types_entry_is_refused(tmp_path, types_bytes, arrays):
+    _refused(_with_types(tmp_path, types_bytes, **arrays))
+
+
+def test_the_types_entry_name_is_reserved(tmp_path):
+    with pytest.raises(ValueError, match="__tinytrace_types__"):
+        tt.save({"__tinytrace_types__": 1}, tmp_path / "x.npz")

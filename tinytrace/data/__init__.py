@@ -8,14 +8,18 @@ loaders for real reviews (IMDB's ``aclImdb`` folder, CSV/TSV files).
 ``text``: English text for language models (Python's own documentation, or any
 plain-text file), a tokenizer, a word vocabulary with ``<unk>``, a train/validation split.
 ``images``: the 8x8 digits and an MNIST idx reader, raw nonnegative pixels.
+``loader``: ``DataLoader`` (seeded, shuffled minibatches of arrays) and ``pad_sequences``
+(variable-length sequences to a padded array and the ``lengths`` recurrent layers take).
 """
 from . import sentiment
 from .formal import (TASKS, AnBn, AnBnCn, Batch, Dyck2, FormalTask, Reversal, Vocabulary,
                      position_accuracy, sequence_accuracy)
 from .images import ImageData, load_digits, load_mnist, read_idx, write_idx
+from .loader import DataLoader, pad_sequences
 from .text import TextCorpus, WordVocabulary, load_corpus, load_text_file, tokenize
 
 __all__ = ["TASKS", "AnBn", "AnBnCn", "Batch", "Dyck2", "FormalTask", "Reversal",
            "Vocabulary", "position_accuracy", "sequence_accuracy", "sentiment",
            "TextCorpus", "WordVocabulary", "load_corpus", "load_text_file", "tokenize",
-           "ImageData", "load_digits", "load_mnist", "read_idx", "write_idx"]
+           "ImageData", "load_digits", "load_mnist", "read_idx", "write_idx",
+           "DataLoader", "pad_sequences"]

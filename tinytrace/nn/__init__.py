@@ -1,11 +1,13 @@
 """Layers: ``Module`` trees with named parameters; calling one opens its scope."""
 from . import functional, utils
-from .layers import Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .layers import Dropout, Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .cells import GRUCell, LSTMCell, RNNCell, UGRNNCell
 from .recurrent import GRU, LSTM, RNN, UGRNN
 from .stack import NeuralStackRNN, StackRNN
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
-           "Sigmoid", "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
+           "Sigmoid", "Dropout", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
+           "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
            "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN"]

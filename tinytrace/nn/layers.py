@@ -1,10 +1,11 @@
-"""The feed-forward layers: ``Linear``, ``Embedding``, ``Sequential`` and activations."""
+"""The feed-forward layers: ``Linear``, ``Embedding``, ``Sequential``, ``Dropout`` and
+activations."""
 import numpy as np
 
 from .. import functions as F
 from ..random import generator
 from .checks import check_shape, layer_input, size_arg
-from .functional import embedding
+from .functional import dropout, embedding
 from .module import Module, Parameter
 
 
@@ -95,3 +96,26 @@ class Sigmoid(Module):
 
     def forward(self, x):
         return F.sigmoid(x)
+
+
+class Dropout(Module):
+    """Inverted dropout as ``torch.nn.Dropout(p)``: while ``training`` (after ``.train()``,
+    the default) each element is zeroed with probability ``p`` and the rest scaled by
+    ``1 / (1 - p)``; after ``.eval()`` it returns its input unchanged. The mask comes from
+    ``rng`` (a Generator or a seed) or, by default, tinytrace's global generator, which
+    ``tt.manual_seed`` reseeds; see ``nn.functional.dropout``."""
+
+    def __init__(self, p=0.5, rng=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1] (the chance of "
+                             f"zeroing an element), got {p!r}")
+        self.p = float(p)
+        # one stream for the layer's life: a seed gives a new mask each call, reproducibly
+        self.rng = None if rng is None else generator(rng)
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training, self.rng)
+
+    def extra_repr(self):
+        return f"p={self.p}"

@@ -1,0 +1,130 @@
+"""Minibatches of arrays, and padding for variable-length sequences.
+
+``DataLoader(data, batch_size, shuffle=True, seed=0)`` iterates over an array, or a tuple
+of arrays sharing their first axis (inputs and labels), in minibatches; each ``for``
+over it is one epoch. ``pad_sequences`` turns a list of (T_i, F) sequences into one
+zero-padded (T, B, F) array and the ``lengths`` that the recurrent layers take
+(``lstm(x, lengths=lengths)``), so padding never reaches a layer's state.
+
+How this differs from ``torch.utils.data.DataLoader``: it takes the arrays themselves (no
+``Dataset`` class), yields NumPy arrays (wrap them with ``tt.tensor``; integer labels go
+to the losses as they are), runs in the calling process (no workers) and is seeded with
+``seed=`` instead of a ``generator=``. ``collate`` receives a whole batch at once in the
+data's own structure, not a list of samples.
+"""
+import numbers
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..random import generator
+
+
+def pad_sequences(sequences, batch_first=False, padding_value=0.0):
+    """``(padded, lengths)`` for a list of B arrays of shapes (T_i, *F) (F the same for
+    all, possibly empty: token ids are (T_i,)): ``padded`` is (T, B, *F) with T the
+    longest T_i (``batch_first=True``: (B, T, *F)), sequence b in ``padded[:T_b, b]`` and
+    ``padding_value`` after it; ``lengths`` is the int64 array of the T_i, in the given
+    order (no sorting needed: the recurrent layers take them unsorted, like
+    ``pack_padded_sequence(..., enforce_sorted=False)``). The dtype is the sequences'
+    common one (``np.result_type``)."""
+    if isinstance(sequences, np.ndarray) or not hasattr(sequences, "__len__"):
+        raise TypeError(f"pad_sequences: expected a list of arrays (one per sequence), not "
+                        f"{type(sequences).__name__}")
+    if len(sequences) == 0:
+        raise ValueError("pad_sequences: no sequences to pad (an empty list)")
+    arrays = [np.asarray(s) for s in sequences]
+    for b, a in enumerate(arrays):
+        if a.ndim == 0:
+            raise ShapeError(f"pad_sequences: sequence {b} is a scalar; each must be (T_i, ...) "
+                             "with time first")
+        if a.shape[1:] != arrays[0].shape[1:]:
+            raise ShapeError(f"pad_sequences: sequence {b} has feature shape {a.shape[1:]} "
+                             f"(shape {a.shape}) but sequence 0 has {arrays[0].shape[1:]} "
+                             f"(shape {arrays[0].shape}); only the time axis may differ")
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    dtype = np.result_type(*arrays)
+    padded = np.full((int(lengths.max()), len(arrays)) + arrays[0].shape[1:], padding_value,
+                     dtype=dtype)
+    for b, a in enumerate(arrays):
+        padded[:len(a), b] = a
+    return (np.swapaxes(padded, 0, 1).copy() if batch_first else padded), lengths
+
+
+def _pad_ragged(part):
+    """The ``collate="pad"`` rule for one part of a batch: a list of sequences becomes
+    ``(padded (T, B, ...), lengths)``; an array (labels) stays as it is."""
+    return pad_sequences(part) if isinstance(part, list) else part
+
+
+class DataLoader:
+    """Minibatches of ``data``: an array (or list), or a tuple of them with the same
+    length, split along the first axis. Iterating is one epoch; ``len()`` is the number
+    of batches.
+
+    ``shuffle=True`` visits the examples in a random order drawn from a generator made
+    once from ``seed`` (None: tinytrace's global generator, which ``tt.manual_seed``
+    reseeds), so each epoch has a new order and the sequence of epochs repeats for the
+    same seed. ``drop_last=True`` leaves out a last batch smaller than ``batch_size``.
+
+    Parts that are arrays are indexed (``x[idx]``); parts that are lists (sequences of
+    different lengths, say) give lists. ``collate`` (a function) is then called on each
+    batch, in the data's structure (one part, or a tuple of parts), and its result is
+    yielded; ``collate="pad"`` pads each list part with ``pad_sequences``, so
+    ``DataLoader((sequences, labels), 8, collate="pad")`` yields
+    ``((x (T, B, F), lengths), labels)``. See the module docstring for how this differs
+    from PyTorch's loader.
+    """
+
+    def __init__(self, data, batch_size=1, shuffle=False, drop_last=False, seed=None,
+                 collate=None):
+        self.single = not isinstance(data, tuple)
+        parts = (data,) if self.single else data
+        if not parts:
+            raise ValueError("DataLoader: data is an empty tuple")
+        self.parts = tuple(p if isinstance(p, list) else np.asarray(p) for p in parts)
+        for k, p in enumerate(self.parts):
+            if not isinstance(p, list) and p.ndim == 0:
+                raise ShapeError(f"DataLoader: part {k} of data is a scalar; each part needs "
+                                 "a first axis of examples")
+        sizes = [len(p) for p in self.parts]
+        if len(set(sizes)) > 1:
+            raise ShapeError(f"DataLoader: the parts of data hold {sizes} examples; they "
+                             "must have the same length (the first axis)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or \
+                batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got "
+                             f"{batch_size!r}")
+        if collate == "pad":
+            collate = self._pad
+        elif collate is not None and not callable(collate):
+            raise TypeError(f"DataLoader: collate must be a function or 'pad', not "
+                            f"{collate!r}")
+        self.num_examples, self.batch_size = sizes[0], int(batch_size)
+        self.shuffle, self.drop_last, self.collate = shuffle, drop_last, collate
+        # made once: each epoch draws the next permutation from the same stream
+        self.rng = generator(seed) if seed is not None else None
+
+    def _pad(self, batch):
+        return _pad_ragged(batch) if self.single else tuple(_pad_ragged(p) for p in batch)
+
+    def __len__(self):
+        full, rest = divmod(self.num_examples, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = (self.rng if self.rng is not None else generator()).permutation(
+                self.num_examples)
+        else:
+            order = np.arange(self.num_examples)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = tuple([p[i] for i in idx] if isinstance(p, list) else p[idx]
+                          for p in self.parts)
+            batch = batch[0] if self.single else batch
+            yield self.collate(batch) if self.collate is not None else batch
+
+    def __repr__(self):
+        return (f"DataLoader({self.num_examples} examples in {len(self)} batches of "
+                f"{self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last})")
