@@ -152,7 +152,7 @@ class Optimizer:
         unknown = [key for key in group if key not in self.hyper + ("params", "initial_lr")]
         if unknown:
             raise ValueError(f"{owner}: unknown setting {unknown[0]!r} (value "
-                             f"{group[unknown[0]]!r}); a {type(self).__name__} group takes "
+                             f"{group[unknown[0]]!r}); {type(self).__name__} groups take "
                              f"{list(self.hyper)}")
         where = {id(p): k for k, g in enumerate(self.param_groups) for p in g["params"]}
         for j, p in enumerate(group["params"]):
