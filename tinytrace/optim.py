@@ -431,3 +431,8 @@ class RMSprop(Optimizer):
             p.data -= group["lr"] * buf
         else:
             p.data -= group["lr"] * grad / denominator
+
+
+# tt.optim.lr_scheduler, as torch.optim.lr_scheduler (imported last: it subclasses nothing
+# here but checks for Optimizer, defined above)
+from . import lr_scheduler  # noqa: E402
