@@ -38,6 +38,11 @@ OPTIMIZERS = {
     "sgd_momentum": lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-3),
     "sgd_nesterov": lambda ps: tt.optim.SGD(ps, lr=0.1, momentum=0.5, nesterov=True),
     "adam": lambda ps: tt.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), weight_decay=1e-2),
+    "adamw": lambda ps: tt.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+    "rmsprop": lambda ps: tt.optim.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+    "sgd_groups": lambda ps: tt.optim.SGD([{"params": ps[:2], "lr": 0.05},
+                                           {"params": ps[2:], "weight_decay": 1e-2}],
+                                          lr=0.1, momentum=0.9),
 }
 
 
@@ -96,6 +101,25 @@ def test_adam_state_dict_names_and_copies():
     before = state["exp_avg.0"].copy()
     train(model, opt, range(3, 4))
     np.testing.assert_array_equal(state["exp_avg.0"], before)          # a snapshot
+
+
+def test_a_grouped_state_names_its_groups_and_needs_the_same_groups():
+    model = Net()
+    ps = model.parameters()
+    opt = tt.optim.Adam([{"params": ps[:2], "lr": 0.05}, {"params": ps[2:]}], lr=0.01)
+    train(model, opt, range(2))
+    state = opt.state_dict()
+    assert list(state)[:6] == ["lr", "betas", "eps", "weight_decay", "steps", "param_groups"]
+    assert state["lr"] == 0.05 and state["group1.lr"] == 0.01
+    assert state["param_groups"].tolist() == [2, len(ps) - 2]
+    again = tt.optim.Adam([{"params": ps[:2]}, {"params": ps[2:]}], lr=0.3)
+    again.load_state_dict(state)
+    assert [g["lr"] for g in again.param_groups] == [0.05, 0.01]
+    one_group = tt.optim.Adam(ps, lr=0.3)
+    with pytest.raises(tt.SerializationError, match=r"param groups of \[2, 4\] parameters "
+                                                    r"but this Adam has \[6\]"):
+        one_group.load_state_dict(state)
+    assert one_group.lr == 0.3
 
 
 def test_sgd_without_momentum_has_no_buffers_and_restores_hyperparameters():
