@@ -658,3 +658,11 @@ def test_a_dim_out_of_range_is_an_index_error_as_in_torch(call):
         call(torch.zeros(2, 1, 3))
     with pytest.raises(IndexError):
         call(tt.zeros(2, 1, 3))
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_permute_like_torch(data, seed):
+    shape = data.draw(shapes())
+    perm = tuple(data.draw(st.permutations(range(len(shape)))))
+    compare(lambda t: t.permute(perm), lambda t: t.permute(perm), [data.draw(arrays(shape))],
+            seed)

@@ -218,3 +218,17 @@ def test_clamp_is_clip_with_pytorchs_argument_names():
     np.testing.assert_array_equal(tt.clamp(x, max=1.0).data, [-2.0, 0.5, 1.0])
     np.testing.assert_array_equal(x.clamp(-1.0, 1.0).data, tt.clip(x, -1.0, 1.0).data)
     np.testing.assert_array_equal(x.clamp(min=2.0, max=1.0).data, [1.0, 1.0, 1.0])
+
+
+# ---- transpose (NumPy's permutation) and permute ---------------------------------------------
+
+def test_permute_is_transpose_with_pytorchs_name():
+    x = tt.tensor(np.arange(24.0).reshape(2, 3, 4))
+    np.testing.assert_array_equal(x.permute(2, 0, 1).data, x.transpose(2, 0, 1).data)
+    assert x.permute((2, 0, 1)).shape == (4, 2, 3)
+
+
+def test_transpose_of_two_axes_of_a_3d_tensor_points_to_permute():
+    """PyTorch's x.transpose(0, 1) swaps two axes; NumPy's wants them all: say so."""
+    with pytest.raises(tt.ShapeError, match=r"transpose\(0, 1\): .*\(2, 3, 4\).*permute"):
+        tt.zeros(2, 3, 4).transpose(0, 1)

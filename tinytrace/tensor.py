@@ -428,9 +428,22 @@ class Tensor:
         return _ops.clone(self)
 
     def transpose(self, *axes):
-        """Permute the axes (``x.transpose(1, 0, 2)``); no axes: reverse them."""
+        """Permute the axes (``x.transpose(1, 0, 2)``, NumPy's meaning); no axes: reverse
+        them. PyTorch's ``x.transpose(0, 1)`` swaps two axes of a tensor of any rank; here
+        two axes of a tensor that has not two are refused with a pointer to ``permute``
+        (on a matrix both readings of ``(1, 0)`` agree; ``(0, 1)`` is the identity here)."""
         axes = _sizes(axes)
+        if len(axes) == 2 and self.ndim != 2:
+            raise ShapeError(f"transpose{axes}: on a tensor of shape {tuple(self.shape)} "
+                             f"transpose takes a permutation of all {self.ndim} axes "
+                             "(NumPy's meaning); to swap two axes as PyTorch's transpose "
+                             "does, list them all with .permute(...)")
         return _ops.transpose(self, axes=axes if axes else None)
+
+    def permute(self, *dims):
+        """The axes in the order ``dims`` (PyTorch's name for ``transpose(*axes)``):
+        ``x.permute(2, 0, 1)`` or ``x.permute((2, 0, 1))``."""
+        return _ops.transpose(self, axes=_sizes(dims))
 
     @property
     def T(self):
