@@ -533,3 +533,136 @@ def test_an_inplace_change_after_several_backwards_is_refused_like_torch(name):
     fn, target, refused = SAVED[name]
     assert _backward_twice_then_change(tt, fn, target) == refused
     assert _backward_twice_then_change(torch, fn, target) == refused
+
+
+# ---- PyTorch habits (issue 19): torch's names and dim= give torch's values and gradients ----
+
+@given(data=st.data(), seed=SEEDS)
+def test_view_and_flatten_like_torch(data, seed):
+    shape = data.draw(shapes())
+    x = data.draw(arrays(shape))
+    n = max(len(shape), 1)                      # torch reads a 0-d tensor's dims as 1-d's
+    start = data.draw(st.integers(0, n - 1))
+    end = data.draw(st.integers(start, n - 1))
+    start, end = data.draw(axis_spelling(start, n)), data.draw(axis_spelling(end, n))
+    compare(lambda t: t.flatten(start, end), lambda t: t.flatten(start, end), [x], seed)
+    backwards = tuple(reversed(shape))          # a contiguous input: torch's view accepts it
+    compare(lambda t: t.view(backwards), lambda t: t.view(backwards), [x], seed)
+    compare(lambda t: t.view(-1), lambda t: t.view(-1), [x], seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_unsqueeze_like_torch(data, seed):
+    shape = data.draw(shapes())
+    dim = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    compare(lambda t: t.unsqueeze(dim), lambda t: t.unsqueeze(dim), [data.draw(arrays(shape))],
+            seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_squeeze_like_torch_including_dims_whose_size_is_not_1(data, seed):
+    shape = data.draw(shapes(max_side=2))                 # many size-1 axes, some not
+    n = max(len(shape), 1)
+    kind = data.draw(st.sampled_from(["none", "int", "tuple"]))
+    if kind == "none":
+        ours, theirs = (lambda t: t.squeeze()), (lambda t: t.squeeze())
+    else:
+        dims = data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=n,
+                                  unique_by=lambda d: d % n))
+        dim = dims[0] if kind == "int" else tuple(dims)
+        ours, theirs = (lambda t: t.squeeze(dim)), (lambda t: t.squeeze(dim))
+    compare(ours, theirs, [data.draw(arrays(shape))], seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_clone_like_torch(data, seed):
+    x = data.draw(arrays(data.draw(shapes())))
+    compare(lambda t: t.clone() * t, lambda t: t.clone() * t, [x], seed)
+    compare(tt.clone, torch.clone, [x], seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_clamp_like_torch_including_min_above_max(data, seed):
+    # torch.clamp refuses min=max=None (tinytrace, as its clip, returns the values), so one
+    # bound at least is given
+    low, high = data.draw(st.tuples(st.one_of(st.none(), GRID), st.one_of(st.none(), GRID))
+                          .filter(lambda bounds: bounds != (None, None)))
+    x = data.draw(arrays(data.draw(shapes()), GRID))
+    compare(lambda t: t.clamp(min=low, max=high), lambda t: t.clamp(min=low, max=high), [x], seed)
+    compare(lambda t: tt.clamp(t, low, high), lambda t: torch.clamp(t, low, high), [x], seed)
+
+
+@given(case=pieces(), seed=SEEDS)
+def test_cat_with_dim_like_torch(case, seed):
+    dim, inputs = case
+    compare(lambda *ts: tt.cat(list(ts), dim=dim), lambda *ts: torch.cat(list(ts), dim=dim),
+            inputs, seed)
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_stack_with_dim_like_torch(data, seed):
+    shape = data.draw(shapes(max_dims=3))
+    dim = data.draw(axis_spelling(data.draw(st.integers(0, len(shape))), len(shape) + 1))
+    inputs = [data.draw(arrays(shape)) for _ in range(data.draw(st.integers(1, 3)))]
+    compare(lambda *ts: tt.stack(list(ts), dim=dim), lambda *ts: torch.stack(list(ts), dim=dim),
+            inputs, seed)
+
+
+REDUCTIONS_WITH_DIM = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS_WITH_DIM))
+@given(case=reduction_inputs(st.sampled_from([-1.0, 0.0, 0.5, 2.0])), seed=SEEDS,
+       as_method=st.booleans())
+def test_reductions_with_dim_and_keepdim_like_torch(name, case, seed, as_method):
+    shape, axis, keepdim, x = case
+    ours = (lambda t: getattr(t, name)(dim=axis, keepdim=keepdim)) if as_method else (
+        lambda t: getattr(tt, name)(t, dim=axis, keepdim=keepdim))
+    theirs = REDUCTIONS_WITH_DIM[name]
+    compare(ours, lambda t: theirs(t, dim=_torch_dims(axis, len(shape)), keepdim=keepdim),
+            [x], seed)
+
+
+def test_max_with_dim_gives_the_values_of_torch_max_and_argmax_its_indices():
+    x = np.array([[0.5, 2.0, -1.0], [3.0, 0.0, 1.0]])
+    values, indices = torch.max(torch.tensor(x), dim=1)
+    np.testing.assert_array_equal(tt.tensor(x).max(dim=1).data, values.numpy())
+    np.testing.assert_array_equal(tt.tensor(x).argmax(dim=1).data, indices.numpy())
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@given(case=logits(), seed=SEEDS, as_method=st.booleans())
+def test_softmax_family_with_dim_like_torch(name, case, seed, as_method):
+    dim, x = case
+    ours = (lambda t: getattr(t, name)(dim=dim)) if as_method else (
+        lambda t: getattr(tt, name)(t, dim=dim))
+    compare(ours, lambda t: getattr(t, name)(dim=dim), [x], seed)
+
+
+@given(shape=shapes(max_dims=4))
+def test_size_numel_and_dim_read_as_torch_reads_them(shape):
+    ours, theirs = tt.zeros(shape), torch.zeros(shape)
+    assert ours.size() == tuple(theirs.size())
+    assert [ours.size(d) for d in range(-len(shape), len(shape))] == \
+        [theirs.size(d) for d in range(-len(shape), len(shape))]
+    assert ours.numel() == theirs.numel() and ours.dim() == theirs.dim()
+    assert ours.size == theirs.numel()                  # and NumPy's reading of .size
+
+
+@pytest.mark.parametrize("call", [lambda t: t.squeeze(3), lambda t: t.unsqueeze(4),
+                                  lambda t: t.unsqueeze(-5), lambda t: t.size(3),
+                                  lambda t: t.flatten(0, 3)],
+                         ids=["squeeze", "unsqueeze", "unsqueeze_negative", "size", "flatten"])
+def test_a_dim_out_of_range_is_an_index_error_as_in_torch(call):
+    with pytest.raises(IndexError):
+        call(torch.zeros(2, 1, 3))
+    with pytest.raises(IndexError):
+        call(tt.zeros(2, 1, 3))
+
+
+@given(data=st.data(), seed=SEEDS)
+def test_permute_like_torch(data, seed):
+    shape = data.draw(shapes())
+    perm = tuple(data.draw(st.permutations(range(len(shape)))))
+    compare(lambda t: t.permute(perm), lambda t: t.permute(perm), [data.draw(arrays(shape))],
+            seed)

@@ -15,9 +15,10 @@ from .backend import devices
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .errors import (AnomalyError, BackwardError, DeviceError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)
-from .functions import (abs, as_tensor, clip, concat, exp, log, log_softmax, logsigmoid,
-                        matmul, max, mean, relu, reshape, sigmoid, softmax, softplus, split,
-                        sqrt, stack, sum, tanh, transpose, where)
+from .functions import (abs, as_tensor, cat, clamp, clip, clone, concat, exp, flatten, log,
+                        log_softmax, logsigmoid, matmul, max, mean, relu, reshape, sigmoid,
+                        softmax, softplus, split, sqrt, squeeze, stack, sum, tanh, transpose,
+                        unsqueeze, where)
 from .gradcheck import gradcheck
 from .ops import custom_op
 from .graph import Graph

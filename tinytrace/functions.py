@@ -6,7 +6,7 @@ import numpy as np
 
 from . import ops
 from .backend import asarray_like
-from .tensor import Tensor, _lift
+from .tensor import Tensor, _lift, axis_arg, keepdims_arg
 
 
 def as_tensor(x, like=None):
@@ -73,14 +73,21 @@ def clip(x, low=None, high=None):
     return ops.clip(as_tensor(x), low=low, high=high)
 
 
-def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along ``axis`` (shifted by the max, so it never overflows)."""
-    return ops.softmax(as_tensor(x), axis=axis)
+def clamp(x, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+    """``clip`` under PyTorch's name and argument names (``tt.clamp(x, min=0)``)."""
+    return ops.clip(as_tensor(x), low=min, high=max)
 
 
-def log_softmax(x, axis=-1):
-    """log(softmax(x)) along ``axis``, computed stably (losses should use this)."""
-    return ops.log_softmax(as_tensor(x), axis=axis)
+def softmax(x, axis=None, *, dim=None):
+    """exp(x) / sum(exp(x)) along ``axis`` (or ``dim``; the last axis by default),
+    shifted by the max, so it never overflows."""
+    return ops.softmax(as_tensor(x), axis=axis_arg("softmax", axis, dim, default=-1))
+
+
+def log_softmax(x, axis=None, *, dim=None):
+    """log(softmax(x)) along ``axis`` (or ``dim``; the last axis by default), computed
+    stably (losses should use this)."""
+    return ops.log_softmax(as_tensor(x), axis=axis_arg("log_softmax", axis, dim, default=-1))
 
 
 def matmul(a, b):
@@ -89,20 +96,28 @@ def matmul(a, b):
     return ops.matmul(as_tensor(a, like), as_tensor(b, like))
 
 
-def sum(x, axis=None, keepdims=False):  # noqa: A001
-    """The sum over ``axis`` (all axes if None). ``axis=()`` reduces no axis and returns
-    ``x``'s values (NumPy's rule; PyTorch's ``sum(dim=())`` sums every axis)."""
-    return ops.sum(as_tensor(x), axis=axis, keepdims=keepdims)
+# Wherever a function takes NumPy's ``axis=`` (and ``keepdims=``) it also takes PyTorch's
+# ``dim=`` (and ``keepdim=``), with the same meaning; giving both spellings is an error.
+def sum(x, axis=None, keepdims=None, *, dim=None, keepdim=None):  # noqa: A001
+    """The sum over ``axis`` or ``dim`` (all axes if None). ``axis=()`` reduces no axis and
+    returns ``x``'s values (NumPy's rule; PyTorch's ``sum(dim=())`` sums every axis)."""
+    return ops.sum(as_tensor(x), axis=axis_arg("sum", axis, dim),
+                   keepdims=keepdims_arg("sum", keepdims, keepdim))
 
 
-def mean(x, axis=None, keepdims=False):
-    """The mean over ``axis`` (all axes if None; no axis if ``()``, as in NumPy)."""
-    return ops.mean(as_tensor(x), axis=axis, keepdims=keepdims)
+def mean(x, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """The mean over ``axis`` or ``dim`` (all axes if None; no axis if ``()``, as in
+    NumPy)."""
+    return ops.mean(as_tensor(x), axis=axis_arg("mean", axis, dim),
+                    keepdims=keepdims_arg("mean", keepdims, keepdim))
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    """The maximum over ``axis`` (all axes if None); ties share the gradient equally."""
-    return ops.max(as_tensor(x), axis=axis, keepdims=keepdims)
+def max(x, axis=None, keepdims=None, *, dim=None, keepdim=None):  # noqa: A001
+    """The maximum over ``axis`` or ``dim`` (all axes if None); ties share the gradient
+    equally. The values only, as ``torch.amax`` (``torch.max(x, dim)`` also returns the
+    indices: ``x.argmax(dim=...)`` here)."""
+    return ops.max(as_tensor(x), axis=axis_arg("max", axis, dim),
+                   keepdims=keepdims_arg("max", keepdims, keepdim))
 
 
 def reshape(x, shape):
@@ -115,21 +130,49 @@ def transpose(x, axes=None):
     return ops.transpose(as_tensor(x), axes=None if axes is None else tuple(axes))
 
 
-def concat(tensors, axis=0):
-    """Join tensors along an existing axis."""
+def flatten(x, start_dim=0, end_dim=-1):
+    """Axes ``start_dim`` to ``end_dim`` merged into one (``Tensor.flatten``)."""
+    return as_tensor(x).flatten(start_dim, end_dim)
+
+
+def squeeze(x, dim=None):
+    """Axes of size 1 removed (all, or those among ``dim``; ``Tensor.squeeze``)."""
+    return as_tensor(x).squeeze(dim)
+
+
+def unsqueeze(x, dim):
+    """A new axis of size 1 at ``dim`` (``Tensor.unsqueeze``)."""
+    return as_tensor(x).unsqueeze(dim)
+
+
+def clone(x):
+    """A recorded copy of ``x`` in new memory (``Tensor.clone``)."""
+    return as_tensor(x).clone()
+
+
+def concat(tensors, axis=None, *, dim=None):
+    """Join tensors along an existing axis (``axis`` or ``dim``, 0 by default).
+    ``tt.cat`` is the same function under PyTorch's name."""
     like = _first_tensor(*tensors)
-    return ops.concat(*[as_tensor(t, like) for t in tensors], axis=axis)
+    return ops.concat(*[as_tensor(t, like) for t in tensors],
+                      axis=axis_arg("concat", axis, dim, default=0))
 
 
-def stack(tensors, axis=0):
-    """Join equally shaped tensors along a new axis."""
+cat = concat
+
+
+def stack(tensors, axis=None, *, dim=None):
+    """Join equally shaped tensors along a new axis (``axis`` or ``dim``, 0 by default)."""
     like = _first_tensor(*tensors)
-    return ops.stack(*[as_tensor(t, like) for t in tensors], axis=axis)
+    return ops.stack(*[as_tensor(t, like) for t in tensors],
+                     axis=axis_arg("stack", axis, dim, default=0))
 
 
-def split(x, split_size_or_sections, axis=0):
-    """Cut ``x`` along ``axis`` into chunks of ``split_size`` (the last may be smaller) or
-    into pieces of the listed sizes — PyTorch's ``split``. Each piece is a slice node."""
+def split(x, split_size_or_sections, axis=None, *, dim=None):
+    """Cut ``x`` along ``axis`` (or ``dim``, 0 by default) into chunks of ``split_size``
+    (the last may be smaller) or into pieces of the listed sizes — PyTorch's ``split``.
+    Each piece is a slice node."""
+    axis = axis_arg("split", axis, dim, default=0)
     n = x.shape[axis]
     if isinstance(split_size_or_sections, int):
         if split_size_or_sections <= 0:

@@ -82,7 +82,26 @@ class Tensor:
     shape = property(lambda self: self.data.shape, doc="The shape of ``.data``.")
     dtype = property(lambda self: self.data.dtype, doc="The dtype of ``.data``.")
     ndim = property(lambda self: self.data.ndim, doc="The number of axes.")
-    size = property(lambda self: self.data.size, doc="The number of elements.")
+
+    @property
+    def size(self):
+        """The number of elements, as NumPy's ``a.size``, which can also be called as
+        PyTorch's ``x.size()`` (the shape) and ``x.size(d)`` (the length of axis ``d``).
+
+        NumPy and PyTorch spell ``size`` differently, and a learner arrives with one habit
+        or the other; both read the same thing here, so neither meets "'int' object is
+        not callable" nor a bound method where a number was meant. The value is an
+        ``ElementCount``: an ``int`` (it adds, compares and formats as the count) that
+        answers a call with the shape."""
+        return ElementCount(self.data.shape)
+
+    def numel(self):
+        """The number of elements (PyTorch's name for ``x.size``), as a plain int."""
+        return int(self.data.size)
+
+    def dim(self):
+        """The number of axes (PyTorch's name for ``x.ndim``)."""
+        return self.data.ndim
 
     @property
     def is_leaf(self):
@@ -325,30 +344,106 @@ class Tensor:
     def __getitem__(self, index):
         return _ops.getitem(self, index=_raw_index(index))
 
-    def sum(self, axis=None, keepdims=False):
-        """The sum over ``axis`` (all axes if None; none if ``()``, as in NumPy); ``tt.sum``."""
-        return _ops.sum(self, axis=axis, keepdims=keepdims)
+    # ``dim=`` and ``keepdim=`` are PyTorch's names for NumPy's ``axis=`` and ``keepdims=``;
+    # both spellings are accepted and mean the same (giving both is an error).
+    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """The sum over ``axis`` (or ``dim``: all axes if None; none if ``()``, as in
+        NumPy); ``keepdims`` (or ``keepdim``) keeps them as size 1; ``tt.sum``."""
+        return _ops.sum(self, axis=axis_arg("sum", axis, dim),
+                        keepdims=keepdims_arg("sum", keepdims, keepdim))
 
-    def mean(self, axis=None, keepdims=False):
-        """The mean over ``axis`` (all axes if None; none if ``()``); ``tt.mean``."""
-        return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """The mean over ``axis`` (or ``dim``: all axes if None; none if ``()``);
+        ``keepdims`` (or ``keepdim``) as for ``sum``; ``tt.mean``."""
+        return _ops.mean(self, axis=axis_arg("mean", axis, dim),
+                         keepdims=keepdims_arg("mean", keepdims, keepdim))
 
-    def max(self, axis=None, keepdims=False):
-        """The maximum over ``axis``; ties share the gradient; ``tt.max``."""
-        return _ops.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """The maximum over ``axis`` (or ``dim``); ties share the gradient; ``tt.max``.
 
-    def argmax(self, axis=None):
-        """Indices of the maxima along ``axis``, as an integer tensor outside the graph."""
-        return Tensor(self.data.argmax(axis=axis))
+        The values only, as ``torch.amax``: PyTorch's ``x.max(dim=1)`` also returns the
+        indices, which here are ``x.argmax(dim=1)``."""
+        return _ops.max(self, axis=axis_arg("max", axis, dim),
+                        keepdims=keepdims_arg("max", keepdims, keepdim))
+
+    def argmax(self, axis=None, *, dim=None):
+        """Indices of the maxima along ``axis`` (or ``dim``), as an integer tensor outside
+        the graph."""
+        return Tensor(self.data.argmax(axis=axis_arg("argmax", axis, dim)))
 
     def reshape(self, *shape):
         """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
         return _ops.reshape(self, shape=_sizes(shape))
 
+    def view(self, *shape):
+        """``reshape`` under PyTorch's name: ``x.view(2, 3)``, ``x.view(-1)``.
+
+        PyTorch's ``view`` refuses a tensor whose strides cannot be read in the new shape
+        (after a transpose, say) and asks for ``reshape``, which copies then. tinytrace
+        exposes no strides, so there is nothing to refuse: ``view`` is ``reshape`` (a NumPy
+        view of the memory where it can be, a copy where not), with the same values and
+        gradients either way. So do not count on a write through the result reaching ``x``;
+        a view's version counter is shared with ``x`` in both cases, to be safe."""
+        return self.reshape(*shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Axes ``start_dim`` to ``end_dim`` (inclusive, negative from the end) merged into
+        one, as PyTorch's ``flatten``; by default all of them (a 0-d tensor becomes 1-d)."""
+        shape = tuple(self.shape)
+        like = shape or (1,)          # PyTorch reads a 0-d tensor's dims as a 1-d one's
+        start = dim_arg("flatten", start_dim, shape, "start_dim", len(like))
+        end = dim_arg("flatten", end_dim, shape, "end_dim", len(like))
+        if start > end:
+            raise ValueError(f"flatten(): start_dim={start_dim} comes after end_dim={end_dim} "
+                             f"for a tensor of shape {shape}")
+        merged = 1
+        for n in like[start:end + 1]:
+            merged *= n
+        return self.reshape(like[:start] + (merged,) + like[end + 1:])
+
+    def unsqueeze(self, dim):
+        """A new axis of size 1 at position ``dim``, in ``[-ndim - 1, ndim]`` as in PyTorch
+        (``x.unsqueeze(-1)`` appends one); ``x[:, None]`` is the same for ``dim=1``."""
+        shape = tuple(self.shape)
+        position = dim_arg("unsqueeze", dim, shape, n=len(shape) + 1)
+        return self.reshape(shape[:position] + (1,) + shape[position:])
+
+    def squeeze(self, dim=None):
+        """Axes of size 1 removed: all of them (``dim=None``), or those among ``dim`` (an
+        int or a tuple). As in PyTorch, naming an axis whose size is not 1 is not an
+        error: that axis stays (``squeeze(0)`` on a batch of 1 or of 32 is safe)."""
+        shape = tuple(self.shape)
+        if dim is None:
+            chosen = range(len(shape))
+        else:
+            dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+            chosen = {dim_arg("squeeze", d, shape, n=max(len(shape), 1)) for d in dims}
+        return self.reshape(tuple(n for d, n in enumerate(shape)
+                                  if not (d in chosen and n == 1)))
+
+    def clone(self):
+        """A copy in new memory, recorded (the ``clone`` op): gradients flow back to this
+        tensor, and in-place changes to either leave the other alone (PyTorch's
+        ``clone``; ``detach`` is the opposite: shared memory, no gradient)."""
+        return _ops.clone(self)
+
     def transpose(self, *axes):
-        """Permute the axes (``x.transpose(1, 0, 2)``); no axes: reverse them."""
+        """Permute the axes (``x.transpose(1, 0, 2)``, NumPy's meaning); no axes: reverse
+        them. PyTorch's ``x.transpose(0, 1)`` swaps two axes of a tensor of any rank; here
+        two axes of a tensor that has not two are refused with a pointer to ``permute``
+        (on a matrix both readings of ``(1, 0)`` agree; ``(0, 1)`` is the identity here)."""
         axes = _sizes(axes)
+        if len(axes) == 2 and self.ndim != 2:
+            raise ShapeError(f"transpose{axes}: on a tensor of shape {tuple(self.shape)} "
+                             f"transpose takes a permutation of all {self.ndim} axes "
+                             "(NumPy's meaning); to swap two axes as PyTorch's transpose "
+                             "does, list them all with .permute(...)")
         return _ops.transpose(self, axes=axes if axes else None)
+
+    def permute(self, *dims):
+        """The axes in the order ``dims`` (PyTorch's name for ``transpose(*axes)``):
+        ``x.permute(2, 0, 1)`` or ``x.permute((2, 0, 1))``."""
+        return _ops.transpose(self, axes=_sizes(dims))
 
     @property
     def T(self):
@@ -407,13 +502,75 @@ class Tensor:
         """``tt.clip``: limit to [low, high]."""
         return _ops.clip(self, low=low, high=high)
 
-    def softmax(self, axis=-1):
-        """``tt.softmax`` along ``axis``."""
-        return _ops.softmax(self, axis=axis)
+    def clamp(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
+        """``clip`` under PyTorch's name and argument names: ``x.clamp(min=0)``; ``min >
+        max`` gives ``max`` everywhere with gradient 0, as ``torch.clamp``."""
+        return _ops.clip(self, low=min, high=max)
 
-    def log_softmax(self, axis=-1):
-        """``tt.log_softmax`` along ``axis``."""
-        return _ops.log_softmax(self, axis=axis)
+    def softmax(self, axis=None, *, dim=None):
+        """``tt.softmax`` along ``axis`` (or ``dim``; the last axis by default)."""
+        return _ops.softmax(self, axis=axis_arg("softmax", axis, dim, default=-1))
+
+    def log_softmax(self, axis=None, *, dim=None):
+        """``tt.log_softmax`` along ``axis`` (or ``dim``; the last axis by default)."""
+        return _ops.log_softmax(self, axis=axis_arg("log_softmax", axis, dim, default=-1))
+
+
+class ElementCount(int):
+    """What ``x.size`` gives: the number of elements (an ``int``, NumPy's ``a.size``) that
+    can also be called as PyTorch's ``x.size()`` (the shape, a tuple) or ``x.size(d)``
+    (the length of axis ``d``, negative from the end)."""
+
+    def __new__(cls, shape):
+        count = 1
+        for n in shape:
+            count *= n
+        self = super().__new__(cls, count)
+        self.shape = tuple(shape)
+        return self
+
+    def __call__(self, dim=None):
+        """The shape (no argument) or the length of axis ``dim``, as PyTorch's ``size``."""
+        if dim is None:
+            return self.shape
+        return self.shape[dim_arg("size", dim, self.shape)]
+
+    def __reduce__(self):
+        return int, (int(self),)      # copies and pickles are plain counts
+
+
+def axis_arg(op, axis, dim, default=None):
+    """The axis argument given as NumPy's ``axis=`` or PyTorch's ``dim=`` (one of them;
+    ``default`` if neither)."""
+    if dim is None:
+        return default if axis is None else axis
+    if axis is not None:
+        raise TypeError(f"{op}(): got both axis={axis!r} and dim={dim!r}; they are one "
+                        "argument (NumPy's and PyTorch's name for it), pass only one")
+    return dim
+
+
+def keepdims_arg(op, keepdims, keepdim):
+    """NumPy's ``keepdims=`` or PyTorch's ``keepdim=`` (one of them; False if neither)."""
+    if keepdim is None:
+        return bool(keepdims)
+    if keepdims is not None:
+        raise TypeError(f"{op}(): got both keepdims={keepdims!r} and keepdim={keepdim!r}; "
+                        "they are one argument (NumPy's and PyTorch's name), pass only one")
+    return bool(keepdim)
+
+
+def dim_arg(op, dim, shape, name="dim", n=None):
+    """``dim`` as a position in ``range(n)`` (``n`` is ``len(shape)`` unless given;
+    negative counts from the end); an IndexError naming ``op`` and the shape if it is out
+    of range (PyTorch raises IndexError too)."""
+    n = len(shape) if n is None else n
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}(): {name} must be an int, not {type(dim).__name__} {dim!r}")
+    if not -n <= dim < n:
+        raise IndexError(f"{op}(): {name}={dim} is out of range for shape {shape}: "
+                         f"expected a value in [{-n}, {n - 1}]")
+    return int(dim) % n
 
 
 def _lift(value, like):

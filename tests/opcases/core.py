@@ -346,6 +346,7 @@ CASES = {
     "logsigmoid": unary(tt.logsigmoid, st.floats(-30.0, 30.0)),
     "clip": clip_case(),
     "astype": astype_case(),
+    "clone": unary(lambda t: t.clone()),
     "sum": reduction("sum"),
     "mean": reduction("mean"),
     "max": max_case(),

@@ -6,7 +6,7 @@ from .arith import add, div, matmul, mul, neg, sub
 from .arith import power as pow  # noqa: A001
 from .arith import power_tensor as pow_tensor
 from .unary import absolute as abs  # noqa: A001
-from .unary import astype, clip, exp, log, logsigmoid, relu, sigmoid, softplus, sqrt, tanh
+from .unary import astype, clip, clone, exp, log, logsigmoid, relu, sigmoid, softplus, sqrt, tanh
 from .reduce import log_softmax, mean, softmax
 from .reduce import max_ as max  # noqa: A001
 from .reduce import sum_ as sum  # noqa: A001

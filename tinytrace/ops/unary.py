@@ -126,6 +126,16 @@ def clip(x, low=None, high=None):
     return out, vjp
 
 
+@primitive("clone", saves=())
+def clone(x):
+    """A copy of ``x`` in new memory (PyTorch's ``clone``): writing one leaves the other
+    as it was, and the gradient passes back unchanged. A node of its own rather than
+    ``x * 1``, so the graph reads what the user wrote."""
+    def vjp(g):
+        return (g,)
+    return x.copy(), vjp
+
+
 @primitive("astype", same_float_dtype=False, saves=())
 def astype(x, dtype):
     """Change the dtype (e.g. float32 -> float64); the gradient is cast back."""
