@@ -35,13 +35,14 @@ import numpy as np
 
 from .. import functions as F
 from .. import kernels
-from ..backend import array_module, asarray_like, device_of, to_device
+from ..backend import array_module, to_device
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
 from ..ops.stack_rnn import StackRecord, stack_rnn_sequence
 from ..random import generator
 from ..tensor import Tensor
 from .checks import ModeAndKernel, layer_input, size_arg
+from .memory import popped, push_on_top, read_from, strength_above
 from .layers import Linear
 from .module import Module
 from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates, zeros_state
@@ -76,20 +77,6 @@ def superposition_stack_step(stack, actions, value, empty_value=-1.0):
     return mixed.reshape(B, D, m)
 
 
-_ABOVE = {}
-
-
-def _strictly_above(n, like):
-    """Constant (n, n) matrix M with M[j, i] = 1 for j > i: ``(s @ M)[i] = sum_{j>i} s[j]``,
-    the strength lying above element i (element n-1 is the top); dtype and device of the
-    array ``like``."""
-    key = (n, like.dtype, device_of(like))
-    if key not in _ABOVE:
-        _ABOVE[key] = Tensor(asarray_like(np.tril(np.ones((n, n), dtype=like.dtype), k=-1),
-                                          like))
-    return _ABOVE[key]
-
-
 def neural_stack_step(values, strengths, push, pop, value):
     """One Grefenstette et al. (2015) stack update (their equations 1 and 2), for a batch.
 
@@ -104,13 +91,8 @@ def neural_stack_step(values, strengths, push, pop, value):
     i.e. the pop first eats u_t units of strength from the top down, then the push lays d_t
     on top. ``max(0, x)`` is ``relu``. Returns ``(values, strengths)`` with n + 1 elements.
     """
-    B, m = value.shape
-    new_value = value.reshape(B, 1, m)
-    if strengths is None:
-        return new_value, push
-    above = strengths @ _strictly_above(strengths.shape[1], strengths.data)
-    kept = F.relu(strengths - F.relu(pop - above))
-    return F.concat([values, new_value], axis=1), F.concat([kept, push], axis=1)
+    kept = None if strengths is None else popped(strengths, pop, strength_above(strengths))
+    return push_on_top(values, strengths, kept, push, value)
 
 
 def neural_stack_read(values, strengths):
@@ -128,11 +110,7 @@ def neural_stack_read(values, strengths):
     strength above is exactly 1. PyTorch's ``torch.minimum`` would split a tie evenly, so
     gradients through an exact tie differ from such a port, by design, not by accident.
     """
-    B, n, m = values.shape
-    above = strengths @ _strictly_above(n, strengths.data)
-    room = F.relu(1.0 - above)                          # strength still to read below the top
-    weights = strengths - F.relu(strengths - room)      # min(s, room)
-    return (weights.reshape(B, 1, n) @ values).reshape(B, m)
+    return read_from(values, strengths, strength_above(strengths))
 
 
 # ---- the modules ---------------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""Grefenstette et al.'s neural queue (tinytrace/nn/memory.py): hand traces with
+0/1 strengths, against ``collections.deque``, against the paper's equations as loops,
+gradients against finite differences, and the traced layers."""
+import collections
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import tinytrace as tt
+from tinytrace.nn.memory import neural_queue_read, neural_queue_step
+from tinytrace.nn.stack import neural_stack_read, neural_stack_step
+
+F64 = np.float64
+MARGIN = 1e-3        # every max/min argument this far from its kink in gradient checks
+
+
+def t64(a):
+    return tt.tensor(np.asarray(a, dtype=F64))
+
+
+def column(x):
+    """A (1, 1) tensor: one push or pop strength for a batch of one."""
+    return t64([[float(x)]])
+
+
+# ---- the paper's equations as loops over elements (one batch row at a time) --------------
+
+def ref_pop(s, u, from_top, kinks):
+    """A pop of strength u from one end of the strengths list s (bottom first); appends
+    every max(0, .) argument to ``kinks``. An element already at exactly 0 came from a
+    clamped relu, so its outer argument is locally constant there: not a kink to avoid."""
+    out = []
+    for i in range(len(s)):
+        before = sum(s[i + 1:]) if from_top else sum(s[:i])
+        inner = u - before
+        outer = s[i] - max(0.0, inner)
+        kinks.append(inner)
+        if s[i] > 0:
+            kinks.append(outer)
+        out.append(max(0.0, outer))
+    return out
+
+
+def ref_read(s, V, from_top, kinks):
+    """The read at one end: sum_i min(s[i], max(0, 1 - before[i])) V[i]."""
+    r = np.zeros(len(V[0]))
+    for i in range(len(s)):
+        room = 1.0 - (sum(s[i + 1:]) if from_top else sum(s[:i]))
+        kinks.append(room)
+        if s[i] > 0:
+            kinks.append(s[i] - max(0.0, room))
+        r = r + min(s[i], max(0.0, room)) * np.asarray(V[i])
+    return r
+
+
+def reference_queue(d, u, v):
+    """Equations 4-5 over T steps. d, u: (T, B); v: (T, B, m). Returns the final
+    strengths (B, T), the reads (T, B, m) and |every kink argument|."""
+    T, B, m = v.shape
+    strengths, reads, kinks = np.zeros((B, T)), np.zeros((T, B, m)), []
+    for b in range(B):
+        s, V = [], []
+        for t in range(T):
+            s = ref_pop(s, u[t, b], False, kinks) + [d[t, b]]
+            V = V + [v[t, b]]
+            reads[t, b] = ref_read(s, V, False, kinks)
+        strengths[b] = s
+    return strengths, reads, np.abs(np.array(kinks))
+
+
+def run(step, read, inputs):
+    """Our functions over T steps from an empty structure: ``inputs`` is a list over
+    steps of the step's arguments after (values, strengths). Returns the final
+    ``(values, strengths)`` and the reads of every step."""
+    values = strengths = None
+    reads = []
+    for args in inputs:
+        values, strengths = step(values, strengths, *args)
+        reads.append(read(values, strengths))
+    return values, strengths, reads
+
+
+ONE_HOT = np.eye(3)
+
+
+def push_push_pop_and_push_nothing():
+    """push a; push b; pop 1 while pushing c with strength 0 (a, b, c one-hot)."""
+    a, b, c = (t64(ONE_HOT[k][None]) for k in range(3))
+    return [(column(1), column(0), a), (column(1), column(0), b), (column(0), column(1), c)]
+
+
+# ---- the queue ------------------------------------------------------------------------------
+
+def test_stack_push_a_push_b_pop_reads_a():
+    _, strengths, reads = run(neural_stack_step, neural_stack_read,
+                              push_push_pop_and_push_nothing())
+    np.testing.assert_array_equal(strengths.data, [[1, 0, 0]])       # b popped, c weightless
+    np.testing.assert_array_equal(reads[-1].data, [ONE_HOT[0]])       # top: a
+
+
+def test_queue_push_a_push_b_pop_reads_b():
+    _, strengths, reads = run(neural_queue_step, neural_queue_read,
+                              push_push_pop_and_push_nothing())
+    np.testing.assert_array_equal(reads[0].data, [ONE_HOT[0]])        # front: a
+    np.testing.assert_array_equal(reads[1].data, [ONE_HOT[0]])        # still a after b
+    np.testing.assert_array_equal(strengths.data, [[0, 1, 0]])       # a popped, c weightless
+    np.testing.assert_array_equal(reads[-1].data, [ONE_HOT[1]])       # front: b
+
+
+def test_queue_soft_step_by_hand():
+    # strengths (bottom first) [.5, .3, .4] on values e1, e2, e3; pop .6 eats all of the
+    # bottom .5 and .1 of the next; push (1, 1, 1) with .2. The read's unit: .2 of e2,
+    # all .4 of e3, .2 of (1, 1, 1) = (.2, .4, .6); e1 is gone.
+    values = t64(np.eye(3)[None])
+    values, strengths = neural_queue_step(values, t64([[0.5, 0.3, 0.4]]), column(0.2),
+                                          column(0.6), t64([[1.0, 1.0, 1.0]]))
+    np.testing.assert_allclose(strengths.data, [[0.0, 0.2, 0.4, 0.2]], atol=1e-12)
+    np.testing.assert_allclose(neural_queue_read(values, strengths).data,
+                               [[0.2, 0.4, 0.6]], atol=1e-12)
+
+
+def queue_ops():
+    """Random operation sequences: (push, pop) as 0/1 per step."""
+    return st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=10)
+
+
+@given(queue_ops())
+def test_queue_with_01_strengths_is_a_fifo(ops):
+    # step t pushes the value t + 1 (0 is what an empty queue reads)
+    values = strengths = None
+    fifo = collections.deque()
+    for t, (push, pop) in enumerate(ops):
+        if pop and fifo:
+            fifo.popleft()
+        if push:
+            fifo.append(t + 1.0)
+        values, strengths = neural_queue_step(values, strengths, column(push), column(pop),
+                                              t64([[t + 1.0]]))
+        s = strengths.data[0]
+        assert set(s.tolist()) <= {0.0, 1.0}
+        assert values.data[0, s == 1, 0].tolist() == list(fifo)           # the live elements
+        read = neural_queue_read(values, strengths).data[0, 0]
+        assert read == (fifo[0] if fifo else 0.0)
+
+
+def test_popping_an_empty_queue_is_a_no_op():
+    # a queue holding only a weightless element, popped: nothing goes negative and no
+    # pop is owed, so a later push reads whole
+    values, strengths = neural_queue_step(None, None, column(0), column(0), t64([[5.0]]))
+    values, strengths = neural_queue_step(values, strengths, column(0), column(1), t64([[6.0]]))
+    np.testing.assert_array_equal(strengths.data, [[0, 0]])
+    values, strengths = neural_queue_step(values, strengths, column(1), column(0), t64([[7.0]]))
+    np.testing.assert_array_equal(strengths.data, [[0, 0, 1]])
+    np.testing.assert_array_equal(neural_queue_read(values, strengths).data, [[7.0]])
+
+
+def test_queue_never_pops_the_value_pushed_in_the_same_step():
+    # empty queue, pop 1 and push 1 at once: the pushed value stays whole
+    values, strengths = neural_queue_step(None, None, column(1), column(1), t64([[5.0]]))
+    np.testing.assert_array_equal(strengths.data, [[1]])
+    # a one-element queue, pop 1 and push 1: the old one goes, the new one stays
+    values, strengths = neural_queue_step(values, strengths, column(1), column(1), t64([[6.0]]))
+    np.testing.assert_array_equal(strengths.data, [[0, 1]])
+    np.testing.assert_array_equal(neural_queue_read(values, strengths).data, [[6.0]])
+
+
+def soft_inputs(seed, steps, batch, width):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.05, 0.95, (steps, batch)), rng.uniform(0.05, 0.95, (steps, batch)),
+            rng.uniform(-1, 1, (steps, batch, width)))
+
+
+def queue_inputs(d, u, v):
+    return [(t64(d[t][:, None]), t64(u[t][:, None]), t64(v[t])) for t in range(len(v))]
+
+
+@pytest.mark.parametrize("steps,batch,width", [(3, 2, 2), (6, 2, 3)])
+def test_queue_matches_the_papers_equations(steps, batch, width):
+    for seed in range(5):
+        d, u, v = soft_inputs(seed, steps, batch, width)
+        s_ref, r_ref, _ = reference_queue(d, u, v)
+        _, strengths, reads = run(neural_queue_step, neural_queue_read, queue_inputs(d, u, v))
+        np.testing.assert_allclose(strengths.data, s_ref, atol=1e-12)
+        np.testing.assert_allclose(np.stack([r.data for r in reads]), r_ref, atol=1e-12)
+
+
+strengths01 = st.floats(0.05, 0.95)
+
+
+@given(st.integers(1, 4), st.lists(strengths01, min_size=6, max_size=6),
+       st.integers(0, 2**31 - 1))
+def test_queue_step_and_read_gradients_match_finite_differences(n, draws, seed):
+    rng = np.random.default_rng(seed)
+    s0 = np.array([draws[:n], draws[n - 1::-1]])            # batch of 2, strengths (2, n)
+    pop, push = np.array([[draws[4]], [draws[5]]]), np.array([[draws[5]], [draws[4]]])
+    values, value = rng.uniform(-1, 1, (2, n, 2)), rng.uniform(-1, 1, (2, 2))
+    kinks = []
+    for b in range(2):
+        s = ref_pop(list(s0[b]), pop[b, 0], False, kinks) + [push[b, 0]]
+        ref_read(s, list(values[b]) + [value[b]], False, kinks)
+    assume(np.abs(kinks).min() > MARGIN)
+
+    def fn(values, strengths, push, pop, value):
+        vs, ss = neural_queue_step(values, strengths, push, pop, value)
+        return tt.concat([neural_queue_read(vs, ss), ss], axis=1)
+
+    tt.testing.check_grads(fn, values, s0, push, pop, value, float32=False)
+
+
+@given(st.integers(2, 5), st.integers(0, 2**31 - 1))
+def test_queue_several_steps_gradients_match_finite_differences(steps, seed):
+    d, u, v = soft_inputs(seed, steps, 2, 2)
+    assume(reference_queue(d, u, v)[2].min() > MARGIN)
+
+    def fn(d, u, v):
+        _, strengths, reads = run(neural_queue_step, neural_queue_read,
+                                  [(d[t], u[t], v[t]) for t in range(steps)])
+        return tt.concat([tt.stack(reads).reshape(-1), strengths.reshape(-1)])
+
+    tt.testing.check_grads(fn, d[..., None], u[..., None], v, float32=False)
