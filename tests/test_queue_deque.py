@@ -1,4 +1,4 @@
-"""Grefenstette et al.'s neural queue (tinytrace/nn/memory.py): hand traces with
+"""Grefenstette et al.'s neural queue and deque (tinytrace/nn/memory.py): hand traces with
 0/1 strengths, against ``collections.deque``, against the paper's equations as loops,
 gradients against finite differences, and the traced layers."""
 import collections
@@ -9,7 +9,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinytrace as tt
-from tinytrace.nn.memory import neural_queue_read, neural_queue_step
+from tinytrace.nn.memory import (neural_deque_read, neural_deque_step, neural_queue_read,
+                                 neural_queue_step)
 from tinytrace.nn.stack import neural_stack_read, neural_stack_step
 
 F64 = np.float64
@@ -68,6 +69,25 @@ def reference_queue(d, u, v):
             reads[t, b] = ref_read(s, V, False, kinks)
         strengths[b] = s
     return strengths, reads, np.abs(np.array(kinks))
+
+
+def reference_deque(d_top, u_top, v_top, d_bot, u_bot, v_bot):
+    """Equations 6-11 over T steps (each argument (T, B) or (T, B, m)): pop from the top,
+    then from the bottom, then push at both ends. Returns the final strengths (B, 2T),
+    the top and bottom reads (T, B, m) each and |every kink argument|."""
+    T, B, m = v_top.shape
+    strengths, kinks = np.zeros((B, 2 * T)), []
+    r_top, r_bot = np.zeros((T, B, m)), np.zeros((T, B, m))
+    for b in range(B):
+        s, V = [], []
+        for t in range(T):
+            s = ref_pop(ref_pop(s, u_top[t, b], True, kinks), u_bot[t, b], False, kinks)
+            s = [d_bot[t, b]] + s + [d_top[t, b]]
+            V = [v_bot[t, b]] + V + [v_top[t, b]]
+            r_top[t, b] = ref_read(s, V, True, kinks)
+            r_bot[t, b] = ref_read(s, V, False, kinks)
+        strengths[b] = s
+    return strengths, r_top, r_bot, np.abs(np.array(kinks))
 
 
 def run(step, read, inputs):
@@ -220,3 +240,187 @@ def test_queue_several_steps_gradients_match_finite_differences(steps, seed):
         return tt.concat([tt.stack(reads).reshape(-1), strengths.reshape(-1)])
 
     tt.testing.check_grads(fn, d[..., None], u[..., None], v, float32=False)
+
+
+# ---- the deque ------------------------------------------------------------------------------
+
+def deque_reads(values, strengths):
+    """Both reads side by side, (B, 2m): [top, bottom]."""
+    return tt.concat(list(neural_deque_read(values, strengths)), axis=1)
+
+
+def at_the_top(push, pop, value):
+    """Deque arguments for a step that acts on the top only."""
+    return (push, pop, value, column(0), column(0), t64(np.zeros(value.shape)))
+
+
+def test_deque_used_at_the_top_is_the_stack():
+    # the stack's trace, every operation at the top: the top read is a; nothing else is
+    # left, so the bottom read is a too
+    _, strengths, reads = run(neural_deque_step, deque_reads,
+                              [at_the_top(*args) for args in push_push_pop_and_push_nothing()])
+    np.testing.assert_array_equal(strengths.data, [[0, 0, 0, 1, 0, 0]])   # (bottom first)
+    np.testing.assert_array_equal(reads[-1].data, [np.concatenate([ONE_HOT[0], ONE_HOT[0]])])
+
+
+def test_deque_pushed_at_the_top_and_popped_at_the_bottom_is_the_queue():
+    # push a, push b at the top; then pop 1 at the bottom (pushing c with strength 0 at
+    # the top): the queue's trace, so both reads are b
+    steps = push_push_pop_and_push_nothing()
+    zero = t64([[0.0, 0.0, 0.0]])
+    inputs = [at_the_top(*steps[0]), at_the_top(*steps[1]),
+              (column(0), column(0), steps[2][2], column(0), column(1), zero)]
+    _, strengths, reads = run(neural_deque_step, deque_reads, inputs)
+    np.testing.assert_array_equal(strengths.data, [[0, 0, 0, 0, 1, 0]])
+    np.testing.assert_array_equal(reads[-1].data, [np.concatenate([ONE_HOT[1], ONE_HOT[1]])])
+
+
+def test_deque_soft_step_by_hand():
+    # strengths (bottom first) [.5, .3, .4] on e1, e2, e3. Pop .6 at the top: all of .4,
+    # .2 of the .3 -> [.5, .1, 0]; then pop .55 at the bottom: all .5, .05 of the .1 ->
+    # [0, .05, 0]; push .7 of (1, 1, 1) at the bottom and .9 of (2, 2, 2) at the top.
+    values = t64(np.eye(3)[None])
+    values, strengths = neural_deque_step(values, t64([[0.5, 0.3, 0.4]]),
+                                          column(0.9), column(0.6), t64([[2.0, 2.0, 2.0]]),
+                                          column(0.7), column(0.55), t64([[1.0, 1.0, 1.0]]))
+    np.testing.assert_allclose(strengths.data, [[0.7, 0.0, 0.05, 0.0, 0.9]], atol=1e-12)
+    top, bottom = neural_deque_read(values, strengths)
+    # top unit: .9 of (2, 2, 2), then .05 of e2, then .05 of (1, 1, 1)
+    np.testing.assert_allclose(top.data, [[1.85, 1.9, 1.85]], atol=1e-12)
+    # bottom unit: .7 of (1, 1, 1), .05 of e2, then .25 of (2, 2, 2)
+    np.testing.assert_allclose(bottom.data, [[1.2, 1.25, 1.2]], atol=1e-12)
+
+
+def deque_ops():
+    """Random operation sequences: (push_top, pop_top, push_bottom, pop_bottom), 0/1."""
+    bit = st.integers(0, 1)
+    return st.lists(st.tuples(bit, bit, bit, bit), min_size=1, max_size=10)
+
+
+@given(deque_ops())
+def test_deque_with_01_strengths_is_collections_deque(ops):
+    # step t pushes 2t + 1 at the top and 2t + 2 at the bottom (0 is an empty read);
+    # within a step: pop top, pop bottom, then the pushes, as the paper orders them
+    values = strengths = None
+    ends = collections.deque()
+    for t, (push_top, pop_top, push_bot, pop_bot) in enumerate(ops):
+        top_value, bottom_value = 2 * t + 1.0, 2 * t + 2.0
+        if pop_top and ends:
+            ends.pop()
+        if pop_bot and ends:
+            ends.popleft()
+        if push_bot:
+            ends.appendleft(bottom_value)
+        if push_top:
+            ends.append(top_value)
+        values, strengths = neural_deque_step(
+            values, strengths, column(push_top), column(pop_top), t64([[top_value]]),
+            column(push_bot), column(pop_bot), t64([[bottom_value]]))
+        s = strengths.data[0]
+        assert set(s.tolist()) <= {0.0, 1.0}
+        assert values.data[0, s == 1, 0].tolist() == list(ends)           # the live elements
+        top, bottom = neural_deque_read(values, strengths)
+        assert top.data[0, 0] == (ends[-1] if ends else 0.0)
+        assert bottom.data[0, 0] == (ends[0] if ends else 0.0)
+
+
+def test_popping_an_empty_deque_is_a_no_op():
+    # weightless elements at both ends, popped at both ends: nothing goes negative and no
+    # pop is owed, so later pushes read whole
+    nothing, one = column(0), column(1)
+    values, strengths = neural_deque_step(None, None, nothing, nothing, t64([[5.0]]),
+                                          nothing, nothing, t64([[6.0]]))
+    values, strengths = neural_deque_step(values, strengths, nothing, one, t64([[7.0]]),
+                                          nothing, one, t64([[8.0]]))
+    np.testing.assert_array_equal(strengths.data, [[0, 0, 0, 0]])
+    values, strengths = neural_deque_step(values, strengths, one, nothing, t64([[9.0]]),
+                                          nothing, nothing, t64([[10.0]]))
+    np.testing.assert_array_equal(strengths.data, [[0, 0, 0, 0, 0, 1]])
+    top, bottom = neural_deque_read(values, strengths)
+    np.testing.assert_array_equal(top.data, [[9.0]])
+    np.testing.assert_array_equal(bottom.data, [[9.0]])
+
+
+@pytest.mark.parametrize("end", ["top", "bottom"])
+def test_deque_never_pops_the_value_pushed_in_the_same_step(end):
+    # one element (3.0) on the deque; then pop 1 and push 1 at the same end, twice: the
+    # old element goes, each pushed value survives its own step's pop
+    nothing, one = column(0), column(1)
+
+    def act(values, strengths, value):
+        at = (one, one, t64([[value]]))
+        rest = (nothing, nothing, t64([[0.0]]))
+        args = at + rest if end == "top" else rest + at
+        return neural_deque_step(values, strengths, *args)
+
+    values, strengths = neural_deque_step(None, None, one, nothing, t64([[3.0]]),
+                                          nothing, nothing, t64([[0.0]]))
+    for value in (4.0, 5.0):
+        values, strengths = act(values, strengths, value)
+        live = values.data[0, strengths.data[0] == 1, 0]
+        assert live.tolist() == [value]
+
+
+def deque_inputs(d_top, u_top, v_top, d_bot, u_bot, v_bot):
+    return [tuple(t64(a[t][:, None]) if a.ndim == 2 else t64(a[t])
+                  for a in (d_top, u_top, v_top, d_bot, u_bot, v_bot))
+            for t in range(len(v_top))]
+
+
+def soft_deque_inputs(seed, steps, batch, width):
+    d_top, u_top, v_top = soft_inputs(seed, steps, batch, width)
+    d_bot, u_bot, v_bot = soft_inputs(seed + 10**6, steps, batch, width)
+    return d_top, u_top, v_top, d_bot, u_bot, v_bot
+
+
+@pytest.mark.parametrize("steps,batch,width", [(3, 2, 2), (5, 2, 3)])
+def test_deque_matches_the_papers_equations(steps, batch, width):
+    for seed in range(5):
+        arrays = soft_deque_inputs(seed, steps, batch, width)
+        s_ref, top_ref, bot_ref, _ = reference_deque(*arrays)
+        _, strengths, reads = run(neural_deque_step, neural_deque_read, deque_inputs(*arrays))
+        np.testing.assert_allclose(strengths.data, s_ref, atol=1e-12)
+        np.testing.assert_allclose(np.stack([r[0].data for r in reads]), top_ref, atol=1e-12)
+        np.testing.assert_allclose(np.stack([r[1].data for r in reads]), bot_ref, atol=1e-12)
+
+
+@given(st.integers(1, 4), st.lists(strengths01, min_size=8, max_size=8),
+       st.integers(0, 2**31 - 1))
+def test_deque_step_and_reads_gradients_match_finite_differences(n, draws, seed):
+    rng = np.random.default_rng(seed)
+    s0 = np.array([draws[:n], draws[n - 1::-1]])            # batch of 2, strengths (2, n)
+    heads = np.array([draws[4:], draws[:3:-1]])              # (2, 4), rows reversed
+    d_top, u_top, d_bot, u_bot = (heads[:, k:k + 1] for k in range(4))
+    values = rng.uniform(-1, 1, (2, n, 2))
+    v_top, v_bot = rng.uniform(-1, 1, (2, 2)), rng.uniform(-1, 1, (2, 2))
+    kinks = []
+    for b in range(2):
+        s = ref_pop(ref_pop(list(s0[b]), u_top[b, 0], True, kinks), u_bot[b, 0], False, kinks)
+        s = [d_bot[b, 0]] + s + [d_top[b, 0]]
+        V = [v_bot[b]] + list(values[b]) + [v_top[b]]
+        ref_read(s, V, True, kinks)
+        ref_read(s, V, False, kinks)
+    assume(np.abs(kinks).min() > MARGIN)
+
+    def fn(values, strengths, d_top, u_top, v_top, d_bot, u_bot, v_bot):
+        vs, ss = neural_deque_step(values, strengths, d_top, u_top, v_top, d_bot, u_bot, v_bot)
+        return tt.concat([deque_reads(vs, ss), ss], axis=1)
+
+    tt.testing.check_grads(fn, values, s0, d_top, u_top, v_top, d_bot, u_bot, v_bot,
+                           float32=False)
+
+
+@given(st.integers(2, 4), st.integers(0, 2**31 - 1))
+def test_deque_several_steps_gradients_match_finite_differences(steps, seed):
+    arrays = soft_deque_inputs(seed, steps, 2, 2)
+    assume(reference_deque(*arrays)[3].min() > MARGIN)
+
+    def fn(d_top, u_top, v_top, d_bot, u_bot, v_bot):
+        inputs = [(d_top[t], u_top[t], v_top[t], d_bot[t], u_bot[t], v_bot[t])
+                  for t in range(steps)]
+        _, strengths, reads = run(neural_deque_step, deque_reads, inputs)
+        return tt.concat([tt.stack(reads).reshape(-1), strengths.reshape(-1)])
+
+    d_top, u_top, v_top, d_bot, u_bot, v_bot = arrays
+    tt.testing.check_grads(fn, d_top[..., None], u_top[..., None], v_top,
+                           d_bot[..., None], u_bot[..., None], v_bot, float32=False)

@@ -1,6 +1,6 @@
 """Continuous data structures of Grefenstette, Hermann, Suleyman & Blunsom (2015),
-"Learning to Transduce with Unbounded Memory": the neural queue, and the pieces it
-shares with the neural stack (``stack.py``).
+"Learning to Transduce with Unbounded Memory": the neural queue and the neural deque,
+and the two pieces they share with the neural stack (``stack.py``).
 
 All three keep a growing list of values V[i] (width m) with strengths s[i] in [0, 1];
 elements are stored bottom first (index 0 at the bottom, the last index on top). A pop
@@ -29,8 +29,8 @@ from .. import functions as F
 from ..backend import asarray_like, device_of
 from ..tensor import Tensor
 
-__all__ = ["neural_queue_step", "neural_queue_read", "popped", "read_from", "push_on_top",
-           "strength_above", "strength_below"]
+__all__ = ["neural_queue_step", "neural_queue_read", "neural_deque_step", "neural_deque_read",
+           "popped", "read_from", "push_on_top", "strength_above", "strength_below"]
 
 
 _TRIANGLES = {}
@@ -120,3 +120,46 @@ def neural_queue_read(values, strengths):
     ``values`` (B, n, m), ``strengths`` (B, n); returns (B, m).
     """
     return read_from(values, strengths, strength_below(strengths))
+
+
+# ---- the neural deque ----------------------------------------------------------------------
+
+def neural_deque_step(values, strengths, push_top, pop_top, value_top, push_bottom,
+                      pop_bottom, value_bottom):
+    """One Grefenstette et al. (2015) deque update (their equations 6-9), for a batch.
+
+    Both ends push and pop: first the pop from the top, then the pop from the bottom (on
+    what the top pop left), then the two pushes, one new element at each end. With n
+    elements before the step (n = 2(t-1) in the paper, 1-based i)::
+
+        s^top[i]  = max(0, s_{t-1}[i] - max(0, u^top_t - sum_{j=i+1}^{n} s_{t-1}[j]))
+        s^both[i] = max(0, s^top[i]   - max(0, u^bot_t - sum_{j=1}^{i-1} s^top[j]))
+        V_t = [v^bot_t; V_{t-1}; v^top_t]          s_t = [d^bot_t; s^both; d^top_t]
+
+    so every old element moves up one index, and a value is never popped in the step that
+    pushed it. ``values`` (B, n, m), ``strengths`` (B, n) (``None`` when n = 0); the push
+    and pop strengths (B, 1) in [0, 1]; the values (B, m). Returns ``(values, strengths)``
+    with n + 2 elements.
+    """
+    B, m = value_top.shape
+    ends_v = [value_bottom.reshape(B, 1, m), value_top.reshape(B, 1, m)]
+    if strengths is None:
+        return F.concat(ends_v, axis=1), F.concat([push_bottom, push_top], axis=1)
+    after_top = popped(strengths, pop_top, strength_above(strengths))
+    after_both = popped(after_top, pop_bottom, strength_below(after_top))
+    return (F.concat([ends_v[0], values, ends_v[1]], axis=1),
+            F.concat([push_bottom, after_both, push_top], axis=1))
+
+
+def neural_deque_read(values, strengths):
+    """Grefenstette et al.'s two deque reads (their equations 10 and 11): the top unit
+    of strength and the bottom unit of strength, with n elements::
+
+        r^top_t = sum_{i=1}^{n} min(s_t[i], max(0, 1 - sum_{j=i+1}^{n} s_t[j])) * V_t[i]
+        r^bot_t = sum_{i=1}^{n} min(s_t[i], max(0, 1 - sum_{j=1}^{i-1} s_t[j])) * V_t[i]
+
+    ``values`` (B, n, m), ``strengths`` (B, n); returns ``(read_top, read_bottom)``, each
+    (B, m).
+    """
+    return (read_from(values, strengths, strength_above(strengths)),
+            read_from(values, strengths, strength_below(strengths)))
