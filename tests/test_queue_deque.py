@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import tinytrace as tt
 from tinytrace.nn.memory import (neural_deque_read, neural_deque_step, neural_queue_read,
                                  neural_queue_step)
+from tinytrace.nn import NeuralDequeRNN, NeuralQueueRNN
 from tinytrace.nn.stack import neural_stack_read, neural_stack_step
 
 F64 = np.float64
@@ -424,3 +425,184 @@ def test_deque_several_steps_gradients_match_finite_differences(steps, seed):
     d_top, u_top, v_top, d_bot, u_bot, v_bot = arrays
     tt.testing.check_grads(fn, d_top[..., None], u_top[..., None], v_top,
                            d_bot[..., None], u_bot[..., None], v_bot, float32=False)
+
+
+# ---- the layers -----------------------------------------------------------------------------
+
+def _np_params(model):
+    return {name: p.data for name, p in model.named_parameters()}
+
+
+def reference_layer(model, x):
+    """The layers' equations as loops (tanh RNN controller, the memory by ref_pop and
+    ref_read): returns outputs (T, B, H), final strengths (B, N), reads (T, B, ends * m)."""
+    p, (T, B, _) = _np_params(model), x.shape
+    sig = lambda z: 1 / (1 + np.exp(-z))                                     # noqa: E731
+    deque = isinstance(model, NeuralDequeRNN)
+    ends = ["_top", "_bottom"] if deque else [""]
+    h, r = np.zeros((B, model.hidden_size)), np.zeros((B, len(ends) * model.width))
+    S, V = [[] for _ in range(B)], [[] for _ in range(B)]
+    outs, reads = [], []
+    for t in range(T):
+        h = np.tanh(np.concatenate([x[t], r], 1) @ p["controller.weight_ih"].T
+                    + p["controller.bias_ih"] + h @ p["controller.weight_hh"].T
+                    + p["controller.bias_hh"])
+        head = {}
+        for end in ends:
+            head["d" + end] = sig(h @ p[f"push{end}.weight"].T + p[f"push{end}.bias"])[:, 0]
+            head["u" + end] = sig(h @ p[f"pop{end}.weight"].T + p[f"pop{end}.bias"])[:, 0]
+            head["v" + end] = np.tanh(h @ p[f"value{end}.weight"].T + p[f"value{end}.bias"])
+        r = np.zeros_like(r)
+        for b in range(B):
+            if deque:
+                s = ref_pop(ref_pop(S[b], head["u_top"][b], True, []),
+                            head["u_bottom"][b], False, [])
+                S[b] = [head["d_bottom"][b]] + s + [head["d_top"][b]]
+                V[b] = [head["v_bottom"][b]] + V[b] + [head["v_top"][b]]
+                r[b] = np.concatenate([ref_read(S[b], V[b], True, []),
+                                       ref_read(S[b], V[b], False, [])])
+            else:
+                S[b] = ref_pop(S[b], head["u"][b], False, []) + [head["d"][b]]
+                V[b] = V[b] + [head["v"][b]]
+                r[b] = ref_read(S[b], V[b], False, [])
+        outs.append(h)
+        reads.append(r)
+    return np.stack(outs), np.array(S), np.stack(reads)
+
+
+def all_reads(model, record):
+    if isinstance(model, NeuralDequeRNN):
+        return np.concatenate([record["read_top"], record["read_bottom"]], axis=2)
+    return record["read"]
+
+
+@pytest.mark.parametrize("cls", [NeuralQueueRNN, NeuralDequeRNN])
+def test_layer_forward_matches_the_papers_equations(cls):
+    tt.manual_seed(7)
+    model = cls(3, 5, 2, dtype=F64)
+    x = np.random.default_rng(8).normal(size=(5, 3, 3))
+    out, state, record = model(t64(x))
+    ref_out, ref_strengths, ref_reads = reference_layer(model, x)
+    np.testing.assert_allclose(out.data, ref_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(state[2].data, ref_strengths, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(all_reads(model, record), ref_reads, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [NeuralQueueRNN, NeuralDequeRNN])
+@pytest.mark.parametrize("controller", ["rnn", "lstm"])
+def test_layer_parameter_gradients_match_finite_differences(cls, controller):
+    tt.manual_seed(3)
+    model = cls(2, 3, 2, controller=controller, dtype=F64)
+    x = np.random.default_rng(4).normal(size=(3, 2, 2))
+    with tt.no_grad():
+        for name, p in model.named_parameters():
+            if name.startswith("pop") and name.endswith("bias"):
+                p.data -= 1.0           # smaller pops: no strength is popped to (near) 0
+    _, _, record = model(t64(x))
+    # away from the kinks: every element's strength stays clear of 0 (the branches of
+    # the max/min are checked on the functions above)
+    T, per_step = x.shape[0], 2 if cls is NeuralDequeRNN else 1
+    for t in range(T):
+        start = (per_step - 1) * (T - 1 - t)
+        assert record["strength"][t, :, start:start + per_step * (t + 1)].min() > 1e-3
+    tt.testing.check_module(model, st.just(x), float32=False, state_dict=False,
+                            max_examples=1)
+
+
+@pytest.mark.parametrize("cls", [NeuralQueueRNN, NeuralDequeRNN])
+@pytest.mark.parametrize("controller", ["rnn", "lstm"])
+def test_shapes_records_and_batch_first(cls, controller):
+    tt.manual_seed(0)
+    model = cls(5, 6, 2, controller=controller)
+    x = np.random.default_rng(0).normal(size=(7, 3, 5)).astype(np.float32)
+    out, state, record = model(tt.tensor(x))
+    assert out.shape == (7, 3, 6) and out.dtype == np.float32
+    ends = ["_top", "_bottom"] if cls is NeuralDequeRNN else [""]
+    N = 7 * len(ends)
+    for end in ends:
+        assert record["push" + end].shape == record["pop" + end].shape == (7, 3)
+        assert record["value" + end].shape == record["read" + end].shape == (7, 3, 2)
+    assert record["strength"].shape == (7, 3, N) and record["depth"].shape == (7, 3)
+    np.testing.assert_allclose(record["depth"], record["strength"].sum(-1))
+    np.testing.assert_allclose(record["strength"][-1], state[2].data)
+    np.testing.assert_allclose(all_reads(model, record)[-1],
+                               np.concatenate([r.data for r in state[3:]], axis=1))
+    xb = cls(5, 6, 2, controller=controller, batch_first=True)
+    xb.load_state_dict(model.state_dict())
+    out_b, _, record_b = xb(tt.tensor(x.transpose(1, 0, 2)))
+    np.testing.assert_allclose(out_b.data, out.data.transpose(1, 0, 2), rtol=1e-6)
+    np.testing.assert_allclose(record_b["strength"], record["strength"], rtol=1e-6)
+    with pytest.raises(tt.ShapeError, match="input must be"):
+        model(tt.tensor(x[..., :4]))
+
+
+def test_deque_record_keeps_each_element_in_its_column():
+    # pushing 1 at both ends, popping nothing: at step t the live columns are the 2(t+1)
+    # around the centre of the final 2T
+    model = NeuralDequeRNN(2, 3, 1, dtype=F64)
+    with tt.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("controller") and not name.startswith("value"):
+                p.data[...] = 0.0
+                if name.endswith("bias"):
+                    p.data[...] = 40.0 if name.startswith("push") else -40.0
+    _, _, record = model(t64(np.ones((3, 1, 2))))
+    np.testing.assert_allclose(record["strength"][:, 0], [[0, 0, 1, 1, 0, 0],
+                                                          [0, 1, 1, 1, 1, 0],
+                                                          [1, 1, 1, 1, 1, 1]], atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [NeuralQueueRNN, NeuralDequeRNN])
+def test_state_carries_a_stream_across_calls(cls):
+    tt.manual_seed(0)
+    model = cls(4, 5, 2, controller="lstm", dtype=F64)
+    x = t64(np.random.default_rng(1).normal(size=(7, 2, 4)))
+    whole, _, _ = model(x)
+    first, state, _ = model(x[:3])
+    second, _, _ = model(x[3:], state)
+    np.testing.assert_allclose(np.concatenate([first.data, second.data]), whole.data,
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls,memory", [(NeuralQueueRNN, "queue"), (NeuralDequeRNN, "deque")])
+def test_every_step_is_scoped_controller_and_memory(cls, memory):
+    tt.manual_seed(0)
+    model = cls(3, 4, 2)
+    out, state, _ = model(tt.tensor(np.ones((3, 2, 3), np.float32)))
+    final = out.sum() + state[2].sum() + sum(read.sum() for read in state[3:])
+    scopes = set(final.graph().by_scope())
+    name = cls.__name__.lower()
+    for t in range(3):
+        assert any(s.startswith(f"{name}/t={t}/controller/") for s in scopes)
+        assert f"{name}/t={t}/{memory}" in scopes                        # the update
+        assert f"{name}/t={t}/{memory}/read" in scopes
+    assert not any(s.startswith(f"{name}/t=3") for s in scopes)
+
+
+@pytest.mark.parametrize("cls,memory", [(NeuralQueueRNN, "queue"), (NeuralDequeRNN, "deque")])
+def test_trace_split_through_the_memory_adds_up(cls, memory):
+    tt.manual_seed(1)
+    model = cls(3, 4, 2, controller="lstm", dtype=F64)
+    x = t64(np.random.default_rng(2).normal(size=(4, 2, 3)))
+    out, _, _ = model(x)
+    loss = (out * out).sum()
+    split = tt.trace.split(loss, f"*/{memory}/*", model)
+    assert split.matched > 0
+    for name, p in model.named_parameters():
+        part = split[name]
+        np.testing.assert_allclose(part.via + part.avoid, part.grad, atol=1e-12)
+    # the memory's heads act only through the memory; the controller's weights both ways
+    assert np.abs(split["controller.weight_hh"].via).max() > 0
+    assert np.abs(split["controller.weight_hh"].avoid).max() > 0
+    head = "pop" if cls is NeuralQueueRNN else "pop_bottom"
+    np.testing.assert_array_equal(split[f"{head}.weight"].avoid, 0)
+
+
+def test_constructor_arguments_are_checked():
+    with pytest.raises(ValueError, match="queue_width"):
+        NeuralQueueRNN(2, 3, queue_width=0)
+    with pytest.raises(ValueError, match="deque_width"):
+        NeuralDequeRNN(2, 3, deque_width=0)
+    assert "deque_width=4" in repr(NeuralDequeRNN(2, 3, 4))
+    assert NeuralQueueRNN(2, 3, 5).controller.weight_ih.shape == (3, 2 + 5)
+    assert NeuralDequeRNN(2, 3, 5).controller.weight_ih.shape == (3, 2 + 2 * 5)

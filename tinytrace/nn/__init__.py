@@ -5,9 +5,10 @@ from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .module import Module, Parameter
 from .cells import GRUCell, LSTMCell, RNNCell, UGRNNCell
 from .recurrent import GRU, LSTM, RNN, UGRNN
-from .stack import NeuralStackRNN, StackRNN
+from .stack import NeuralDequeRNN, NeuralQueueRNN, NeuralStackRNN, StackRNN
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
            "Sigmoid", "Dropout", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
-           "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN"]
+           "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN",
+           "NeuralQueueRNN", "NeuralDequeRNN"]

@@ -13,6 +13,12 @@ read at every time step is a node of the graph:
 The stack updates are also plain functions (``superposition_stack_step``,
 ``neural_stack_step``, ``neural_stack_read``) so they can be checked and drawn on their own.
 
+The same paper's neural queue and deque (``memory.py``: ``neural_queue_step`` /
+``neural_queue_read``, ``neural_deque_step`` / ``neural_deque_read``, built from the pop and
+read the neural stack uses) drive ``NeuralQueueRNN`` and ``NeuralDequeRNN``, which share
+``NeuralStackRNN``'s loop, heads and record; their steps run in ``t=τ/queue`` and
+``t=τ/deque`` in place of ``t=τ/stack``.
+
 Both modules take ``controller="rnn"`` (``RNNCell``, tanh) or ``"lstm"`` (``LSTMCell``); the
 controller reads ``concat([x_t, stack_read_{t-1}])``. Shapes follow the other recurrent
 layers: input (T, B, I) (or (B, T, I) with ``batch_first=True``); a call returns::
@@ -42,13 +48,14 @@ from ..ops.stack_rnn import StackRecord, stack_rnn_sequence
 from ..random import generator
 from ..tensor import Tensor
 from .checks import ModeAndKernel, layer_input, size_arg
-from .memory import popped, push_on_top, read_from, strength_above
+from .memory import (neural_deque_read, neural_deque_step, neural_queue_read,
+                     neural_queue_step, popped, push_on_top, read_from, strength_above)
 from .layers import Linear
 from .module import Module
 from .cells import LSTMCell, RNNCell, lstm_step, rnn_step, split_gates, zeros_state
 
-__all__ = ["StackRNN", "NeuralStackRNN", "superposition_stack_step", "neural_stack_step",
-           "neural_stack_read"]
+__all__ = ["StackRNN", "NeuralStackRNN", "NeuralQueueRNN", "NeuralDequeRNN",
+           "superposition_stack_step", "neural_stack_step", "neural_stack_read"]
 
 
 # ---- the two stacks as functions of tensors ------------------------------------------------
@@ -350,7 +357,95 @@ def _superpose_occupancy(occupancy, actions):
     return out + actions[:, 2:3] * occupancy if actions.shape[1] == 3 else out
 
 
-class NeuralStackRNN(_StackAugmented):
+class _NeuralMemoryRNN(_StackAugmented):
+    """Shared parts of the Grefenstette et al. (2015) layers: one push, pop and value head
+    per end of the memory, the time loop, the record and the state.
+
+    A subclass names its ``memory`` (the scope of its heads, update and read: ``stack``,
+    ``queue``, ``deque``), its ``ends`` (suffixes of the head names: ``("",)`` for one
+    end, ``("_top", "_bottom")`` for two) and gives ``_step(values, strengths, d, u, v,
+    ...)`` (push, pop, value per end, in ``ends`` order) and ``_read(values, strengths)``
+    (a tuple of one read per end). The controller reads ``[x_t; r_{t-1}]`` with one
+    read per end. Every step: ``t=τ/controller``, then ``t=τ/<memory>`` with the heads
+    (``push``, ``pop``, ``value`` plus the end's suffix), the update and ``read``.
+    """
+
+    memory, ends = "stack", ("",)
+
+    def __init__(self, input_size, hidden_size, width, controller, nonlinearity,
+                 batch_first, dtype, rng):
+        rng = generator(rng)        # one stream for all sublayers (a seed would repeat)
+        if width < 1:
+            raise ValueError(f"{type(self).__name__}: {self.memory}_width must be at least 1")
+        super().__init__(input_size, hidden_size, len(self.ends) * width, controller,
+                         nonlinearity, batch_first, dtype, rng)
+        self.width = width
+        for end in self.ends:
+            setattr(self, "push" + end, Linear(hidden_size, 1, dtype=dtype, rng=rng))
+            setattr(self, "pop" + end, Linear(hidden_size, 1, dtype=dtype, rng=rng))
+            setattr(self, "value" + end, Linear(hidden_size, width, dtype=dtype, rng=rng))
+
+    def initial_state(self, batch_size, dtype=np.float32, device="cpu"):
+        """Zero controller state, an empty memory and zero reads (one per end)."""
+        reads = [Tensor(to_device(np.zeros((batch_size, self.width), dtype=dtype), device))
+                 for _ in self.ends]
+        return (self._initial_controller_state(batch_size, reads[0].data), None, None, *reads)
+
+    def forward(self, x, state=None):
+        x = self._check_input(x)
+        T, B, _ = x.shape
+        h_state, values, strengths, *reads = state or self.initial_state(B, x.dtype, x.device)
+        step = self._controller_step()
+        with scope(self.memory):
+            heads = [[(head.weight.T, head.bias) for head in
+                      (getattr(self, "push" + end), getattr(self, "pop" + end),
+                       getattr(self, "value" + end))] for end in self.ends]
+        outputs = []
+        keys = [key + end for end in self.ends for key in ("push", "pop", "value", "read")]
+        rec = {key: [] for key in keys + ["strength"]}
+        for t in range(T):
+            with scope(f"t={t}"):
+                with scope("controller"):
+                    h, h_state = step(F.concat([x[t], *reads], axis=1), h_state)
+                with scope(self.memory):
+                    actions = []
+                    for end, ((W_d, b_d), (W_u, b_u), (W_v, b_v)) in zip(self.ends, heads):
+                        with scope("push" + end):
+                            d = F.sigmoid(h @ W_d + b_d)
+                        with scope("pop" + end):
+                            u = F.sigmoid(h @ W_u + b_u)
+                        with scope("value" + end):
+                            v = F.tanh(h @ W_v + b_v)
+                        actions += [d, u, v]
+                    values, strengths = self._step(values, strengths, *actions)
+                    with scope("read"):
+                        reads = list(self._read(values, strengths))
+            outputs.append(h)
+            for k, end in enumerate(self.ends):   # the record is host data (for plots)
+                d, u, v = actions[3 * k:3 * k + 3]
+                rec["push" + end].append(d.numpy()[:, 0])
+                rec["pop" + end].append(u.numpy()[:, 0])
+                rec["value" + end].append(v.numpy())
+                rec["read" + end].append(reads[k].numpy())
+            rec["strength"].append(strengths.numpy())
+        # every step adds one element per end; a two-ended memory also shifts the old ones
+        # up by one, so step t's strengths sit (T-1-t) columns in: each element keeps its
+        # column for the whole record
+        n = strengths.shape[1]
+        padded = np.zeros((T, B, n), dtype=strengths.dtype)
+        for t, s in enumerate(rec.pop("strength")):
+            start = (len(self.ends) - 1) * (T - 1 - t)
+            padded[t, :, start:start + s.shape[1]] = s
+        record = {key: np.stack(v) for key, v in rec.items()}
+        record["strength"] = padded
+        record["depth"] = padded.sum(axis=2)
+        return self._finish(outputs), (h_state, values, strengths, *reads), record
+
+    def extra_repr(self):
+        return super().extra_repr() + f", {self.memory}_width={self.width}"
+
+
+class NeuralStackRNN(_NeuralMemoryRNN):
     """Grefenstette, Hermann, Suleyman & Blunsom (2015), "Learning to Transduce with
     Unbounded Memory": a recurrent controller with a continuous (neural) stack.
 
@@ -382,62 +477,105 @@ class NeuralStackRNN(_StackAugmented):
     N; ``depth`` (T, B) the total strength on the stack.
     """
 
+    memory, ends = "stack", ("",)
+
     def __init__(self, input_size, hidden_size, stack_width=8, controller="rnn",
                  nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
-        rng = generator(rng)        # one stream for all sublayers (a seed would repeat)
-        if stack_width < 1:
-            raise ValueError("NeuralStackRNN: stack_width must be at least 1")
         super().__init__(input_size, hidden_size, stack_width, controller, nonlinearity,
                          batch_first, dtype, rng)
-        self.stack_width = stack_width
-        self.push = Linear(hidden_size, 1, dtype=dtype, rng=rng)
-        self.pop = Linear(hidden_size, 1, dtype=dtype, rng=rng)
-        self.value = Linear(hidden_size, stack_width, dtype=dtype, rng=rng)
 
-    def initial_state(self, batch_size, dtype=np.float32, device="cpu"):
-        """Zero controller state, an empty stack and a zero read."""
-        read = Tensor(to_device(np.zeros((batch_size, self.stack_width), dtype=dtype), device))
-        return self._initial_controller_state(batch_size, read.data), None, None, read
+    @property
+    def stack_width(self):
+        """m, the width of a stack element."""
+        return self.width
 
-    def forward(self, x, state=None):
-        x = self._check_input(x)
-        T, B, _ = x.shape
-        h_state, values, strengths, read = state or self.initial_state(B, x.dtype, x.device)
-        step = self._controller_step()
-        with scope("stack"):
-            W_d, b_d = self.push.weight.T, self.push.bias
-            W_u, b_u = self.pop.weight.T, self.pop.bias
-            W_v, b_v = self.value.weight.T, self.value.bias
-        outputs = []
-        rec = {"push": [], "pop": [], "value": [], "read": [], "strength": []}
-        for t in range(T):
-            with scope(f"t={t}"):
-                with scope("controller"):
-                    h, h_state = step(F.concat([x[t], read], axis=1), h_state)
-                with scope("stack"):
-                    with scope("push"):
-                        d = F.sigmoid(h @ W_d + b_d)
-                    with scope("pop"):
-                        u = F.sigmoid(h @ W_u + b_u)
-                    with scope("value"):
-                        v = F.tanh(h @ W_v + b_v)
-                    values, strengths = neural_stack_step(values, strengths, d, u, v)
-                    with scope("read"):
-                        read = neural_stack_read(values, strengths)
-            outputs.append(h)
-            rec["push"].append(d.numpy()[:, 0])     # the record is host data (for plots)
-            rec["pop"].append(u.numpy()[:, 0])
-            rec["value"].append(v.numpy())
-            rec["read"].append(read.numpy())
-            rec["strength"].append(strengths.numpy())
-        n = strengths.shape[1]
-        padded = np.zeros((T, B, n), dtype=strengths.dtype)
-        for t, s in enumerate(rec.pop("strength")):
-            padded[t, :, :s.shape[1]] = s
-        record = {key: np.stack(v) for key, v in rec.items()}
-        record["strength"] = padded
-        record["depth"] = padded.sum(axis=2)
-        return self._finish(outputs), (h_state, values, strengths, read), record
+    def _step(self, values, strengths, push, pop, value):
+        return neural_stack_step(values, strengths, push, pop, value)
 
-    def extra_repr(self):
-        return super().extra_repr() + f", stack_width={self.stack_width}"
+    def _read(self, values, strengths):
+        return (neural_stack_read(values, strengths),)
+
+
+class NeuralQueueRNN(_NeuralMemoryRNN):
+    """Grefenstette et al. (2015): a recurrent controller with a continuous (neural)
+    queue: ``NeuralStackRNN`` with pops and reads at the bottom (the oldest element)
+    instead of the top, so "the strength above" becomes "the strength below"::
+
+        h_t      = cell([x_t, r_{t-1}], h_{t-1})          controller (RNN or LSTM), r_0 = 0
+        d_t, u_t, v_t = sigmoid(W_d h_t + b_d), sigmoid(W_u h_t + b_u), tanh(W_v h_t + b_v)
+        V_t[i]   = V_{t-1}[i] (i < t),   V_t[t] = v_t
+        s_t[i]   = max(0, s_{t-1}[i] - max(0, u_t - sum_{j=1}^{i-1} s_{t-1}[j]))   (i < t)
+        s_t[t]   = d_t
+        r_t      = sum_{i=1}^{t} min(s_t[i], max(0, 1 - sum_{j=1}^{i-1} s_t[j])) V_t[i]
+
+    (``neural_queue_step``, ``neural_queue_read``). Parameters, call, ``state``
+    ``(controller_state, values, strengths, read)`` and ``record`` as ``NeuralStackRNN``'s
+    (``queue_width`` for ``stack_width``); every step runs in ``t=τ/controller`` and
+    ``t=τ/queue`` (``push``, ``pop``, ``value``, the update, ``read``), so
+    ``tt.trace.split(loss, "*/queue/*", model)`` weighs the gradient through the queue.
+    """
+
+    memory, ends = "queue", ("",)
+
+    def __init__(self, input_size, hidden_size, queue_width=8, controller="rnn",
+                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
+        super().__init__(input_size, hidden_size, queue_width, controller, nonlinearity,
+                         batch_first, dtype, rng)
+
+    @property
+    def queue_width(self):
+        """m, the width of a queue element."""
+        return self.width
+
+    def _step(self, values, strengths, push, pop, value):
+        return neural_queue_step(values, strengths, push, pop, value)
+
+    def _read(self, values, strengths):
+        return (neural_queue_read(values, strengths),)
+
+
+class NeuralDequeRNN(_NeuralMemoryRNN):
+    """Grefenstette et al. (2015): a recurrent controller with a continuous (neural)
+    double-ended queue, pushed, popped and read at both ends. At step t, with n = 2(t-1)
+    elements stored bottom first::
+
+        h_t       = cell([x_t, r^top_{t-1}, r^bot_{t-1}], h_{t-1})        r_0 = 0
+        d^e_t, u^e_t, v^e_t = sigmoid(W^e_d h_t + b^e_d), sigmoid(W^e_u h_t + b^e_u),
+                              tanh(W^e_v h_t + b^e_v)              for each end e = top, bot
+        s^top[i]  = max(0, s_{t-1}[i] - max(0, u^top_t - sum_{j=i+1}^{n} s_{t-1}[j]))
+        s^both[i] = max(0, s^top[i]   - max(0, u^bot_t - sum_{j=1}^{i-1} s^top[j]))
+        V_t = [v^bot_t; V_{t-1}; v^top_t]          s_t = [d^bot_t; s^both; d^top_t]
+        r^top_t   = sum_i min(s_t[i], max(0, 1 - sum_{j>i} s_t[j])) V_t[i]
+        r^bot_t   = sum_i min(s_t[i], max(0, 1 - sum_{j<i} s_t[j])) V_t[i]
+
+    (the pop from the top, then the pop from the bottom, then the pushes, then the reads:
+    ``neural_deque_step``, ``neural_deque_read``). Parameters: ``controller`` (input size
+    ``input_size + 2 * deque_width``), ``push_top``, ``pop_top``, ``value_top``,
+    ``push_bottom``, ``pop_bottom``, ``value_bottom`` (as ``NeuralStackRNN``'s heads).
+
+    ``model(x, state=None)`` -> ``(output, state, record)``; ``state`` is
+    ``(controller_state, values, strengths, read_top, read_bottom)``. ``record``
+    (time-major NumPy arrays): ``push_top``, ``pop_top``, ``push_bottom``, ``pop_bottom``
+    (T, B); ``value_top``, ``value_bottom``, ``read_top``, ``read_bottom`` (T, B, m);
+    ``strength`` (T, B, N), step t's strengths placed so that every element keeps its
+    column (zeros outside); ``depth`` (T, B) the total strength. Every step runs in
+    ``t=τ/controller`` and ``t=τ/deque``.
+    """
+
+    memory, ends = "deque", ("_top", "_bottom")
+
+    def __init__(self, input_size, hidden_size, deque_width=8, controller="rnn",
+                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
+        super().__init__(input_size, hidden_size, deque_width, controller, nonlinearity,
+                         batch_first, dtype, rng)
+
+    @property
+    def deque_width(self):
+        """m, the width of a deque element."""
+        return self.width
+
+    def _step(self, values, strengths, *actions):
+        return neural_deque_step(values, strengths, *actions)
+
+    def _read(self, values, strengths):
+        return neural_deque_read(values, strengths)
