@@ -14,6 +14,7 @@ forwards. Gradient tracing is ``backward`` with a hook that sees every node's gr
 """
 import contextlib
 import itertools
+import operator
 import weakref
 
 import numpy as np
@@ -79,8 +80,7 @@ def topological_order(*root_nodes):
     return sorted(visited, key=_by_seq)
 
 
-def _by_seq(node):
-    return node.seq
+_by_seq = operator.attrgetter("seq")
 
 
 def unbroadcast(grad, shape):
@@ -238,7 +238,13 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
                                 "was freed by an earlier backward(); pass retain_graph=True "
                                 "to the first backward() to go twice")
-        _check_versions(node)
+        inputs = node.inputs
+        for i in range(len(inputs)) if node.saves is None else node.saves:
+            c = inputs[i]._counter         # version cell; None: never changed (version 0)
+            if (0 if c is None else c[0]) != node.versions[i]:
+                _check_versions(node)      # raises, naming the input
+        if node.saves_output is not False:
+            _check_versions(node)
         input_grads = vjp(g)
         if checking:
             _anomaly.check_backward(node, input_grads, _relevance(node, blocked, wanted,
@@ -247,7 +253,7 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             hook(node, g, input_grads)
         if not retain_graph:
             node.vjp = None
-        for t, gi in zip(node.inputs, input_grads):
+        for t, gi in zip(inputs, input_grads):
             if gi is None or not t.requires_grad:
                 continue
             if gi.shape != t.data.shape:

@@ -1,7 +1,7 @@
 """Global recording state: is gradient recording on, which scope are we in, is anomaly mode
 on, which nodes does backward block (``autograd.block_backward``).
 
-Kept in one tiny module so the hot path (``ops.registry._record``) reads three plain attributes.
+Kept in one tiny module so the hot path (``ops.registry.Primitive.__call__``) reads three plain attributes.
 """
 import contextlib
 import functools

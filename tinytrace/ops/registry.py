@@ -63,8 +63,72 @@ class Primitive:
         return self.forward.__doc__
 
     def __call__(self, *inputs, **attrs):
-        return _record(self, inputs, attrs)
+        """Run the op on ``inputs`` (Tensors) and, if any needs grad, record a Node.
 
+        This is the engine's hot path (every op of every model goes through it, one
+        Python call deep), so the common one- and two-input cases are spelled out rather
+        than looped over, and the version tuple of inputs that were never changed in
+        place is a shared constant.
+        """
+        op = self
+        n = len(inputs)
+        if n == 2:
+            a, b = inputs
+            da, db = a.data, b.data
+            if type(da) is not type(db):
+                _check_devices(op, (da, db))
+            ca, cb = a._counter, b._counter          # version cells (None: version 0)
+            versions = _ZERO2 if ca is None and cb is None else \
+                (0 if ca is None else ca[0], 0 if cb is None else cb[0])
+            if da.dtype is not db.dtype and op.same_float_dtype:
+                da, db = arrays = _unify_dtypes(op, (da, db))
+            needs_grad = a.requires_grad or b.requires_grad
+            try:
+                out, vjp = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
+            except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
+                _shape_error(op, (da, db), attrs, err)
+        elif n == 1:
+            a = inputs[0]
+            da = a.data
+            ca = a._counter
+            versions = _ZERO1 if ca is None else (ca[0],)
+            needs_grad = a.requires_grad
+            try:
+                out, vjp = op.forward(da, **attrs) if attrs else op.forward(da)
+            except (ValueError, IndexError) as err:
+                _shape_error(op, (da,), attrs, err)
+        else:
+            arrays = tuple(map(_data, inputs))
+            if len({type(a) for a in arrays}) > 1:
+                _check_devices(op, arrays)
+            versions = tuple([t._version for t in inputs])
+            if op.same_float_dtype:
+                arrays = _unify_dtypes(op, arrays)
+            needs_grad = any(t.requires_grad for t in inputs)
+            try:
+                out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
+            except (ValueError, IndexError) as err:
+                _shape_error(op, arrays, attrs, err)
+            da = arrays[0] if arrays else None
+        if type(out) is not _ndarray and isinstance(out, _generic):
+            out = np.asarray(out)
+        if STATE.anomaly:
+            anomaly.check_forward(op.name, inputs, (da, db) if n == 2 else (da,) if n == 1
+                                  else arrays, out)
+        recording = needs_grad and STATE.grad_enabled
+        result = Tensor(out, recording)
+        if op.view and np.may_share_memory(out, da):
+            result._share_version_with(inputs[0])
+        if recording:
+            if op.saves_output:
+                c = result._counter
+                saved = 0 if c is None else c[0]
+            else:
+                saved = False
+            node = Node(op.name, inputs, attrs, STATE.scope, vjp, versions, op.saves, saved)
+            node._output = _ref(result)
+            result.node = node
+        return result
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -145,52 +209,10 @@ def _unify_dtypes(op, arrays):
     return tuple(a if a.dtype.kind in "fc" else a.astype(first) for a in arrays)
 
 
-def _record(op, inputs, attrs):
-    """Run ``op`` on ``inputs`` (Tensors) and, if any needs grad, record a Node.
+def _shape_error(op, arrays, attrs, err):
+    raise ShapeError(f"op '{op.name}' in {scope_phrase()}: operands {describe(arrays)}"
+                     f"{' attrs ' + str(attrs) if attrs else ''}: {err}") from err
 
-    This is the engine's hot path (every op of every model goes through it), so the
-    common one- and two-input cases are spelled out rather than looped over.
-    """
-    n = len(inputs)
-    if n == 2:
-        a, b = inputs
-        arrays = (a.data, b.data)
-        if type(arrays[0]) is not type(arrays[1]):
-            _check_devices(op, arrays)
-        ca, cb = a._counter, b._counter          # version cells (None: version 0)
-        versions = (0 if ca is None else ca[0], 0 if cb is None else cb[0])
-        if arrays[0].dtype is not arrays[1].dtype and op.same_float_dtype:
-            arrays = _unify_dtypes(op, arrays)
-        needs_grad = a.requires_grad or b.requires_grad
-    elif n == 1:
-        arrays = (inputs[0].data,)
-        ca = inputs[0]._counter
-        versions = (0 if ca is None else ca[0],)
-        needs_grad = inputs[0].requires_grad
-    else:
-        arrays = tuple(map(_data, inputs))
-        if len({type(a) for a in arrays}) > 1:
-            _check_devices(op, arrays)
-        versions = tuple([t._version for t in inputs])
-        if op.same_float_dtype:
-            arrays = _unify_dtypes(op, arrays)
-        needs_grad = any(t.requires_grad for t in inputs)
-    try:
-        out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
-    except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
-        raise ShapeError(f"op '{op.name}' in {scope_phrase()}: operands {describe(arrays)}"
-                         f"{' attrs ' + str(attrs) if attrs else ''}: {err}") from err
-    if isinstance(out, np.generic):
-        out = np.asarray(out)
-    if STATE.anomaly:
-        anomaly.check_forward(op.name, inputs, arrays, out)
-    recording = needs_grad and STATE.grad_enabled
-    result = Tensor(out, recording)
-    if op.view and np.may_share_memory(out, arrays[0]):
-        result._share_version_with(inputs[0])
-    if recording:
-        node = Node(op.name, inputs, attrs, STATE.scope, vjp, versions, op.saves,
-                    result._version if op.saves_output else False)
-        node._output = weakref.ref(result)
-        result.node = node
-    return result
+
+_ZERO1, _ZERO2 = (0,), (0, 0)
+_ndarray, _generic, _ref = np.ndarray, np.generic, weakref.ref
