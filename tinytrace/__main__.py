@@ -141,17 +141,21 @@ def cmd_lessons(args):
     return status
 
 
-def _exercises():
-    # imported here: the checks import hypothesis, which 'list' and 'lessons' never need
+def _exercises(args):
+    """``(the exercises package, the learner's folder)``, or ``(None, None)`` after saying
+    where it looked. Imported here: the checks import hypothesis, which 'list' and
+    'lessons' never need."""
     from . import exercises
-    return exercises
+    folder, problem = exercises.locate(args.dir)
+    if folder is None:
+        print(f"tinytrace: {problem}", file=sys.stderr)
+        return None, None
+    return exercises, folder
 
 
 def cmd_exercises(args):
-    ex = _exercises()
-    folder, problem = ex.locate(args.dir)
-    if folder is None:
-        print(f"tinytrace: {problem}", file=sys.stderr)
+    ex, folder = _exercises(args)
+    if ex is None:
         return 2
     print(f"exercises in {folder}:")
     width = max(len(e.title) for e in ex.EXERCISES)
@@ -163,10 +167,8 @@ def cmd_exercises(args):
 
 
 def cmd_check(args):
-    ex = _exercises()
-    folder, problem = ex.locate(args.dir)
-    if folder is None:
-        print(f"tinytrace: {problem}", file=sys.stderr)
+    ex, folder = _exercises(args)
+    if ex is None:
         return 2
     chosen = []
     for token in args.numbers:
