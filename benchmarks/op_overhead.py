@@ -2,7 +2,8 @@
 
 With 4-element tensors the arithmetic is nothing; what is timed is the bookkeeping an
 engine does per op (dispatch, recording the node, the backward walk). Each engine runs
-the same chain in the same process; the printed ratio is tinytrace / PyTorch (lower is
+the same chain in the same process, the two taking turns within every repeat (so a
+burst of load from elsewhere hits both); the printed ratio is tinytrace / PyTorch (lower is
 better, < 1 means tinytrace is faster per op).
 
     python benchmarks/op_overhead.py [--ops 3000] [--repeats 7]
@@ -50,17 +51,25 @@ def chain(x, w, n_ops):
     return y.sum()
 
 
-def time_engine(make_leaf, n_ops, repeats):
-    x, w = make_leaf(), make_leaf()
-    best_fwd = best_bwd = float("inf")
+def time_once(x, w, n_ops):
+    """(forward, backward) seconds for one chain."""
+    start = time.perf_counter()
+    loss = chain(x, w, n_ops)
+    mid = time.perf_counter()
+    loss.backward()
+    return mid - start, time.perf_counter() - mid
+
+
+def time_engines(makers, n_ops, repeats):
+    """Best (forward, backward) seconds per op of each engine. The engines take turns within
+    every repeat, so a burst of load from elsewhere on the machine hits both, not one."""
+    leaves = {name: (make(), make()) for name, make in makers.items()}
+    best = {name: [float("inf"), float("inf")] for name in makers}
     for _ in range(repeats):
-        start = time.perf_counter()
-        loss = chain(x, w, n_ops)
-        mid = time.perf_counter()
-        loss.backward()
-        end = time.perf_counter()
-        best_fwd, best_bwd = min(best_fwd, mid - start), min(best_bwd, end - mid)
-    return best_fwd / n_ops, best_bwd / n_ops
+        for name, (x, w) in leaves.items():
+            fwd, bwd = time_once(x, w, n_ops)
+            best[name] = [min(best[name][0], fwd), min(best[name][1], bwd)]
+    return [(name, fwd / n_ops, bwd / n_ops) for name, (fwd, bwd) in best.items()]
 
 
 def main():
@@ -71,15 +80,14 @@ def main():
 
     rng = np.random.default_rng(0)
     data = rng.uniform(-0.5, 0.5, size=4).astype(np.float32)
-    rows = [("tinytrace",) + time_engine(lambda: tt.tensor(data, requires_grad=True),
-                                         args.ops, args.repeats)]
+    makers = {"tinytrace": lambda: tt.tensor(data, requires_grad=True)}
     try:
         import torch
         torch.set_num_threads(1)
-        rows.append(("pytorch",) + time_engine(
-            lambda: torch.tensor(data, requires_grad=True), args.ops, args.repeats))
+        makers["pytorch"] = lambda: torch.tensor(data, requires_grad=True)
     except ImportError:
         print("(torch not installed: no ratio)")
+    rows = time_engines(makers, args.ops, args.repeats)
 
     print(f"chain of {args.ops} ops on 4-element float32 tensors, best of {args.repeats}")
     print(f"{'engine':<10} {'forward us/op':>14} {'backward us/op':>15} {'total us/op':>12}")
