@@ -9,10 +9,11 @@ better, < 1 means tinytrace is faster per op).
     python benchmarks/op_overhead.py [--ops 3000] [--repeats 7]
 
 Measured (issue 19; 2-core shared VM, Python 3.11, NumPy 2.4, PyTorch 2.13 CPU, 1 thread,
-``PYTHONPATH=. .venv/bin/python benchmarks/op_overhead.py``). PyTorch runs after
-tinytrace, so a burst of load from elsewhere can land on one engine only and a single run
-can be off by 2x either way; the ratios below are each from 3 runs of an interleaved
-variant (the same ``chain``, the two engines alternating, best of 30 each):
+``PYTHONPATH=. .venv/bin/python benchmarks/op_overhead.py``). The script used to run
+PyTorch after tinytrace, so a burst of load could land on one engine only and a run could
+be off by 2x either way; the ratios below are each from 3 runs of an interleaved variant
+(the same ``chain``, the two engines alternating, best of 30 each), as the script now
+runs them (it printed 0.72x, 0.75x and 0.74x total on the idle machine afterwards):
 
     before   forward 1.44 / 1.25 / 1.27x   backward 0.54 / 0.54 / 0.54x   total 0.85 / 0.79 / 0.79x
     after    forward 1.15 / 1.08 / 1.09x   backward 0.54 / 0.49 / 0.52x   total 0.75 / 0.70 / 0.73x
