@@ -502,6 +502,8 @@ lesson.savefig(fig, "linearization")
 # $\bar x$, and the same test at a fixed point of $F(s, \bar x)$ near the start (the
 # candidates: the start and the states after each review's first five words) asks what a
 # better $x^*$ gives, with $F(s, x) \approx F(s^*, \bar x) + J (s - s^*) + B (x - \bar x)$.
+# We run it for every gated network, not only the LSTM: which network's zero-input picture
+# fails is decided by the last bits of its training, so the claim below is over all of them.
 
 # %%
 gated = [kind for kind in KINDS if kind != "RNN"]
