@@ -341,7 +341,7 @@ class Transduction(FormalTask):
 
     The size parameter n is the source length; by default train on n in 8..64 and test on
     65..128, the paper's split. ``alphabet``: a string of symbols or a number of them
-    (``4`` means ``"abcd"``; at most ``len(_SYMBOL_POOL)``); default 128 symbols.
+    (``4`` means ``"abcd"``; at most 252); default 128 symbols.
     Score with ``coarse_accuracy`` and ``fine_accuracy``.
 
     Subclasses define ``transform(source)`` and, if not every length is allowed,
