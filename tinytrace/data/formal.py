@@ -47,6 +47,15 @@ where the string closes a bracket, *which* bracket closes is fixed by the prefix
 generator closes an open bracket with probability 1/2 (each opener 1/4), so a model that
 predicts the most likely next symbol predicts the right closer there.
 
+**Transduction tasks.** ``Transduction`` and its subclasses are Grefenstette et al.'s
+(2015) string transductions read as one string ``source # target``: ``Copy`` (``abc#abc``),
+``Reversal`` (``abc#cba``), ``BigramFlip`` (``abcd#badc``), ``DuplicatedString``
+(``abc#aabbcc``), ``OddsFirst`` (``abcde#acebd``) and ``MarkedCopy`` (``ab!cd#cd``). The
+source is random, so only the target (and the end symbol) is scored; n is the source
+length, 8..64 for training and 65..128 for testing by default (``Reversal`` keeps its
+lesson-sized defaults). Score with ``coarse_accuracy`` (the whole target right) and
+``fine_accuracy`` (the share of the target right before the first error).
+
 **Splits by length.** ``train_range`` and ``test_range`` are inclusive ranges of the size
 n and must not overlap, so test strings are strictly longer than anything seen in training
 (length generalisation).
@@ -56,7 +65,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Vocabulary", "Batch", "FormalTask", "AnBn", "AnBnCn", "Reversal", "Dyck2",
-           "sequence_accuracy", "position_accuracy", "TASKS"]
+           "Transduction", "Copy", "BigramFlip", "DuplicatedString", "OddsFirst", "MarkedCopy",
+           "sequence_accuracy", "position_accuracy", "coarse_accuracy", "fine_accuracy",
+           "TASKS", "TRANSDUCTION_TASKS"]
 
 
 class Vocabulary:
@@ -313,57 +324,229 @@ class AnBnCn(FormalTask):
         return out
 
 
-class Reversal(FormalTask):
-    """w # reverse(w) with w a random string of length n >= 1 over ``alphabet``: after
-    the marker every symbol is the mirror image of one before it (a stack's job).
+# Symbols for an alphabet given by its size: letters first (so 2 means "ab", as before),
+# then digits and Latin-1 / Latin Extended-A letters; every one a single character, as Vocabulary requires.
+_SYMBOL_POOL = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                + "".join(chr(c) for c in range(0xC0, 0x180) if c not in (0xD7, 0xF7)))
 
-    ``alphabet``: the symbols of w, a string (default ``"ab"``) or a number of symbols
-    (``3`` means ``"abc"``). The positions after the marker, end symbol included, are the
-    deterministic ones that ``sequence_accuracy`` scores."""
 
-    name = "reversal"
-    marker = "#"
+class Transduction(FormalTask):
+    """A string transduction read as one string ``source # target`` (Grefenstette et al.
+    2015, "Learning to Transduce with Unbounded Memory"): ``source`` is a random string of
+    length n over ``alphabet``, ``target = transform(source)``. The model reads the source
+    and the separator ``#``; every position after it (the target, then the end symbol) is
+    forced, so those are the ``deterministic`` positions that the scores use. Train on them
+    with ``batch.deterministic`` as the loss mask (the paper scores and trains only the
+    target), or on ``batch.mask`` like the other formal tasks.
 
-    def __init__(self, train_range=None, test_range=None, seed=0, alphabet="ab"):
+    The size parameter n is the source length; by default train on n in 8..64 and test on
+    65..128, the paper's split. ``alphabet``: a string of symbols or a number of them
+    (``4`` means ``"abcd"``; at most 252); default 128 symbols.
+    Score with ``coarse_accuracy`` and ``fine_accuracy``.
+
+    Subclasses define ``transform(source)`` and, if not every length is allowed,
+    ``valid_length(n)``.
+    """
+
+    separator = "#"
+    default_train = (8, 64)
+    default_test = (65, 128)
+    min_symbols = 2             # with one symbol most transformations leave it unchanged
+    reserved = ""               # symbols of the source other than the alphabet's
+
+    def __init__(self, train_range=None, test_range=None, seed=0, alphabet=128):
+        what = type(self).__name__
         if isinstance(alphabet, (int, np.integer)) and not isinstance(alphabet, bool):
-            if not 1 <= alphabet <= 26:
-                raise ValueError(f"Reversal: an alphabet size must lie in 1..26, got {alphabet}")
-            alphabet = "abcdefghijklmnopqrstuvwxyz"[:alphabet]
-        if not isinstance(alphabet, str) or not alphabet:
-            raise ValueError(f"Reversal: alphabet must be a non-empty string of symbols or a "
-                             f"number of symbols, got {alphabet!r}")
-        if self.marker in alphabet:
-            raise ValueError(f"Reversal: the alphabet may not contain the marker {self.marker!r}")
+            if not self.min_symbols <= alphabet <= len(_SYMBOL_POOL):
+                raise ValueError(f"{what}: an alphabet size must lie in "
+                                 f"{self.min_symbols}..{len(_SYMBOL_POOL)}, got {alphabet}")
+            alphabet = _SYMBOL_POOL[:alphabet]
+        if not isinstance(alphabet, str) or len(set(alphabet)) < self.min_symbols:
+            raise ValueError(f"{what}: alphabet must be a string of at least "
+                             f"{self.min_symbols} symbols or a number of symbols, got {alphabet!r}")
+        clash = set(alphabet) & set(self.separator + self.reserved)
+        if clash:
+            raise ValueError(f"{what}: the alphabet may not contain {sorted(clash)}, the "
+                             f"task's markers")
         self.symbols = tuple(alphabet)
-        self.alphabet = tuple(alphabet) + (self.marker,)
+        self.alphabet = tuple(alphabet) + tuple(self.reserved) + (self.separator,)
         super().__init__(train_range, test_range, seed)
+        for name, (lo, hi) in (("train_range", self.train_range),
+                               ("test_range", self.test_range)):
+            if not any(self.valid_length(n) for n in range(lo, hi + 1)):
+                raise ValueError(f"{what}: {name} ({lo}, {hi}) holds no valid source length")
 
+    # ---- to define in a subclass ---------------------------------------------------
+    def transform(self, source):
+        """The target string for ``source``."""
+        raise NotImplementedError
+
+    def valid_length(self, n):
+        """May a source have length ``n``? (Any n >= 1 by default.)"""
+        return n >= 1
+
+    def random_source(self, n, rng):
+        """A random source of length ``n``: symbols drawn uniformly and independently."""
+        return "".join(self.symbols[i] for i in rng.integers(0, len(self.symbols), size=n))
+
+    def valid_source(self, source):
+        """Is ``source`` a complete source of the task?"""
+        return self.valid_length(len(source)) and all(c in self.symbols for c in source)
+
+    def source_next(self, prefix):
+        """The source symbols that may follow ``prefix`` (a prefix of a source)."""
+        return set(self.symbols)
+
+    # ---- FormalTask ----------------------------------------------------------------
     def generate(self, n, rng):
-        w = "".join(self.symbols[i] for i in rng.integers(0, len(self.symbols), size=n))
-        return w + self.marker + w[::-1]
+        if not self.valid_length(n):
+            raise ValueError(f"{type(self).__name__}: no source has length {n}")
+        source = self.random_source(n, rng)
+        return source + self.separator + self.transform(source)
+
+    def sample(self, batch_size, n_range="train", rng=None):
+        """A batch of ``batch_size`` examples with the source length drawn uniformly from
+        the valid lengths in ``n_range`` (see ``FormalTask.sample``)."""
+        if rng is None:
+            rng = self.rng
+        elif not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        lo, hi = self.n_range(n_range)
+        lengths = [n for n in range(lo, hi + 1) if self.valid_length(n)]
+        if not lengths:
+            raise ValueError(f"{type(self).__name__}: ({lo}, {hi}) holds no valid source length")
+        ns = rng.choice(lengths, size=batch_size)
+        return self.batch([self.generate(int(n), rng) for n in ns])
+
+    def split(self, string):
+        """``string`` -> ``(source, target)`` at the first separator."""
+        source, _, target = string.partition(self.separator)
+        return source, target
 
     def size_of(self, string):
-        return string.index(self.marker)
+        return string.index(self.separator)
 
     def contains(self, string):
-        if string.count(self.marker) != 1:
+        if self.separator not in string:
             return False
-        w, rest = string.split(self.marker)
-        return len(w) >= 1 and all(c in self.symbols for c in w) and rest == w[::-1]
+        source, target = self.split(string)
+        return self.valid_source(source) and target == self.transform(source)
 
     def allowed_next(self, string):
+        source, target = self.split(string)
         out = []
-        letters = set(self.symbols)
-        k = string.index(self.marker)          # |w|
-        for i in range(len(string) + 1):
-            if i == 0:
-                out.append(letters)
-            elif i <= k:
-                out.append(letters | {self.marker})
-            else:
-                j = i - k - 1                  # symbols already read after the marker
-                out.append({string[k - 1 - j]} if j < k else {"$"})
+        for i in range(len(source) + 1):
+            prefix = source[:i]
+            allowed = self.source_next(prefix)
+            if self.valid_source(prefix):
+                allowed = allowed | {self.separator}
+            out.append(allowed)
+        out.extend({c} for c in target)
+        out.append({"$"})
         return out
+
+    def deterministic_positions(self, string):
+        k = self.size_of(string)
+        return np.arange(len(string) + 1) > k
+
+
+class Copy(Transduction):
+    """Sequence copying: ``target = source`` (``abc#abc``), a queue's job."""
+
+    name = "copy"
+
+    def transform(self, source):
+        return source
+
+
+class Reversal(Transduction):
+    """Sequence reversal: ``w # reverse(w)``, |w| = n >= 1 (``ab#ba``), a stack's job.
+
+    Unlike the other transduction tasks its defaults are lesson-sized: train n in 1..10,
+    test 11..20, alphabet ``"ab"`` (lesson 7 relies on them); pass ``train_range=(8, 64)``,
+    ``test_range=(65, 128)`` and ``alphabet=128`` for Grefenstette et al.'s protocol. The
+    positions after the marker, end symbol included, are the deterministic ones that
+    ``sequence_accuracy`` scores."""
+
+    name = "reversal"
+    marker = Transduction.separator
+    default_train = (1, 10)
+    default_test = (11, 20)
+    min_symbols = 1
+
+    def __init__(self, train_range=None, test_range=None, seed=0, alphabet="ab"):
+        super().__init__(train_range, test_range, seed, alphabet)
+
+    def transform(self, source):
+        return source[::-1]
+
+
+class BigramFlip(Transduction):
+    """Bigram flipping: swap the symbols of each successive pair, ``abcd#badc``. Sources
+    have even length, so odd lengths in a range are skipped and odd sources rejected."""
+
+    name = "bigram_flip"
+
+    def valid_length(self, n):
+        return n >= 2 and n % 2 == 0
+
+    def transform(self, source):
+        if len(source) % 2:
+            raise ValueError(f"BigramFlip: a source must have even length, got {len(source)}")
+        return "".join(source[i + 1] + source[i] for i in range(0, len(source), 2))
+
+
+class DuplicatedString(Transduction):
+    """Duplicated string: every symbol twice in place, ``abc#aabbcc``."""
+
+    name = "duplicated_string"
+
+    def transform(self, source):
+        return "".join(c + c for c in source)
+
+
+class OddsFirst(Transduction):
+    """Odds first: the symbols at the odd positions (1st, 3rd, ...), then those at the even
+    positions (2nd, 4th, ...), ``abcde#acebd``."""
+
+    name = "odds_first"
+
+    def transform(self, source):
+        return source[0::2] + source[1::2]
+
+
+class MarkedCopy(Transduction):
+    """Marked copy: the source holds one marker ``!`` at a random place; the target is the
+    part after it, ``ab!cd#cd``. The model must find the marker and copy from there.
+
+    The marker counts in the source length n >= 2 and is never last, so the target is
+    never empty: it has n - 1 - m symbols, m (uniform in 0..n-2) before the marker."""
+
+    name = "marked_copy"
+    mark = "!"
+    reserved = mark
+
+    def valid_length(self, n):
+        return n >= 2
+
+    def random_source(self, n, rng):
+        symbols = super().random_source(n - 1, rng)
+        m = int(rng.integers(0, n - 1))
+        return symbols[:m] + self.mark + symbols[m:]
+
+    def valid_source(self, source):
+        if source.count(self.mark) != 1 or source.endswith(self.mark):
+            return False
+        return all(c in self.symbols for c in source.replace(self.mark, ""))
+
+    def source_next(self, prefix):
+        return set(self.symbols) | ({self.mark} if self.mark not in prefix else set())
+
+    def transform(self, source):
+        if source.count(self.mark) != 1:
+            raise ValueError(f"MarkedCopy: a source holds exactly one {self.mark!r}, got "
+                             f"{source!r}")
+        return source[source.index(self.mark) + 1:]
 
 
 class Dyck2(FormalTask):
@@ -434,6 +617,8 @@ class Dyck2(FormalTask):
 
 
 TASKS = {cls.name: cls for cls in (AnBn, AnBnCn, Reversal, Dyck2)}
+TRANSDUCTION_TASKS = {cls.name: cls for cls in (Copy, Reversal, BigramFlip, DuplicatedString,
+                                                 OddsFirst, MarkedCopy)}
 
 
 # ---- scoring ---------------------------------------------------------------------------
@@ -465,6 +650,41 @@ def position_accuracy(predictions, batch, positions="deterministic"):
     ids = _as_ids(predictions)
     where = batch.deterministic if positions == "deterministic" else batch.mask
     return float((ids == batch.targets)[where].mean())
+
+
+def _target_positions(ids, batch, what):
+    """The (T, B) bool mask of target symbols of a transduction batch (after the separator,
+    end symbol excluded), after checking the predictions' shape."""
+    if ids.shape != batch.targets.shape:
+        raise ValueError(f"{what}: predictions have shape {ids.shape[:2]}, the batch has "
+                         f"(T, B) = {batch.targets.shape}")
+    return batch.deterministic & (batch.targets != batch.vocab.end)
+
+
+def coarse_accuracy(predictions, batch, per_sequence=False):
+    """Grefenstette et al.'s coarse accuracy on a ``Transduction`` batch: the fraction of
+    sequences whose target symbols (the positions after the separator, the end symbol
+    excluded) are *all* predicted right. ``predictions``: (T, B) ids or (T, B, V) scores;
+    ``per_sequence=True`` returns the (B,) bools. (``sequence_accuracy`` is the same
+    with the end symbol also scored.)"""
+    ids = _as_ids(predictions)
+    target = _target_positions(ids, batch, "coarse_accuracy")
+    correct = ~((ids != batch.targets) & target).any(axis=0)
+    return correct if per_sequence else float(correct.mean())
+
+
+def fine_accuracy(predictions, batch, per_sequence=False):
+    """Grefenstette et al.'s fine accuracy on a ``Transduction`` batch: per sequence, the
+    share of its target symbols predicted right *before the first error* (k / len(target)
+    for a first error at target position k, counting from 0; 1 when all are right),
+    averaged over sequences. Same arguments as ``coarse_accuracy``."""
+    ids = _as_ids(predictions)
+    target = _target_positions(ids, batch, "fine_accuracy")
+    wrong = (ids != batch.targets) & target
+    # a target position counts while no error has happened at it or before it
+    before_first_error = target & (np.cumsum(wrong, axis=0) == 0)
+    share = before_first_error.sum(axis=0) / target.sum(axis=0)
+    return share if per_sequence else float(share.mean())
 
 
 def _check_range(r, what):
