@@ -621,14 +621,17 @@ for kind in KINDS:
 # Which network gets a growing mode or leaves the zero-input picture is decided by the last
 # bits of its training (another BLAS kernel: another run), so these are claimed over the
 # run's gated networks, as their median (of two in quick mode, three in full)
-MEDIAN_BOUNDS = {"top_eigenvalue": (0.88, 1.05), "push_valence": (0.90, None),
-                 "push_bow": (0.85, None), "neutral_ratio": (None, 0.35),
-                 "mean_input_rollout_agree": (0.75, None)}
-for name, (low, high) in MEDIAN_BOUNDS.items():
+MEDIAN_BOUNDS = {          # name: (at_least, at_most, what the median is of)
+    "top_eigenvalue": (0.88, 1.05, "median |lambda_1| at the fixed points {:.3f}"),
+    "push_valence": (0.90, None, "corr(word push, valence) {:.2f}"),
+    "push_bow": (0.85, None, "corr(word push, bag-of-words weight) {:.2f}"),
+    "neutral_ratio": (None, 0.35, "neutral / rated push {:.2f}"),
+    "mean_input_rollout_agree": (0.75, None, "one linearisation at the mean input, same "
+                                 "label {:.0%}")}
+for name, (low, high, text) in MEDIAN_BOUNDS.items():
     claim(f"gated_median_{name}", float(np.median([lesson.results[f"{g.lower()}_{name}"]
                                                    for g in gated])),
-          f"the gated networks' median {name.replace('_', ' ')}: " + "{:.3f}",
-          at_least=low, at_most=high)
+          "the gated networks' median: " + text, at_least=low, at_most=high)
 claim("gated_growing", sum(top[g] > 1.05 for g in gated), f"gated networks (of "
       f"{len(gated)}) whose median fixed point has a growing mode (|lambda_1| > 1.05): {{}}")
 claim("gated_median_minus_rnn_accuracy",
