@@ -19,6 +19,12 @@ read the neural stack uses) drive ``NeuralQueueRNN`` and ``NeuralDequeRNN``, whi
 ``NeuralStackRNN``'s loop, heads and record; their steps run in ``t=τ/queue`` and
 ``t=τ/deque`` in place of ``t=τ/stack``.
 
+Every module here takes ``mode="traced"`` (the default: every op of every step a node)
+or ``mode="fused"`` (the whole sequence ONE node with hand-written BPTT in a kernel set,
+``kernel="numba"``, ``"numpy"`` or ``"device"``; ``StackRNN``: ``stack_rnn_sequence``, the
+three Grefenstette et al. memories: ``neural_memory_sequence``), with the same outputs,
+state, record and gradients.
+
 Both modules take ``controller="rnn"`` (``RNNCell``, tanh) or ``"lstm"`` (``LSTMCell``); the
 controller reads ``concat([x_t, stack_read_{t-1}])``. Shapes follow the other recurrent
 layers: input (T, B, I) (or (B, T, I) with ``batch_first=True``); a call returns::
@@ -530,6 +536,11 @@ class NeuralStackRNN(_NeuralMemoryRNN):
     ``push`` d_t and ``pop`` u_t (T, B); ``value`` (T, B, m); ``read`` r_t (T, B, m);
     ``strength`` (T, B, N) the strengths after each step, zero-padded to the final size
     N; ``depth`` (T, B) the total strength on the stack.
+
+    ``mode="fused"`` runs the whole sequence as ONE node (``neural_memory_sequence``,
+    hand-written BPTT: ``kernel="numba"``, the default when numba imports, ``"numpy"`` or
+    ``"device"``) with the same outputs, state, record and gradients, many times faster,
+    but no step to look inside (``tt.trace`` refuses to guess).
     """
 
     memory, ends = "stack", ("",)
@@ -569,6 +580,8 @@ class NeuralQueueRNN(_NeuralMemoryRNN):
     (``queue_width`` for ``stack_width``); every step runs in ``t=τ/controller`` and
     ``t=τ/queue`` (``push``, ``pop``, ``value``, the update, ``read``), so
     ``tt.trace.split(loss, "*/queue/*", model)`` weighs the gradient through the queue.
+    ``mode="fused"`` and ``kernel=`` as ``NeuralStackRNN``'s (one ``neural_memory_sequence``
+    node).
     """
 
     memory, ends = "queue", ("",)
@@ -616,7 +629,8 @@ class NeuralDequeRNN(_NeuralMemoryRNN):
     (T, B); ``value_top``, ``value_bottom``, ``read_top``, ``read_bottom`` (T, B, m);
     ``strength`` (T, B, N), step t's strengths placed so that every element keeps its
     column (zeros outside); ``depth`` (T, B) the total strength. Every step runs in
-    ``t=τ/controller`` and ``t=τ/deque``.
+    ``t=τ/controller`` and ``t=τ/deque``. ``mode="fused"`` and ``kernel=`` as
+    ``NeuralStackRNN``'s (one ``neural_memory_sequence`` node).
     """
 
     memory, ends = "deque", ("_top", "_bottom")
