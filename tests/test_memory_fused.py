@@ -317,7 +317,7 @@ def test_fused_graph_is_one_node_in_the_module_scope(memory):
     assert nodes[0].attrs["memory"] == memory
     assert nodes[0].attrs["kernel"] == tt.kernels.default()
     assert OP in tt.trace.FUSED_OPS
-    assert f"mode='fused'" in repr(LAYERS[memory](3, 4, mode="fused"))
+    assert "mode='fused'" in repr(LAYERS[memory](3, 4, mode="fused"))
     assert "mode=" not in repr(LAYERS[memory](3, 4))
 
 
