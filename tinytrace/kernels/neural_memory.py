@@ -312,8 +312,8 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
         for k in range(E - 1, -1, -1):
             end = POPS[memory][k]
             before = mid[t, :, plo:phi] if k == 1 else strengths[t, :, plo:phi]
-            g, dpre[:, k * (m + 2) + 1, None] = _pop_backward(
-                before, a[:, k * (m + 2) + 1, None], end, g)
+            g, du = _pop_backward(before, a[:, k * (m + 2) + 1, None], end, g)
+            dpre[:, k * (m + 2) + 1] = du[:, 0]
         gS[:, plo:phi] = g
         for k in range(E):                    # through the heads' activations
             base = k * (m + 2)
