@@ -391,3 +391,51 @@ def test_bad_arguments_are_refused(tmp_path):
     loss.backward()                         # frees the graph: no gradients to compute now
     with pytest.raises(ValueError, match="gradients=True"):
         graph.to_html(tmp_path / "g.html", gradients=True)
+
+
+SCRIPT = '''
+import sys
+import numpy as np
+import tinytrace as tt
+
+class Net(tt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = tt.nn.Linear(3, 2, rng=np.random.default_rng(0))
+
+    def forward(self, x):
+        return self.fc(x).tanh()
+
+net = Net()
+loss = (net(tt.tensor(np.ones((4, 3), dtype=np.float32))) ** 2).sum()
+if "--backward" in sys.argv:
+    loss.backward()
+'''
+
+
+def test_the_command_line_runs_a_script_and_writes_its_page(tmp_path, capsys):
+    from tinytrace.__main__ import main
+    script = tmp_path / "net.py"
+    script.write_text(SCRIPT)
+    assert main(["explore", "--split", "*/fc", str(script)]) == 0
+    assert "with gradients and flow" in capsys.readouterr().out
+    _, data = read_page(tmp_path / "net.html")              # beside the script by default
+    S = data["strings"]
+    assert [S[n["op"]] for n in data["nodes"]] == ["transpose", "matmul", "add", "tanh",
+                                                    "pow", "sum"]
+    assert S[data["nodes"][3]["src"][0]] == str(script)     # the script's own lines
+    snap = data["steps"][0]
+    assert snap["flow"] and snap["adjoints"] and snap["splits"][0]["component"] == "*/fc"
+    assert all(g is not None for g in snap["grads"])
+    # after backward() the graph is freed: values only (and the leaves' .grad)
+    out = tmp_path / "after.html"
+    assert main(["explore", "-o", str(out), str(script), "--backward"]) == 0
+    assert "values only" in capsys.readouterr().out
+    snap = read_page(out)[1]["steps"][0]
+    assert "flow" not in snap and snap["leafgrads"][0] is not None     # fc.weight.grad
+    assert main(["explore", "--split", "fc", str(script), "--backward"]) == 2
+    assert "retain_graph" in capsys.readouterr().err
+    assert main(["explore", "--tensor", "lost", str(script)]) == 2
+    err = capsys.readouterr().err
+    assert "no tensor named 'lost'" in err and "with a graph: loss" in err
+    assert main(["explore", str(tmp_path / "missing.py")]) == 2
