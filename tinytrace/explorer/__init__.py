@@ -120,20 +120,29 @@ def _num(x):
     return float(f"{x:.4g}")
 
 
-def _stats(array):
-    """``[mean, std, min, max, norm, first values...]`` of an array, or ``None``."""
+def _stats(array, preview=PREVIEW):
+    """``[mean, std, min, max, norm, first values...]`` of an array (over its finite
+    entries; min and max as they are), or ``None``."""
     if array is None:
         return None
     a = np.asarray(getattr(array, "get", lambda: array)())   # a CuPy array comes home
-    if a.dtype.kind not in "fciub" or a.size == 0:
+    if a.dtype.kind not in "fiub" or a.size == 0:
         return None
     a = a.astype(np.float64).ravel()
-    finite = a[np.isfinite(a)]
+    finite = a if np.isfinite(a).all() else a[np.isfinite(a)]
     if finite.size:
-        out = [finite.mean(), finite.std(), a.min(), a.max(), np.sqrt(finite @ finite)]
+        # one pass for sum and sum of squares; the textbook variance loses digits only
+        # when the mean dwarfs the spread, and then the two-pass one is used
+        n, s1, s2 = finite.size, finite.sum(), finite @ finite
+        mean = s1 / n
+        var = s2 / n - mean * mean
+        if var <= 1e-6 * (s2 / n):
+            d = finite - mean
+            var = (d @ d) / n
+        out = [mean, math.sqrt(max(var, 0.0)), a.min(), a.max(), math.sqrt(s2)]
     else:
         out = [math.nan] * 5
-    return [_num(v) for v in out] + [_num(v) for v in a[:PREVIEW]]
+    return [_num(v) for v in out] + [_num(v) for v in a[:preview]]
 
 
 # ---- the group tree -----------------------------------------------------------------------
@@ -349,10 +358,10 @@ def _structure(graph):
                 all_prep[gid] = False
     labels = [node.op for node in graph.nodes]
     leaf_labels = [graph.label(t) for t in graph.leaves]
-    out_groups = []
+    out_groups, cache = [], {}
     for g in groups:
         out_groups.append(_group_layout(g, groups, gedges, per_group[g.id], labels,
-                                        leaf_labels, s, prep, all_prep))
+                                        leaf_labels, s, prep, all_prep, cache))
 
     nodes = []
     for i, node in enumerate(graph.nodes):
@@ -388,74 +397,111 @@ def _short(value):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _group_layout(g, groups, gedges, edge_ids, labels, leaf_labels, s, prep, all_prep):
+def _group_layout(g, groups, gedges, edge_ids, labels, leaf_labels, s, prep, all_prep, cache):
     """One group's drawing: its layers (bottom first), each item's x, and its edges'
-    waypoint chains. Uses ``drawing``'s order (barycentric sweeps) and coordinates."""
+    waypoint chains. A recurrent graph repeats the same group at every step (each
+    ``t=k``, each gate), so the drawing is computed once per distinct shape of group
+    (its items' kinds and labels and its edges) and reused."""
     items = list(g.items)
-    has_in = any(gedges[k][1] == ("I",) for k in edge_ids)
-    has_out = any(gedges[k][2] == ("O",) for k in edge_ids)
+    local = {it: n for n, it in enumerate(items)}
+    local[("I",)], local[("O",)] = "I", "O"
+
+    def describe(it):
+        kind, ref = it
+        if kind == "n":
+            return ("n", labels[ref], prep[ref])
+        if kind == "l":
+            return ("l", leaf_labels[ref], True)
+        return ("g", groups[ref].label, all_prep[ref])
+    shape = (tuple(describe(it) for it in items),
+             tuple((local[gedges[k][1]], local[gedges[k][2]]) for k in edge_ids))
+    drawn = cache.get(shape)
+    if drawn is None:
+        drawn = cache[shape] = _local_layout(*shape)
+    rows, chains = drawn
+
+    def ref(it):
+        if it in ("I", "O"):
+            return it
+        if it[0] == "i":
+            return _ref(items[it[1]])
+        if it[0] == "d":
+            return f"d{edge_ids[it[1]]}.{it[2]}"
+        return it[0] + ref(it[1]) + ">" + ref(it[2])    # a dashed copy, an out mark
+    return {
+        "label": g.label, "scope": s(g.scope), "parent": g.parent, "kind": g.kind,
+        "items": [_ref(it) for it in items],
+        "rows": [[[ref(it), x] for it, x in row] for row in rows],
+        "edges": [[edge_ids[e], [ref(it) for it in chain]] for e, chain in chains],
+    }
+
+
+def _local_layout(described, edges):
+    """The drawing of a group given as ``described`` (per item: kind, label, is it
+    parameter-side) and ``edges`` (pairs of item indices or ports ``"I"``/``"O"``).
+    Returns ``(rows, chains)``: rows bottom first, each ``[(item, x in px), ...]`` in
+    order; per edge index its chain of items, waypoints ``("d", edge, layer)`` between.
+    The order and the x come from ``drawing``'s barycentric sweeps and isotonic fit."""
+    items = [("i", n) for n in range(len(described))]     # tuples, as drawing's keys are
+    edges = [(a if a == "I" else ("i", a), b if b == "O" else ("i", b)) for a, b in edges]
+    has_in = any(a == "I" for a, _ in edges)
+    has_out = any(b == "O" for _, b in edges)
     preds = {it: [] for it in items}
     succs = {it: [] for it in items}
-    for k in edge_ids:
-        _, a, b = gedges[k]
+    for a, b in edges:
         if a in succs:
-            succs[a].append((b, k))
+            succs[a].append(b)
         if b in preds:
-            preds[b].append((a, k))
-
-    def label(item):
-        kind, ref = item[0], item[1]
-        if kind == "n":
-            return labels[ref]
-        if kind == "l":
-            return leaf_labels[ref]
-        sub = groups[ref]
-        return sub.label
-
-    # parameter-side items: leaves, and items reading parameter-side items only
-    side = {it: (it[0] == "l" or (it[0] == "n" and prep[it[1]]) or
-                 (it[0] == "g" and all_prep[it[1]])) and bool(succs[it]) for it in items}
+            preds[b].append(a)
+    # parameter-side items (leaves, parameter preparation) read by someone
+    side = {it: described[it[1]][2] and bool(succs[it]) for it in items}
+    leaf = {it: described[it[1]][0] == "l" for it in items}
     layer = {}
-    for it in items:                                        # longest path, the in port at 0
+    for it in items:                       # longest path over the main items, I at 0
         if side[it]:
             continue
-        below = [0 if p == ("I",) else layer[p] for p, _ in preds[it]
-                 if p == ("I",) or not side[p]]
+        below = [0 if p == "I" else layer[p] for p in preds[it] if p == "I" or not side[p]]
         layer[it] = 1 + max(below) if below else 1
     # side items right under their first reader (readers first: nodes in reverse, then leaves)
-    for it in [it for it in reversed(items) if it[0] != "l"] + [it for it in items if it[0] == "l"]:
+    for it in [i for i in reversed(items) if not leaf[i]] + [i for i in items if leaf[i]]:
         if side[it]:
-            ups = [layer[b] for b, _ in succs[it] if b != ("O",)]
+            ups = [layer[b] for b in succs[it] if b != "O"]
             layer[it] = (min(ups) if ups else max(layer.values(), default=1) + 1) - 1
     top = max(layer.values(), default=0)
-    if has_in:                              # the in port alone in the bottom layer
-        layer[("I",)] = min(min(layer.values(), default=1), 1) - 1
+    if has_in:                             # the in port alone in the bottom layer
+        layer["I"] = min(min(layer.values(), default=1), 1) - 1
     if has_out:
-        layer[("O",)] = top + 1
+        layer["O"] = top + 1
 
     # edges as chains of waypoints; far readers of side items get a dashed copy
+    # (the in port counts as one), and an edge leaving the group from far below its top
+    # ends at an "out" mark right above its source: no bundle of edges across the group
     chains, stubs = [], []
-    for k in edge_ids:
-        _, a, b = gedges[k]
-        if side.get(a) and layer[b] - layer[a] > MAX_SPAN:
+    for e, (a, b) in enumerate(edges):
+        if (a == "I" or side[a]) and layer[b] - layer[a] > MAX_SPAN:
             stub = ("s", a, b)
             layer[stub] = layer[b] - 1
             stubs.append(stub)
             a = stub
+        elif b == "O" and layer[b] - layer[a] > MAX_SPAN:
+            stub = ("t", a, b)
+            layer[stub] = layer[a] + 1
+            stubs.append(stub)
+            b = stub
         chain = [a]
         for j in range(layer[a] + 1, layer[b]):
-            chain.append(("d", k, j))
-            layer[("d", k, j)] = j
+            chain.append(("d", e, j))
+            layer[("d", e, j)] = j
         chain.append(b)
-        chains.append((k, chain))
+        chains.append((e, chain))
     base = min(layer.values())
-    rows = {}
     start = {}
-    for n, it in enumerate([("I",)] * has_in + items + stubs + [("O",)] * has_out):
+    for n, it in enumerate(["I"] * has_in + items + stubs + ["O"] * has_out):
         start[it] = n
-    for k, chain in chains:
+    for _, chain in chains:
         for it in chain[1:-1]:
             start[it] = start[chain[0]] + 1e-3 * it[2]
+    rows = {}
     for it, l in layer.items():
         rows.setdefault(l - base, []).append(it)
     for row in rows.values():
@@ -469,29 +515,19 @@ def _group_layout(g, groups, gedges, edge_ids, labels, leaf_labels, s, prep, all
     rows = drawing._order(rows, below, above, sweeps=8)
 
     def width(it):
+        if it in ("I", "O"):
+            return 0.1
         if it[0] == "d":
             return drawing.DUMMY
-        if it[0] in ("I", "O"):
-            return 0.1
-        text = label(it[1] if it[0] == "s" else it)
-        return drawing.CHAR * len(text) + drawing.PAD
+        item = it[1] if it[0] == "s" else it               # a dashed copy: as its item
+        if item in ("I", "O") or it[0] == "t":
+            return drawing.CHAR * 3 + drawing.PAD            # "in" and "out" marks
+        return drawing.CHAR * len(described[item[1]][1]) + drawing.PAD
     widths = {it: width(it) for it in layer}
     shifted = {it: l - base for it, l in layer.items()}
     x = drawing._coordinates(rows, below, above, widths, shifted, rounds=6)
-
-    def ref(it):
-        if it[0] == "d":
-            return f"d{it[1]}.{it[2]}"
-        if it[0] == "s":
-            return "s" + _ref(it[1]) + ">" + _ref(it[2])
-        return _ref(it)
-    order = sorted(rows)
-    return {
-        "label": g.label, "scope": s(g.scope), "parent": g.parent, "kind": g.kind,
-        "items": [_ref(it) for it in items],
-        "rows": [[[ref(it), round(x[it] * PX, 1)] for it in rows[l]] for l in order],
-        "edges": [[k, [ref(it) for it in chain]] for k, chain in chains],
-    }
+    out_rows = [[(it, round(x[it] * PX, 1)) for it in rows[l]] for l in sorted(rows)]
+    return out_rows, chains
 
 
 def _snapshot(graph, flow, split, gradients, data, label, loss=None, edge_map=None):
@@ -514,15 +550,15 @@ def _snapshot(graph, flow, split, gradients, data, label, loss=None, edge_map=No
             raise ValueError(f"to_html(gradients=True): the graph's backward pass failed "
                              f"({err}); record the page before loss.backward() frees it, or "
                              "retain the graph") from err
-        snap["grads"] = [_stats(grads.get(n)) for n in nodes]
+        snap["grads"] = [_stats(grads.get(n), preview=0) for n in nodes]
         by_leaf = {id(p): g for p, g in zip(params, leaf_grads)}
         snap["leafgrads"] = [_stats(by_leaf.get(id(t))) for t in graph.leaves]
     else:
         retained = []
         for n in nodes:
             out = n.retained() if n.retained is not None else None
-            retained.append(_stats(out.grad) if out is not None and out.grad is not None
-                            else None)
+            retained.append(_stats(out.grad, preview=0) if out is not None and
+                            out.grad is not None else None)
         snap["grads"] = retained
         snap["leafgrads"] = [_stats(t.grad) if t.grad is not None else None
                              for t in graph.leaves]

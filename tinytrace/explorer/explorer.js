@@ -37,7 +37,11 @@
   }
   function itemLabel(ref) {
     const k = ref[0];
-    if (k === "s") return itemLabel(ref.slice(1, ref.indexOf(">")));
+    if (k === "s") {                      // a dashed copy of a box (or of the in port)
+      const of = ref.slice(1, ref.indexOf(">"));
+      return of === "I" ? "in" : itemLabel(of);
+    }
+    if (k === "t") return "out";          // an edge leaving the group, far below its top
     const i = +ref.slice(1);
     if (k === "n") return S[D.nodes[i].op];
     if (k === "l") return S[D.leaves[i].name];
@@ -299,7 +303,7 @@
     } else if (k === "l") {
       cls += " leaf" + (D.leaves[i].param ? "" : " const");
       if (state.hits && state.hits.leaves.has(i)) cls += " hit";
-    } else if (k === "s") {
+    } else if (k === "s" || k === "t") {
       cls += " stub";
     }
     if (state.heat && (k === "n" || k === "g")) fill = heatColour(heatOf(ref), topHeat);
@@ -363,7 +367,12 @@
     if (!box) return;
     const ref = box.dataset.ref;
     if (ref[0] === "g") { open(+ref.slice(1)); select(ref); return; }
-    select(ref[0] === "s" ? ref.slice(1, ref.indexOf(">")) : ref);
+    if (ref[0] === "s" || ref[0] === "t") {    // a copy or mark: go to what it stands for
+      const of = ref.slice(1, ref.indexOf(">"));
+      if (of !== "I") select(of);
+      return;
+    }
+    select(ref);
   });
   function open(gid) { state.open.add(gid); render(); }
   function close(gid) {
@@ -542,14 +551,21 @@
   document.getElementById("widths").disabled = !D.steps.some(function (s) { return s.flow; });
 
   // ---- opening: unfold level by level while the picture stays small ---------------------------------
+  function boxesIn(g) {          // boxes drawn when group g is open (copies and marks too)
+    let n = 0;
+    D.groups[g].rows.forEach(function (row) {
+      row.forEach(function (it) { if ("dIO".indexOf(it[0][0]) < 0) n += 1; });
+    });
+    return n;
+  }
   (function unfold() {
-    let level = [0], shown = D.groups[0].items.length;
+    let level = [0], shown = boxesIn(0);
     for (;;) {
       const next = [];
       level.forEach(function (g) {
         D.groups[g].items.forEach(function (r) { if (r[0] === "g") next.push(+r.slice(1)); });
       });
-      const extra = next.reduce(function (a, g) { return a + D.groups[g].items.length - 1; }, 0);
+      const extra = next.reduce(function (a, g) { return a + boxesIn(g) - 1; }, 0);
       if (!next.length || shown + extra > 60) break;
       next.forEach(function (g) { state.open.add(g); });
       shown += extra;
