@@ -2,7 +2,7 @@
 
 Workload: a traced LSTM (input 3, hidden 8, batch 4, float32) with a linear read-out of
 its last state and a squared loss, its steps chosen so the graph has about 1,000, 10,000
-and 100,000 nodes (about 32 nodes per step). Each page has the gradient flow
+and 100,000 nodes (29 nodes per step). Each page has the gradient flow
 (``tt.trace.flow``) and every node's gradient. Measured per size:
 
 - ``build``: seconds of ``graph.to_html(...)`` in Python (data, layout, writing);
@@ -26,7 +26,7 @@ import numpy as np
 
 import tinytrace as tt
 
-NODES_PER_STEP = 32
+NODES_PER_STEP = 29
 
 
 class Model(tt.nn.Module):

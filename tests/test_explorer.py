@@ -56,7 +56,8 @@ def check_layouts(data):
     """Every group's drawing: each item in exactly one layer; every edge's chain climbs one
     layer per step from a source to a target of that group (or its ports), so it has a
     waypoint on every layer it crosses; x keeps the order within a layer."""
-    for gid, g in enumerate(data["groups"]):
+    for gid, group in enumerate(data["groups"]):
+        g = dict(group, **explorer.group_drawing(data, gid))
         layer = {}
         for k, row in enumerate(g["rows"]):
             xs = [x for _, x in row]
@@ -155,7 +156,8 @@ def test_a_traced_lstm_is_one_group_with_a_step_per_time_step_and_its_gates_insi
     data = explorer.page_data(graph)
     S = data["strings"]
     by_scope = {S[g["scope"]]: g for g in data["groups"]}
-    lstm = by_scope["seq/lstm"]
+    lstm = dict(by_scope["seq/lstm"], **explorer.group_drawing(
+        data, data["groups"].index(by_scope["seq/lstm"])))
     labels = [data["groups"][int(r[1:])]["label"] for r in lstm["items"] if r[0] == "g"]
     assert [f"t={t}" for t in range(steps)] == [x for x in labels if x.startswith("t=")]
     step3 = by_scope["seq/lstm/t=3"]
@@ -168,6 +170,8 @@ def test_a_traced_lstm_is_one_group_with_a_step_per_time_step_and_its_gates_insi
     assert [layer[r] for r in step_refs] == sorted(layer[r] for r in step_refs)
     assert len({layer[r] for r in step_refs}) == steps
     check_layouts(data)
+    # every step and every gate has the same shape: their drawings are stored once
+    assert len(data["layouts"]) <= len(data["groups"]) // 3
 
 
 def test_values_are_summarised_with_a_preview(tmp_path):

@@ -96,7 +96,7 @@ def expected_boxes(data, open_groups):
     open, except the open groups themselves (drawn as frames), waypoints and ports."""
     count, stack = 0, [0]
     while stack:
-        g = data["groups"][stack.pop()]
+        g = explorer.group_drawing(data, stack.pop())
         for row in g["rows"]:
             for ref, _ in row:
                 if ref[0] in "dIO":

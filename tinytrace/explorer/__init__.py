@@ -49,7 +49,7 @@ from .. import drawing
 from ..autograd import Node, grad as _grad
 from ..graph import Graph
 
-__all__ = ["to_html", "Recorder", "sources", "page_data", "MAX_ITEMS"]
+__all__ = ["to_html", "Recorder", "sources", "page_data", "group_drawing", "MAX_ITEMS"]
 
 MAX_ITEMS = 120        # items of one group drawn at once; more are cut into batches
 MAX_SPAN = 3           # a parameter-side box read more layers above gets a dashed copy
@@ -242,6 +242,10 @@ def _batch(groups, where):
         where[i] = chain[::-1]
 
 
+def _group_label(g):
+    return g.label or "(top)"
+
+
 def _batch_label(groups, b):
     nodes = []
     stack = list(b.items)
@@ -383,7 +387,8 @@ def _structure(graph):
     leaves = [{"name": s(graph.label(t)), "param": bool(t.requires_grad), "shape": list(t.shape),
                "dtype": s(t.dtype)} for t in graph.leaves]
     data = {"format": 1, "strings": strings, "nodes": nodes, "leaves": leaves,
-            "groups": out_groups, "edges": [[gid, _ref(a), _ref(b)] for gid, a, b in gedges]}
+            "groups": out_groups, "layouts": _layouts(cache),
+            "edges": [[gid, _ref(a), _ref(b)] for gid, a, b in gedges]}
     return data, edge_map
 
 
@@ -406,34 +411,68 @@ def _group_layout(g, groups, gedges, edge_ids, labels, leaf_labels, s, prep, all
     local = {it: n for n, it in enumerate(items)}
     local[("I",)], local[("O",)] = "I", "O"
 
-    def describe(it):
+    def describe(it):               # what the drawing depends on: kind, width, side
         kind, ref = it
         if kind == "n":
-            return ("n", labels[ref], prep[ref])
+            return ("n", len(labels[ref]), prep[ref])
         if kind == "l":
-            return ("l", leaf_labels[ref], True)
-        return ("g", groups[ref].label, all_prep[ref])
+            return ("l", len(leaf_labels[ref]), True)
+        return ("g", len(_group_label(groups[ref])), all_prep[ref])
     shape = (tuple(describe(it) for it in items),
              tuple((local[gedges[k][1]], local[gedges[k][2]]) for k in edge_ids))
-    drawn = cache.get(shape)
-    if drawn is None:
-        drawn = cache[shape] = _local_layout(*shape)
-    rows, chains = drawn
+    layout = cache.get(shape)
+    if layout is None:
+        layout = cache[shape] = len(cache)
+    return {
+        "label": g.label, "scope": s(g.scope), "parent": g.parent, "kind": g.kind,
+        "items": [_ref(it) for it in items], "layout": layout, "edges": list(edge_ids),
+    }
 
+
+def _layouts(cache):
+    """The distinct drawings, in the order they were numbered, with local references:
+    an int is the group's item of that index, ``"I"``/``"O"`` its ports, ``"d3.5"`` its
+    edge 3's waypoint on layer 5, ``"s2>7"`` a dashed copy of item 2 beside item 7 and
+    ``"t4>O"`` the out mark of item 4 (see ``group_drawing``)."""
     def ref(it):
         if it in ("I", "O"):
             return it
         if it[0] == "i":
-            return _ref(items[it[1]])
+            return it[1]
         if it[0] == "d":
-            return f"d{edge_ids[it[1]]}.{it[2]}"
-        return it[0] + ref(it[1]) + ">" + ref(it[2])    # a dashed copy, an out mark
-    return {
-        "label": g.label, "scope": s(g.scope), "parent": g.parent, "kind": g.kind,
-        "items": [_ref(it) for it in items],
-        "rows": [[[ref(it), x] for it, x in row] for row in rows],
-        "edges": [[edge_ids[e], [ref(it) for it in chain]] for e, chain in chains],
-    }
+            return f"d{it[1]}.{it[2]}"
+        return f"{it[0]}{ref(it[1])}>{ref(it[2])}"
+    out = []
+    for shape in sorted(cache, key=cache.get):
+        rows, chains = _local_layout(*shape)
+        out.append({"rows": [[[ref(it), x] for it, x in row] for row in rows],
+                    "chains": [[ref(it) for it in chain] for _, chain in chains]})
+    return out
+
+
+def group_drawing(data, gid):
+    """Group ``gid``'s drawing in the page's data with global references, as the page
+    reads it: ``{"rows": [[[ref, x], ...], ...] (bottom layer first), "edges": [[edge,
+    chain of refs], ...]}``; refs as ``n12`` (node), ``g3`` (group), ``l0`` (leaf),
+    ``I``/``O`` (ports), ``d5.3`` (edge 5's waypoint on layer 3), ``sl0>n7`` (a dashed
+    copy of l0 beside n7), ``tn4>O`` (n4's out mark)."""
+    g = data["groups"][gid]
+    layout = data["layouts"][g["layout"]]
+
+    def ref(r):
+        if isinstance(r, int):
+            return g["items"][r]
+        if r in ("I", "O"):
+            return r
+        if r[0] == "d":
+            e, j = r[1:].split(".")
+            return f"d{g['edges'][int(e)]}.{j}"
+        a, b = r[1:].split(">")
+        end = (lambda x: x if x in ("I", "O") else g["items"][int(x)])
+        return f"{r[0]}{end(a)}>{end(b)}"
+    return {"rows": [[[ref(r), x] for r, x in row] for row in layout["rows"]],
+            "edges": [[k, [ref(r) for r in chain]] for k, chain in zip(g["edges"],
+                                                                       layout["chains"])]}
 
 
 def _local_layout(described, edges):
@@ -522,7 +561,8 @@ def _local_layout(described, edges):
         item = it[1] if it[0] == "s" else it               # a dashed copy: as its item
         if item in ("I", "O") or it[0] == "t":
             return drawing.CHAR * 3 + drawing.PAD            # "in" and "out" marks
-        return drawing.CHAR * len(described[item[1]][1]) + drawing.PAD
+        return drawing.CHAR * (described[item[1]][1] + (6 if described[item[1]][0] == "g"
+                                                        else 0)) + drawing.PAD
     widths = {it: width(it) for it in layer}
     shifted = {it: l - base for it, l in layer.items()}
     x = drawing._coordinates(rows, below, above, widths, shifted, rounds=6)

@@ -77,8 +77,35 @@
     return {w: itemLabel(ref).length * CHAR_W + BOX_PAD, h: BOX_H};
   }
   // size and relative positions of an open group's contents (centres, from its top-left)
+  // A group's drawing with global references (groups of the same shape share one layout
+  // in the data, written with local references: item indices, "d3.5", "s2>7", "t4>O").
+  const drawings = new Map();
+  function drawingOf(gid) {
+    let out = drawings.get(gid);
+    if (out) return out;
+    const g = D.groups[gid], layout = D.layouts[g.layout];
+    function end(x) { return x === "I" || x === "O" ? x : g.items[+x]; }
+    function ref(r) {
+      if (typeof r === "number") return g.items[r];
+      if (r === "I" || r === "O") return r;
+      if (r[0] === "d") {
+        const dot = r.indexOf(".");
+        return "d" + g.edges[+r.slice(1, dot)] + r.slice(dot);
+      }
+      const cut = r.indexOf(">");
+      return r[0] + end(r.slice(1, cut)) + ">" + end(r.slice(cut + 1));
+    }
+    out = {
+      rows: layout.rows.map(function (row) {
+        return row.map(function (it) { return [ref(it[0]), it[1]]; });
+      }),
+      edges: layout.chains.map(function (chain, e) { return [g.edges[e], chain.map(ref)]; }),
+    };
+    drawings.set(gid, out);
+    return out;
+  }
   function measure(gid) {
-    const g = D.groups[gid], inner = new Map(), rows = [];
+    const g = drawingOf(gid), inner = new Map(), rows = [];
     let minX = Infinity, maxX = -Infinity;
     g.rows.forEach(function (row) {
       const sizes = row.map(function (it) {
@@ -223,7 +250,7 @@
     const parts = [], boxes = [];
     let topHeat = 0, topFlow = 0;
     groups.forEach(function (gid) {
-      D.groups[gid].rows.forEach(function (row) {
+      drawingOf(gid).rows.forEach(function (row) {
         row.forEach(function (it) {
           const r = it[0];
           if (r[0] === "n" || r[0] === "g") {
@@ -233,7 +260,7 @@
           }
         });
       });
-      if (flow) D.groups[gid].edges.forEach(function (e) { topFlow = Math.max(topFlow, flow[e[0]]); });
+      if (flow) drawingOf(gid).edges.forEach(function (e) { topFlow = Math.max(topFlow, flow[e[0]]); });
     });
     // frames of the open groups (outermost first, so inner ones are drawn on top)
     groups.forEach(function (gid) {
@@ -251,7 +278,7 @@
     });
     // edges
     groups.forEach(function (gid) {
-      D.groups[gid].edges.forEach(function (e) {
+      drawingOf(gid).edges.forEach(function (e) {
         let cls = "edge", width = "";
         if (flow) {
           const f = flow[e[0]];
@@ -266,7 +293,7 @@
     });
     // boxes
     groups.forEach(function (gid) {
-      D.groups[gid].rows.forEach(function (row) {
+      drawingOf(gid).rows.forEach(function (row) {
         row.forEach(function (it) {
           const ref = it[0], k = ref[0];
           if (k === "d") return;
@@ -553,7 +580,7 @@
   // ---- opening: unfold level by level while the picture stays small ---------------------------------
   function boxesIn(g) {          // boxes drawn when group g is open (copies and marks too)
     let n = 0;
-    D.groups[g].rows.forEach(function (row) {
+    drawingOf(g).rows.forEach(function (row) {
       row.forEach(function (it) { if ("dIO".indexOf(it[0][0]) < 0) n += 1; });
     });
     return n;
