@@ -91,6 +91,15 @@ def page(browser, page_file):
     p.close()
 
 
+def nodes_of(data):
+    """The page's nodes (stored as columns) as one dict per node."""
+    return [dict(zip(data["nodes"], v)) for v in zip(*data["nodes"].values())]
+
+
+def leaves_of(data):
+    return [dict(zip(data["leaves"], v)) for v in zip(*data["leaves"].values())]
+
+
 def expected_boxes(data, open_groups):
     """The boxes the page should draw: the items of every open group whose ancestors are
     open, except the open groups themselves (drawn as frames), waypoints and ports."""
@@ -143,10 +152,10 @@ def test_open_a_step_then_a_gate_then_close_them(page, page_file):
     page.click(f'#viewport .box[data-ref="g{gate}"]')
     inner = page.locator("#viewport .box").count()
     assert inner == expected_boxes(data, open_set(page)) > after
-    ops = {data["strings"][data["nodes"][i]["op"]] for i in range(len(data["nodes"]))
-           if data["nodes"][i]["group"] == gate}
+    ops = {data["strings"][nodes_of(data)[i]["op"]] for i in range(len(nodes_of(data)))
+           if nodes_of(data)[i]["group"] == gate}
     assert "sigmoid" in ops
-    sigmoid = next(i for i, n in enumerate(data["nodes"])
+    sigmoid = next(i for i, n in enumerate(nodes_of(data))
                    if n["group"] == gate and data["strings"][n["op"]] == "sigmoid")
     assert page.locator(f'#viewport .box[data-ref="n{sigmoid}"]').count() == 1
     # closing the step (the bar on top of its frame) hides the gate again
@@ -160,7 +169,7 @@ def test_search_lists_every_match_and_marks_them(page, page_file):
     S = data["strings"]
     page.fill("#search", "forget")
     page.press("#search", "Enter")
-    want = sum(1 for n in data["nodes"] if "forget" in S[n["op"]] or "forget" in S[n["scope"]])
+    want = sum(1 for n in nodes_of(data) if "forget" in S[n["op"]] or "forget" in S[n["scope"]])
     assert page.locator("#results b").inner_text() == f"{want} matches"
     assert page.locator("#viewport .box.hit").count() > 0
     # a parameter by name: the leaf and the nodes reading it
@@ -168,7 +177,7 @@ def test_search_lists_every_match_and_marks_them(page, page_file):
     page.press("#search", "Enter")
     assert page.locator("#results .ref").first.inner_text() == "head.weight"
     page.locator("#results .ref").first.click()            # goes there
-    leaf = next(k for k, leaf in enumerate(data["leaves"]) if S[leaf["name"]] == "head.weight")
+    leaf = next(k for k, leaf in enumerate(leaves_of(data)) if S[leaf["name"]] == "head.weight")
     assert page.locator(f'#viewport .box.selected[data-ref="l{leaf}"]').count() == 1
     assert "parameter" in page.locator("#details").inner_text()
 
@@ -176,14 +185,14 @@ def test_search_lists_every_match_and_marks_them(page, page_file):
 def test_clicking_a_gate_node_shows_its_value_gradient_saved_tensors_and_source(page, page_file):
     _, data = page_file
     S = data["strings"]
-    i = next(k for k, n in enumerate(data["nodes"])
+    i = next(k for k, n in enumerate(nodes_of(data))
              if S[n["scope"]].endswith("lstm/t=2/forget_gate") and S[n["op"]] == "sigmoid")
     page.evaluate(f"window.tinytraceExplorer.reveal('n{i}')")
     page.click(f'#viewport .box[data-ref="n{i}"]')
     details = page.locator("#details")
     assert details.locator("h2").inner_text() == f"#{i} sigmoid"
     assert details.locator(".op").inner_text() == "sigmoid"
-    assert details.locator(".scope").inner_text() == S[data["nodes"][i]["scope"]]
+    assert details.locator(".scope").inner_text() == S[nodes_of(data)[i]["scope"]]
     assert details.locator(".shape").inner_text() == "(2, 4)"
     assert details.locator(".dtype").inner_text() == "float32"
     value = data["steps"][0]["values"][i]
@@ -200,7 +209,7 @@ def test_clicking_a_gate_node_shows_its_value_gradient_saved_tensors_and_source(
 def test_the_slider_moves_through_the_training_steps(page, page_file):
     _, data = page_file
     S = data["strings"]
-    i = next(k for k, n in enumerate(data["nodes"]) if S[n["scope"]].endswith("head")
+    i = next(k for k, n in enumerate(nodes_of(data)) if S[n["scope"]].endswith("head")
              and S[n["op"]] == "add")
     page.evaluate(f"window.tinytraceExplorer.reveal('n{i}')")
     first = page.locator("#details table.stats tr").nth(1).locator("td").first.inner_text()

@@ -53,7 +53,7 @@ __all__ = ["to_html", "Recorder", "sources", "page_data", "group_drawing", "MAX_
 
 MAX_ITEMS = 120        # items of one group drawn at once; more are cut into batches
 MAX_SPAN = 3           # a parameter-side box read more layers above gets a dashed copy
-PREVIEW = 6            # values of each tensor shown in full
+PREVIEW = 4            # first values of each tensor shown as they are
 PX = 125.0             # page pixels per inch of drawing.py's coordinates
 _HERE = Path(__file__).resolve().parent
 
@@ -367,25 +367,30 @@ def _structure(graph):
         out_groups.append(_group_layout(g, groups, gedges, per_group[g.id], labels,
                                         leaf_labels, s, prep, all_prep, cache))
 
-    nodes = []
+    # nodes and leaves as columns (one array per field): compact JSON
+    nodes = {key: [] for key in ("op", "scope", "group", "shape", "dtype", "inputs", "saved",
+                                 "attrs", "src")}
     for i, node in enumerate(graph.nodes):
         out = node.output
-        inputs = [("n", index[t.node]) if t.node is not None else ("l", leaf_index[id(t)])
-                  for t in node.inputs]
         saves = range(len(node.inputs)) if node.saves is None else node.saves
         src = getattr(node, "source", None)
-        nodes.append({
-            "op": s(node.op), "scope": s(node.scope), "group": where[i][-1],
-            "shape": _shape(out), "dtype": s(out.dtype) if out is not None else None,
-            "inputs": [_ref(r) for r in inputs],
-            "saved": [_ref(inputs[k]) for k in saves if k < len(inputs)]
-                     + (["out"] if node.saves_output is not False else []),
-            "attrs": s(", ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())),
-            "src": None if src is None else
-                   [s(src[0]), src[1], s(src[2])] + ([s(src[3][0]), src[3][1]] if src[3] else []),
-        })
-    leaves = [{"name": s(graph.label(t)), "param": bool(t.requires_grad), "shape": list(t.shape),
-               "dtype": s(t.dtype)} for t in graph.leaves]
+        nodes["op"].append(s(node.op))
+        nodes["scope"].append(s(node.scope))
+        nodes["group"].append(where[i][-1])
+        nodes["shape"].append(_shape(out))
+        nodes["dtype"].append(s(out.dtype) if out is not None else None)
+        nodes["inputs"].append([_ref(("n", index[t.node])) if t.node is not None
+                                else _ref(("l", leaf_index[id(t)])) for t in node.inputs])
+        # the inputs the vjp reads (their indices), -1 for the node's own output
+        nodes["saved"].append([k for k in saves if k < len(node.inputs)]
+                              + ([-1] if node.saves_output is not False else []))
+        nodes["attrs"].append(s(", ".join(f"{k}={_short(v)}" for k, v in node.attrs.items())))
+        nodes["src"].append(None if src is None else [s(src[0]), src[1], s(src[2])]
+                            + ([s(src[3][0]), src[3][1]] if src[3] else []))
+    leaves = {"name": [s(graph.label(t)) for t in graph.leaves],
+              "param": [bool(t.requires_grad) for t in graph.leaves],
+              "shape": [list(t.shape) for t in graph.leaves],
+              "dtype": [s(t.dtype) for t in graph.leaves]}
     data = {"format": 1, "strings": strings, "nodes": nodes, "leaves": leaves,
             "groups": out_groups, "layouts": _layouts(cache),
             "edges": [[gid, _ref(a), _ref(b)] for gid, a, b in gedges]}

@@ -10,6 +10,17 @@
 (function () {
   const D = JSON.parse(document.getElementById("tinytrace-data").textContent);
   const S = D.strings;
+  function rowsOf(columns) {      // nodes and leaves come as columns; read them as rows
+    const keys = Object.keys(columns), n = columns[keys[0]].length, out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const row = {};
+      keys.forEach(function (k) { row[k] = columns[k][i]; });
+      out[i] = row;
+    }
+    return out;
+  }
+  D.nodes = rowsOf(D.nodes);
+  D.leaves = rowsOf(D.leaves);
   const BOX_H = 22, CHAR_W = 6.8, BOX_PAD = 14, GAP = 14, ROW_GAP = 28, FRAME_PAD = 12,
         BAR = 18, DUMMY_W = 6, PORT_W = 6;
   const svg = document.getElementById("graph");
@@ -461,7 +472,9 @@
       h += statsTable(st.values[i], st.grads ? st.grads[i] : null, n.shape ? size(n.shape) : 0);
       h += "<div><b>inputs</b>: " + n.inputs.map(refLink).join(", ") + "</div>";
       h += "<div class='saved'><b>saved for backward</b>: " +
-        (n.saved.length ? n.saved.map(refLink).join(", ") : "nothing (the vjp needs only shapes)") +
+        (n.saved.length ? n.saved.map(function (k) {
+          return refLink(k < 0 ? "out" : n.inputs[k]);
+        }).join(", ") : "nothing (the vjp needs only shapes)") +
         "</div>";
       h += "<div class='source'><b>recorded at</b>: " + (n.src
         ? "<code>" + esc(S[n.src[0]]) + ":" + n.src[1] + "</code> in " + esc(S[n.src[2]]) +
