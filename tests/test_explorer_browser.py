@@ -4,7 +4,8 @@ the boxes drawn, opening and closing a scope, search, a node's panel, the traini
 slider, flow widths and heat, edges clear of boxes, a screenshot.
 
 Without a browser these tests skip with a message, except in CI (the environment variable
-``CI`` set, as ``.ci/run`` and CI services do): there a missing browser is a failure.
+``CI`` set, as CI services do, or ``TINYTRACE_REQUIRE_BROWSER``, as ``.ci/run`` does): there
+a missing browser is a failure.
 Set ``TINYTRACE_CHROMIUM`` to a browser binary to choose one."""
 import os
 import shutil
@@ -36,8 +37,9 @@ def find_browser():
 def browser():
     found, reason = find_browser()
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set, so the browser tests must run, but: {reason}")
+        required = [v for v in ("CI", "TINYTRACE_REQUIRE_BROWSER") if os.environ.get(v)]
+        if required:
+            pytest.fail(f"{required[0]} is set, so the browser tests must run, but: {reason}")
         pytest.skip(f"browser tests skipped: {reason}")
     sync_playwright, path = found
     with sync_playwright() as p:
@@ -280,3 +282,39 @@ def test_a_screenshot_shows_the_drawing(page, tmp_path):
     drawing = pixels[60:, :900, :3]                    # the graph, below the controls
     assert drawing.std() > 0.02                        # not a blank page
     assert len(np.unique(drawing.reshape(-1, 3), axis=0)) > 20     # boxes in colours
+
+
+def test_a_large_graph_opens_collapsed_and_its_batches_open_one_at_a_time(browser, tmp_path):
+    w = tt.tensor(np.ones(3), requires_grad=True, name="w")
+    h = w
+    for t in range(3000):                   # 3000 nodes in one scope, 900 in another
+        with tt.scope("long"):
+            h = h * 1.0001
+    for t in range(900):
+        with tt.scope("tail"):
+            h = h + 0.001
+    path = h.sum().graph().to_html(tmp_path / "large.html")
+    page = browser.new_page(viewport={"width": 1300, "height": 850})
+    page.goto(path.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    first = page.locator("#viewport .box").count()
+    assert first <= 60                                   # boxes, not thousands
+    data = page.evaluate("window.tinytraceExplorer.data")
+    S = data["strings"]
+    long = next(i for i, g in enumerate(data["groups"]) if S[g["scope"]] == "long"
+                and g["kind"] == "scope")
+    # it opened with "long" open as its 25 batches of MAX_ITEMS nodes, each one box
+    assert long in open_set(page)
+    page.evaluate(f"window.tinytraceExplorer.close({long})")
+    closed = page.locator("#viewport .box").count()
+    assert closed == first - 3000 // explorer.MAX_ITEMS + 1
+    page.evaluate(f"window.tinytraceExplorer.open({long})")
+    shown = page.locator("#viewport .box").count()
+    assert shown == first
+    batch = next(int(r[1:]) for r in data["groups"][long]["items"] if r[0] == "g")
+    assert data["groups"][batch]["kind"] == "batch"
+    page.click(f'#viewport .box[data-ref="g{batch}"]')
+    opened = page.locator("#viewport .box").count()
+    # the batch's 120 nodes and the constants they read (each product its own leaf)
+    assert opened == expected_boxes(data, open_set(page)) == shown - 1 + 2 * 120 + 1
+    page.close()
