@@ -207,30 +207,37 @@
   }
 
   // ---- drawing ---------------------------------------------------------------------------------
-  function endPoint(ref, gid, asSource) {
-    if (ref === "I") return pos.get("I@" + gid);
-    if (ref === "O") return pos.get("O@" + gid);
-    const p = pos.get(ref);
-    if (ref[0] === "g" && p.open) {       // an open group: its port on the frame
-      const port = pos.get((asSource ? "O@" : "I@") + ref.slice(1));
-      if (port) return port;
+  // An edge is a chain of vertical stretches joined by curves in the gaps between layers:
+  // its source from the box's top to the top of the box's layer, each waypoint through its
+  // whole layer, its target from the bottom of its layer to the box. Inside a layer an
+  // edge is vertical in a slot kept free for it, so it crosses no box.
+  function stretch(ref, gid, asSource) {
+    if (ref === "I" || ref === "O") {            // this group's own port, on its frame
+      const q = pos.get(ref + "@" + gid);
+      return [q, q];
     }
-    return {x: p.x, y: asSource ? p.y - p.h / 2 : p.y + p.h / 2};
+    const p = pos.get(ref), top = p.y - p.rowH / 2, bottom = p.y + p.rowH / 2;
+    let x = p.x, y = asSource ? p.y - p.h / 2 : p.y + p.h / 2;
+    if (ref[0] === "g" && p.open) {               // an open group: its port on the frame
+      const port = pos.get((asSource ? "O@" : "I@") + ref.slice(1));
+      if (port) { x = port.x; y = port.y; }
+    }
+    return asSource ? [{x: x, y: y}, {x: x, y: top}] : [{x: x, y: bottom}, {x: x, y: y}];
   }
   function edgePath(gid, chain) {
-    const pts = [endPoint(chain[0], gid, true)];
-    for (let i = 1; i < chain.length - 1; i++) {          // a waypoint: through its layer
+    const parts = [stretch(chain[0], gid, true)];
+    for (let i = 1; i < chain.length - 1; i++) {
       const p = pos.get(chain[i]);
-      pts.push({x: p.x, y: p.y + p.rowH / 2}, {x: p.x, y: p.y - p.rowH / 2});
+      parts.push([{x: p.x, y: p.y + p.rowH / 2}, {x: p.x, y: p.y - p.rowH / 2}]);
     }
-    pts.push(endPoint(chain[chain.length - 1], gid, false));
-    let d = "M" + pts[0].x.toFixed(1) + "," + pts[0].y.toFixed(1);
-    for (let i = 1; i < pts.length; i++) {
-      const a = pts[i - 1], b = pts[i];
-      if (i % 2 === 0) { d += "L" + b.x.toFixed(1) + "," + b.y.toFixed(1); continue; }
+    parts.push(stretch(chain[chain.length - 1], gid, false));
+    function xy(q) { return q.x.toFixed(1) + "," + q.y.toFixed(1); }
+    let d = "M" + xy(parts[0][0]) + "L" + xy(parts[0][1]);
+    for (let i = 1; i < parts.length; i++) {
+      const a = parts[i - 1][1], b = parts[i][0];
       const my = ((a.y + b.y) / 2).toFixed(1);
-      d += "C" + a.x.toFixed(1) + "," + my + " " + b.x.toFixed(1) + "," + my + " " +
-        b.x.toFixed(1) + "," + b.y.toFixed(1);
+      d += "C" + a.x.toFixed(1) + "," + my + " " + b.x.toFixed(1) + "," + my + " " + xy(b) +
+        "L" + xy(parts[i][1]);
     }
     return d;
   }
