@@ -238,6 +238,15 @@ def test_flow_widths_heat_and_a_split(page, page_file):
     page.check("#heat")
     heat = fills()
     assert heat != plain and all(f.startswith("hsl(") or f == "#eee" for f in heat)
+    # a collapsed group's heat is the sum of its nodes' adjoint norms (as Flow.by_scope)
+    step = group_id(data, "/lstm/t=2")
+    page.evaluate(f"window.tinytraceExplorer.select('g{step}')")
+    under = [i for i, n in enumerate(nodes_of(data))
+             if "/lstm/t=2/" in "/" + data["strings"][n["scope"]] + "/"]
+    assert len(under) > 20
+    total = sum(data["steps"][0]["adjoints"][i] or 0 for i in under)
+    shown = float(page.locator("#details .adjoint").inner_text())
+    assert shown == pytest.approx(total, rel=2e-3)
     page.select_option("#split", "0")
     assert page.locator("#viewport .box.member").count() > 0
     assert "split by */forget_gate" in page.locator("#details").inner_text()
