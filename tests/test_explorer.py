@@ -362,6 +362,10 @@ def test_recorder_keeps_one_snapshot_per_training_step(tmp_path):
         rec.add((model.fc1(x) ** 2).mean())
     with pytest.raises(ValueError, match="no step recorded"):
         explorer.Recorder().to_html(tmp_path / "empty.html")
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    with pytest.raises(ValueError, match="before loss.backward"):
+        explorer.Recorder().add(loss)
 
 
 def test_the_page_fetches_nothing(tmp_path):

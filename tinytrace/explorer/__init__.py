@@ -725,6 +725,12 @@ class Recorder:
     def add(self, loss, label=None):
         """Record one step (``loss`` a scalar tensor whose graph is still whole)."""
         graph = loss.graph() if not isinstance(loss, Graph) else loss
+        if not graph.nodes:
+            raise ValueError("Recorder.add: the loss has no recorded graph (a leaf, or made "
+                             "without gradients)")
+        if any(node.vjp is None for node in graph.nodes):
+            raise ValueError("Recorder.add: backward() already freed this graph; call add(loss) "
+                             "before loss.backward() (it leaves the graph whole)")
         signature = [(n.op, n.scope) for n in graph.nodes]
         if self._data is None:
             self._data, self._edge_map = _structure(graph)
