@@ -261,6 +261,51 @@ lesson.savefig(fig, "mlp_graph")
 (lesson.figures / "mlp_graph.dot").write_text(total_graph.to_dot("mlp") + "\n")
 
 # %% [markdown]
+# ## The graph in a browser
+#
+# A recurrent network over many steps records thousands of nodes, too many for one picture.
+# `graph.to_html(path)` writes the graph as one interactive page, a single file that opens
+# in any browser, offline: scopes are boxes you open and close, a search box finds ops,
+# scopes and parameters, and clicking a node shows its shape, the statistics of its value
+# and gradient, the tensors its backward saved and the line of code that recorded it.
+# `tt.explorer.Recorder` keeps a few training steps of the same model (values, gradients,
+# gradient flow) and its page has a slider to scrub through them. Here a small traced LSTM
+# learns to say whether its 8-step input sums to more than zero. Open the page, then the
+# `lstm` box (its steps are its time axis), a step such as `t=5`, its `forget_gate`, and
+# click the `sigmoid`; tick "heat" to colour every box by its gradient.
+
+# %%
+from tinytrace import explorer  # noqa: E402
+
+
+class Summer(tt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = tt.nn.LSTM(1, 4, mode="traced", rng=lesson.rng)
+        self.head = tt.nn.Linear(4, 2, rng=lesson.rng)
+
+    def forward(self, sequence):
+        states, _ = self.lstm(sequence)
+        return self.head(states[-1])
+
+
+summer = Summer()
+sequences = lesson.rng.normal(size=(8, 16, 1)).astype(np.float32)       # (T, B, 1)
+labels = (sequences.sum(axis=(0, 2)) > 0).astype(int)
+optimizer = tt.optim.Adam(summer.parameters(), lr=0.05)
+recorder = explorer.Recorder(split=["*/forget_gate"])
+for step in range(lesson.pick(quick=3, full=6)):
+    with explorer.sources():                     # remember each node's line of code
+        summer_loss = tt.nn.functional.cross_entropy(summer(tt.tensor(sequences)), labels)
+    recorder.add(summer_loss, label=f"training step {step}")
+    summer_loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+page = recorder.to_html(lesson.figures / "lstm_explorer.html",
+                        title="a traced LSTM, step by step")
+print(f"[page] {page} (open it in a browser)")
+
+# %% [markdown]
 # ## What to remember
 #
 # - The graph is data: a topologically ordered list of nodes with ops, inputs, attrs and

@@ -734,6 +734,34 @@ print(f"the whole graph has {len(graph)} nodes; step 7 alone has "
       f"{sum(tt.trace.step_of(n.scope) == 7 for n in graph)}")
 
 # %% [markdown]
+# The whole unrolled graph does not fit in one picture, but it fits in a page:
+# `tt.explorer.Recorder` keeps a few training steps of a copy of this model on this string
+# (every node's value and gradient, the flow, and the split by the stack) and writes one
+# interactive HTML file beside the figures. Open its `rnn` box, a step, the `stack`; edges
+# are as wide as the gradient they carry, "heat" colours each box by its adjoint norm, the
+# split menu outlines the stack's nodes and lists via and avoid per parameter, and the
+# slider moves through the training steps.
+
+# %%
+import copy  # noqa: E402
+
+from tinytrace import explorer  # noqa: E402
+
+trainee = copy.deepcopy(stack_model)       # the selected model itself stays as it was
+trainee_optimizer = tt.optim.Adam(trainee.parameters(), lr=LR)
+recorder = explorer.Recorder(split=["*/stack/*"])
+for step in range(3):
+    with explorer.sources():
+        page_loss = sum(step_losses(trainee(tt.tensor(picture.one_hot())), picture))
+    recorder.add(page_loss, label=f"training step {step}")
+    page_loss.backward()
+    trainee_optimizer.step()
+    trainee_optimizer.zero_grad()
+page = recorder.to_html(lesson.figures / "stack_rnn_explorer.html",
+                        title="the stack RNN on one string, step by step")
+print(f"[page] {page} (open it in a browser)")
+
+# %% [markdown]
 # ## What to remember
 #
 # - Backpropagation is linear, so "how much of this gradient went through that

@@ -4,6 +4,7 @@
     python -m tinytrace lessons [--quick] [--figures DIR] [LESSON ...]
     python -m tinytrace exercises
     python -m tinytrace check N [N.k ...]
+    python -m tinytrace explore [--tensor loss] [-o PAGE.html] [--split GLOB] SCRIPT.py [ARGS]
 
 A LESSON is its number (``2``, ``02``) or its name (``02_looking_at_the_graph``,
 ``looking_at_the_graph``, or any part of it that names one lesson: ``graph``); each chosen
@@ -18,6 +19,13 @@ took. Quick runs write their figures under ``<figures>/quick/``, apart from full
 ``lessons/`` is, or ``--dir``): per exercise PASSED, "not done yet", or FAILED with the
 property that failed and hypothesis's smallest failing example. It exits 1 unless all
 the chosen exercises pass.
+
+``explore`` runs a script (with ``ARGS``, everything after it, as its ``sys.argv[1:]``), takes the tensor its
+top-level variable ``--tensor`` (default ``loss``) holds when it ends, and writes that
+tensor's graph as an explorer page (``Graph.to_html``), with every node's source line. If
+the script left the graph whole (no ``backward()`` yet, or ``retain_graph=True``), the page
+also shows every node's gradient and the gradient flow, and ``--split GLOB`` adds the
+via/avoid split of that component.
 """
 import argparse
 import os
@@ -190,13 +198,64 @@ def cmd_check(args):
     return 0 if passed == len(results) else 1
 
 
+def cmd_explore(args):
+    import runpy
+
+    from . import explorer
+    from .tensor import Tensor
+    script = Path(args.script)
+    if not script.is_file():
+        print(f"tinytrace explore: no such script: {script}", file=sys.stderr)
+        return 2
+    out = Path(args.output) if args.output else script.with_suffix(".html")
+    argv = sys.argv
+    rest = list(args.args)
+    sys.argv = [str(script)] + (rest[1:] if rest[:1] == ["--"] else rest)
+    try:
+        with explorer.sources():
+            namespace = runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    tensor = namespace.get(args.tensor)
+    if not isinstance(tensor, Tensor):
+        found = sorted(k for k, v in namespace.items() if isinstance(v, Tensor)
+                       and v.node is not None)
+        print(f"tinytrace explore: the script left no tensor named {args.tensor!r} (its "
+              f"top-level tensors with a graph: {', '.join(found) or 'none'}); choose one "
+              "with --tensor NAME", file=sys.stderr)
+        return 2
+    graph = tensor.graph()
+    if not len(graph):
+        print(f"tinytrace explore: {args.tensor!r} has no recorded graph (a leaf, or made "
+              "without gradients)", file=sys.stderr)
+        return 2
+    whole = all(node.vjp is not None for node in graph)   # backward() frees the vjps
+    if not whole and args.split:
+        print("tinytrace explore: --split needs the graph whole, but the script ran "
+              "backward() on it (pass retain_graph=True there)", file=sys.stderr)
+        return 2
+    flow = None
+    if whole and tensor.data.size == 1:
+        from .analysis import trace
+        flow = trace.flow(tensor, retain_graph=True)
+    page = explorer.to_html(graph, out, flow=flow, split=args.split or (),
+                            gradients=flow is not None,
+                            title=args.title or f"{script.name}: {args.tensor}")
+    extra = "with gradients and flow" if flow is not None else \
+        "values only: the script's backward() freed the graph (retain_graph=True keeps it)"
+    print(f"wrote {page} ({len(graph)} nodes, {page.stat().st_size / 1e3:.0f} kB; {extra}); "
+          "open it in a browser")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="tinytrace", description="tinytrace: list and run the lessons; check exercises.")
+        prog="tinytrace", description="tinytrace: list and run the lessons; check exercises; "
+                                 "explore a script's graph in a browser.")
     parser.add_argument("--dir", help="the lessons/ folder, or for 'exercises' and 'check' "
                                       "the exercises/ folder (default: found automatically)")
     commands = parser.add_subparsers(dest="command",
-                                     metavar="{list,lessons,exercises,check}")
+                                     metavar="{list,lessons,exercises,check,explore}")
     listing = commands.add_parser("list", help="list the lessons with their titles")
     listing.set_defaults(run=cmd_list)
     running = commands.add_parser("lessons", help="run lessons in order (all, or those named)")
@@ -213,7 +272,20 @@ def build_parser():
     checking.add_argument("numbers", nargs="+", metavar="N",
                           help="a lesson number (all its exercises) or N.k (one exercise)")
     checking.set_defaults(run=cmd_check)
-    for sub in (listing, running, listing_ex, checking):
+    exploring = commands.add_parser(
+        "explore", help="run a script and write its graph as an interactive HTML page")
+    exploring.add_argument("script", help="a Python script that leaves a tensor (default: "
+                                          "loss) in a top-level variable")
+    exploring.add_argument("args", nargs=argparse.REMAINDER,
+                           help="arguments for the script (everything after SCRIPT)")
+    exploring.add_argument("--tensor", default="loss",
+                           help="the script's variable holding the tensor (default: loss)")
+    exploring.add_argument("-o", "--output", help="the page's path (default: SCRIPT.html)")
+    exploring.add_argument("--split", action="append", metavar="GLOB",
+                           help="add the via/avoid split of this scope glob (repeatable)")
+    exploring.add_argument("--title", help="the page's title")
+    exploring.set_defaults(run=cmd_explore)
+    for sub in (listing, running, listing_ex, checking, exploring):
         sub.add_argument("--dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 

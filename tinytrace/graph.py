@@ -21,7 +21,8 @@ class Graph:
     leaf), ``g.op_counts()``, ``g.by_scope()``, ``g.select("lstm/t=*/forget_gate")`` (nodes
     by a glob over scopes), ``g.paths(w)`` / ``g.count_paths(w)`` (the chain rule's paths
     from the root down to ``w``) and ``g.label(item)``. As text: ``print(g)`` (a table),
-    ``g.tree()``; as pictures: ``g.to_dot()``, ``g.draw()``.
+    ``g.tree()``; as pictures: ``g.to_dot()``, ``g.draw()``; as an interactive page:
+    ``g.to_html("graph.html")``.
     """
 
     def __init__(self, root):
@@ -236,6 +237,17 @@ class Graph:
                 lines.append(f"  {src} -> n{self.index[node]};")
         lines.append("}")
         return "\n".join(lines)
+
+    # ---- an interactive page ----------------------------------------------------------
+    def to_html(self, path, flow=None, split=(), gradients=False, title=None):
+        """Write the graph as one self-contained interactive HTML page (open it in a
+        browser, from a file, offline): scopes as collapsible groups, search, a panel per
+        node (values, gradients, saved tensors, source line), edge widths and heat from
+        ``flow=tt.trace.flow(loss, retain_graph=True)``, the via/avoid ``split`` of
+        components. Returns the path. See ``tinytrace.explorer.to_html``."""
+        from . import explorer
+        return explorer.to_html(self, path, flow=flow, split=split, gradients=gradients,
+                                title=title)
 
     # ---- a picture with matplotlib alone ------------------------------------------------
     def layout(self, nodes=None, group=None, edge_weights=None, max_span=6):
