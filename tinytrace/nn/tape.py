@@ -28,7 +28,7 @@ import numbers
 import numpy as np
 
 from .. import functions as F
-from ..backend import array_module, to_device
+from ..backend import array_module, asarray_like, device_of, to_device
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
 from ..random import generator
@@ -43,13 +43,21 @@ __all__ = ["TapeRNN", "NTMRNN", "shift_weighting", "tape_write", "read_memory",
 
 # ---- memory operations as functions of tensors ---------------------------------------------
 
-def _roll(w, s):
-    """``roll(w, s)[:, i] = w[:, (i - s) mod N]``: the mass at cell i moves to cell i + s."""
-    N = w.shape[1]
-    s %= N
-    if s == 0:
-        return w
-    return F.concat([w[:, N - s:], w[:, :N - s]], axis=1)
+_SHIFT_MATRICES = {}
+
+
+def _shift_matrix(N, shifts, like):
+    """Constant (N, K N) 0/1 matrix P with ``(w @ P)[k N + i] = w[(i - s_k) mod N]``: the K
+    rolled copies of w side by side, as one product (fewer nodes than K concatenations).
+    Dtype and device of the array ``like``; cached per (N, shifts, dtype, device)."""
+    key = (N, shifts, like.dtype, device_of(like))
+    if key not in _SHIFT_MATRICES:
+        P = np.zeros((N, len(shifts) * N), dtype=like.dtype)
+        cells = np.arange(N)
+        for k, s in enumerate(shifts):
+            P[cells, k * N + (cells + s) % N] = 1.0      # cell j's mass lands on j + s
+        _SHIFT_MATRICES[key] = Tensor(asarray_like(P, like))
+    return _SHIFT_MATRICES[key]
 
 
 def shift_weighting(w, probs, shifts):
@@ -57,12 +65,14 @@ def shift_weighting(w, probs, shifts):
 
     ``w`` (B, N) a weighting over cells; ``probs`` a (B, K) the shift probabilities;
     ``shifts`` K ints, s_k = +1 moves the mass at cell i to cell i + 1 (right), -1 to
-    i - 1 (left, cell 0 wrapping to N - 1). Returns (B, N); the mixture is one batched
-    product ``a (B, 1, K) @ rolled (B, K, N)``.
+    i - 1 (left, cell 0 wrapping to N - 1). Returns (B, N). Two batched products: the
+    rolled copies ``w @ P`` (a constant 0/1 matrix, exact) and their mixture
+    ``a (B, 1, K) @ rolled (B, K, N)``.
     """
     B, N = w.shape
+    shifts = tuple(shifts)
     K = len(shifts)
-    rolled = F.stack([_roll(w, s) for s in shifts], axis=1)
+    rolled = (w @ _shift_matrix(N, shifts, w.data)).reshape(B, K, N)
     return (probs.reshape(B, 1, K) @ rolled).reshape(B, N)
 
 
@@ -133,7 +143,7 @@ def ntm_address(memory, w_prev, key, beta, gate, shift_probs, gamma, shifts, eps
     with scope("content"):
         content = F.softmax(beta * cosine_similarity(key, memory, eps), axis=1)
     with scope("interpolate"):
-        gated = gate * content + (1.0 - gate) * w_prev
+        gated = w_prev + gate * (content - w_prev)        # g w^c + (1 - g) w_prev
     with scope("shift"):
         shifted = shift_weighting(gated, shift_probs, shifts)
     with scope("sharpen"):
