@@ -268,8 +268,9 @@ class TapeRNN(_AddressedMemory):
     ``(controller_state, tape (B, N, m), head (B, N), read (B, m))``. ``record``
     (time-major NumPy arrays): ``shift`` (T, B, K) the shift probabilities (in
     ``shifts`` order); ``head`` (T, B, N) the head after the move (where r_t is read);
-    ``write_strength`` (T, B); ``value`` (T, B, m); ``read`` (T, B, m); ``tape``
-    (T, B, N, m) after the write. Every step runs in ``t=τ/controller`` and ``t=τ/tape``
+    ``write_strength`` (T, B); ``value`` (T, B, m); ``read`` (T, B, m). (Not the tape
+    at every step: T B N m numbers grow as T^2; the final tape is in ``state``.) Every
+    step runs in ``t=τ/controller`` and ``t=τ/tape``
     (``shift``, ``write_strength``, ``value``, ``write``, ``move``, ``read``), so
     ``tt.trace.split(loss, "*/tape/*", model)`` weighs the gradient through the tape.
     """
@@ -323,8 +324,7 @@ class TapeRNN(_AddressedMemory):
             W_e, b_e = self.write_strength.weight.T, self.write_strength.bias
             W_v, b_v = self.value.weight.T, self.value.bias
         outputs = []
-        rec = {key: [] for key in ("shift", "head", "write_strength", "value", "read",
-                                   "tape")}
+        rec = {key: [] for key in ("shift", "head", "write_strength", "value", "read")}
         for t in range(T):
             with scope(f"t={t}"):
                 with scope("controller"):
@@ -343,8 +343,8 @@ class TapeRNN(_AddressedMemory):
                     with scope("read"):
                         read = read_memory(tape, head)
             outputs.append(h)
-            for key, value in (("shift", a), ("head", head), ("value", v), ("read", read),
-                               ("tape", tape)):     # the record is host data (for plots)
+            for key, value in (("shift", a), ("head", head), ("value", v),
+                               ("read", read)):     # the record is host data (for plots)
                 rec[key].append(value.numpy())
             rec["write_strength"].append(e.numpy()[:, 0])
         record = {key: np.stack(v) for key, v in rec.items()}
@@ -415,8 +415,8 @@ class NTMRNN(_AddressedMemory):
     ``(controller_state, memory (B, N, m), read_weights (B, N), write_weights (B, N),
     read (B, m))``. ``record`` (time-major NumPy arrays): for each head ``read_`` and
     ``write_``: ``weights`` (T, B, N), ``shift`` (T, B, K), ``key_strength`` beta,
-    ``gate`` g, ``sharpening`` gamma (T, B); and ``erase``, ``add``, ``read`` (T, B, m),
-    ``memory`` (T, B, N, m) after the write. Every step runs in ``t=τ/controller`` and
+    ``gate`` g, ``sharpening`` gamma (T, B); and ``erase``, ``add``, ``read`` (T, B, m)
+    (the final memory is in ``state``). Every step runs in ``t=τ/controller`` and
     ``t=τ/ntm``, the latter holding ``address/write_head`` (the projection and the
     addressing: ``content``, ``interpolate``, ``shift``, ``sharpen``), ``write``,
     ``address/read_head`` and ``read``; ``tt.trace.split(loss, "*/ntm/*", model)`` weighs
@@ -512,8 +512,7 @@ class NTMRNN(_AddressedMemory):
             for prefix, values in (("write_", write_values), ("read_", read_values)):
                 for key, value in values.items():
                     note(prefix + key, value)
-            for key, value in (("erase", erase), ("add", add), ("read", read),
-                               ("memory", memory)):
+            for key, value in (("erase", erase), ("add", add), ("read", read)):
                 note(key, value)
         record = {key: np.stack(v) for key, v in rec.items()}
         return self._finish(outputs), (h_state, memory, w_read, w_write, read), record
