@@ -247,9 +247,9 @@ class TapeRNN(_AddressedMemory):
         w_t[i] = sum_k a_t[k] w_{t-1}[(i - shift_k) mod N]         move
         r_t   = sum_i w_t[i] M_t[i]                    read where the head now is
 
-    so a value written at step t is read back only after the head has left the cell and
-    come back (as in the benchmark, where the head writes and moves, and the next step
-    reads under it). Shift direction: ``shifts`` (default (-1, 0, 1): left, stay,
+    so each step reads the cell its move led to: a head that stays reads back what it
+    has just written, one that moved reads a cell written earlier (or 0), and the next
+    step writes where this one read. Shift direction: ``shifts`` (default (-1, 0, 1): left, stay,
     right; add e.g. -2, 2 for jumps) are moves of the head, +1 from cell i to cell i + 1,
     -1 to i - 1, and left of cell 0 is cell N - 1 (the tape is circular).
 
