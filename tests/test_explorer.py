@@ -481,3 +481,7 @@ def test_the_command_line_runs_a_script_and_writes_its_page(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no tensor named 'lost'" in err and "with a graph: loss" in err
     assert main(["explore", str(tmp_path / "missing.py")]) == 2
+
+
+def test_tt_explorer_is_the_explorer_module_on_first_use():
+    assert tt.explorer is explorer and tt.explorer.to_html is explorer.to_html

@@ -34,9 +34,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """``tt.testing`` is imported on first use: it needs hypothesis, which would add a
-    tenth of a second or more to every ``import tinytrace``."""
-    if name == "testing":
+    """``tt.testing`` and ``tt.explorer`` are imported on first use: the first needs
+    hypothesis, which would add a tenth of a second or more to every ``import tinytrace``;
+    the second reads its page template, which only a page needs."""
+    if name in ("testing", "explorer"):
         import importlib
-        return importlib.import_module(".testing", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'tinytrace' has no attribute {name!r}")
