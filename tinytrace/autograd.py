@@ -26,15 +26,23 @@ from .errors import BackwardError, DeviceError
 
 
 _next_seq = itertools.count().__next__
+_new, _ref = object.__new__, weakref.ref
 
 
 class Node:
     """One recorded op application: ``op`` (name), ``inputs`` (Tensors), ``attrs``,
     ``scope`` (module path), ``vjp``, and ``output``, the tensor it made (held by a weak
-    reference: tensor -> node -> tensor would be a cycle)."""
+    reference: tensor -> node -> tensor would be a cycle).
 
-    __slots__ = ("op", "inputs", "attrs", "scope", "vjp", "retained", "_output", "seq",
-                 "versions", "saves", "saves_output", "__weakref__")
+    The vjp is kept in two parts, ``backward`` (a function shared by every node of the
+    op) and ``saved`` (what that function reads: arrays, shapes), and ``node.vjp`` puts
+    them together when asked. A closure per node would cost one function object and a
+    cell per captured array, each tracked by Python's cyclic garbage collector, on every
+    op of every model; the engine calls ``backward(g, saved)`` directly.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "scope", "backward", "saved", "retained",
+                 "_output", "seq", "versions", "saves", "saves_output", "__weakref__")
 
     def __init__(self, op, inputs, attrs, scope, vjp, versions=(), saves=(),
                  saves_output=False):
@@ -52,6 +60,23 @@ class Node:
         self.saves_output = saves_output     # False, or the output's version when recorded
 
     @property
+    def vjp(self):
+        """``grad_output -> tuple of gradients, one per input`` (``None`` once a backward
+        pass without ``retain_graph`` has freed it)."""
+        backward, saved = self.backward, self.saved
+        if backward is None:
+            return None
+        if backward is call_closure:          # an op written as one closure: it is the vjp
+            return saved
+        return lambda g: backward(g, saved)
+
+    @vjp.setter
+    def vjp(self, vjp):
+        """Set a vjp function, or ``None`` to free what it holds."""
+        self.backward = None if vjp is None else call_closure
+        self.saved = vjp
+
+    @property
     def output(self):
         """The tensor this node made (``None`` once it has been freed)."""
         return self._output() if self._output is not None else None
@@ -65,6 +90,34 @@ class Node:
         return f"Node({self.op}{where})"
 
 
+def record(op, inputs, attrs, backward, saved, versions, output):
+    """The node for an application of primitive ``op`` that made tensor ``output``, hung
+    on it (``output.node``). The engine's one way to build a node: no ``__init__`` call
+    and no property on the way, since every recorded op of every model comes here."""
+    node = _new(Node)
+    node.seq = _next_seq()
+    node.op = op.name
+    node.inputs = inputs
+    node.attrs = attrs
+    node.scope = STATE.scope
+    node.backward = backward
+    node.saved = saved
+    node.retained = None
+    node._output = _ref(output)
+    node.versions = versions
+    node.saves = op.saves
+    if op.saves_output:            # a new tensor's version is 0, a view's its base's
+        c = output._counter
+        node.saves_output = 0 if c is None else c[0]
+    else:
+        node.saves_output = False
+    output.node = node
+    return node
+
+
+def call_closure(g, vjp):
+    """``Node.backward`` of an op whose forward returned its vjp as a closure."""
+    return vjp(g)
 
 
 def topological_order(*root_nodes):
@@ -233,8 +286,8 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
                     kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
         if wanted is not None and node.output is not None and id(node.output) in wanted:
             found[id(node.output)] = g
-        vjp = node.vjp
-        if vjp is None:
+        backward = node.backward
+        if backward is None:
             raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
                                 "was freed by an earlier backward(); pass retain_graph=True "
                                 "to the first backward() to go twice")
@@ -243,16 +296,22 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             c = inputs[i]._counter         # version cell; None: never changed (version 0)
             if (0 if c is None else c[0]) != node.versions[i]:
                 _check_versions(node)      # raises, naming the input
-        if node.saves_output is not False:
-            _check_versions(node)
-        input_grads = vjp(g)
+        saved_version = node.saves_output
+        if saved_version is not False:     # the vjp reads the output: was it changed?
+            ref = node._output
+            out = ref() if ref is not None else None
+            if out is not None:
+                c = out._counter
+                if (0 if c is None else c[0]) != saved_version:
+                    _check_versions(node)  # raises, naming the output
+        input_grads = backward(g, node.saved)
         if checking:
             _anomaly.check_backward(node, input_grads, _relevance(node, blocked, wanted,
                                                                   useful))
         if hook is not None:
             hook(node, g, input_grads)
         if not retain_graph:
-            node.vjp = None
+            node.backward = node.saved = None
         for t, gi in zip(inputs, input_grads):
             if gi is None or not t.requires_grad:
                 continue

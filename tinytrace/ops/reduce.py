@@ -25,9 +25,13 @@ def sum_(x, axis=None, keepdims=False):
     """The sum over ``axis``: None for every axis, an int, or a tuple of axes. An empty
     tuple ``axis=()`` reduces no axis (NumPy's rule: the result is ``x``), whereas
     PyTorch's ``sum(dim=())`` sums everything (that is ``axis=None`` here)."""
-    def vjp(g):
-        return (_restore(g, x.shape, axis, keepdims),)
-    return x.sum(axis=axis, keepdims=keepdims), vjp
+    return x.sum(axis=axis, keepdims=keepdims), (x.shape, axis, keepdims)
+
+
+@sum_.backward
+def _sum_vjp(g, saved):
+    shape, axis, keepdims = saved
+    return (_restore(g, shape, axis, keepdims),)
 
 
 @primitive("mean", saves=())
@@ -36,9 +40,13 @@ def mean(x, axis=None, keepdims=False):
     is ``x``, as in NumPy)."""
     axes = _normalize_axis(axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
-    def vjp(g):
-        return (_restore(g, x.shape, axis, keepdims) / count,)
-    return x.mean(axis=axis, keepdims=keepdims), vjp
+    return x.mean(axis=axis, keepdims=keepdims), (x.shape, axis, keepdims, count)
+
+
+@mean.backward
+def _mean_vjp(g, saved):
+    shape, axis, keepdims, count = saved
+    return (_restore(g, shape, axis, keepdims) / count,)
 
 
 @primitive("max", saves_output=True)

@@ -31,7 +31,7 @@ from .. import anomaly
 from ..backend import array_module, device_of
 from ..context import STATE, scope_phrase
 from ..errors import DeviceError, DTypeError, ShapeError, describe
-from ..autograd import Node
+from ..autograd import call_closure, record
 from ..tensor import Tensor
 
 OPS = {}
@@ -42,13 +42,14 @@ _data = operator.attrgetter("data")
 class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
-    __slots__ = ("name", "forward", "same_float_dtype", "saves", "saves_output", "view",
-                 "whole_sequence")
+    __slots__ = ("name", "forward", "vjp", "same_float_dtype", "saves", "saves_output",
+                 "view", "whole_sequence")
 
     def __init__(self, name, forward, same_float_dtype, saves, saves_output, view,
                  whole_sequence):
         self.name = name
         self.forward = forward
+        self.vjp = call_closure           # forward returns (out, vjp): the closure is it
         self.same_float_dtype = same_float_dtype
         self.saves = saves                # indices of the inputs the vjp reads (None: all)
         self.saves_output = saves_output  # does the vjp read the op's own output?
@@ -62,76 +63,111 @@ class Primitive:
         side by side), whose docstring an op's ``__doc__`` shows."""
         return self.forward.__doc__
 
-    def __call__(self, *inputs, **attrs):
-        """Run the op on ``inputs`` (Tensors) and, if any needs grad, record a Node.
+    def backward(self, vjp):
+        """Decorator: ``vjp(g, saved)`` is this op's vector-Jacobian product, and its
+        forward returns ``(out, saved)`` (the arrays and attrs the vjp reads) instead of
+        ``(out, closure)``. The hot built-in ops are written this way: one function per
+        op, not one closure object per application, which keeps the garbage collector's
+        work per recorded op small."""
+        self.vjp = vjp
+        return vjp
 
-        This is the engine's hot path (every op of every model goes through it, one
-        Python call deep), so the common one- and two-input cases are spelled out rather
-        than looped over, and the version tuple of inputs that were never changed in
-        place is a shared constant.
-        """
-        op = self
+    def __call__(self, *inputs, **attrs):
+        """Run the op on ``inputs`` (Tensors) and, if any needs grad, record a Node."""
         n = len(inputs)
         if n == 2:
-            a, b = inputs
-            da, db = a.data, b.data
-            if type(da) is not type(db):
-                _check_devices(op, (da, db))
-            ca, cb = a._counter, b._counter          # version cells (None: version 0)
-            versions = _ZERO2 if ca is None and cb is None else \
-                (0 if ca is None else ca[0], 0 if cb is None else cb[0])
-            if da.dtype is not db.dtype and op.same_float_dtype:
-                da, db = arrays = _unify_dtypes(op, (da, db))
-            needs_grad = a.requires_grad or b.requires_grad
-            try:
-                out, vjp = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
-            except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
-                _shape_error(op, (da, db), attrs, err)
-        elif n == 1:
-            a = inputs[0]
-            da = a.data
-            ca = a._counter
-            versions = _ZERO1 if ca is None else (ca[0],)
-            needs_grad = a.requires_grad
-            try:
-                out, vjp = op.forward(da, **attrs) if attrs else op.forward(da)
-            except (ValueError, IndexError) as err:
-                _shape_error(op, (da,), attrs, err)
-        else:
-            arrays = tuple(map(_data, inputs))
-            if len({type(a) for a in arrays}) > 1:
-                _check_devices(op, arrays)
-            versions = tuple([t._version for t in inputs])
-            if op.same_float_dtype:
-                arrays = _unify_dtypes(op, arrays)
-            needs_grad = any(t.requires_grad for t in inputs)
-            try:
-                out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
-            except (ValueError, IndexError) as err:
-                _shape_error(op, arrays, attrs, err)
-            da = arrays[0] if arrays else None
-        if type(out) is not _ndarray and isinstance(out, _generic):
-            out = np.asarray(out)
-        if STATE.anomaly:
-            anomaly.check_forward(op.name, inputs, (da, db) if n == 2 else (da,) if n == 1
-                                  else arrays, out)
-        recording = needs_grad and STATE.grad_enabled
-        result = Tensor(out, recording)
-        if op.view and np.may_share_memory(out, da):
-            result._share_version_with(inputs[0])
-        if recording:
-            if op.saves_output:
-                c = result._counter
-                saved = 0 if c is None else c[0]
-            else:
-                saved = False
-            node = Node(op.name, inputs, attrs, STATE.scope, vjp, versions, op.saves, saved)
-            node._output = _ref(result)
-            result.node = node
-        return result
+            return apply2(self, inputs[0], inputs[1], attrs)
+        if n == 1:
+            return apply1(self, inputs[0], attrs)
+        return _apply(self, inputs, attrs)
 
     def __repr__(self):
         return f"<primitive {self.name}>"
+
+
+# The engine's hot path: every op of every model goes through one of these, one Python call
+# deep from the Tensor operator, so the common one- and two-input cases are spelled out
+# rather than looped over, the version tuple of inputs never changed in place is a shared
+# constant, and nothing is built for the graph when no input needs a gradient.
+
+def apply2(op, a, b, attrs=None):
+    """``op(a, b, **attrs)`` on two Tensors: run the forward, record a node if needed."""
+    da, db = a.data, b.data
+    if type(da) is not type(db):
+        _check_devices(op, (da, db))
+    if da.dtype is not db.dtype and op.same_float_dtype:
+        da, db = _unify_dtypes(op, (da, db))
+    try:
+        out, saved = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
+    except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
+        _shape_error(op, (da, db), attrs, err)
+    if type(out) is not _ndarray and isinstance(out, _generic):
+        out = np.asarray(out)
+    if STATE.anomaly:
+        anomaly.check_forward(op.name, (a, b), (da, db), out)
+    if (a.requires_grad or b.requires_grad) and STATE.grad_enabled:
+        result = Tensor(out, True)
+        if op.view and np.may_share_memory(out, da):
+            result._share_version_with(a)
+        ca, cb = a._counter, b._counter          # version cells (None: version 0)
+        record(op, (a, b), attrs if attrs is not None else {}, op.vjp, saved,
+               _ZERO2 if ca is None and cb is None else
+               (0 if ca is None else ca[0], 0 if cb is None else cb[0]), result)
+        return result
+    result = Tensor(out, False)
+    if op.view and np.may_share_memory(out, da):
+        result._share_version_with(a)
+    return result
+
+
+def apply1(op, a, attrs=None):
+    """``op(a, **attrs)`` on one Tensor: run the forward, record a node if needed."""
+    da = a.data
+    try:
+        out, saved = op.forward(da, **attrs) if attrs else op.forward(da)
+    except (ValueError, IndexError) as err:
+        _shape_error(op, (da,), attrs, err)
+    if type(out) is not _ndarray and isinstance(out, _generic):
+        out = np.asarray(out)
+    if STATE.anomaly:
+        anomaly.check_forward(op.name, (a,), (da,), out)
+    if a.requires_grad and STATE.grad_enabled:
+        result = Tensor(out, True)
+        if op.view and np.may_share_memory(out, da):
+            result._share_version_with(a)
+        ca = a._counter
+        record(op, (a,), attrs if attrs is not None else {}, op.vjp, saved,
+               _ZERO1 if ca is None else (ca[0],), result)
+        return result
+    result = Tensor(out, False)
+    if op.view and np.may_share_memory(out, da):
+        result._share_version_with(a)
+    return result
+
+
+def _apply(op, inputs, attrs):
+    """``op(*inputs, **attrs)`` for any number of inputs."""
+    arrays = tuple(map(_data, inputs))
+    if len({type(a) for a in arrays}) > 1:
+        _check_devices(op, arrays)
+    if op.same_float_dtype:
+        arrays = _unify_dtypes(op, arrays)
+    try:
+        out, saved = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
+    except (ValueError, IndexError) as err:
+        _shape_error(op, arrays, attrs, err)
+    if type(out) is not _ndarray and isinstance(out, _generic):
+        out = np.asarray(out)
+    if STATE.anomaly:
+        anomaly.check_forward(op.name, inputs, arrays, out)
+    recording = any(t.requires_grad for t in inputs) and STATE.grad_enabled
+    result = Tensor(out, recording)
+    if op.view and arrays and np.may_share_memory(out, arrays[0]):
+        result._share_version_with(inputs[0])
+    if recording:
+        record(op, inputs, attrs, op.vjp, saved, tuple([t._version for t in inputs]),
+               result)
+    return result
 
 
 def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False,

@@ -1,4 +1,8 @@
-"""Elementwise functions of one tensor. Each vjp reuses the forward's output where it can."""
+"""Elementwise functions of one tensor. Each vjp reuses the forward's output where it can.
+
+The most used ones (exp, log, sqrt, abs, tanh, sigmoid, relu) return ``(out, saved)`` and
+have a module-level vjp (``Primitive.backward``), no closure per call; the others keep the
+forward and its vjp closure side by side."""
 import numpy as np
 
 from ..backend import array_module
@@ -7,46 +11,56 @@ from .registry import primitive
 
 @primitive("exp", saves=(), saves_output=True)
 def exp(x):
-    xp = array_module(x)
-    out = xp.exp(x)
-    def vjp(g):
-        return (g * out,)
-    return out, vjp
+    out = array_module(x).exp(x)
+    return out, out
+
+
+@exp.backward
+def _exp_vjp(g, out):
+    return (g * out,)
 
 
 @primitive("log")
 def log(x):
-    xp = array_module(x)
-    def vjp(g):
-        return (g / x,)
-    return xp.log(x), vjp
+    return array_module(x).log(x), x
+
+
+@log.backward
+def _log_vjp(g, x):
+    return (g / x,)
 
 
 @primitive("sqrt", saves=(), saves_output=True)
 def sqrt(x):
-    xp = array_module(x)
-    out = xp.sqrt(x)
-    def vjp(g):
-        return (g / (2 * out),)
-    return out, vjp
+    out = array_module(x).sqrt(x)
+    return out, out
+
+
+@sqrt.backward
+def _sqrt_vjp(g, out):
+    return (g / (2 * out),)
 
 
 @primitive("abs")
 def absolute(x):
     """|x|; the gradient at 0 is taken as 0 (the subgradient PyTorch uses)."""
-    xp = array_module(x)
-    def vjp(g):
-        return (g * xp.sign(x),)
-    return xp.abs(x), vjp
+    return array_module(x).abs(x), x
+
+
+@absolute.backward
+def _abs_vjp(g, x):
+    return (g * array_module(x).sign(x),)
 
 
 @primitive("tanh", saves=(), saves_output=True)
 def tanh(x):
-    xp = array_module(x)
-    out = xp.tanh(x)
-    def vjp(g):
-        return (g * (1 - out * out),)
-    return out, vjp
+    out = array_module(x).tanh(x)
+    return out, out
+
+
+@tanh.backward
+def _tanh_vjp(g, out):
+    return (g * (1 - out * out),)
 
 
 def _exp_minus_abs(x, xp):
@@ -64,9 +78,12 @@ def sigmoid(x):
     xp = array_module(x)
     e = _exp_minus_abs(x, xp)
     out = xp.where(x >= 0, 1, e) / (1 + e)
-    def vjp(g):
-        return (g * out * (1 - out),)
-    return out, vjp
+    return out, out
+
+
+@sigmoid.backward
+def _sigmoid_vjp(g, out):
+    return (g * out * (1 - out),)
 
 
 @primitive("softplus")
@@ -94,10 +111,12 @@ def logsigmoid(x):
 @primitive("relu")
 def relu(x):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
-    xp = array_module(x)
-    def vjp(g):
-        return (g * (x > 0),)
-    return xp.maximum(x, 0), vjp
+    return array_module(x).maximum(x, 0), x
+
+
+@relu.backward
+def _relu_vjp(g, x):
+    return (g * (x > 0),)
 
 
 def _crossed(low, high):
