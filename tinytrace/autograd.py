@@ -26,23 +26,42 @@ from .errors import BackwardError, DeviceError
 
 
 _next_seq = itertools.count().__next__
-_new, _ref = object.__new__, weakref.ref
+_ref_new = weakref.ref.__new__
 
 
-class Node:
+class _NoOutput:
+    """What a node made by hand (``Node(...)``) refers to until its ``output`` is set."""
+    __slots__ = ("__weakref__",)
+
+
+_NO_OUTPUT = _NoOutput()
+
+
+class Node(weakref.ref):
     """One recorded op application: ``op`` (name), ``inputs`` (Tensors), ``attrs``,
     ``scope`` (module path), ``vjp``, and ``output``, the tensor it made (held by a weak
     reference: tensor -> node -> tensor would be a cycle).
 
-    The vjp is kept in two parts, ``backward`` (a function shared by every node of the
-    op) and ``saved`` (what that function reads: arrays, shapes), and ``node.vjp`` puts
-    them together when asked. A closure per node would cost one function object and a
-    cell per captured array, each tracked by Python's cyclic garbage collector, on every
-    op of every model; the engine calls ``backward(g, saved)`` directly.
+    Two things keep a node cheap, since every op of every model makes one. It *is* the
+    weak reference to its output (a ``weakref.ref`` subclass: one object, not two, for the
+    garbage collector to track). And the vjp is kept in two parts, ``backward`` (a
+    function shared by every node of the op) and ``saved`` (what that function reads:
+    arrays, shapes), that ``node.vjp`` puts together when asked, rather than as a closure
+    per node (a function object and a cell per captured array); the engine calls
+    ``backward(g, saved)`` directly.
     """
 
     __slots__ = ("op", "inputs", "attrs", "scope", "backward", "saved", "retained",
-                 "_output", "seq", "versions", "saves", "saves_output", "__weakref__")
+                 "_late_output", "seq", "versions", "saves", "saves_output", "writes",
+                 "__weakref__")
+    # A node is an identity (a dict key in backward), not a value: a weak reference would
+    # hash and compare its referent instead.
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+
+    def __new__(cls, *args, **kwargs):
+        return _ref_new(cls, _NO_OUTPUT)
 
     def __init__(self, op, inputs, attrs, scope, vjp, versions=(), saves=(),
                  saves_output=False):
@@ -53,11 +72,12 @@ class Node:
         self.scope = scope          # module path, e.g. "mlp/fc1"
         self.vjp = vjp              # grad_output -> tuple of grad per input (None = no grad)
         self.retained = None        # weakref to the output tensor if it called retain_grad()
-        self._output = None         # weakref to the output tensor (set when recorded)
+        self._late_output = None    # weakref to the output when set after construction
         # In-place checks (``_check_versions``): what the vjp will read, as it was.
         self.versions = versions             # per input, its version when recorded
         self.saves = saves                   # indices of the inputs the vjp reads (None: all)
         self.saves_output = saves_output     # False, or the output's version when recorded
+        self.writes = STATE.writes           # in-place writes anywhere, when recorded
 
     @property
     def vjp(self):
@@ -79,11 +99,17 @@ class Node:
     @property
     def output(self):
         """The tensor this node made (``None`` once it has been freed)."""
-        return self._output() if self._output is not None else None
+        out = self()
+        if out is _NO_OUTPUT:
+            late = self._late_output
+            return late() if late is not None else None
+        return out
 
     @output.setter
     def output(self, tensor):
-        self._output = weakref.ref(tensor)
+        if self() is not _NO_OUTPUT:
+            raise AttributeError(f"the output of {self!r} was fixed when it was recorded")
+        self._late_output = weakref.ref(tensor)
 
     def __repr__(self):
         where = f" @ {self.scope}" if self.scope else ""
@@ -94,7 +120,7 @@ def record(op, inputs, attrs, backward, saved, versions, output):
     """The node for an application of primitive ``op`` that made tensor ``output``, hung
     on it (``output.node``). The engine's one way to build a node: no ``__init__`` call
     and no property on the way, since every recorded op of every model comes here."""
-    node = _new(Node)
+    node = _ref_new(Node, output)
     node.seq = _next_seq()
     node.op = op.name
     node.inputs = inputs
@@ -103,7 +129,6 @@ def record(op, inputs, attrs, backward, saved, versions, output):
     node.backward = backward
     node.saved = saved
     node.retained = None
-    node._output = _ref(output)
     node.versions = versions
     node.saves = op.saves
     if op.saves_output:            # a new tensor's version is 0, a view's its base's
@@ -111,6 +136,7 @@ def record(op, inputs, attrs, backward, saved, versions, output):
         node.saves_output = 0 if c is None else c[0]
     else:
         node.saves_output = False
+    node.writes = STATE.writes
     output.node = node
     return node
 
@@ -124,12 +150,13 @@ def topological_order(*root_nodes):
     """Every node the roots depend on, in recording order (so each after its inputs)."""
     visited = set(root_nodes)
     stack = list(root_nodes)
+    pop, push, visit = stack.pop, stack.append, visited.add
     while stack:
-        for t in stack.pop().inputs:
+        for t in pop().inputs:
             parent = t.node
             if parent is not None and parent not in visited:
-                visited.add(parent)
-                stack.append(parent)
+                visit(parent)
+                push(parent)
     return sorted(visited, key=_by_seq)
 
 
@@ -269,6 +296,9 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
     block = _combined_block(block)
     order = topological_order(*grads)
     blocked = {node for node in order if block(node)} if block is not None else ()
+    if hook is None and block is None and not anomaly and wanted is None:
+        _plain_walk(order, grads, retain_graph)
+        return found
     useful = None   # anomaly mode in tt.grad: only nodes leading to a requested input matter
     if anomaly and wanted is not None:
         useful = _anomaly.leads_to(order, wanted)
@@ -288,22 +318,9 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             found[id(node.output)] = g
         backward = node.backward
         if backward is None:
-            raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
-                                "was freed by an earlier backward(); pass retain_graph=True "
-                                "to the first backward() to go twice")
-        inputs = node.inputs
-        for i in range(len(inputs)) if node.saves is None else node.saves:
-            c = inputs[i]._counter         # version cell; None: never changed (version 0)
-            if (0 if c is None else c[0]) != node.versions[i]:
-                _check_versions(node)      # raises, naming the input
-        saved_version = node.saves_output
-        if saved_version is not False:     # the vjp reads the output: was it changed?
-            ref = node._output
-            out = ref() if ref is not None else None
-            if out is not None:
-                c = out._counter
-                if (0 if c is None else c[0]) != saved_version:
-                    _check_versions(node)  # raises, naming the output
+            _freed(node)
+        if node.writes != STATE.writes:    # something was changed in place since
+            _check_versions(node)          # raises if it was what the vjp reads
         input_grads = backward(g, node.saved)
         if checking:
             _anomaly.check_backward(node, input_grads, _relevance(node, blocked, wanted,
@@ -312,15 +329,11 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             hook(node, g, input_grads)
         if not retain_graph:
             node.backward = node.saved = None
-        for t, gi in zip(inputs, input_grads):
+        for t, gi in zip(node.inputs, input_grads):
             if gi is None or not t.requires_grad:
                 continue
             if gi.shape != t.data.shape:
-                try:
-                    gi = unbroadcast(gi, t.data.shape)
-                except ValueError as err:
-                    raise BackwardError(f"backward of '{node.op}' ({scope_phrase(node.scope)}), "
-                                        f"an input of shape {t.shape}: {err}") from None
+                gi = _unbroadcast(node, t, gi)
             parent = t.node
             if parent is None:
                 if wanted is None:
@@ -332,6 +345,58 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             else:
                 grads[parent] = gi
     return found
+
+
+def _plain_walk(order, grads, retain_graph):
+    """``_sweep``'s loop for a plain ``backward()`` (no hook, no block, no anomaly mode, no
+    ``tt.grad`` targets), which is nearly every call: the same steps in the same order,
+    without the branches for those features, since this loop runs once per node."""
+    pop = grads.pop
+    state = STATE
+    for node in reversed(order):
+        g = pop(node, None)
+        if g is None:                      # nothing flowed here
+            continue
+        if node.retained is not None:
+            kept = node.retained()
+            if kept is not None:
+                kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
+        backward = node.backward
+        if backward is None:
+            _freed(node)
+        if node.writes != state.writes:    # something was changed in place since
+            _check_versions(node)          # raises if it was what the vjp reads
+        input_grads = backward(g, node.saved)
+        if not retain_graph:
+            node.backward = node.saved = None
+        for t, gi in zip(node.inputs, input_grads):
+            if gi is None or not t.requires_grad:
+                continue
+            data = t.data
+            if gi.shape != data.shape:
+                gi = _unbroadcast(node, t, gi)
+            parent = t.node
+            if parent is None:
+                t.grad = _owned(gi, data.dtype) if t.grad is None else t.grad + gi
+            elif parent in grads:
+                grads[parent] = grads[parent] + gi
+            else:
+                grads[parent] = gi
+
+
+def _freed(node):
+    raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
+                        "was freed by an earlier backward(); pass retain_graph=True "
+                        "to the first backward() to go twice")
+
+
+def _unbroadcast(node, t, gi):
+    """``unbroadcast`` of input ``t``'s gradient, with an error naming the node."""
+    try:
+        return unbroadcast(gi, t.data.shape)
+    except ValueError as err:
+        raise BackwardError(f"backward of '{node.op}' ({scope_phrase(node.scope)}), "
+                            f"an input of shape {t.shape}: {err}") from None
 
 
 def _check_versions(node):

@@ -48,6 +48,7 @@ class Tensor:
 
     @_version.setter
     def _version(self, value):
+        _STATE.writes += 1         # backward then checks the versions nodes saved
         if self._counter is None:
             self._counter = [value]
         else:
