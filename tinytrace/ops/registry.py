@@ -5,6 +5,13 @@ A primitive is a plain function ``forward(*arrays, **attrs) -> (out, vjp)`` wher
 sit side by side in the same function, and the vjp closes over exactly what it needs.
 Broadcasting is undone once, in ``autograd.backward``, so no vjp has to think about it.
 
+The ops every model runs most are written in a second form, the same arithmetic without a
+closure per call: the forward returns ``(out, saved)`` (the arrays and attrs its vjp
+reads) and one module-level function ``vjp(g, saved)``, registered with ``@op.backward``,
+serves every node of the op (``node.backward``, ``node.saved``; ``node.vjp`` joins them).
+A closure is a function object plus a cell per captured array, each one more object for
+Python's cyclic garbage collector to track on every recorded op.
+
 ``OPS`` maps each readable name to its ``Primitive``; the test suite enumerates it, so a
 new op without a gradient property test fails the suite.
 
@@ -23,7 +30,6 @@ a gradient case), and re-running a notebook cell may define a custom op again::
     tt.testing.check_op(cube)                          # property-test it
 """
 import operator
-import weakref
 
 import numpy as np
 
@@ -251,4 +257,4 @@ def _shape_error(op, arrays, attrs, err):
 
 
 _ZERO1, _ZERO2 = (0,), (0, 0)
-_ndarray, _generic, _ref = np.ndarray, np.generic, weakref.ref
+_ndarray, _generic = np.ndarray, np.generic

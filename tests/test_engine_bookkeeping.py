@@ -1,0 +1,132 @@
+"""What the engine keeps per recorded op, and that keeping less changed nothing a user sees.
+
+A recorded op leaves three objects for Python's cyclic garbage collector (its Tensor, its
+Node, which is also the weak reference to that tensor, and the tuple of inputs), plus a
+tuple of saved arrays for some ops; the hot ops keep their vjp as a shared function and
+the values it reads (``node.backward``, ``node.saved``), not as a closure per node.
+In-place checks run only for nodes recorded before some in-place write (``STATE.writes``).
+"""
+import gc
+
+import numpy as np
+import pytest
+
+import tinytrace as tt
+from tinytrace import testing as T
+from tinytrace.autograd import Node
+from tinytrace.context import STATE
+from tinytrace.errors import BackwardError
+
+
+def leaf(values):
+    return tt.tensor(values, requires_grad=True, dtype=tt.float64)
+
+
+def test_a_recorded_op_leaves_at_most_three_tracked_objects_and_no_closure():
+    x, w = leaf([0.1, 0.2, 0.3]), leaf([0.4, 0.5, 0.6])
+    n_ops = 400
+    gc.collect()
+    before = len(gc.get_objects())
+    y = x
+    for _ in range(n_ops // 4):
+        y = ((y + x).tanh() - w) * 0.5       # add, tanh, sub, mul (mul: the 0.5 too)
+    after = len(gc.get_objects())
+    # Tensor + Node + inputs tuple per op; mul also saves (a, b) and lifts 0.5 into a
+    # leaf Tensor: 3 + (1 + 1) / 4 per op at most.
+    assert (after - before) / n_ops <= 3.5
+    node = y.node
+    assert node.op == "mul" and node.backward.__name__ == "_mul_vjp"   # shared, no closure
+    assert node.saved[0] is node.inputs[0].data                        # what the vjp reads
+
+
+def test_node_vjp_is_callable_and_freed_by_backward():
+    a, b = leaf([1.0, -2.0]), leaf([3.0, 0.5])
+    y = a * b
+    grads = y.node.vjp(np.ones(2))
+    np.testing.assert_array_equal(grads[0], b.data)
+    np.testing.assert_array_equal(grads[1], a.data)
+    y.sum().backward()
+    assert y.node.vjp is None and y.node.backward is None and y.node.saved is None
+    with pytest.raises(BackwardError, match="freed"):
+        y.sum().backward()
+
+
+def test_retain_graph_keeps_the_vjp_and_a_second_pass_doubles_the_gradient():
+    a = leaf([0.3, -0.7])
+    loss = (a.tanh() * a).sum()
+    loss.backward(retain_graph=True)
+    first = a.grad.copy()
+    assert loss.node.vjp is not None
+    loss.backward()
+    np.testing.assert_array_equal(a.grad, first + first)
+
+
+def test_setting_node_vjp_replaces_it_and_none_frees_it():
+    a = leaf([2.0])
+    y = a * 3.0
+    y.node.vjp = lambda g: (10 * g, None)          # what tracing tools may install
+    y.backward(np.ones(1))
+    np.testing.assert_array_equal(a.grad, [10.0])
+    z = a * 3.0
+    z.node.vjp = None
+    assert z.node.backward is None and z.node.vjp is None
+
+
+def test_a_node_is_its_outputs_weak_reference_but_compares_by_identity():
+    x = leaf([1.0, 2.0])
+    y, z = x * 2.0, x * 2.0
+    assert y.node.output is y and y.node() is y
+    assert y.node == y.node and y.node != z.node            # not y == z (elementwise)
+    table = {y.node: "y", z.node: "z"}
+    assert table[y.node] == "y" and table[z.node] == "z"
+    node = y.node
+    del y
+    gc.collect()
+    assert node.output is None and node() is None            # freed, as before
+    assert {node: 1}[node] == 1                              # still a usable key
+
+
+def test_a_node_made_by_hand_gets_its_output_later_once():
+    x = leaf([1.0])
+    node = Node("by_hand", (x,), {}, "", lambda g: (g,))
+    assert node.output is None and node.vjp is not None
+    out = tt.tensor([5.0])
+    node.output = out
+    assert node.output is out
+    recorded = (x * 2.0).node
+    with pytest.raises(AttributeError, match="fixed"):
+        recorded.output = out
+
+
+def test_writes_elsewhere_do_not_disturb_backward_but_writes_to_saved_inputs_refuse():
+    a, other = leaf([0.5, 1.5]), tt.tensor([1.0, 2.0])
+    loss = (a.tanh() * a).sum()
+    writes = STATE.writes
+    other += 1                                   # an in-place write, not to a saved input
+    assert STATE.writes == writes + 1
+    loss.backward()                              # the checks run, and pass
+    t = np.tanh(a.data)
+    np.testing.assert_allclose(a.grad, (1 - t * t) * a.data + t)
+    b = leaf([0.5, 1.5])
+    y = b * b                                    # mul saves b (version 0)
+    with tt.no_grad():
+        b += 1                                   # version 1
+    with pytest.raises(BackwardError, match="modified in place"):
+        y.sum().backward()
+
+
+def test_a_custom_op_may_register_a_shared_vjp_with_backward():
+    @tt.custom_op("cube_shared_vjp")
+    def cube(x):
+        return x ** 3, x
+
+    @cube.backward
+    def _cube_vjp(g, x):
+        return (g * 3 * x ** 2,)
+
+    x = leaf([1.0, -2.0])
+    y = cube(x)
+    assert y.node.backward is _cube_vjp and y.node.saved is x.data
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 12.0])
+    T.check_op(cube, max_examples=10, derandomize=True)
