@@ -112,8 +112,11 @@ def matmul_rates(torch, n=1024):
 # ---- the two training steps ---------------------------------------------------------------
 
 def tinytrace_step(cell, kernel, x, y, H):
+    """One training step of a tinytrace layer; ``kernel=None``: the traced mode (every
+    gate of every step a node), else the fused layer with that kernel."""
+    mode = "traced" if kernel is None else "fused"
     layer = {"rnn": tt.nn.RNN, "gru": tt.nn.GRU, "lstm": tt.nn.LSTM}[cell](
-        x.shape[2], H, mode="fused", kernel=kernel, rng=0)
+        x.shape[2], H, mode=mode, kernel=kernel, rng=0)
     readout = tt.nn.Linear(H, 1, rng=1)
     opt = tt.optim.SGD(layer.parameters() + readout.parameters(), lr=0.01)
     xt, yt = tt.tensor(x), tt.tensor(y)
@@ -242,6 +245,30 @@ def grid_section(torch, threads, rates, cells, budget):
         print(f"skipped ({len(skipped)}): {', '.join(skipped)}")
 
 
+TRACED_TARGET = ((50, 32, 32, 128), 2.0)    # issue 19: traced LSTM within 2x torch's
+
+
+def traced_section(torch, budget):
+    """The traced LSTM (one node per gate and step, what lessons and tt.trace record)
+    against PyTorch's fused LSTM, 1 thread, at the issue's size."""
+    (T, B, I, H), goal = TRACED_TARGET
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((T, B, I)).astype(np.float32)
+    y = rng.standard_normal((T, B, 1)).astype(np.float32)
+    fns = [tinytrace_step("lstm", None, x, y, H)]
+    if torch is not None:
+        fns.append(torch_step(torch, "lstm", x, y, H))
+    t = best_of(fns, budget=budget)
+    print(f"\n== traced LSTM, {(T, B, I, H)}, 1 thread, float32, best time per training "
+          "step ==")
+    line = f"tinytrace traced {t[0] * 1e3:.2f} ms"
+    if torch is not None:
+        ratio = t[0] / t[1]
+        line += (f", torch fused {t[1] * 1e3:.2f} ms: {ratio:.2f}x (target <= {goal:.0f}x"
+                 f"{' ok' if ratio <= goal else ' MISSED'})")
+    print(line)
+
+
 def stack_section(budget):
     """Lesson 6's workload: a StackRNN(4, 16, noop=False) on the ten strings n = 1..10
     (T = 22, B = 10) and on the evaluation batch n = 1..100 (T = 202, B = 100)."""
@@ -344,6 +371,8 @@ def main():
     else:
         print(f"numba kernels unavailable: {tt.kernels.available()['numba']}")
     targets_section(torch, args.threads, rates, args.cells, kernels, args.budget)
+    set_threads(1, torch)
+    traced_section(torch, args.budget)
     if not args.no_stack:
         set_threads(1, torch)
         stack_section(args.budget)
