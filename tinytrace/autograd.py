@@ -55,10 +55,11 @@ class Node(weakref.ref):
                  "_late_output", "seq", "versions", "saves", "saves_output", "writes",
                  "__weakref__")
     # A node is an identity (a dict key in backward), not a value: a weak reference would
-    # hash and compare its referent instead.
+    # hash and compare its referent instead. (All six comparisons are object's, so that
+    # Python uses object's C comparison directly, as fast as for a plain class.)
     __hash__ = object.__hash__
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
+    __eq__, __ne__ = object.__eq__, object.__ne__
+    __lt__, __le__, __gt__, __ge__ = object.__lt__, object.__le__, object.__gt__, object.__ge__
 
     def __new__(cls, *args, **kwargs):
         return _ref_new(cls, _NO_OUTPUT)
