@@ -73,11 +73,94 @@ def time_engines(makers, n_ops, repeats):
     return [(name, fwd / n_ops, bwd / n_ops) for name, (fwd, bwd) in best.items()]
 
 
+def breakdown(n_ops, repeats):
+    """Where one recorded op's time goes: each piece timed alone (``timeit``, GC off), then
+    the chain with and without the cyclic GC, the objects it tracks per op, and the
+    backward walk's parts."""
+    import gc
+    import timeit
+
+    from tinytrace.autograd import record, topological_order
+    from tinytrace.context import STATE
+    from tinytrace.ops import OPS
+    from tinytrace.tensor import Tensor
+
+    mul = OPS["mul"]
+    a = tt.tensor(np.float32([0.1, 0.2, 0.3, 0.4]), requires_grad=True)
+    b = tt.tensor(np.float32([0.5, 0.6, 0.7, 0.8]), requires_grad=True)
+    da, db = a.data, b.data
+    out = da * db
+    scope = dict(locals(), np=np, tt=tt, STATE=STATE)
+
+    def us(stmt, number=20000):
+        gc.disable()
+        try:
+            return min(timeit.repeat(stmt, globals=scope, number=number,
+                                     repeat=repeats)) / number * 1e6
+        finally:
+            gc.enable()
+
+    rows = [
+        ("NumPy's multiply of the two arrays", "da * db"),
+        ("the op's forward (that + returning what the vjp reads)", "mul.forward(da, db)"),
+        ("Tensor(out, True)", "Tensor(out, True)"),
+        ("the node: autograd.record (Node + weak reference + fields)",
+         "record(mul, (a, b), {}, mul.vjp, (da, db), (0, 0), Tensor(out, True))"),
+        ("  (of which Tensor(...), counted above)", "Tensor(out, True)"),
+        ("reading two version cells", "ca, cb = a._counter, b._counter; ca is None and cb is None"),
+        ("the scope and the write count", "STATE.scope; STATE.writes"),
+        ("the dtype and device checks", "type(da) is not type(db); da.dtype is not db.dtype"),
+        ("anomaly mode and grad mode flags", "STATE.anomaly; STATE.grad_enabled"),
+        ("a * b, recorded", "a * b"),
+    ]
+    print(f"one op, a * b on 4-element float32 tensors (timeit, GC off, best of {repeats}):")
+    for label, stmt in rows:
+        print(f"  {label:<62} {us(stmt):6.3f} us")
+    with tt.no_grad():
+        print(f"  {'a * b under no_grad (nothing recorded)':<62} {us('a * b'):6.3f} us")
+
+    x, w = tt.tensor(out, requires_grad=True), tt.tensor(out, requires_grad=True)
+    best = {True: [float("inf")] * 3, False: [float("inf")] * 3}
+    for _ in range(repeats):
+        for collect in (True, False):
+            if not collect:
+                gc.disable()
+            try:
+                t0 = time.perf_counter()
+                loss = chain(x, w, n_ops)
+                t1 = time.perf_counter()
+                topological_order(loss.node)
+                t2 = time.perf_counter()
+                loss.backward()
+                t3 = time.perf_counter()
+            finally:
+                gc.enable()
+            best[collect] = [min(o, n) for o, n in zip(best[collect],
+                                                       (t1 - t0, t2 - t1, t3 - t2))]
+    del loss
+    gc.collect()
+    before = len(gc.get_objects())
+    loss = chain(x, w, n_ops)
+    tracked = (len(gc.get_objects()) - before) / n_ops
+    del loss
+    per = {k: [v / n_ops * 1e6 for v in vals] for k, vals in best.items()}
+    print(f"the chain of {n_ops} ops (interleaved, best of {repeats}), us per op:")
+    print(f"  forward with the cyclic GC {per[True][0]:.2f}, without {per[False][0]:.2f} "
+          f"(GC-tracked objects left per recorded op: {tracked:.2f})")
+    print(f"  backward {per[False][2]:.2f} (GC off), of which the topological order "
+          f"{per[False][1]:.2f} (timed apart)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="time the pieces of one recorded op and of the backward walk")
     args = parser.parse_args()
+    if args.breakdown:
+        breakdown(args.ops, args.repeats)
+        return
 
     rng = np.random.default_rng(0)
     data = rng.uniform(-0.5, 0.5, size=4).astype(np.float32)

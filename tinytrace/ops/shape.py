@@ -73,22 +73,33 @@ def _is_basic(index):
 def concat(*xs, axis=0):
     xp = array_module(xs[0])
     bounds = list(itertools.accumulate(x.shape[axis] for x in xs))[:-1]
-    def vjp(g):
-        return tuple(xp.split(g, bounds, axis=axis))
-    return xp.concatenate(xs, axis=axis), vjp
+    return xp.concatenate(xs, axis=axis), (xp, bounds, axis)
+
+
+@concat.backward
+def _concat_vjp(g, saved):
+    xp, bounds, axis = saved
+    return tuple(xp.split(g, bounds, axis=axis))
 
 
 @primitive("stack", saves=())
 def stack(*xs, axis=0):
     xp = array_module(xs[0])
-    def vjp(g):
-        return tuple(xp.moveaxis(g, axis, 0))
-    return xp.stack(xs, axis=axis), vjp
+    return xp.stack(xs, axis=axis), (xp, axis)
+
+
+@stack.backward
+def _stack_vjp(g, saved):
+    xp, axis = saved
+    return tuple(xp.moveaxis(g, axis, 0))
 
 
 @primitive("where", saves=())
 def where(a, b, condition):
     """``condition ? a : b`` elementwise; ``condition`` is a boolean array (an attr)."""
-    def vjp(g):
-        return g * condition, g * ~condition
-    return array_module(a).where(condition, a, b), vjp
+    return array_module(a).where(condition, a, b), condition
+
+
+@where.backward
+def _where_vjp(g, condition):
+    return g * condition, g * ~condition

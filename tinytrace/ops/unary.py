@@ -1,8 +1,7 @@
 """Elementwise functions of one tensor. Each vjp reuses the forward's output where it can.
 
-The most used ones (exp, log, sqrt, abs, tanh, sigmoid, relu) return ``(out, saved)`` and
-have a module-level vjp (``Primitive.backward``), no closure per call; the others keep the
-forward and its vjp closure side by side."""
+Most return ``(out, saved)`` and have a module-level vjp (``Primitive.backward``), no
+closure per call; ``clip`` keeps the forward and its vjp closure side by side."""
 import numpy as np
 
 from ..backend import array_module
@@ -92,9 +91,13 @@ def softplus(x):
     for x << 0. Its derivative is sigmoid(x)."""
     xp = array_module(x)
     e = _exp_minus_abs(x, xp)
-    def vjp(g):
-        return (g * (xp.where(x >= 0, 1, e) / (1 + e)),)
-    return xp.maximum(x, 0) + xp.log1p(e), vjp
+    return xp.maximum(x, 0) + xp.log1p(e), (xp, x, e)
+
+
+@softplus.backward
+def _softplus_vjp(g, saved):
+    xp, x, e = saved
+    return (g * (xp.where(x >= 0, 1, e) / (1 + e)),)
 
 
 @primitive("logsigmoid")
@@ -103,9 +106,13 @@ def logsigmoid(x):
     finite x (log(sigmoid(-40)) is -40, not log(0)). Derivative: 1 - sigmoid(x)."""
     xp = array_module(x)
     e = _exp_minus_abs(x, xp)
-    def vjp(g):
-        return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
-    return xp.minimum(x, 0) - xp.log1p(e), vjp
+    return xp.minimum(x, 0) - xp.log1p(e), (xp, x, e)
+
+
+@logsigmoid.backward
+def _logsigmoid_vjp(g, saved):
+    xp, x, e = saved
+    return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
 
 
 @primitive("relu")
@@ -150,14 +157,20 @@ def clone(x):
     """A copy of ``x`` in new memory (PyTorch's ``clone``): writing one leaves the other
     as it was, and the gradient passes back unchanged. A node of its own rather than
     ``x * 1``, so the graph reads what the user wrote."""
-    def vjp(g):
-        return (g,)
-    return x.copy(), vjp
+    return x.copy(), None
+
+
+@clone.backward
+def _clone_vjp(g, saved):
+    return (g,)
 
 
 @primitive("astype", same_float_dtype=False, saves=())
 def astype(x, dtype):
     """Change the dtype (e.g. float32 -> float64); the gradient is cast back."""
-    def vjp(g):
-        return (g.astype(x.dtype),)
-    return x.astype(dtype), vjp
+    return x.astype(dtype), x.dtype
+
+
+@astype.backward
+def _astype_vjp(g, dtype):
+    return (g.astype(dtype),)
