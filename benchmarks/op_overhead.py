@@ -52,13 +52,16 @@ def chain(x, w, n_ops):
     return y.sum()
 
 
+CLOCK = time.process_time     # this process's CPU time; --wall: time.perf_counter
+
+
 def time_once(x, w, n_ops):
     """(forward, backward) seconds for one chain."""
-    start = time.perf_counter()
+    start = CLOCK()
     loss = chain(x, w, n_ops)
-    mid = time.perf_counter()
+    mid = CLOCK()
     loss.backward()
-    return mid - start, time.perf_counter() - mid
+    return mid - start, CLOCK() - mid
 
 
 def time_engines(makers, n_ops, repeats):
@@ -76,11 +79,13 @@ def time_engines(makers, n_ops, repeats):
 def breakdown(n_ops, repeats):
     """Where one recorded op's time goes: each piece timed alone (``timeit``, GC off), then
     the chain with and without the cyclic GC, the objects it tracks per op, and the
-    backward walk's parts."""
+    backward walk's parts. CPU time of this process (``time.process_time``), which a
+    machine busy with other work disturbs less than wall time."""
     import gc
     import timeit
 
-    from tinytrace.autograd import record, topological_order
+    from tinytrace.autograd import topological_order
+    from tinytrace.ops.registry import recorded
     from tinytrace.context import STATE
     from tinytrace.ops import OPS
     from tinytrace.tensor import Tensor
@@ -95,25 +100,25 @@ def breakdown(n_ops, repeats):
     def us(stmt, number=20000):
         gc.disable()
         try:
-            return min(timeit.repeat(stmt, globals=scope, number=number,
-                                     repeat=repeats)) / number * 1e6
+            return min(timeit.repeat(stmt, globals=scope, number=number, repeat=repeats,
+                                     timer=CLOCK)) / number * 1e6
         finally:
             gc.enable()
 
     rows = [
         ("NumPy's multiply of the two arrays", "da * db"),
         ("the op's forward (that + returning what the vjp reads)", "mul.forward(da, db)"),
-        ("Tensor(out, True)", "Tensor(out, True)"),
-        ("the node: autograd.record (Node + weak reference + fields)",
-         "record(mul, (a, b), {}, mul.vjp, (da, db), (0, 0), Tensor(out, True))"),
-        ("  (of which Tensor(...), counted above)", "Tensor(out, True)"),
+        ("Tensor(out, True), as an unrecorded result is made", "Tensor(out, True)"),
+        ("the recorded result: ops.registry.recorded (Tensor + Node)",
+         "recorded(mul, (a, b), {}, (da, db), (0, 0), out)"),
         ("reading two version cells", "ca, cb = a._counter, b._counter; ca is None and cb is None"),
         ("the scope and the write count", "STATE.scope; STATE.writes"),
         ("the dtype and device checks", "type(da) is not type(db); da.dtype is not db.dtype"),
         ("anomaly mode and grad mode flags", "STATE.anomaly; STATE.grad_enabled"),
         ("a * b, recorded", "a * b"),
     ]
-    print(f"one op, a * b on 4-element float32 tensors (timeit, GC off, best of {repeats}):")
+    print(f"one op, a * b on 4-element float32 tensors (timeit, GC off, best of {repeats}, "
+          "CPU time):")
     for label, stmt in rows:
         print(f"  {label:<62} {us(stmt):6.3f} us")
     with tt.no_grad():
@@ -126,13 +131,13 @@ def breakdown(n_ops, repeats):
             if not collect:
                 gc.disable()
             try:
-                t0 = time.perf_counter()
+                t0 = CLOCK()
                 loss = chain(x, w, n_ops)
-                t1 = time.perf_counter()
+                t1 = CLOCK()
                 topological_order(loss.node)
-                t2 = time.perf_counter()
+                t2 = CLOCK()
                 loss.backward()
-                t3 = time.perf_counter()
+                t3 = CLOCK()
             finally:
                 gc.enable()
             best[collect] = [min(o, n) for o, n in zip(best[collect],
@@ -155,9 +160,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--wall", action="store_true",
+                        help="wall-clock time instead of this process's CPU time")
     parser.add_argument("--breakdown", action="store_true",
                         help="time the pieces of one recorded op and of the backward walk")
     args = parser.parse_args()
+    if args.wall:
+        global CLOCK
+        CLOCK = time.perf_counter
     if args.breakdown:
         breakdown(args.ops, args.repeats)
         return
@@ -173,7 +183,8 @@ def main():
         print("(torch not installed: no ratio)")
     rows = time_engines(makers, args.ops, args.repeats)
 
-    print(f"chain of {args.ops} ops on 4-element float32 tensors, best of {args.repeats}")
+    print(f"chain of {args.ops} ops on 4-element float32 tensors, best of {args.repeats}, "
+          f"{'wall' if args.wall else 'CPU'} time")
     print(f"{'engine':<10} {'forward us/op':>14} {'backward us/op':>15} {'total us/op':>12}")
     for name, fwd, bwd in rows:
         print(f"{name:<10} {fwd * 1e6:>14.2f} {bwd * 1e6:>15.2f} {(fwd + bwd) * 1e6:>12.2f}")

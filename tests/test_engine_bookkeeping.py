@@ -130,3 +130,16 @@ def test_a_custom_op_may_register_a_shared_vjp_with_backward():
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [3.0, 12.0])
     T.check_op(cube, max_examples=10, derandomize=True)
+
+
+def test_a_recorded_result_has_every_field_a_tensor_made_by_its_constructor_has():
+    x = leaf([1.0, 2.0])
+    y = x * 2.0                                  # made by ops.registry.recorded
+    plain = tt.Tensor(y.data, True)
+    for field in tt.Tensor.__slots__:
+        if field in ("node", "__weakref__"):
+            continue
+        assert getattr(y, field) is getattr(plain, field) or field == "data", field
+    assert y.node is not None and y.node.output is y
+    view = x.T                                   # a view shares its base's counter
+    assert view._counter is x._counter is not None

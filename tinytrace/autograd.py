@@ -25,7 +25,7 @@ from .context import STATE, scope_phrase
 from .errors import BackwardError, DeviceError
 
 
-_next_seq = itertools.count().__next__
+next_seq = _next_seq = itertools.count().__next__   # nodes' recording order
 _ref_new = weakref.ref.__new__
 
 
@@ -115,31 +115,6 @@ class Node(weakref.ref):
     def __repr__(self):
         where = f" @ {self.scope}" if self.scope else ""
         return f"Node({self.op}{where})"
-
-
-def record(op, inputs, attrs, backward, saved, versions, output):
-    """The node for an application of primitive ``op`` that made tensor ``output``, hung
-    on it (``output.node``). The engine's one way to build a node: no ``__init__`` call
-    and no property on the way, since every recorded op of every model comes here."""
-    node = _ref_new(Node, output)
-    node.seq = _next_seq()
-    node.op = op.name
-    node.inputs = inputs
-    node.attrs = attrs
-    node.scope = STATE.scope
-    node.backward = backward
-    node.saved = saved
-    node.retained = None
-    node.versions = versions
-    node.saves = op.saves
-    if op.saves_output:            # a new tensor's version is 0, a view's its base's
-        c = output._counter
-        node.saves_output = 0 if c is None else c[0]
-    else:
-        node.saves_output = False
-    node.writes = STATE.writes
-    output.node = node
-    return node
 
 
 def call_closure(g, vjp):

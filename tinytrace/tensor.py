@@ -34,6 +34,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False):
         """Wrap an existing backend array as is (use ``tt.tensor`` to convert data)."""
+        # (ops.registry.recorded fills these same fields in directly: keep the two alike)
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad

@@ -30,6 +30,7 @@ a gradient case), and re-running a notebook cell may define a custom op again::
     tt.testing.check_op(cube)                          # property-test it
 """
 import operator
+import weakref
 
 import numpy as np
 
@@ -37,7 +38,7 @@ from .. import anomaly
 from ..backend import array_module, device_of
 from ..context import STATE, scope_phrase
 from ..errors import DeviceError, DTypeError, ShapeError, describe
-from ..autograd import call_closure, record
+from ..autograd import Node, call_closure, next_seq as _next_seq
 from ..tensor import Tensor
 
 OPS = {}
@@ -112,14 +113,11 @@ def apply2(op, a, b, attrs=None):
     if STATE.anomaly:
         anomaly.check_forward(op.name, (a, b), (da, db), out)
     if (a.requires_grad or b.requires_grad) and STATE.grad_enabled:
-        result = Tensor(out, True)
-        if op.view and np.may_share_memory(out, da):
-            result._share_version_with(a)
         ca, cb = a._counter, b._counter          # version cells (None: version 0)
-        record(op, (a, b), attrs if attrs is not None else {}, op.vjp, saved,
-               _ZERO2 if ca is None and cb is None else
-               (0 if ca is None else ca[0], 0 if cb is None else cb[0]), result)
-        return result
+        return recorded(op, (a, b), {} if attrs is None else attrs, saved,
+                        _ZERO2 if ca is None and cb is None else
+                        (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
+                        a if op.view and np.may_share_memory(out, da) else None)
     result = Tensor(out, False)
     if op.view and np.may_share_memory(out, da):
         result._share_version_with(a)
@@ -138,13 +136,10 @@ def apply1(op, a, attrs=None):
     if STATE.anomaly:
         anomaly.check_forward(op.name, (a,), (da,), out)
     if a.requires_grad and STATE.grad_enabled:
-        result = Tensor(out, True)
-        if op.view and np.may_share_memory(out, da):
-            result._share_version_with(a)
         ca = a._counter
-        record(op, (a,), attrs if attrs is not None else {}, op.vjp, saved,
-               _ZERO1 if ca is None else (ca[0],), result)
-        return result
+        return recorded(op, (a,), {} if attrs is None else attrs, saved,
+                        _ZERO1 if ca is None else (ca[0],), out,
+                        a if op.view and np.may_share_memory(out, da) else None)
     result = Tensor(out, False)
     if op.view and np.may_share_memory(out, da):
         result._share_version_with(a)
@@ -166,13 +161,13 @@ def _apply(op, inputs, attrs):
         out = np.asarray(out)
     if STATE.anomaly:
         anomaly.check_forward(op.name, inputs, arrays, out)
-    recording = any(t.requires_grad for t in inputs) and STATE.grad_enabled
-    result = Tensor(out, recording)
-    if op.view and arrays and np.may_share_memory(out, arrays[0]):
-        result._share_version_with(inputs[0])
-    if recording:
-        record(op, inputs, attrs, op.vjp, saved, tuple([t._version for t in inputs]),
-               result)
+    base = inputs[0] if op.view and arrays and np.may_share_memory(out, arrays[0]) else None
+    if any(t.requires_grad for t in inputs) and STATE.grad_enabled:
+        return recorded(op, inputs, attrs, saved, tuple([t._version for t in inputs]), out,
+                        base)
+    result = Tensor(out, False)
+    if base is not None:
+        result._share_version_with(base)
     return result
 
 
@@ -224,6 +219,41 @@ def custom_op(name, same_float_dtype=True, saves="all", saves_output=False):
     return register
 
 
+def recorded(op, inputs, attrs, saved, versions, out, base=None):
+    """The result of an application of ``op`` that records gradients: a Tensor holding
+    ``out`` (sharing ``base``'s version counter if it is a view of it), and the Node that
+    made it, hung on it. Every recorded op of every model comes here, so both objects are
+    filled in directly, with no ``__init__`` call and no property on the way (the same
+    fields ``Tensor.__init__`` and ``Node.__init__`` set)."""
+    result = _new(Tensor)
+    result.data = out
+    result.grad = None
+    result.requires_grad = True
+    result.name = None
+    result._counter = None
+    if base is not None:
+        result._share_version_with(base)
+    node = _ref_new(Node, result)         # the node is the weak reference to its output
+    node.seq = _next_seq()
+    node.op = op.name
+    node.inputs = inputs
+    node.attrs = attrs
+    node.scope = STATE.scope
+    node.backward = op.vjp
+    node.saved = saved
+    node.retained = None
+    node.versions = versions
+    node.saves = op.saves
+    if op.saves_output:                   # a new tensor's version is 0, a view's its base's
+        c = result._counter
+        node.saves_output = 0 if c is None else c[0]
+    else:
+        node.saves_output = False
+    node.writes = STATE.writes
+    result.node = node
+    return result
+
+
 def _check_devices(op, arrays):
     """Refuse operands on two devices (never a silent copy), naming the op and both."""
     devices = [device_of(a) for a in arrays]
@@ -258,3 +288,4 @@ def _shape_error(op, arrays, attrs, err):
 
 _ZERO1, _ZERO2 = (0,), (0, 0)
 _ndarray, _generic = np.ndarray, np.generic
+_new, _ref_new = object.__new__, weakref.ref.__new__
