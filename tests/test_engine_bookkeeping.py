@@ -143,3 +143,21 @@ def test_a_recorded_result_has_every_field_a_tensor_made_by_its_constructor_has(
     assert y.node is not None and y.node.output is y
     view = x.T                                   # a view shares its base's counter
     assert view._counter is x._counter is not None
+
+
+@pytest.mark.parametrize("name", sorted(n for n, op in tt.ops.OPS.items()
+                                        if op.operator is not None))
+def test_an_ops_python_operator_computes_and_saves_what_its_forward_does(name):
+    op = tt.ops.OPS[name]
+    rng = np.random.default_rng(0)
+    arity = T._arity(op)
+    shapes = [(3, 4), (4, 2)] if name == "matmul" else [(3, 4), (1, 4)]
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes[:arity]]
+    out, saved = op.forward(*arrays)
+    direct = op.operator(*arrays)
+    assert direct.dtype == out.dtype and direct.tobytes() == out.tobytes()
+    expected = (tuple(arrays) if arity == 2 else arrays[0]) if op.operator_saves else None
+    if expected is None:
+        assert saved is None
+    else:
+        assert [a is b for a, b in zip(saved, expected)] == [True] * arity

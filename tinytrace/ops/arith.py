@@ -3,13 +3,15 @@
 These are the ops every model runs most, so each is written as a forward that returns
 ``(out, saved)`` and a module-level vjp ``(g, saved) -> grads`` (``Primitive.backward``)
 rather than a forward that builds a closure per call: same arithmetic, fewer objects."""
+import operator
+
 import numpy as np
 
 from ..backend import array_module
 from .registry import primitive
 
 
-@primitive("add", saves=())
+@primitive("add", saves=(), operator=operator.add)
 def add(a, b):
     return a + b, None
 
@@ -19,7 +21,7 @@ def _add_vjp(g, saved):
     return g, g
 
 
-@primitive("sub", saves=())
+@primitive("sub", saves=(), operator=operator.sub)
 def sub(a, b):
     return a - b, None
 
@@ -29,7 +31,7 @@ def _sub_vjp(g, saved):
     return g, -g
 
 
-@primitive("mul")
+@primitive("mul", operator=operator.mul, operator_saves=True)
 def mul(a, b):
     return a * b, (a, b)
 
@@ -53,7 +55,7 @@ def _div_vjp(g, saved):
     return ga, -ga * out                # d(a/b)/db = -a/b^2 = -(1/b)(a/b)
 
 
-@primitive("neg", saves=())
+@primitive("neg", saves=(), operator=operator.neg)
 def neg(a):
     return -a, None
 
@@ -98,7 +100,7 @@ def power_tensor(a, b):
     return out, vjp
 
 
-@primitive("matmul")
+@primitive("matmul", operator=operator.matmul, operator_saves=True)
 def matmul(a, b):
     """``a @ b`` with NumPy semantics: 1-D operands, batch dimensions that broadcast."""
     return a @ b, (a, b)

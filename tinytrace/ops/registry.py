@@ -50,12 +50,14 @@ class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
     __slots__ = ("name", "forward", "vjp", "same_float_dtype", "saves", "saves_output",
-                 "view", "whole_sequence")
+                 "view", "whole_sequence", "operator", "operator_saves")
 
     def __init__(self, name, forward, same_float_dtype, saves, saves_output, view,
-                 whole_sequence):
+                 whole_sequence, operator=None, operator_saves=False):
         self.name = name
         self.forward = forward
+        self.operator = operator          # the Python operator the forward applies, if any
+        self.operator_saves = operator_saves   # ... and its vjp reads the operands
         self.vjp = call_closure           # forward returns (out, vjp): the closure is it
         self.same_float_dtype = same_float_dtype
         self.saves = saves                # indices of the inputs the vjp reads (None: all)
@@ -105,7 +107,11 @@ def apply2(op, a, b, attrs=None):
     if da.dtype is not db.dtype and op.same_float_dtype:
         da, db = _unify_dtypes(op, (da, db))
     try:
-        out, saved = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
+        if op.operator is not None and not attrs:    # a + b: no forward frame needed
+            out = op.operator(da, db)
+            saved = (da, db) if op.operator_saves else None
+        else:
+            out, saved = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
     except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
         _shape_error(op, (da, db), attrs, err)
     if type(out) is not _ndarray and isinstance(out, _generic):
@@ -128,7 +134,11 @@ def apply1(op, a, attrs=None):
     """``op(a, **attrs)`` on one Tensor: run the forward, record a node if needed."""
     da = a.data
     try:
-        out, saved = op.forward(da, **attrs) if attrs else op.forward(da)
+        if op.operator is not None and not attrs:    # -a: no forward frame needed
+            out = op.operator(da)
+            saved = da if op.operator_saves else None
+        else:
+            out, saved = op.forward(da, **attrs) if attrs else op.forward(da)
     except (ValueError, IndexError) as err:
         _shape_error(op, (da,), attrs, err)
     if type(out) is not _ndarray and isinstance(out, _generic):
@@ -172,7 +182,7 @@ def _apply(op, inputs, attrs):
 
 
 def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False,
-              whole_sequence=False):
+              whole_sequence=False, operator=None, operator_saves=False):
     """Register ``forward`` under ``name`` in the built-in table ``OPS`` (the library's own
     ops; for yours, use ``custom_op``). ``same_float_dtype``: refuse float32 mixed with
     float64 (silent promotion would hide a slow or imprecise model).
@@ -184,12 +194,17 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     ``view``: the result may share input 0's memory (transpose, basic indexing); it then
     shares that input's version counter, so a write through either is seen.
     ``whole_sequence``: the op runs a whole recurrent sequence as one node (a fused layer),
-    so tools that look inside time steps and gates (``tt.trace``) know they cannot."""
+    so tools that look inside time steps and gates (``tt.trace``) know they cannot.
+    ``operator``: for an op whose forward is one Python operator (``operator.mul`` for
+    ``a * b, (a, b)``), that operator, which the engine then calls itself, saving the
+    forward's Python call on the hottest ops; ``operator_saves``: the forward's ``saved``
+    is then the operands (``(a, b)``, or ``a`` for one), else ``None``. The forward stays
+    the definition (and ``check_op`` / the tests compare the two)."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
         op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
-                       saves_output, view, whole_sequence)
+                       saves_output, view, whole_sequence, operator, operator_saves)
         OPS[name] = op
         return op
     return register
