@@ -178,3 +178,24 @@ def test_sigmoid_and_softplus_grad_match_the_where_formula_bit_for_bit(dtype):
         x.softplus().backward(np.ones_like(values))
     assert y.data.dtype == where_sigmoid.dtype and y.data.tobytes() == where_sigmoid.tobytes()
     assert x.grad.tobytes() == (1 * where_sigmoid).astype(dtype).tobytes()
+
+
+def test_tensors_with_a_graph_and_nodes_can_be_copied():
+    import copy
+    x = leaf([1.0, 2.0])
+    y = (x * 2.0).tanh()
+    for twin in (copy.copy(y), copy.deepcopy(y)):
+        assert twin.node is not None and twin.node.op == "tanh"
+        assert twin.node.output is y                 # as the copied weak reference was
+        np.testing.assert_array_equal(twin.data, y.data)
+    node = copy.copy(y.node)
+    assert node is not y.node and node.inputs is y.node.inputs and node.output is y
+    deep = copy.deepcopy(y)
+    deep.sum().backward()                            # the copied graph still runs
+    np.testing.assert_allclose(deep.node.inputs[0].node.inputs[0].grad,
+                               2 * (1 - np.tanh(2 * x.data) ** 2))
+    z = x * 3.0
+    dead = z.node
+    del z
+    gc.collect()
+    assert copy.copy(dead).output is None

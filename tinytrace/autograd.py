@@ -13,6 +13,7 @@ reads like the program that built the graph.
 forwards. Gradient tracing is ``backward`` with a hook that sees every node's gradients.
 """
 import contextlib
+import copy
 import itertools
 import operator
 import weakref
@@ -102,7 +103,7 @@ class Node(weakref.ref):
         """The tensor this node made (``None`` once it has been freed)."""
         out = self()
         if out is _NO_OUTPUT:
-            late = self._late_output
+            late = getattr(self, "_late_output", None)    # unset in a copy of a dead one
             return late() if late is not None else None
         return out
 
@@ -115,6 +116,27 @@ class Node(weakref.ref):
     def __repr__(self):
         where = f" @ {self.scope}" if self.scope else ""
         return f"Node({self.op}{where})"
+
+    # ``copy`` cannot rebuild a weak reference by itself. A copy of a node (also inside a
+    # deep copy of a tensor) refers to the same output tensor as the original, as the
+    # weak reference a node used to hold was copied as is.
+    def __copy__(self):
+        return self._copy(lambda value: value)
+
+    def __deepcopy__(self, memo):
+        return self._copy(lambda value: copy.deepcopy(value, memo), memo)
+
+    def _copy(self, copy_value, memo=None):
+        output = self()
+        twin = _ref_new(Node, _NO_OUTPUT if output is None else output)
+        if memo is not None:
+            memo[id(self)] = twin
+        for field in Node.__slots__[:-1]:            # all but __weakref__
+            if hasattr(self, field):                 # the vjp's parts are shared, as the
+                value = getattr(self, field)         # closure a node held used to be
+                setattr(twin, field, value if field in ("backward", "saved")
+                        else copy_value(value))
+        return twin
 
 
 def call_closure(g, vjp):
@@ -327,7 +349,7 @@ def _plain_walk(order, grads, retain_graph):
     """``_sweep``'s loop for a plain ``backward()`` (no hook, no block, no anomaly mode, no
     ``tt.grad`` targets), which is nearly every call: the same steps in the same order,
     without the branches for those features, since this loop runs once per node."""
-    pop = grads.pop
+    pop, get = grads.pop, grads.get
     state = STATE
     for node in reversed(order):
         g = pop(node, None)
@@ -353,11 +375,11 @@ def _plain_walk(order, grads, retain_graph):
                 gi = _unbroadcast(node, t, gi)
             parent = t.node
             if parent is None:
-                t.grad = _owned(gi, data.dtype) if t.grad is None else t.grad + gi
-            elif parent in grads:
-                grads[parent] = grads[parent] + gi
+                grad = t.grad
+                t.grad = _owned(gi, data.dtype) if grad is None else grad + gi
             else:
-                grads[parent] = gi
+                before = get(parent)           # (gradients are arrays, never None)
+                grads[parent] = gi if before is None else before + gi
 
 
 def _freed(node):
