@@ -222,7 +222,9 @@ def custom_op(name, same_float_dtype=True, saves="all", saves_output=False):
     away). ``same_float_dtype``, ``saves`` and ``saves_output`` mean what they mean for
     ``primitive``. The op goes in ``CUSTOM_OPS``, never in the built-in ``OPS``; a name of
     a built-in op is refused, and defining a custom op again replaces it (a re-run
-    notebook cell). Test it with ``tt.testing.check_op(op)``."""
+    notebook cell). Test it with ``tt.testing.check_op(op)``. For an op recorded very
+    often, ``forward`` may return ``(out, saved)`` instead, with the vjp ``vjp(g, saved)``
+    registered by ``@op.backward`` (one function for every node, no closure per call)."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"custom_op({name!r}): that is the name of a built-in op; "
