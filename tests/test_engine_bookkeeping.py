@@ -199,3 +199,33 @@ def test_tensors_with_a_graph_and_nodes_can_be_copied():
     del z
     gc.collect()
     assert copy.copy(dead).output is None
+
+
+def test_a_node_subclass_installed_in_the_registry_is_built_by_its_constructor():
+    # tt.explorer.sources() swaps ops.registry.Node for a subclass whose __init__ notes
+    # where each node was recorded; the engine's fast path must not skip that __init__.
+    from tinytrace.ops import registry
+
+    class Noted(Node):
+        __slots__ = ("note",)
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.note = "noted"
+
+    x = leaf([0.5, -1.0])
+    previous = registry.Node
+    registry.Node = Noted
+    try:
+        y = (x * x).tanh()
+    finally:
+        registry.Node = previous
+    z = (x * x).tanh()                                   # and back to plain nodes
+    assert type(y.node) is Noted and y.node.note == "noted" and type(z.node) is Node
+    assert y.node.output is y and y.node.inputs[0].node.output is y.node.inputs[0]
+    assert y.node.op == "tanh" and y.node.saves_output == 0 and y.node.vjp is not None
+    y.sum().backward()
+    grad_noted = x.grad.copy()
+    x.grad = None
+    z.sum().backward()
+    assert grad_noted.tobytes() == x.grad.tobytes()

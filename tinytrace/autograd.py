@@ -62,11 +62,13 @@ class Node(weakref.ref):
     __eq__, __ne__ = object.__eq__, object.__ne__
     __lt__, __le__, __gt__, __ge__ = object.__lt__, object.__le__, object.__gt__, object.__ge__
 
-    def __new__(cls, *args, **kwargs):
-        return _ref_new(cls, _NO_OUTPUT)
+    def __new__(cls, *args, output=None, **kwargs):
+        return _ref_new(cls, _NO_OUTPUT if output is None else output)
 
     def __init__(self, op, inputs, attrs, scope, vjp, versions=(), saves=(),
-                 saves_output=False):
+                 saves_output=False, output=None):
+        """``output``: the tensor the node made, if known now (else set ``node.output``
+        once, later)."""
         self.seq = _next_seq()      # recording order: inputs' nodes always come first
         self.op = op                # registered op name, e.g. "matmul"
         self.inputs = inputs        # tuple of Tensors

@@ -39,6 +39,7 @@ from ..backend import array_module, device_of
 from ..context import STATE, scope_phrase
 from ..errors import DeviceError, DTypeError, ShapeError, describe
 from ..autograd import Node, call_closure, next_seq as _next_seq
+from ..autograd import Node as _Node   # (``Node`` may be swapped by a tool: see recorded)
 from ..tensor import Tensor
 
 OPS = {}
@@ -250,7 +251,14 @@ def recorded(op, inputs, attrs, saved, versions, out, base=None):
     result._counter = None
     if base is not None:
         result._share_version_with(base)
-    node = _ref_new(Node, result)         # the node is the weak reference to its output
+    if op.saves_output:                   # a new tensor's version is 0, a view's its base's
+        c = result._counter
+        saves_output = 0 if c is None else c[0]
+    else:
+        saves_output = False
+    if Node is not _Node:                 # a tool installed a Node subclass: build it
+        return _recorded_by(Node, op, inputs, attrs, saved, versions, saves_output, result)
+    node = _ref_new(_Node, result)        # the node is the weak reference to its output
     node.seq = _next_seq()
     node.op = op.name
     node.inputs = inputs
@@ -261,12 +269,19 @@ def recorded(op, inputs, attrs, saved, versions, out, base=None):
     node.retained = None
     node.versions = versions
     node.saves = op.saves
-    if op.saves_output:                   # a new tensor's version is 0, a view's its base's
-        c = result._counter
-        node.saves_output = 0 if c is None else c[0]
-    else:
-        node.saves_output = False
+    node.saves_output = saves_output
     node.writes = STATE.writes
+    result.node = node
+    return result
+
+
+def _recorded_by(node_type, op, inputs, attrs, saved, versions, saves_output, result):
+    """``recorded``'s node made by ``node_type``'s constructor: ``registry.Node`` may be
+    replaced by a subclass whose ``__init__`` notes more (``tt.explorer.sources()`` notes
+    the source line that recorded each node), so it must run."""
+    node = node_type(op.name, inputs, attrs, STATE.scope, None, versions, op.saves,
+                     saves_output, output=result)
+    node.backward, node.saved = op.vjp, saved
     result.node = node
     return result
 
