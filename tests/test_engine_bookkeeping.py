@@ -229,3 +229,16 @@ def test_a_node_subclass_installed_in_the_registry_is_built_by_its_constructor()
     x.grad = None
     z.sum().backward()
     assert grad_noted.tobytes() == x.grad.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.complex64])
+@pytest.mark.parametrize("value", [0.5, 3, -0.0, 2 ** 10, True])
+def test_a_python_number_beside_a_tensor_becomes_a_constant_of_its_dtype(value, dtype):
+    x = tt.tensor(np.ones(3, dtype))
+    for result in (x * value, value * x, x - value, value - x):
+        assert result.dtype == dtype
+    y = leaf([1.0, 2.0]) * value               # recorded: the constant is input 1
+    lifted = y.node.inputs[1]
+    assert lifted.data.shape == () and lifted.dtype == np.float64
+    assert not lifted.requires_grad and lifted.node is None
+    assert lifted.data.tobytes() == np.asarray(value, np.float64).tobytes()

@@ -581,6 +581,11 @@ def _lift(value, like):
     promotion). Host arrays beside a device tensor are refused by the op, not moved."""
     if isinstance(value, Tensor):
         return value
+    kind = type(value)
+    if (kind is float or kind is int) and type(like.data) is np.ndarray:
+        dtype = like.data.dtype        # the common case, ``x * 0.5`` or ``1 - x`` on the CPU
+        if dtype.kind in "fc":         # (the general path below gives the same array)
+            return Tensor(np.asarray(value, dtype=dtype))
     dtype = None
     if isinstance(value, (bool, int, float)):
         kind = like.data.dtype.kind
