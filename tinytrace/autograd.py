@@ -13,6 +13,7 @@ reads like the program that built the graph.
 forwards. Gradient tracing is ``backward`` with a hook that sees every node's gradients.
 """
 import contextlib
+import copy
 import itertools
 import operator
 import weakref
@@ -25,19 +26,49 @@ from .context import STATE, scope_phrase
 from .errors import BackwardError, DeviceError
 
 
-_next_seq = itertools.count().__next__
+next_seq = _next_seq = itertools.count().__next__   # nodes' recording order
+_ref_new = weakref.ref.__new__
 
 
-class Node:
+class _NoOutput:
+    """What a node made by hand (``Node(...)``) refers to until its ``output`` is set."""
+    __slots__ = ("__weakref__",)
+
+
+_NO_OUTPUT = _NoOutput()
+
+
+class Node(weakref.ref):
     """One recorded op application: ``op`` (name), ``inputs`` (Tensors), ``attrs``,
     ``scope`` (module path), ``vjp``, and ``output``, the tensor it made (held by a weak
-    reference: tensor -> node -> tensor would be a cycle)."""
+    reference: tensor -> node -> tensor would be a cycle).
 
-    __slots__ = ("op", "inputs", "attrs", "scope", "vjp", "retained", "_output", "seq",
-                 "versions", "saves", "saves_output", "__weakref__")
+    Two things keep a node cheap, since every op of every model makes one. It *is* the
+    weak reference to its output (a ``weakref.ref`` subclass: one object, not two, for the
+    garbage collector to track). And the vjp is kept in two parts, ``backward`` (a
+    function shared by every node of the op) and ``saved`` (what that function reads:
+    arrays, shapes), that ``node.vjp`` puts together when asked, rather than as a closure
+    per node (a function object and a cell per captured array); the engine calls
+    ``backward(g, saved)`` directly.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "scope", "backward", "saved", "retained",
+                 "_late_output", "seq", "versions", "saves", "saves_output", "writes",
+                 "__weakref__")
+    # A node is an identity (a dict key in backward), not a value: a weak reference would
+    # hash and compare its referent instead. (All six comparisons are object's, so that
+    # Python uses object's C comparison directly, as fast as for a plain class.)
+    __hash__ = object.__hash__
+    __eq__, __ne__ = object.__eq__, object.__ne__
+    __lt__, __le__, __gt__, __ge__ = object.__lt__, object.__le__, object.__gt__, object.__ge__
+
+    def __new__(cls, *args, output=None, **kwargs):
+        return _ref_new(cls, _NO_OUTPUT if output is None else output)
 
     def __init__(self, op, inputs, attrs, scope, vjp, versions=(), saves=(),
-                 saves_output=False):
+                 saves_output=False, output=None):
+        """``output``: the tensor the node made, if known now (else set ``node.output``
+        once, later)."""
         self.seq = _next_seq()      # recording order: inputs' nodes always come first
         self.op = op                # registered op name, e.g. "matmul"
         self.inputs = inputs        # tuple of Tensors
@@ -45,38 +76,87 @@ class Node:
         self.scope = scope          # module path, e.g. "mlp/fc1"
         self.vjp = vjp              # grad_output -> tuple of grad per input (None = no grad)
         self.retained = None        # weakref to the output tensor if it called retain_grad()
-        self._output = None         # weakref to the output tensor (set when recorded)
+        self._late_output = None    # weakref to the output when set after construction
         # In-place checks (``_check_versions``): what the vjp will read, as it was.
         self.versions = versions             # per input, its version when recorded
         self.saves = saves                   # indices of the inputs the vjp reads (None: all)
         self.saves_output = saves_output     # False, or the output's version when recorded
+        self.writes = STATE.writes           # in-place writes anywhere, when recorded
+
+    @property
+    def vjp(self):
+        """``grad_output -> tuple of gradients, one per input`` (``None`` once a backward
+        pass without ``retain_graph`` has freed it)."""
+        backward, saved = self.backward, self.saved
+        if backward is None:
+            return None
+        if backward is call_closure:          # an op written as one closure: it is the vjp
+            return saved
+        return lambda g: backward(g, saved)
+
+    @vjp.setter
+    def vjp(self, vjp):
+        """Set a vjp function, or ``None`` to free what it holds."""
+        self.backward = None if vjp is None else call_closure
+        self.saved = vjp
 
     @property
     def output(self):
         """The tensor this node made (``None`` once it has been freed)."""
-        return self._output() if self._output is not None else None
+        out = self()
+        if out is _NO_OUTPUT:
+            late = getattr(self, "_late_output", None)    # unset in a copy of a dead one
+            return late() if late is not None else None
+        return out
 
     @output.setter
     def output(self, tensor):
-        self._output = weakref.ref(tensor)
+        if self() is not _NO_OUTPUT:
+            raise AttributeError(f"the output of {self!r} was fixed when it was recorded")
+        self._late_output = weakref.ref(tensor)
 
     def __repr__(self):
         where = f" @ {self.scope}" if self.scope else ""
         return f"Node({self.op}{where})"
 
+    # ``copy`` cannot rebuild a weak reference by itself. A copy of a node (also inside a
+    # deep copy of a tensor) refers to the same output tensor as the original, as the
+    # weak reference a node used to hold was copied as is.
+    def __copy__(self):
+        return self._copy(lambda value: value)
 
+    def __deepcopy__(self, memo):
+        return self._copy(lambda value: copy.deepcopy(value, memo), memo)
+
+    def _copy(self, copy_value, memo=None):
+        output = self()
+        twin = _ref_new(Node, _NO_OUTPUT if output is None else output)
+        if memo is not None:
+            memo[id(self)] = twin
+        for field in Node.__slots__[:-1]:            # all but __weakref__
+            if hasattr(self, field):                 # the vjp's parts are shared, as the
+                value = getattr(self, field)         # closure a node held used to be
+                setattr(twin, field, value if field in ("backward", "saved")
+                        else copy_value(value))
+        return twin
+
+
+def call_closure(g, vjp):
+    """``Node.backward`` of an op whose forward returned its vjp as a closure."""
+    return vjp(g)
 
 
 def topological_order(*root_nodes):
     """Every node the roots depend on, in recording order (so each after its inputs)."""
     visited = set(root_nodes)
     stack = list(root_nodes)
+    pop, push, visit = stack.pop, stack.append, visited.add
     while stack:
-        for t in stack.pop().inputs:
+        for t in pop().inputs:
             parent = t.node
             if parent is not None and parent not in visited:
-                visited.add(parent)
-                stack.append(parent)
+                visit(parent)
+                push(parent)
     return sorted(visited, key=_by_seq)
 
 
@@ -216,6 +296,9 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
     block = _combined_block(block)
     order = topological_order(*grads)
     blocked = {node for node in order if block(node)} if block is not None else ()
+    if hook is None and block is None and not anomaly and wanted is None:
+        _plain_walk(order, grads, retain_graph)
+        return found
     useful = None   # anomaly mode in tt.grad: only nodes leading to a requested input matter
     if anomaly and wanted is not None:
         useful = _anomaly.leads_to(order, wanted)
@@ -233,35 +316,24 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
                     kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
         if wanted is not None and node.output is not None and id(node.output) in wanted:
             found[id(node.output)] = g
-        vjp = node.vjp
-        if vjp is None:
-            raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
-                                "was freed by an earlier backward(); pass retain_graph=True "
-                                "to the first backward() to go twice")
-        inputs = node.inputs
-        for i in range(len(inputs)) if node.saves is None else node.saves:
-            c = inputs[i]._counter         # version cell; None: never changed (version 0)
-            if (0 if c is None else c[0]) != node.versions[i]:
-                _check_versions(node)      # raises, naming the input
-        if node.saves_output is not False:
-            _check_versions(node)
-        input_grads = vjp(g)
+        backward = node.backward
+        if backward is None:
+            _freed(node)
+        if node.writes != STATE.writes:    # something was changed in place since
+            _check_versions(node)          # raises if it was what the vjp reads
+        input_grads = backward(g, node.saved)
         if checking:
             _anomaly.check_backward(node, input_grads, _relevance(node, blocked, wanted,
                                                                   useful))
         if hook is not None:
             hook(node, g, input_grads)
         if not retain_graph:
-            node.vjp = None
-        for t, gi in zip(inputs, input_grads):
+            node.backward = node.saved = None
+        for t, gi in zip(node.inputs, input_grads):
             if gi is None or not t.requires_grad:
                 continue
             if gi.shape != t.data.shape:
-                try:
-                    gi = unbroadcast(gi, t.data.shape)
-                except ValueError as err:
-                    raise BackwardError(f"backward of '{node.op}' ({scope_phrase(node.scope)}), "
-                                        f"an input of shape {t.shape}: {err}") from None
+                gi = _unbroadcast(node, t, gi)
             parent = t.node
             if parent is None:
                 if wanted is None:
@@ -273,6 +345,58 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
             else:
                 grads[parent] = gi
     return found
+
+
+def _plain_walk(order, grads, retain_graph):
+    """``_sweep``'s loop for a plain ``backward()`` (no hook, no block, no anomaly mode, no
+    ``tt.grad`` targets), which is nearly every call: the same steps in the same order,
+    without the branches for those features, since this loop runs once per node."""
+    pop, get = grads.pop, grads.get
+    state = STATE
+    for node in reversed(order):
+        g = pop(node, None)
+        if g is None:                      # nothing flowed here
+            continue
+        if node.retained is not None:
+            kept = node.retained()
+            if kept is not None:
+                kept.grad = _owned(g, kept.data.dtype) if kept.grad is None else kept.grad + g
+        backward = node.backward
+        if backward is None:
+            _freed(node)
+        if node.writes != state.writes:    # something was changed in place since
+            _check_versions(node)          # raises if it was what the vjp reads
+        input_grads = backward(g, node.saved)
+        if not retain_graph:
+            node.backward = node.saved = None
+        for t, gi in zip(node.inputs, input_grads):
+            if gi is None or not t.requires_grad:
+                continue
+            data = t.data
+            if gi.shape != data.shape:
+                gi = _unbroadcast(node, t, gi)
+            parent = t.node
+            if parent is None:
+                grad = t.grad
+                t.grad = _owned(gi, data.dtype) if grad is None else grad + gi
+            else:
+                before = get(parent)           # (gradients are arrays, never None)
+                grads[parent] = gi if before is None else before + gi
+
+
+def _freed(node):
+    raise BackwardError(f"backward(): the graph through '{node.op}' ({scope_phrase(node.scope)}) "
+                        "was freed by an earlier backward(); pass retain_graph=True "
+                        "to the first backward() to go twice")
+
+
+def _unbroadcast(node, t, gi):
+    """``unbroadcast`` of input ``t``'s gradient, with an error naming the node."""
+    try:
+        return unbroadcast(gi, t.data.shape)
+    except ValueError as err:
+        raise BackwardError(f"backward of '{node.op}' ({scope_phrase(node.scope)}), "
+                            f"an input of shape {t.shape}: {err}") from None
 
 
 def _check_versions(node):

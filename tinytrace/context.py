@@ -9,13 +9,16 @@ import re
 
 
 class _State:
-    __slots__ = ("grad_enabled", "scope", "anomaly", "blocks")
+    __slots__ = ("grad_enabled", "scope", "anomaly", "blocks", "writes")
 
     def __init__(self):
         self.grad_enabled = True
         self.scope = ""          # the current path, e.g. "mlp/fc1"; "" at top level
         self.anomaly = False
         self.blocks = ()         # node predicates whose backward flow is blocked
+        # In-place writes to any tensor so far (``Tensor._version`` counts them): a node
+        # recorded since the last one needs no check that its saved inputs are unchanged.
+        self.writes = 0
 
 
 STATE = _State()

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import ops
 from .backend import asarray_like
+from .ops.registry import apply1 as _apply1, apply2 as _apply2   # the engine, directly
 from .tensor import Tensor, _lift, axis_arg, keepdims_arg
 
 
@@ -24,47 +25,47 @@ def _first_tensor(*xs):
 
 def exp(x):
     """e to the power ``x``, elementwise."""
-    return ops.exp(as_tensor(x))
+    return _apply1(ops.exp, as_tensor(x))
 
 
 def log(x):
     """The natural logarithm, elementwise."""
-    return ops.log(as_tensor(x))
+    return _apply1(ops.log, as_tensor(x))
 
 
 def sqrt(x):
     """The square root, elementwise."""
-    return ops.sqrt(as_tensor(x))
+    return _apply1(ops.sqrt, as_tensor(x))
 
 
 def abs(x):  # noqa: A001
     """The absolute value, elementwise (gradient 0 at 0)."""
-    return ops.abs(as_tensor(x))
+    return _apply1(ops.abs, as_tensor(x))
 
 
 def tanh(x):
     """The hyperbolic tangent, elementwise."""
-    return ops.tanh(as_tensor(x))
+    return _apply1(ops.tanh, as_tensor(x))
 
 
 def sigmoid(x):
     """1 / (1 + e^-x), elementwise, computed stably in both tails."""
-    return ops.sigmoid(as_tensor(x))
+    return _apply1(ops.sigmoid, as_tensor(x))
 
 
 def relu(x):
     """max(x, 0), elementwise (gradient 0 at 0)."""
-    return ops.relu(as_tensor(x))
+    return _apply1(ops.relu, as_tensor(x))
 
 
 def softplus(x):
     """log(1 + e^x), computed stably (see ``tinytrace.ops.unary.softplus``)."""
-    return ops.softplus(as_tensor(x))
+    return _apply1(ops.softplus, as_tensor(x))
 
 
 def logsigmoid(x):
     """log(sigmoid(x)), finite for every finite x (``log(sigmoid(-40))`` is -40)."""
-    return ops.logsigmoid(as_tensor(x))
+    return _apply1(ops.logsigmoid, as_tensor(x))
 
 
 def clip(x, low=None, high=None):
@@ -93,7 +94,7 @@ def log_softmax(x, axis=None, *, dim=None):
 def matmul(a, b):
     """The matrix product ``a @ b`` (NumPy's rules for 1-d and batched operands)."""
     like = _first_tensor(a, b)
-    return ops.matmul(as_tensor(a, like), as_tensor(b, like))
+    return _apply2(ops.matmul, as_tensor(a, like), as_tensor(b, like))
 
 
 # Wherever a function takes NumPy's ``axis=`` (and ``keepdims=``) it also takes PyTorch's

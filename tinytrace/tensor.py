@@ -34,6 +34,7 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False):
         """Wrap an existing backend array as is (use ``tt.tensor`` to convert data)."""
+        # (ops.registry.recorded fills these same fields in directly: keep the two alike)
         self.data = data
         self.grad = None
         self.requires_grad = requires_grad
@@ -48,6 +49,7 @@ class Tensor:
 
     @_version.setter
     def _version(self, value):
+        _STATE.writes += 1         # backward then checks the versions nodes saved
         if self._counter is None:
             self._counter = [value]
         else:
@@ -201,45 +203,45 @@ class Tensor:
 
     # ---- arithmetic (Python operators) --------------------------------------------------
     def __add__(self, other):
-        return _ops.add(self, other if isinstance(other, Tensor) else _lift(other, self))
+        return _apply2(_ops.add, self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __radd__(self, other):
-        return _ops.add(_lift(other, self), self)
+        return _apply2(_ops.add, _lift(other, self), self)
 
     def __sub__(self, other):
-        return _ops.sub(self, other if isinstance(other, Tensor) else _lift(other, self))
+        return _apply2(_ops.sub, self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __rsub__(self, other):
-        return _ops.sub(_lift(other, self), self)
+        return _apply2(_ops.sub, _lift(other, self), self)
 
     def __mul__(self, other):
-        return _ops.mul(self, other if isinstance(other, Tensor) else _lift(other, self))
+        return _apply2(_ops.mul, self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __rmul__(self, other):
-        return _ops.mul(_lift(other, self), self)
+        return _apply2(_ops.mul, _lift(other, self), self)
 
     def __truediv__(self, other):
-        return _ops.div(self, other if isinstance(other, Tensor) else _lift(other, self))
+        return _apply2(_ops.div, self, other if isinstance(other, Tensor) else _lift(other, self))
 
     def __rtruediv__(self, other):
-        return _ops.div(_lift(other, self), self)
+        return _apply2(_ops.div, _lift(other, self), self)
 
     def __neg__(self):
-        return _ops.neg(self)
+        return _apply1(_ops.neg, self)
 
     def __pow__(self, exponent):
         if isinstance(exponent, (int, float)):  # a constant: the vjp needs no log(a)
-            return _ops.pow(self, exponent=exponent)
+            return _apply1(_ops.pow, self, {"exponent": exponent})
         return _ops.pow_tensor(self, _lift(exponent, self))
 
     def __rpow__(self, base):
         return _ops.pow_tensor(_lift(base, self), self)
 
     def __matmul__(self, other):
-        return _ops.matmul(self, _lift(other, self))
+        return _apply2(_ops.matmul, self, _lift(other, self))
 
     def __rmatmul__(self, other):
-        return _ops.matmul(_lift(other, self), self)
+        return _apply2(_ops.matmul, _lift(other, self), self)
 
     # In-place operators change ``.data`` and keep the object (a Parameter stays one), and
     # bump the version. On a tensor that records gradients they would rewrite history, so:
@@ -342,21 +344,21 @@ class Tensor:
 
     # ---- methods that mirror the op functions ------------------------------------------
     def __getitem__(self, index):
-        return _ops.getitem(self, index=_raw_index(index))
+        return _apply1(_ops.getitem, self, {"index": _raw_index(index)})
 
     # ``dim=`` and ``keepdim=`` are PyTorch's names for NumPy's ``axis=`` and ``keepdims=``;
     # both spellings are accepted and mean the same (giving both is an error).
     def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
         """The sum over ``axis`` (or ``dim``: all axes if None; none if ``()``, as in
         NumPy); ``keepdims`` (or ``keepdim``) keeps them as size 1; ``tt.sum``."""
-        return _ops.sum(self, axis=axis_arg("sum", axis, dim),
-                        keepdims=keepdims_arg("sum", keepdims, keepdim))
+        return _apply1(_ops.sum, self, {"axis": axis_arg("sum", axis, dim),
+                                        "keepdims": keepdims_arg("sum", keepdims, keepdim)})
 
     def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
         """The mean over ``axis`` (or ``dim``: all axes if None; none if ``()``);
         ``keepdims`` (or ``keepdim``) as for ``sum``; ``tt.mean``."""
-        return _ops.mean(self, axis=axis_arg("mean", axis, dim),
-                         keepdims=keepdims_arg("mean", keepdims, keepdim))
+        return _apply1(_ops.mean, self, {"axis": axis_arg("mean", axis, dim),
+                                         "keepdims": keepdims_arg("mean", keepdims, keepdim)})
 
     def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
         """The maximum over ``axis`` (or ``dim``); ties share the gradient; ``tt.max``.
@@ -373,7 +375,7 @@ class Tensor:
 
     def reshape(self, *shape):
         """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
-        return _ops.reshape(self, shape=_sizes(shape))
+        return _apply1(_ops.reshape, self, {"shape": _sizes(shape)})
 
     def view(self, *shape):
         """``reshape`` under PyTorch's name: ``x.view(2, 3)``, ``x.view(-1)``.
@@ -448,7 +450,7 @@ class Tensor:
     @property
     def T(self):
         """The axes reversed (the transpose of a matrix)."""
-        return _ops.transpose(self, axes=None)
+        return _apply1(_ops.transpose, self, {"axes": None})
 
     def astype(self, dtype):
         """A copy in ``dtype``, recorded (gradients flow back, cast to this dtype)."""
@@ -464,39 +466,39 @@ class Tensor:
 
     def exp(self):
         """``tt.exp``: e to the power of each element."""
-        return _ops.exp(self)
+        return _apply1(_ops.exp, self)
 
     def log(self):
         """``tt.log``: the natural logarithm of each element."""
-        return _ops.log(self)
+        return _apply1(_ops.log, self)
 
     def sqrt(self):
         """``tt.sqrt``: the square root of each element."""
-        return _ops.sqrt(self)
+        return _apply1(_ops.sqrt, self)
 
     def abs(self):
         """``tt.abs``: the absolute value of each element."""
-        return _ops.abs(self)
+        return _apply1(_ops.abs, self)
 
     def tanh(self):
         """``tt.tanh``, elementwise."""
-        return _ops.tanh(self)
+        return _apply1(_ops.tanh, self)
 
     def sigmoid(self):
         """``tt.sigmoid``, elementwise and stable in both tails."""
-        return _ops.sigmoid(self)
+        return _apply1(_ops.sigmoid, self)
 
     def relu(self):
         """``tt.relu``: max(x, 0), elementwise."""
-        return _ops.relu(self)
+        return _apply1(_ops.relu, self)
 
     def softplus(self):
         """``tt.softplus``: log(1 + e^x), stable."""
-        return _ops.softplus(self)
+        return _apply1(_ops.softplus, self)
 
     def logsigmoid(self):
         """``tt.logsigmoid``: log(sigmoid(x)), stable."""
-        return _ops.logsigmoid(self)
+        return _apply1(_ops.logsigmoid, self)
 
     def clip(self, low=None, high=None):
         """``tt.clip``: limit to [low, high]."""
@@ -579,6 +581,11 @@ def _lift(value, like):
     promotion). Host arrays beside a device tensor are refused by the op, not moved."""
     if isinstance(value, Tensor):
         return value
+    kind = type(value)
+    if (kind is float or kind is int) and type(like.data) is np.ndarray:
+        dtype = like.data.dtype        # the common case, ``x * 0.5`` or ``1 - x`` on the CPU
+        if dtype.kind in "fc":         # (the general path below gives the same array)
+            return Tensor(np.asarray(value, dtype=dtype))
     dtype = None
     if isinstance(value, (bool, int, float)):
         kind = like.data.dtype.kind
@@ -667,3 +674,5 @@ def tensor(data, requires_grad=False, dtype=None, name=None, device=None):
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor; import them once it exists)
+from .ops.registry import apply1 as _apply1, apply2 as _apply2  # noqa: E402  (the operators'
+#   direct way into the engine: one call fewer than through ``Primitive.__call__``)

@@ -25,9 +25,13 @@ def sum_(x, axis=None, keepdims=False):
     """The sum over ``axis``: None for every axis, an int, or a tuple of axes. An empty
     tuple ``axis=()`` reduces no axis (NumPy's rule: the result is ``x``), whereas
     PyTorch's ``sum(dim=())`` sums everything (that is ``axis=None`` here)."""
-    def vjp(g):
-        return (_restore(g, x.shape, axis, keepdims),)
-    return x.sum(axis=axis, keepdims=keepdims), vjp
+    return x.sum(axis=axis, keepdims=keepdims), (x.shape, axis, keepdims)
+
+
+@sum_.backward
+def _sum_vjp(g, saved):
+    shape, axis, keepdims = saved
+    return (_restore(g, shape, axis, keepdims),)
 
 
 @primitive("mean", saves=())
@@ -36,20 +40,29 @@ def mean(x, axis=None, keepdims=False):
     is ``x``, as in NumPy)."""
     axes = _normalize_axis(axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
-    def vjp(g):
-        return (_restore(g, x.shape, axis, keepdims) / count,)
-    return x.mean(axis=axis, keepdims=keepdims), vjp
+    return x.mean(axis=axis, keepdims=keepdims), (x.shape, axis, keepdims, count)
+
+
+@mean.backward
+def _mean_vjp(g, saved):
+    shape, axis, keepdims, count = saved
+    return (_restore(g, shape, axis, keepdims) / count,)
 
 
 @primitive("max", saves_output=True)
 def max_(x, axis=None, keepdims=False):
     """Largest element; ties share the gradient equally (as PyTorch's ``amax``)."""
     out = x.max(axis=axis, keepdims=True)
-    def vjp(g):
-        winners = x == out
-        share = winners / winners.sum(axis=axis, keepdims=True)
-        return (_restore(g, x.shape, axis, keepdims) * share.astype(x.dtype),)
-    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), vjp
+    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
+        (x, out, axis, keepdims)
+
+
+@max_.backward
+def _max_vjp(g, saved):
+    x, out, axis, keepdims = saved
+    winners = x == out
+    share = winners / winners.sum(axis=axis, keepdims=True)
+    return (_restore(g, x.shape, axis, keepdims) * share.astype(x.dtype),)
 
 
 @primitive("softmax", saves=(), saves_output=True)
@@ -57,9 +70,13 @@ def softmax(x, axis=-1):
     """exp(x) / sum exp(x), computed after subtracting the max so exp never overflows."""
     e = array_module(x).exp(x - x.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
-    def vjp(g):
-        return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
-    return out, vjp
+    return out, (out, axis)
+
+
+@softmax.backward
+def _softmax_vjp(g, saved):
+    out, axis = saved
+    return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
 
 
 @primitive("log_softmax", saves=(), saves_output=True)
@@ -68,6 +85,10 @@ def log_softmax(x, axis=-1):
     xp = array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    def vjp(g):
-        return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
-    return out, vjp
+    return out, (xp, out, axis)
+
+
+@log_softmax.backward
+def _log_softmax_vjp(g, saved):
+    xp, out, axis = saved
+    return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)

@@ -5,6 +5,13 @@ A primitive is a plain function ``forward(*arrays, **attrs) -> (out, vjp)`` wher
 sit side by side in the same function, and the vjp closes over exactly what it needs.
 Broadcasting is undone once, in ``autograd.backward``, so no vjp has to think about it.
 
+The ops every model runs most are written in a second form, the same arithmetic without a
+closure per call: the forward returns ``(out, saved)`` (the arrays and attrs its vjp
+reads) and one module-level function ``vjp(g, saved)``, registered with ``@op.backward``,
+serves every node of the op (``node.backward``, ``node.saved``; ``node.vjp`` joins them).
+A closure is a function object plus a cell per captured array, each one more object for
+Python's cyclic garbage collector to track on every recorded op.
+
 ``OPS`` maps each readable name to its ``Primitive``; the test suite enumerates it, so a
 new op without a gradient property test fails the suite.
 
@@ -31,7 +38,8 @@ from .. import anomaly
 from ..backend import array_module, device_of
 from ..context import STATE, scope_phrase
 from ..errors import DeviceError, DTypeError, ShapeError, describe
-from ..autograd import Node
+from ..autograd import Node, call_closure, next_seq as _next_seq
+from ..autograd import Node as _Node   # (``Node`` may be swapped by a tool: see recorded)
 from ..tensor import Tensor
 
 OPS = {}
@@ -42,13 +50,16 @@ _data = operator.attrgetter("data")
 class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
-    __slots__ = ("name", "forward", "same_float_dtype", "saves", "saves_output", "view",
-                 "whole_sequence")
+    __slots__ = ("name", "forward", "vjp", "same_float_dtype", "saves", "saves_output",
+                 "view", "whole_sequence", "operator", "operator_saves")
 
     def __init__(self, name, forward, same_float_dtype, saves, saves_output, view,
-                 whole_sequence):
+                 whole_sequence, operator=None, operator_saves=False):
         self.name = name
         self.forward = forward
+        self.operator = operator          # the Python operator the forward applies, if any
+        self.operator_saves = operator_saves   # ... and its vjp reads the operands
+        self.vjp = call_closure           # forward returns (out, vjp): the closure is it
         self.same_float_dtype = same_float_dtype
         self.saves = saves                # indices of the inputs the vjp reads (None: all)
         self.saves_output = saves_output  # does the vjp read the op's own output?
@@ -62,80 +73,117 @@ class Primitive:
         side by side), whose docstring an op's ``__doc__`` shows."""
         return self.forward.__doc__
 
-    def __call__(self, *inputs, **attrs):
-        """Run the op on ``inputs`` (Tensors) and, if any needs grad, record a Node.
+    def backward(self, vjp):
+        """Decorator: ``vjp(g, saved)`` is this op's vector-Jacobian product, and its
+        forward returns ``(out, saved)`` (the arrays and attrs the vjp reads) instead of
+        ``(out, closure)``. The hot built-in ops are written this way: one function per
+        op, not one closure object per application, which keeps the garbage collector's
+        work per recorded op small."""
+        self.vjp = vjp
+        return vjp
 
-        This is the engine's hot path (every op of every model goes through it, one
-        Python call deep), so the common one- and two-input cases are spelled out rather
-        than looped over, and the version tuple of inputs that were never changed in
-        place is a shared constant.
-        """
-        op = self
+    def __call__(self, *inputs, **attrs):
+        """Run the op on ``inputs`` (Tensors) and, if any needs grad, record a Node."""
         n = len(inputs)
         if n == 2:
-            a, b = inputs
-            da, db = a.data, b.data
-            if type(da) is not type(db):
-                _check_devices(op, (da, db))
-            ca, cb = a._counter, b._counter          # version cells (None: version 0)
-            versions = _ZERO2 if ca is None and cb is None else \
-                (0 if ca is None else ca[0], 0 if cb is None else cb[0])
-            if da.dtype is not db.dtype and op.same_float_dtype:
-                da, db = arrays = _unify_dtypes(op, (da, db))
-            needs_grad = a.requires_grad or b.requires_grad
-            try:
-                out, vjp = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
-            except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
-                _shape_error(op, (da, db), attrs, err)
-        elif n == 1:
-            a = inputs[0]
-            da = a.data
-            ca = a._counter
-            versions = _ZERO1 if ca is None else (ca[0],)
-            needs_grad = a.requires_grad
-            try:
-                out, vjp = op.forward(da, **attrs) if attrs else op.forward(da)
-            except (ValueError, IndexError) as err:
-                _shape_error(op, (da,), attrs, err)
-        else:
-            arrays = tuple(map(_data, inputs))
-            if len({type(a) for a in arrays}) > 1:
-                _check_devices(op, arrays)
-            versions = tuple([t._version for t in inputs])
-            if op.same_float_dtype:
-                arrays = _unify_dtypes(op, arrays)
-            needs_grad = any(t.requires_grad for t in inputs)
-            try:
-                out, vjp = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
-            except (ValueError, IndexError) as err:
-                _shape_error(op, arrays, attrs, err)
-            da = arrays[0] if arrays else None
-        if type(out) is not _ndarray and isinstance(out, _generic):
-            out = np.asarray(out)
-        if STATE.anomaly:
-            anomaly.check_forward(op.name, inputs, (da, db) if n == 2 else (da,) if n == 1
-                                  else arrays, out)
-        recording = needs_grad and STATE.grad_enabled
-        result = Tensor(out, recording)
-        if op.view and np.may_share_memory(out, da):
-            result._share_version_with(inputs[0])
-        if recording:
-            if op.saves_output:
-                c = result._counter
-                saved = 0 if c is None else c[0]
-            else:
-                saved = False
-            node = Node(op.name, inputs, attrs, STATE.scope, vjp, versions, op.saves, saved)
-            node._output = _ref(result)
-            result.node = node
-        return result
+            return apply2(self, inputs[0], inputs[1], attrs)
+        if n == 1:
+            return apply1(self, inputs[0], attrs)
+        return _apply(self, inputs, attrs)
 
     def __repr__(self):
         return f"<primitive {self.name}>"
 
 
+# The engine's hot path: every op of every model goes through one of these, one Python call
+# deep from the Tensor operator, so the common one- and two-input cases are spelled out
+# rather than looped over, the version tuple of inputs never changed in place is a shared
+# constant, and nothing is built for the graph when no input needs a gradient.
+
+def apply2(op, a, b, attrs=None):
+    """``op(a, b, **attrs)`` on two Tensors: run the forward, record a node if needed."""
+    da, db = a.data, b.data
+    if type(da) is not type(db):
+        _check_devices(op, (da, db))
+    if da.dtype is not db.dtype and op.same_float_dtype:
+        da, db = _unify_dtypes(op, (da, db))
+    try:
+        if op.operator is not None and not attrs:    # a + b: no forward frame needed
+            out = op.operator(da, db)
+            saved = (da, db) if op.operator_saves else None
+        else:
+            out, saved = op.forward(da, db, **attrs) if attrs else op.forward(da, db)
+    except (ValueError, IndexError) as err:   # NumPy's words for shape trouble
+        _shape_error(op, (da, db), attrs, err)
+    if type(out) is not _ndarray and isinstance(out, _generic):
+        out = np.asarray(out)
+    if STATE.anomaly:
+        anomaly.check_forward(op.name, (a, b), (da, db), out)
+    if (a.requires_grad or b.requires_grad) and STATE.grad_enabled:
+        ca, cb = a._counter, b._counter          # version cells (None: version 0)
+        return recorded(op, (a, b), {} if attrs is None else attrs, saved,
+                        _ZERO2 if ca is None and cb is None else
+                        (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
+                        a if op.view and np.may_share_memory(out, da) else None)
+    result = Tensor(out, False)
+    if op.view and np.may_share_memory(out, da):
+        result._share_version_with(a)
+    return result
+
+
+def apply1(op, a, attrs=None):
+    """``op(a, **attrs)`` on one Tensor: run the forward, record a node if needed."""
+    da = a.data
+    try:
+        if op.operator is not None and not attrs:    # -a: no forward frame needed
+            out = op.operator(da)
+            saved = da if op.operator_saves else None
+        else:
+            out, saved = op.forward(da, **attrs) if attrs else op.forward(da)
+    except (ValueError, IndexError) as err:
+        _shape_error(op, (da,), attrs, err)
+    if type(out) is not _ndarray and isinstance(out, _generic):
+        out = np.asarray(out)
+    if STATE.anomaly:
+        anomaly.check_forward(op.name, (a,), (da,), out)
+    if a.requires_grad and STATE.grad_enabled:
+        ca = a._counter
+        return recorded(op, (a,), {} if attrs is None else attrs, saved,
+                        _ZERO1 if ca is None else (ca[0],), out,
+                        a if op.view and np.may_share_memory(out, da) else None)
+    result = Tensor(out, False)
+    if op.view and np.may_share_memory(out, da):
+        result._share_version_with(a)
+    return result
+
+
+def _apply(op, inputs, attrs):
+    """``op(*inputs, **attrs)`` for any number of inputs."""
+    arrays = tuple(map(_data, inputs))
+    if len({type(a) for a in arrays}) > 1:
+        _check_devices(op, arrays)
+    if op.same_float_dtype:
+        arrays = _unify_dtypes(op, arrays)
+    try:
+        out, saved = op.forward(*arrays, **attrs) if attrs else op.forward(*arrays)
+    except (ValueError, IndexError) as err:
+        _shape_error(op, arrays, attrs, err)
+    if type(out) is not _ndarray and isinstance(out, _generic):
+        out = np.asarray(out)
+    if STATE.anomaly:
+        anomaly.check_forward(op.name, inputs, arrays, out)
+    base = inputs[0] if op.view and arrays and np.may_share_memory(out, arrays[0]) else None
+    if any(t.requires_grad for t in inputs) and STATE.grad_enabled:
+        return recorded(op, inputs, attrs, saved, tuple([t._version for t in inputs]), out,
+                        base)
+    result = Tensor(out, False)
+    if base is not None:
+        result._share_version_with(base)
+    return result
+
+
 def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False,
-              whole_sequence=False):
+              whole_sequence=False, operator=None, operator_saves=False):
     """Register ``forward`` under ``name`` in the built-in table ``OPS`` (the library's own
     ops; for yours, use ``custom_op``). ``same_float_dtype``: refuse float32 mixed with
     float64 (silent promotion would hide a slow or imprecise model).
@@ -147,12 +195,17 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     ``view``: the result may share input 0's memory (transpose, basic indexing); it then
     shares that input's version counter, so a write through either is seen.
     ``whole_sequence``: the op runs a whole recurrent sequence as one node (a fused layer),
-    so tools that look inside time steps and gates (``tt.trace``) know they cannot."""
+    so tools that look inside time steps and gates (``tt.trace``) know they cannot.
+    ``operator``: for an op whose forward is one Python operator (``operator.mul`` for
+    ``a * b, (a, b)``), that operator, which the engine then calls itself, saving the
+    forward's Python call on the hottest ops; ``operator_saves``: the forward's ``saved``
+    is then the operands (``(a, b)``, or ``a`` for one), else ``None``. The forward stays
+    the definition (and ``check_op`` / the tests compare the two)."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
         op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
-                       saves_output, view, whole_sequence)
+                       saves_output, view, whole_sequence, operator, operator_saves)
         OPS[name] = op
         return op
     return register
@@ -170,7 +223,9 @@ def custom_op(name, same_float_dtype=True, saves="all", saves_output=False):
     away). ``same_float_dtype``, ``saves`` and ``saves_output`` mean what they mean for
     ``primitive``. The op goes in ``CUSTOM_OPS``, never in the built-in ``OPS``; a name of
     a built-in op is refused, and defining a custom op again replaces it (a re-run
-    notebook cell). Test it with ``tt.testing.check_op(op)``."""
+    notebook cell). Test it with ``tt.testing.check_op(op)``. For an op recorded very
+    often, ``forward`` may return ``(out, saved)`` instead, with the vjp ``vjp(g, saved)``
+    registered by ``@op.backward`` (one function for every node, no closure per call)."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"custom_op({name!r}): that is the name of a built-in op; "
@@ -180,6 +235,55 @@ def custom_op(name, same_float_dtype=True, saves="all", saves_output=False):
         CUSTOM_OPS[name] = op
         return op
     return register
+
+
+def recorded(op, inputs, attrs, saved, versions, out, base=None):
+    """The result of an application of ``op`` that records gradients: a Tensor holding
+    ``out`` (sharing ``base``'s version counter if it is a view of it), and the Node that
+    made it, hung on it. Every recorded op of every model comes here, so both objects are
+    filled in directly, with no ``__init__`` call and no property on the way (the same
+    fields ``Tensor.__init__`` and ``Node.__init__`` set)."""
+    result = _new(Tensor)
+    result.data = out
+    result.grad = None
+    result.requires_grad = True
+    result.name = None
+    result._counter = None
+    if base is not None:
+        result._share_version_with(base)
+    if op.saves_output:                   # a new tensor's version is 0, a view's its base's
+        c = result._counter
+        saves_output = 0 if c is None else c[0]
+    else:
+        saves_output = False
+    if Node is not _Node:                 # a tool installed a Node subclass: build it
+        return _recorded_by(Node, op, inputs, attrs, saved, versions, saves_output, result)
+    node = _ref_new(_Node, result)        # the node is the weak reference to its output
+    node.seq = _next_seq()
+    node.op = op.name
+    node.inputs = inputs
+    node.attrs = attrs
+    node.scope = STATE.scope
+    node.backward = op.vjp
+    node.saved = saved
+    node.retained = None
+    node.versions = versions
+    node.saves = op.saves
+    node.saves_output = saves_output
+    node.writes = STATE.writes
+    result.node = node
+    return result
+
+
+def _recorded_by(node_type, op, inputs, attrs, saved, versions, saves_output, result):
+    """``recorded``'s node made by ``node_type``'s constructor: ``registry.Node`` may be
+    replaced by a subclass whose ``__init__`` notes more (``tt.explorer.sources()`` notes
+    the source line that recorded each node), so it must run."""
+    node = node_type(op.name, inputs, attrs, STATE.scope, None, versions, op.saves,
+                     saves_output, output=result)
+    node.backward, node.saved = op.vjp, saved
+    result.node = node
+    return result
 
 
 def _check_devices(op, arrays):
@@ -215,4 +319,5 @@ def _shape_error(op, arrays, attrs, err):
 
 
 _ZERO1, _ZERO2 = (0,), (0, 0)
-_ndarray, _generic, _ref = np.ndarray, np.generic, weakref.ref
+_ndarray, _generic = np.ndarray, np.generic
+_new, _ref_new = object.__new__, weakref.ref.__new__

@@ -10,9 +10,12 @@ from .registry import primitive
 
 @primitive("reshape", saves=(), view=True)
 def reshape(x, shape):
-    def vjp(g):
-        return (g.reshape(x.shape),)
-    return x.reshape(shape), vjp
+    return x.reshape(shape), x.shape
+
+
+@reshape.backward
+def _reshape_vjp(g, shape):
+    return (g.reshape(shape),)
 
 
 @primitive("transpose", saves=(), view=True)
@@ -24,9 +27,12 @@ def transpose(x, axes=None):
     else:
         axes = tuple(a % x.ndim for a in axes)
         inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
-    def vjp(g):
-        return (g.transpose(inverse),)
-    return x.transpose(axes), vjp
+    return x.transpose(axes), inverse
+
+
+@transpose.backward
+def _transpose_vjp(g, inverse):
+    return (g.transpose(inverse),)
 
 
 @primitive("getitem", saves=(), view=True)
@@ -39,17 +45,21 @@ def getitem(x, index):
     contribution; a basic index (ints, slices, ``None``, ``...``) picks each element at
     most once and is written back directly.
     """
-    xp = array_module(x)
     basic = _is_basic(index)
     index = move_index(index, x)     # on a device, index arrays must live there too
-    def vjp(g):
-        gx = xp.zeros_like(x)
-        if basic:
-            gx[index] = g
-        else:
-            xp.add.at(gx, index, g)
-        return (gx,)
-    return x[index], vjp
+    return x[index], (x, index, basic)
+
+
+@getitem.backward
+def _getitem_vjp(g, saved):
+    x, index, basic = saved
+    xp = array_module(x)
+    gx = xp.zeros_like(x)
+    if basic:
+        gx[index] = g
+    else:
+        xp.add.at(gx, index, g)
+    return (gx,)
 
 
 def _is_basic(index):
@@ -63,22 +73,33 @@ def _is_basic(index):
 def concat(*xs, axis=0):
     xp = array_module(xs[0])
     bounds = list(itertools.accumulate(x.shape[axis] for x in xs))[:-1]
-    def vjp(g):
-        return tuple(xp.split(g, bounds, axis=axis))
-    return xp.concatenate(xs, axis=axis), vjp
+    return xp.concatenate(xs, axis=axis), (xp, bounds, axis)
+
+
+@concat.backward
+def _concat_vjp(g, saved):
+    xp, bounds, axis = saved
+    return tuple(xp.split(g, bounds, axis=axis))
 
 
 @primitive("stack", saves=())
 def stack(*xs, axis=0):
     xp = array_module(xs[0])
-    def vjp(g):
-        return tuple(xp.moveaxis(g, axis, 0))
-    return xp.stack(xs, axis=axis), vjp
+    return xp.stack(xs, axis=axis), (xp, axis)
+
+
+@stack.backward
+def _stack_vjp(g, saved):
+    xp, axis = saved
+    return tuple(xp.moveaxis(g, axis, 0))
 
 
 @primitive("where", saves=())
 def where(a, b, condition):
     """``condition ? a : b`` elementwise; ``condition`` is a boolean array (an attr)."""
-    def vjp(g):
-        return g * condition, g * ~condition
-    return array_module(a).where(condition, a, b), vjp
+    return array_module(a).where(condition, a, b), condition
+
+
+@where.backward
+def _where_vjp(g, condition):
+    return g * condition, g * ~condition

@@ -1,4 +1,7 @@
-"""Elementwise functions of one tensor. Each vjp reuses the forward's output where it can."""
+"""Elementwise functions of one tensor. Each vjp reuses the forward's output where it can.
+
+Most return ``(out, saved)`` and have a module-level vjp (``Primitive.backward``), no
+closure per call; ``clip`` keeps the forward and its vjp closure side by side."""
 import numpy as np
 
 from ..backend import array_module
@@ -7,51 +10,71 @@ from .registry import primitive
 
 @primitive("exp", saves=(), saves_output=True)
 def exp(x):
-    xp = array_module(x)
-    out = xp.exp(x)
-    def vjp(g):
-        return (g * out,)
-    return out, vjp
+    out = array_module(x).exp(x)
+    return out, out
+
+
+@exp.backward
+def _exp_vjp(g, out):
+    return (g * out,)
 
 
 @primitive("log")
 def log(x):
-    xp = array_module(x)
-    def vjp(g):
-        return (g / x,)
-    return xp.log(x), vjp
+    return array_module(x).log(x), x
+
+
+@log.backward
+def _log_vjp(g, x):
+    return (g / x,)
 
 
 @primitive("sqrt", saves=(), saves_output=True)
 def sqrt(x):
-    xp = array_module(x)
-    out = xp.sqrt(x)
-    def vjp(g):
-        return (g / (2 * out),)
-    return out, vjp
+    out = array_module(x).sqrt(x)
+    return out, out
+
+
+@sqrt.backward
+def _sqrt_vjp(g, out):
+    return (g / (2 * out),)
 
 
 @primitive("abs")
 def absolute(x):
     """|x|; the gradient at 0 is taken as 0 (the subgradient PyTorch uses)."""
-    xp = array_module(x)
-    def vjp(g):
-        return (g * xp.sign(x),)
-    return xp.abs(x), vjp
+    return array_module(x).abs(x), x
+
+
+@absolute.backward
+def _abs_vjp(g, x):
+    return (g * array_module(x).sign(x),)
 
 
 @primitive("tanh", saves=(), saves_output=True)
 def tanh(x):
-    xp = array_module(x)
-    out = xp.tanh(x)
-    def vjp(g):
-        return (g * (1 - out * out),)
-    return out, vjp
+    out = array_module(x).tanh(x)
+    return out, out
+
+
+@tanh.backward
+def _tanh_vjp(g, out):
+    return (g * (1 - out * out),)
 
 
 def _exp_minus_abs(x, xp):
     """e^-|x| in (0, 1]: never overflows, and keeps full relative precision."""
     return xp.exp(-xp.abs(x))
+
+
+def _one_or(e, x, xp):
+    """1 where x >= 0, else e (= e^-|x|): ``where(x >= 0, 1, e)``, as ``maximum(e, x >= 0)``.
+
+    The same values bit for bit (e is in [0, 1], so the larger of e and 1 is 1 and of e and
+    0 is e; a NaN x gives a NaN e, which ``maximum`` keeps as ``where`` does), in two
+    branch-free passes: ``where`` with a data-dependent mask costs as much as the rest of
+    the sigmoid together."""
+    return xp.maximum(e, x >= 0)
 
 
 @primitive("sigmoid", saves=(), saves_output=True)
@@ -63,10 +86,13 @@ def sigmoid(x):
     numbers near 1 (as ``0.5 tanh(x/2) + 0.5`` is: 0 in float32 below x = -17)."""
     xp = array_module(x)
     e = _exp_minus_abs(x, xp)
-    out = xp.where(x >= 0, 1, e) / (1 + e)
-    def vjp(g):
-        return (g * out * (1 - out),)
-    return out, vjp
+    out = _one_or(e, x, xp) / (1 + e)
+    return out, out
+
+
+@sigmoid.backward
+def _sigmoid_vjp(g, out):
+    return (g * out * (1 - out),)
 
 
 @primitive("softplus")
@@ -75,9 +101,13 @@ def softplus(x):
     for x << 0. Its derivative is sigmoid(x)."""
     xp = array_module(x)
     e = _exp_minus_abs(x, xp)
-    def vjp(g):
-        return (g * (xp.where(x >= 0, 1, e) / (1 + e)),)
-    return xp.maximum(x, 0) + xp.log1p(e), vjp
+    return xp.maximum(x, 0) + xp.log1p(e), (xp, x, e)
+
+
+@softplus.backward
+def _softplus_vjp(g, saved):
+    xp, x, e = saved
+    return (g * (_one_or(e, x, xp) / (1 + e)),)
 
 
 @primitive("logsigmoid")
@@ -86,18 +116,24 @@ def logsigmoid(x):
     finite x (log(sigmoid(-40)) is -40, not log(0)). Derivative: 1 - sigmoid(x)."""
     xp = array_module(x)
     e = _exp_minus_abs(x, xp)
-    def vjp(g):
-        return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
-    return xp.minimum(x, 0) - xp.log1p(e), vjp
+    return xp.minimum(x, 0) - xp.log1p(e), (xp, x, e)
+
+
+@logsigmoid.backward
+def _logsigmoid_vjp(g, saved):
+    xp, x, e = saved
+    return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
 
 
 @primitive("relu")
 def relu(x):
     """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
-    xp = array_module(x)
-    def vjp(g):
-        return (g * (x > 0),)
-    return xp.maximum(x, 0), vjp
+    return array_module(x).maximum(x, 0), x
+
+
+@relu.backward
+def _relu_vjp(g, x):
+    return (g * (x > 0),)
 
 
 def _crossed(low, high):
@@ -131,14 +167,20 @@ def clone(x):
     """A copy of ``x`` in new memory (PyTorch's ``clone``): writing one leaves the other
     as it was, and the gradient passes back unchanged. A node of its own rather than
     ``x * 1``, so the graph reads what the user wrote."""
-    def vjp(g):
-        return (g,)
-    return x.copy(), vjp
+    return x.copy(), None
+
+
+@clone.backward
+def _clone_vjp(g, saved):
+    return (g,)
 
 
 @primitive("astype", same_float_dtype=False, saves=())
 def astype(x, dtype):
     """Change the dtype (e.g. float32 -> float64); the gradient is cast back."""
-    def vjp(g):
-        return (g.astype(x.dtype),)
-    return x.astype(dtype), vjp
+    return x.astype(dtype), x.dtype
+
+
+@astype.backward
+def _astype_vjp(g, dtype):
+    return (g.astype(dtype),)
