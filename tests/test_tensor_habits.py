@@ -232,3 +232,12 @@ def test_transpose_of_two_axes_of_a_3d_tensor_points_to_permute():
     """PyTorch's x.transpose(0, 1) swaps two axes; NumPy's wants them all: say so."""
     with pytest.raises(tt.ShapeError, match=r"transpose\(0, 1\): .*\(2, 3, 4\).*permute"):
         tt.zeros(2, 3, 4).transpose(0, 1)
+
+
+def test_transpose_0_1_of_a_matrix_is_refused_not_guessed():
+    """(0, 1) is the identity in NumPy's reading and the transpose in PyTorch's: refused."""
+    m = tt.tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(tt.ShapeError, match=r"transpose\(0, 1\) on a matrix of shape \(2, 3\).*\.T"):
+        m.transpose(0, 1)
+    assert np.array_equal(m.transpose(1, 0).numpy(), m.numpy().T)
+    assert np.array_equal(m.transpose().numpy(), m.numpy().T)

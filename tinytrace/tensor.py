@@ -432,14 +432,19 @@ class Tensor:
     def transpose(self, *axes):
         """Permute the axes (``x.transpose(1, 0, 2)``, NumPy's meaning); no axes: reverse
         them. PyTorch's ``x.transpose(0, 1)`` swaps two axes of a tensor of any rank; here
-        two axes of a tensor that has not two are refused with a pointer to ``permute``
-        (on a matrix both readings of ``(1, 0)`` agree; ``(0, 1)`` is the identity here)."""
+        two axes of a tensor that has not two are refused with a pointer to ``permute``.
+        On a matrix both readings of ``(1, 0)`` agree; ``(0, 1)``, the identity in NumPy's
+        reading and the transpose in PyTorch's, is refused rather than guessed."""
         axes = _sizes(axes)
         if len(axes) == 2 and self.ndim != 2:
             raise ShapeError(f"transpose{axes}: on a tensor of shape {tuple(self.shape)} "
                              f"transpose takes a permutation of all {self.ndim} axes "
                              "(NumPy's meaning); to swap two axes as PyTorch's transpose "
                              "does, list them all with .permute(...)")
+        if axes == (0, 1) and self.ndim == 2:
+            raise ShapeError(f"transpose(0, 1) on a matrix of shape {tuple(self.shape)}: "
+                             "NumPy reads it as the identity, PyTorch as the transpose; "
+                             "write .T or .transpose(1, 0) for the transpose")
         return _ops.transpose(self, axes=axes if axes else None)
 
     def permute(self, *dims):
