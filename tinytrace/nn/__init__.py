@@ -6,9 +6,10 @@ from .module import Module, Parameter
 from .cells import GRUCell, LSTMCell, RNNCell, UGRNNCell
 from .recurrent import GRU, LSTM, RNN, UGRNN
 from .stack import NeuralDequeRNN, NeuralQueueRNN, NeuralStackRNN, StackRNN
+from .tape import NTMRNN, TapeRNN
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
            "Sigmoid", "Dropout", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
            "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN",
-           "NeuralQueueRNN", "NeuralDequeRNN"]
+           "NeuralQueueRNN", "NeuralDequeRNN", "TapeRNN", "NTMRNN"]
