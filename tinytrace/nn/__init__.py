@@ -7,9 +7,11 @@ from .cells import GRUCell, LSTMCell, RNNCell, UGRNNCell
 from .recurrent import GRU, LSTM, RNN, UGRNN
 from .stack import NeuralDequeRNN, NeuralQueueRNN, NeuralStackRNN, StackRNN
 from .tape import NTMRNN, TapeRNN
+from .attention import AttentionRNN, additive_attention, project_keys
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
            "Sigmoid", "Dropout", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
            "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
            "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN",
-           "NeuralQueueRNN", "NeuralDequeRNN", "TapeRNN", "NTMRNN"]
+           "NeuralQueueRNN", "NeuralDequeRNN", "TapeRNN", "NTMRNN", "AttentionRNN",
+           "additive_attention", "project_keys"]
