@@ -28,7 +28,7 @@ import numbers
 import numpy as np
 
 from .. import functions as F
-from ..backend import array_module, to_device
+from ..backend import array_module, asarray_like, device_of, to_device
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
 from ..random import generator
@@ -43,13 +43,21 @@ __all__ = ["TapeRNN", "NTMRNN", "shift_weighting", "tape_write", "read_memory",
 
 # ---- memory operations as functions of tensors ---------------------------------------------
 
-def _roll(w, s):
-    """``roll(w, s)[:, i] = w[:, (i - s) mod N]``: the mass at cell i moves to cell i + s."""
-    N = w.shape[1]
-    s %= N
-    if s == 0:
-        return w
-    return F.concat([w[:, N - s:], w[:, :N - s]], axis=1)
+_SHIFT_MATRICES = {}
+
+
+def _shift_matrix(N, shifts, like):
+    """Constant (N, K N) 0/1 matrix P with ``(w @ P)[k N + i] = w[(i - s_k) mod N]``: the K
+    rolled copies of w side by side, as one product (fewer nodes than K concatenations).
+    Dtype and device of the array ``like``; cached per (N, shifts, dtype, device)."""
+    key = (N, shifts, like.dtype, device_of(like))
+    if key not in _SHIFT_MATRICES:
+        P = np.zeros((N, len(shifts) * N), dtype=like.dtype)
+        cells = np.arange(N)
+        for k, s in enumerate(shifts):
+            P[cells, k * N + (cells + s) % N] = 1.0      # cell j's mass lands on j + s
+        _SHIFT_MATRICES[key] = Tensor(asarray_like(P, like))
+    return _SHIFT_MATRICES[key]
 
 
 def shift_weighting(w, probs, shifts):
@@ -57,12 +65,14 @@ def shift_weighting(w, probs, shifts):
 
     ``w`` (B, N) a weighting over cells; ``probs`` a (B, K) the shift probabilities;
     ``shifts`` K ints, s_k = +1 moves the mass at cell i to cell i + 1 (right), -1 to
-    i - 1 (left, cell 0 wrapping to N - 1). Returns (B, N); the mixture is one batched
-    product ``a (B, 1, K) @ rolled (B, K, N)``.
+    i - 1 (left, cell 0 wrapping to N - 1). Returns (B, N). Two batched products: the
+    rolled copies ``w @ P`` (a constant 0/1 matrix, exact) and their mixture
+    ``a (B, 1, K) @ rolled (B, K, N)``.
     """
     B, N = w.shape
+    shifts = tuple(shifts)
     K = len(shifts)
-    rolled = F.stack([_roll(w, s) for s in shifts], axis=1)
+    rolled = (w @ _shift_matrix(N, shifts, w.data)).reshape(B, K, N)
     return (probs.reshape(B, 1, K) @ rolled).reshape(B, N)
 
 
@@ -133,7 +143,7 @@ def ntm_address(memory, w_prev, key, beta, gate, shift_probs, gamma, shifts, eps
     with scope("content"):
         content = F.softmax(beta * cosine_similarity(key, memory, eps), axis=1)
     with scope("interpolate"):
-        gated = gate * content + (1.0 - gate) * w_prev
+        gated = w_prev + gate * (content - w_prev)        # g w^c + (1 - g) w_prev
     with scope("shift"):
         shifted = shift_weighting(gated, shift_probs, shifts)
     with scope("sharpen"):
@@ -237,9 +247,9 @@ class TapeRNN(_AddressedMemory):
         w_t[i] = sum_k a_t[k] w_{t-1}[(i - shift_k) mod N]         move
         r_t   = sum_i w_t[i] M_t[i]                    read where the head now is
 
-    so a value written at step t is read back only after the head has left the cell and
-    come back (as in the benchmark, where the head writes and moves, and the next step
-    reads under it). Shift direction: ``shifts`` (default (-1, 0, 1): left, stay,
+    so each step reads the cell its move led to: a head that stays reads back what it
+    has just written, one that moved reads a cell written earlier (or 0), and the next
+    step writes where this one read. Shift direction: ``shifts`` (default (-1, 0, 1): left, stay,
     right; add e.g. -2, 2 for jumps) are moves of the head, +1 from cell i to cell i + 1,
     -1 to i - 1, and left of cell 0 is cell N - 1 (the tape is circular).
 
@@ -258,8 +268,9 @@ class TapeRNN(_AddressedMemory):
     ``(controller_state, tape (B, N, m), head (B, N), read (B, m))``. ``record``
     (time-major NumPy arrays): ``shift`` (T, B, K) the shift probabilities (in
     ``shifts`` order); ``head`` (T, B, N) the head after the move (where r_t is read);
-    ``write_strength`` (T, B); ``value`` (T, B, m); ``read`` (T, B, m); ``tape``
-    (T, B, N, m) after the write. Every step runs in ``t=τ/controller`` and ``t=τ/tape``
+    ``write_strength`` (T, B); ``value`` (T, B, m); ``read`` (T, B, m). (Not the tape
+    at every step: T B N m numbers grow as T^2; the final tape is in ``state``.) Every
+    step runs in ``t=τ/controller`` and ``t=τ/tape``
     (``shift``, ``write_strength``, ``value``, ``write``, ``move``, ``read``), so
     ``tt.trace.split(loss, "*/tape/*", model)`` weighs the gradient through the tape.
     """
@@ -313,8 +324,7 @@ class TapeRNN(_AddressedMemory):
             W_e, b_e = self.write_strength.weight.T, self.write_strength.bias
             W_v, b_v = self.value.weight.T, self.value.bias
         outputs = []
-        rec = {key: [] for key in ("shift", "head", "write_strength", "value", "read",
-                                   "tape")}
+        rec = {key: [] for key in ("shift", "head", "write_strength", "value", "read")}
         for t in range(T):
             with scope(f"t={t}"):
                 with scope("controller"):
@@ -333,8 +343,8 @@ class TapeRNN(_AddressedMemory):
                     with scope("read"):
                         read = read_memory(tape, head)
             outputs.append(h)
-            for key, value in (("shift", a), ("head", head), ("value", v), ("read", read),
-                               ("tape", tape)):     # the record is host data (for plots)
+            for key, value in (("shift", a), ("head", head), ("value", v),
+                               ("read", read)):     # the record is host data (for plots)
                 rec[key].append(value.numpy())
             rec["write_strength"].append(e.numpy()[:, 0])
         record = {key: np.stack(v) for key, v in rec.items()}
@@ -405,8 +415,8 @@ class NTMRNN(_AddressedMemory):
     ``(controller_state, memory (B, N, m), read_weights (B, N), write_weights (B, N),
     read (B, m))``. ``record`` (time-major NumPy arrays): for each head ``read_`` and
     ``write_``: ``weights`` (T, B, N), ``shift`` (T, B, K), ``key_strength`` beta,
-    ``gate`` g, ``sharpening`` gamma (T, B); and ``erase``, ``add``, ``read`` (T, B, m),
-    ``memory`` (T, B, N, m) after the write. Every step runs in ``t=τ/controller`` and
+    ``gate`` g, ``sharpening`` gamma (T, B); and ``erase``, ``add``, ``read`` (T, B, m)
+    (the final memory is in ``state``). Every step runs in ``t=τ/controller`` and
     ``t=τ/ntm``, the latter holding ``address/write_head`` (the projection and the
     addressing: ``content``, ``interpolate``, ``shift``, ``sharpen``), ``write``,
     ``address/read_head`` and ``read``; ``tt.trace.split(loss, "*/ntm/*", model)`` weighs
@@ -502,8 +512,7 @@ class NTMRNN(_AddressedMemory):
             for prefix, values in (("write_", write_values), ("read_", read_values)):
                 for key, value in values.items():
                     note(prefix + key, value)
-            for key, value in (("erase", erase), ("add", add), ("read", read),
-                               ("memory", memory)):
+            for key, value in (("erase", erase), ("add", add), ("read", read)):
                 note(key, value)
         record = {key: np.stack(v) for key, v in rec.items()}
         return self._finish(outputs), (h_state, memory, w_read, w_write, read), record
