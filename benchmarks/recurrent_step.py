@@ -12,7 +12,8 @@ GFLOP/s divides that by the time; "% peak" divides it by the machine's own float
 rate, measured at the start on a 1024^3 product with the same number of threads (for
 NumPy's BLAS, which runs tinytrace's big products, and for PyTorch's).
 
-    python benchmarks/recurrent_step.py                  # machine, targets, stack RNN
+    python benchmarks/recurrent_step.py                  # machine, targets, stack RNNs
+    python benchmarks/recurrent_step.py --only-memory    # neural stack/queue/deque only
     python benchmarks/recurrent_step.py --grid           # + the T x H x B ratio table
     python benchmarks/recurrent_step.py --threads 1 2 --grid --products
 
@@ -267,6 +268,37 @@ def stack_section(budget):
               f"{t[0] / t[2]:12.0f}x")
 
 
+def memory_section(budget):
+    """Grefenstette et al.'s memories (``NeuralStackRNN`` / ``QueueRNN`` / ``DequeRNN``,
+    width 8, LSTM and RNN controllers of H = 32) on a batch of B = 16 sequences of T = 60
+    steps (input size 8): the unbounded memory makes a sequence O(T^2) in both modes."""
+    T, B, I, H, width = 60, 16, 8, 32, 8
+    print(f"\n== Neural stack/queue/deque (T={T} B={B} H={H} width {width}), forward + "
+          "backward + Adam step, float32 ==")
+    print(f"{'workload':<26} {'traced ms':>10} {'fused numpy':>12} {'fused numba':>12} "
+          f"{'traced/numpy':>13} {'traced/numba':>13}")
+    x = tt.tensor(np.random.default_rng(0).standard_normal((T, B, I)).astype(np.float32))
+    for name in ("NeuralStackRNN", "NeuralQueueRNN", "NeuralDequeRNN"):
+        for controller in ("rnn", "lstm"):
+            fns = []
+            for mode, kernel in (("traced", None), ("fused", "numpy"), ("fused", "numba")):
+                model = getattr(tt.nn, name)(I, H, width, controller=controller, mode=mode,
+                                             kernel=kernel, rng=0)
+                opt = tt.optim.Adam(model.parameters(), lr=0.01)
+
+                def step(model=model, opt=opt):
+                    out, _, _ = model(x)
+                    loss = (out * out).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                fns.append(step)
+            t = best_of(fns, budget=budget, min_repeats=2)
+            label = f"{name[6:-3].lower()} {controller}"
+            print(f"{label:<26} {t[0] * 1e3:10.1f} {t[1] * 1e3:12.2f} {t[2] * 1e3:12.2f} "
+                  f"{t[0] / t[1]:12.1f}x {t[0] / t[2]:12.0f}x")
+
+
 def products_section():
     """The kernels' blocked per-step product against BLAS, both timed inside compiled code
     (BLAS through numba's ``np.dot``, i.e. SciPy's OpenBLAS), and NumPy's matmul called
@@ -317,6 +349,10 @@ def main():
     parser.add_argument("--products", action="store_true",
                         help="in-kernel loops vs BLAS for the per-step products")
     parser.add_argument("--no-stack", action="store_true", help="skip the StackRNN section")
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the neural stack/queue/deque section")
+    parser.add_argument("--only-memory", action="store_true",
+                        help="only the neural stack/queue/deque section")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="seconds of repeats per measurement (at least 3 repeats)")
     args = parser.parse_args()
@@ -335,6 +371,12 @@ def main():
             tinytrace_step(cell, "numba", np.zeros((2, 1, 2), np.float32),
                            np.zeros((2, 1, 1), np.float32), 2)()
         tt.nn.StackRNN(2, 2, mode="fused")(tt.zeros(2, 1, 2))
+        for controller in ("rnn", "lstm"):
+            tt.nn.NeuralQueueRNN(2, 2, controller=controller, mode="fused")(tt.zeros(2, 1, 2))
+    if args.only_memory:
+        set_threads(1, torch)
+        memory_section(args.budget)
+        return
     rates = print_machine(torch, args.threads)
     if "numba" in kernels:
         from tinytrace.kernels.numba import COMPILE
@@ -347,6 +389,9 @@ def main():
     if not args.no_stack:
         set_threads(1, torch)
         stack_section(args.budget)
+    if not args.no_memory:
+        set_threads(1, torch)
+        memory_section(args.budget)
     if args.products and "numba" in kernels:
         set_threads(1, torch)
         products_section()

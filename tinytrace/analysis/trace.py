@@ -77,9 +77,16 @@ FUSED_OPS = frozenset(name for name, op in OPS.items() if op.whole_sequence)
 # sub-scopes, so one that names any scope of the traced layer names one of these.
 _CELL_SCOPES = tuple(dict.fromkeys(sum((layer.gates for layer in _LAYERS), ())
                                    + ("cell", "hidden")))
+# NeuralStackRNN / NeuralQueueRNN / NeuralDequeRNN: each end's heads, and the reads
+_MEMORY_SCOPES = tuple(
+    f"{memory}/{sub}"
+    for memory, ends in (("stack", ("",)), ("queue", ("",)), ("deque", ("_top", "_bottom")))
+    for sub in [head + end for end in ends for head in ("push", "pop", "value")] + ["read"])
 _STEP_SCOPES = (_CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES)
-                + ("stack/action", "stack/push_value"))             # StackRNN's step
-_PREP_SCOPES = _CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES) + ("stack",)
+                + ("stack/action", "stack/push_value")              # StackRNN's step
+                + _MEMORY_SCOPES)
+_PREP_SCOPES = (_CELL_SCOPES + tuple(f"controller/{s}" for s in _CELL_SCOPES)
+                + ("stack", "queue", "deque"))
 
 
 class TraceError(TinytraceError, ValueError):

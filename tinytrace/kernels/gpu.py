@@ -15,14 +15,16 @@ those first, they derive the equations), written the way a GPU wants the work:
 
 The fused functions are built by factories that take the ``exp`` and ``tanh`` to use, so
 one definition serves both: ``_lstm_math`` fused by ``_fused(cupy, ...)``, plain by
-``_fused(standin, ...)``. The stack RNN's kernel is the reference one (``stack_rnn.py``),
-written with the array module of its inputs, so it runs here unchanged.
+``_fused(standin, ...)``. The stack RNN's and the neural stack/queue/deque's kernels are
+the reference ones (``stack_rnn.py``, ``neural_memory.py``), written with the array module
+of their inputs, so they run here unchanged.
 """
 import functools
 from collections import namedtuple
 
 from ..backend import array_module
 from ._common import quiet_overflow, step_masks
+from .neural_memory import neural_memory_backward, neural_memory_forward  # any device
 from .stack_rnn import stack_rnn_backward, stack_rnn_forward  # NumPy's API on any device
 
 # ---- the elementwise math of one step, forward and backward -----------------------------------
@@ -296,4 +298,5 @@ def rnn_backward(saved, d_packed, input_grad=True):
 
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-           "gru_backward", "stack_rnn_forward", "stack_rnn_backward"]
+           "gru_backward", "stack_rnn_forward", "stack_rnn_backward", "neural_memory_forward",
+           "neural_memory_backward"]

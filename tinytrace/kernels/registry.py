@@ -2,8 +2,9 @@
 
 A *kernel set* is a module with the same functions as the NumPy reference set
 (``FUNCTIONS``: ``rnn_forward``, ``rnn_backward``, ``lstm_forward`` ... with the contract of
-``tinytrace.kernels``; ``OPTIONAL``: the stack RNN's, which a new set may add later). Each is registered under a name with the device its arrays live
-on::
+``tinytrace.kernels``; ``OPTIONAL``: the stack RNN's and the neural stack/queue/deque's,
+which a new set may add later). Each is registered under a name with the device its arrays
+live on::
 
     numpy   tinytrace.kernels.reference   cpu    the readable reference (always there)
     numba   tinytrace.kernels.numba       cpu    compiled loops (needs numba + SciPy)
@@ -34,7 +35,8 @@ import warnings
 
 FUNCTIONS = ("rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
              "gru_backward")
-OPTIONAL = ("stack_rnn_forward", "stack_rnn_backward")     # the fused stack RNN
+OPTIONAL = ("stack_rnn_forward", "stack_rnn_backward",        # the fused stack RNN
+            "neural_memory_forward", "neural_memory_backward")   # neural stack/queue/deque
 ENVIRONMENT_VARIABLE = "TINYTRACE_KERNELS"
 
 

@@ -19,6 +19,12 @@ read the neural stack uses) drive ``NeuralQueueRNN`` and ``NeuralDequeRNN``, whi
 ``NeuralStackRNN``'s loop, heads and record; their steps run in ``t=τ/queue`` and
 ``t=τ/deque`` in place of ``t=τ/stack``.
 
+Every module here takes ``mode="traced"`` (the default: every op of every step a node)
+or ``mode="fused"`` (the whole sequence ONE node with hand-written BPTT in a kernel set,
+``kernel="numba"``, ``"numpy"`` or ``"device"``; ``StackRNN``: ``stack_rnn_sequence``, the
+three Grefenstette et al. memories: ``neural_memory_sequence``), with the same outputs,
+state, record and gradients.
+
 Both modules take ``controller="rnn"`` (``RNNCell``, tanh) or ``"lstm"`` (``LSTMCell``); the
 controller reads ``concat([x_t, stack_read_{t-1}])``. Shapes follow the other recurrent
 layers: input (T, B, I) (or (B, T, I) with ``batch_first=True``); a call returns::
@@ -44,6 +50,7 @@ from .. import kernels
 from ..backend import array_module, to_device
 from ..context import scope, scope_phrase
 from ..errors import ShapeError
+from ..ops.neural_memory import MemoryRecord, neural_memory_sequence
 from ..ops.stack_rnn import StackRecord, stack_rnn_sequence
 from ..random import generator
 from ..tensor import Tensor
@@ -357,7 +364,7 @@ def _superpose_occupancy(occupancy, actions):
     return out + actions[:, 2:3] * occupancy if actions.shape[1] == 3 else out
 
 
-class _NeuralMemoryRNN(_StackAugmented):
+class _NeuralMemoryRNN(ModeAndKernel, _StackAugmented):
     """Shared parts of the Grefenstette et al. (2015) layers: one push, pop and value head
     per end of the memory, the time loop, the record and the state.
 
@@ -368,12 +375,17 @@ class _NeuralMemoryRNN(_StackAugmented):
     (a tuple of one read per end). The controller reads ``[x_t; r_{t-1}]`` with one
     read per end. Every step: ``t=τ/controller``, then ``t=τ/<memory>`` with the heads
     (``push``, ``pop``, ``value`` plus the end's suffix), the update and ``read``.
+
+    ``mode="fused"`` runs the whole sequence as ONE ``neural_memory_sequence`` node
+    (``tinytrace.ops.neural_memory``; hand-written BPTT in a kernel set, ``kernel=``
+    ``"numba"``, ``"numpy"`` or ``"device"``, None: the device's default) with the same
+    outputs, state, record and gradients, but no step to look inside.
     """
 
     memory, ends = "stack", ("",)
 
     def __init__(self, input_size, hidden_size, width, controller, nonlinearity,
-                 batch_first, dtype, rng):
+                 batch_first, dtype, rng, mode="traced", kernel=None):
         rng = generator(rng)        # one stream for all sublayers (a seed would repeat)
         if width < 1:
             raise ValueError(f"{type(self).__name__}: {self.memory}_width must be at least 1")
@@ -384,6 +396,7 @@ class _NeuralMemoryRNN(_StackAugmented):
             setattr(self, "push" + end, Linear(hidden_size, 1, dtype=dtype, rng=rng))
             setattr(self, "pop" + end, Linear(hidden_size, 1, dtype=dtype, rng=rng))
             setattr(self, "value" + end, Linear(hidden_size, width, dtype=dtype, rng=rng))
+        self.mode, self.kernel = mode, kernel
 
     def initial_state(self, batch_size, dtype=np.float32, device="cpu"):
         """Zero controller state, an empty memory and zero reads (one per end)."""
@@ -395,6 +408,8 @@ class _NeuralMemoryRNN(_StackAugmented):
         x = self._check_input(x)
         T, B, _ = x.shape
         h_state, values, strengths, *reads = state or self.initial_state(B, x.dtype, x.device)
+        if self.mode == "fused":
+            return self._forward_fused(x, h_state, values, strengths, reads)
         step = self._controller_step()
         with scope(self.memory):
             heads = [[(head.weight.T, head.bias) for head in
@@ -441,8 +456,54 @@ class _NeuralMemoryRNN(_StackAugmented):
         record["depth"] = padded.sum(axis=2)
         return self._finish(outputs), (h_state, values, strengths, *reads), record
 
+    def _forward_fused(self, x, h_state, values, strengths, reads):
+        """The whole sequence as one ``neural_memory_sequence`` node; outputs, final state,
+        memory and reads are slices of its packed result (``tinytrace.ops.neural_memory``)."""
+        T, B, _ = x.shape
+        H, m, E = self.hidden_size, self.width, len(self.ends)
+        lstm = self.controller_kind == "lstm"
+        cell = self.controller
+        state0 = F.stack(list(h_state), axis=0) if lstm else h_state.reshape(1, B, H)
+        S = state0.shape[0]
+        if values is None:                     # nothing pushed yet: an empty memory
+            xp = array_module(x.data)
+            values = Tensor(xp.zeros((B, 0, m), dtype=x.dtype))
+            strengths = Tensor(xp.zeros((B, 0), dtype=x.dtype))
+        heads = [p for end in self.ends for name in ("push", "pop", "value")
+                 for p in (getattr(self, name + end).weight, getattr(self, name + end).bias)]
+        steps = MemoryRecord()
+        attrs = {"memory": self.memory, "controller": self.controller_kind, "record": steps,
+                 "kernel": self.kernel or kernels.default(x.device)}
+        if not lstm:
+            attrs["nonlinearity"] = cell.nonlinearity
+        if not x.requires_grad:
+            attrs["input_grad"] = False
+        packed = neural_memory_sequence(
+            x, state0, values, strengths, F.stack(list(reads), axis=0), cell.weight_ih,
+            cell.weight_hh, cell.bias_ih, cell.bias_hh, *heads, **attrs)
+        N = values.shape[1] + E * T
+        pieces, start = [], 0
+        for shape in ((T, B, H), (S, B, H), (B, N, m), (B, N), (E, B, m)):
+            size = int(np.prod(shape))
+            pieces.append(packed[start:start + size].reshape(shape))
+            start += size
+        output, finals, values, strengths, reads = pieces
+        h_state = (finals[0], finals[1]) if lstm else finals[0]
+        record = {}
+        for k, end in enumerate(self.ends):
+            base = k * (m + 2)
+            record["push" + end] = steps.heads[..., base]
+            record["pop" + end] = steps.heads[..., base + 1]
+            record["value" + end] = steps.heads[..., base + 2:base + 2 + m]
+            record["read" + end] = steps.reads[..., k * m:(k + 1) * m]
+        record["strength"] = steps.strength
+        record["depth"] = steps.strength.sum(axis=2)
+        output = output.transpose(1, 0, 2) if self.batch_first else output
+        return output, (h_state, values, strengths, *(reads[k] for k in range(E))), record
+
     def extra_repr(self):
-        return super().extra_repr() + f", {self.memory}_width={self.width}"
+        return (super().extra_repr() + f", {self.memory}_width={self.width}"
+                f"{'' if self.mode == 'traced' else f', mode={self.mode!r}'}")
 
 
 class NeuralStackRNN(_NeuralMemoryRNN):
@@ -475,14 +536,20 @@ class NeuralStackRNN(_NeuralMemoryRNN):
     ``push`` d_t and ``pop`` u_t (T, B); ``value`` (T, B, m); ``read`` r_t (T, B, m);
     ``strength`` (T, B, N) the strengths after each step, zero-padded to the final size
     N; ``depth`` (T, B) the total strength on the stack.
+
+    ``mode="fused"`` runs the whole sequence as ONE node (``neural_memory_sequence``,
+    hand-written BPTT: ``kernel="numba"``, the default when numba imports, ``"numpy"`` or
+    ``"device"``) with the same outputs, state, record and gradients, many times faster,
+    but no step to look inside (``tt.trace`` refuses to guess).
     """
 
     memory, ends = "stack", ("",)
 
     def __init__(self, input_size, hidden_size, stack_width=8, controller="rnn",
-                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
+                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None, *,
+                 mode="traced", kernel=None):
         super().__init__(input_size, hidden_size, stack_width, controller, nonlinearity,
-                         batch_first, dtype, rng)
+                         batch_first, dtype, rng, mode, kernel)
 
     @property
     def stack_width(self):
@@ -513,14 +580,17 @@ class NeuralQueueRNN(_NeuralMemoryRNN):
     (``queue_width`` for ``stack_width``); every step runs in ``t=τ/controller`` and
     ``t=τ/queue`` (``push``, ``pop``, ``value``, the update, ``read``), so
     ``tt.trace.split(loss, "*/queue/*", model)`` weighs the gradient through the queue.
+    ``mode="fused"`` and ``kernel=`` as ``NeuralStackRNN``'s (one ``neural_memory_sequence``
+    node).
     """
 
     memory, ends = "queue", ("",)
 
     def __init__(self, input_size, hidden_size, queue_width=8, controller="rnn",
-                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
+                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None, *,
+                 mode="traced", kernel=None):
         super().__init__(input_size, hidden_size, queue_width, controller, nonlinearity,
-                         batch_first, dtype, rng)
+                         batch_first, dtype, rng, mode, kernel)
 
     @property
     def queue_width(self):
@@ -559,15 +629,17 @@ class NeuralDequeRNN(_NeuralMemoryRNN):
     (T, B); ``value_top``, ``value_bottom``, ``read_top``, ``read_bottom`` (T, B, m);
     ``strength`` (T, B, N), step t's strengths placed so that every element keeps its
     column (zeros outside); ``depth`` (T, B) the total strength. Every step runs in
-    ``t=τ/controller`` and ``t=τ/deque``.
+    ``t=τ/controller`` and ``t=τ/deque``. ``mode="fused"`` and ``kernel=`` as
+    ``NeuralStackRNN``'s (one ``neural_memory_sequence`` node).
     """
 
     memory, ends = "deque", ("_top", "_bottom")
 
     def __init__(self, input_size, hidden_size, deque_width=8, controller="rnn",
-                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None):
+                 nonlinearity="tanh", batch_first=False, dtype=np.float32, rng=None, *,
+                 mode="traced", kernel=None):
         super().__init__(input_size, hidden_size, deque_width, controller, nonlinearity,
-                         batch_first, dtype, rng)
+                         batch_first, dtype, rng, mode, kernel)
 
     @property
     def deque_width(self):

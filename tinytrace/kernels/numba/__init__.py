@@ -1,4 +1,5 @@
-"""The numba (CPU) kernel set: the fused RNN, LSTM, GRU (and stack RNN) loops compiled to
+"""The numba (CPU) kernel set: the fused RNN, LSTM, GRU (and stack RNN, neural stack, queue
+and deque) loops compiled to
 machine code, with the same functions, arguments and results as the NumPy reference set
 (``tinytrace.kernels.reference``), which they must match (``tests/test_kernels_numba.py``).
 
@@ -21,9 +22,11 @@ clear_stale_cache()
 
 from .gru import gru_backward, gru_forward  # noqa: E402
 from .lstm import lstm_backward, lstm_forward  # noqa: E402
+from .neural_memory import neural_memory_backward, neural_memory_forward  # noqa: E402
 from .rnn import rnn_backward, rnn_forward  # noqa: E402
 from .stack_rnn import stack_rnn_backward, stack_rnn_forward  # noqa: E402
 from ._common import COMPILE  # noqa: E402
 
 __all__ = ["rnn_forward", "rnn_backward", "lstm_forward", "lstm_backward", "gru_forward",
-           "gru_backward", "stack_rnn_forward", "stack_rnn_backward", "COMPILE"]
+           "gru_backward", "stack_rnn_forward", "stack_rnn_backward", "neural_memory_forward",
+           "neural_memory_backward", "COMPILE"]
