@@ -487,8 +487,10 @@ lesson.claim("needed_minus_other_late_share", float(needed_late - other_late),
 # loss at each target position on its own, L_t, and the lag matrix `G[t, τ]`: the norm of
 # the part of dL_t/dW_ih that reaches the controller's input weight through its use at
 # step τ (`tt.trace.lag_matrix`). W_ih at step τ reads the input symbol x_τ, so `G[t, τ]`
-# is the credit that the target at step t gives to reading symbol τ. The same with the
-# component blocked (`tt.trace.ablate`) is the credit that travels around it.
+# is the credit that the target at step t gives to reading symbol τ. (For attention we
+# take the encoder's input weight instead: the encoder is where attention's route to the
+# source starts.) The same with the component blocked (`tt.trace.ablate`) is the credit
+# that travels around it; the dashed lines in the figure.
 #
 # For the target at step t the *needed* source symbol is known: in copy, the one n + 1
 # steps earlier; in reversal, the mirrored one. We report the share of the target's
