@@ -363,7 +363,7 @@ for t in TASKS:
     order = sorted(ARCHS, key=lambda k: -test_fine[t, k])
     print(f"{t:>8}: median test fine accuracy " +
           ", ".join(f"{LABEL[k]} {test_fine[t, k]:.2f}" for k in order) +
-          f"; coarse " + ", ".join(f"{LABEL[k]} {test_coarse[t, k]:.2f}" for k in order))
+          "; coarse " + ", ".join(f"{LABEL[k]} {test_coarse[t, k]:.2f}" for k in order))
 for t in TASKS:
     rivals = [test_fine[t, k] for k in ARCHS if k != NEEDS[t]]
     lesson.claim(f"{t}_needed_minus_best_rival_fine", test_fine[t, NEEDS[t]] - max(rivals),

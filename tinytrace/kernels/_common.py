@@ -107,3 +107,18 @@ def pack_outputs(h, masks, *finals):
     for k, final in enumerate(finals):
         packed[steps + k] = final
     return packed
+
+
+def lstm_gates_backward(dh, dc, gates, c_prev, tanh_c, dz):
+    """One LSTM step backward from its gates, for the controllers of the stack and memory
+    kernels: ``dh``, ``dc`` (B, H) the gradients arriving at h_t and c_t; ``gates`` (B, 4H)
+    the activations i, f, g, o; ``c_prev`` c_{t-1}; ``tanh_c`` tanh(c_t). Writes the
+    pre-activation gradient into ``dz`` (B, 4H) and returns dL/dc_{t-1}."""
+    H = dh.shape[1]
+    i, f, gg, o = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    dc = dc + dh * o * (1 - tanh_c * tanh_c)
+    dz[:, :H] = dc * gg * i * (1 - i)
+    dz[:, H:2 * H] = dc * c_prev * f * (1 - f)
+    dz[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
+    dz[:, 3 * H:] = dh * tanh_c * o * (1 - o)
+    return dc * f

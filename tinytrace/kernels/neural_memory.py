@@ -65,7 +65,7 @@ the CPU (kernel set ``numpy``) and a GPU (set ``device``).
 from collections import namedtuple
 
 from ..backend import array_module
-from ._common import quiet_overflow, sigmoid_
+from ._common import lstm_gates_backward, quiet_overflow, sigmoid_
 
 # which end each structure pops (and reads) at, and where its pushes go
 POPS = {"stack": ("top",), "queue": ("bottom",), "deque": ("top", "bottom")}
@@ -326,16 +326,8 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
             y = h[t + 1]
             dz = dz_all[t] = dh * (y > 0) if relu else dh * (1 - y * y)
         else:
-            g_ = gates[t]
-            i, f, gg, o = g_[:, :H], g_[:, H:2 * H], g_[:, 2 * H:3 * H], g_[:, 3 * H:]
-            tc = tanh_c[t]
-            dc = dc + dh * o * (1 - tc * tc)
             dz = dz_all[t]
-            dz[:, :H] = dc * gg * i * (1 - i)
-            dz[:, H:2 * H] = dc * c[t] * f * (1 - f)
-            dz[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
-            dz[:, 3 * H:] = dh * tc * o * (1 - o)
-            dc = dc * f
+            dc = lstm_gates_backward(dh, dc, gates[t], c[t], tanh_c[t], dz)
         dh = dz @ w_hh
         gR = dz @ w_r
         lo, hi = plo, phi

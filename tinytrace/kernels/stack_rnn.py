@@ -48,7 +48,7 @@ from collections import namedtuple
 
 
 from ..backend import array_module
-from ._common import quiet_overflow, sigmoid_
+from ._common import lstm_gates_backward, quiet_overflow, sigmoid_
 
 StackSaved = namedtuple("StackSaved", "x w_ih w_hh w_action w_push h c gates tanh_c stacks "
                                       "actions values controller relu read_depth empty")
@@ -222,16 +222,8 @@ def stack_rnn_backward(saved, d_packed, input_grad=True):
             y = h[t + 1]
             dz = dz_all[t] = dh * (y > 0) if relu else dh * (1 - y * y)
         else:
-            g = gates[t]
-            i, f, gg, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
-            tc = tanh_c[t]
-            dc = dc + dh * o * (1 - tc * tc)
             dz = dz_all[t]
-            dz[:, :H] = dc * gg * i * (1 - i)
-            dz[:, H:2 * H] = dc * c[t] * f * (1 - f)
-            dz[:, 2 * H:3 * H] = dc * i * (1 - gg * gg)
-            dz[:, 3 * H:] = dh * tc * o * (1 - o)
-            dc = dc * f
+            dc = lstm_gates_backward(dh, dc, gates[t], c[t], tanh_c[t], dz)
         dh = dz @ w_hh
         d_prev[:, :k] += (dz @ w_r).reshape(batch, k, width)
         G = d_prev

@@ -173,3 +173,24 @@ class CompileReport:
 
 
 COMPILE = CompileReport()
+
+
+def controller_buffers(x, state0, w_ih, H, G, lstm):
+    """The controller's buffers for a memory kernel's forward, its input projection
+    already in them: ``(h, c, gates, tanh_c, z_x)``. ``h`` (T+1, B, H) starts at
+    state0[0]; for the LSTM ``c`` likewise, ``gates`` (T, B, G·H) holds x_t's share of the
+    gates and ``tanh_c`` (T, B, H) is to fill; for the RNN those three are 1x1x1
+    placeholders and x_t's share sits in ``h[1:]``. ``z_x`` is where the share sits."""
+    steps, batch, n_in = x.shape
+    dtype = x.dtype
+    h = np.empty((steps + 1, batch, H), dtype)
+    h[0] = state0[0]
+    projection = x.reshape(steps * batch, n_in) @ w_ih[:, :n_in].T
+    if lstm:
+        c = np.empty_like(h)
+        c[0] = state0[1]
+        gates = projection.reshape(steps, batch, G * H)
+        return h, c, gates, np.empty((steps, batch, H), dtype), gates
+    placeholder = np.zeros((1, 1, 1), dtype)                   # unused by the RNN
+    h[1:] = projection.reshape(steps, batch, H)
+    return h, placeholder, placeholder, placeholder, h[1:]

@@ -19,7 +19,7 @@ from numba import njit
 
 from ..neural_memory import (MemorySaved, POPS, PUSHES, check_memory_args, layout,
                              stack_heads, unpack)
-from ._common import COMPILE, contiguous, product
+from ._common import COMPILE, contiguous, controller_buffers, product
 from ._math import JIT, one_like, sigmoid, tanh
 from ._rows import lstm_row_backward, lstm_row_forward, rnn_row_backward, rnn_row_forward
 
@@ -254,19 +254,7 @@ def _forward(x, state0, values0, strengths0, reads0, w_ih, w_hh, b_ih, b_hh, hea
     n0, m = values0.shape[1:]
     E, N, lo0 = layout(memory, steps, n0)
     w_heads, b_heads = stack_heads(heads, np)
-    h = np.empty((steps + 1, batch, H), dtype)
-    h[0] = state0[0]
-    projection = x.reshape(steps * batch, n_in) @ w_ih[:, :n_in].T
-    if lstm:
-        c = np.empty_like(h)
-        c[0] = state0[1]
-        gates = projection.reshape(steps, batch, G * H)
-        tanh_c = np.empty((steps, batch, H), dtype)
-        z_x = gates
-    else:
-        c = gates = tanh_c = np.zeros((1, 1, 1), dtype)      # placeholders: unused
-        h[1:] = projection.reshape(steps, batch, H)
-        z_x = h[1:]
+    h, c, gates, tanh_c, z_x = controller_buffers(x, state0, w_ih, H, G, lstm)
     strengths = np.zeros((steps + 1, batch, N), dtype)
     strengths[0, :, lo0:lo0 + n0] = strengths0
     mid = np.zeros((steps, batch, N) if E == 2 else (1, 1, 1), dtype)

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from ..stack_rnn import check_stack_args, unpack
-from ._common import COMPILE, contiguous, product
+from ._common import COMPILE, contiguous, controller_buffers, product
 from ._math import JIT, exp, one_like, sigmoid
 from ._rows import lstm_row_backward, lstm_row_forward, rnn_row_backward, rnn_row_forward
 
@@ -210,19 +210,7 @@ def _forward(x, state0, stack0, occupancy0, w_ih, w_hh, b_ih, b_hh, w_action, b_
     lstm, relu = controller == "lstm", nonlinearity == "relu"
     depth, width = stack0.shape[1:]
     K = w_action.shape[0]
-    h = np.empty((steps + 1, batch, H), dtype)
-    h[0] = state0[0]
-    projection = x.reshape(steps * batch, n_in) @ w_ih[:, :n_in].T
-    if lstm:
-        c = np.empty_like(h)
-        c[0] = state0[1]
-        gates = projection.reshape(steps, batch, G * H)
-        tanh_c = np.empty((steps, batch, H), dtype)
-        z_x = gates
-    else:
-        c = gates = tanh_c = np.zeros((1, 1, 1), dtype)      # placeholders: unused
-        h[1:] = projection.reshape(steps, batch, H)
-        z_x = h[1:]
+    h, c, gates, tanh_c, z_x = controller_buffers(x, state0, w_ih, H, G, lstm)
     stacks = np.empty((steps + 1, batch, depth, width), dtype)
     stacks[0] = stack0
     actions = np.empty((steps, batch, K), dtype)
