@@ -109,6 +109,24 @@ def pack_outputs(h, masks, *finals):
     return packed
 
 
+def controller_forward_(z, t, h, c, gates, tanh_c, lstm, relu, xp):
+    """Step t of the stack and memory kernels' controller from its pre-activation ``z``
+    (B, G·H): fills ``h[t + 1]``, and for the LSTM ``gates[t]`` (activated i, f, g, o),
+    ``c[t + 1]`` and ``tanh_c[t]``, in place."""
+    if not lstm:
+        h[t + 1] = xp.maximum(z, 0) if relu else xp.tanh(z)
+        return
+    H = h.shape[2]
+    gates[t] = z
+    g = gates[t]
+    sigmoid_(g[:, :2 * H])
+    sigmoid_(g[:, 3 * H:])
+    xp.tanh(g[:, 2 * H:3 * H], out=g[:, 2 * H:3 * H])
+    c[t + 1] = g[:, H:2 * H] * c[t] + g[:, :H] * g[:, 2 * H:3 * H]
+    tanh_c[t] = xp.tanh(c[t + 1])
+    h[t + 1] = g[:, 3 * H:] * tanh_c[t]
+
+
 def lstm_gates_backward(dh, dc, gates, c_prev, tanh_c, dz):
     """One LSTM step backward from its gates, for the controllers of the stack and memory
     kernels: ``dh``, ``dc`` (B, H) the gradients arriving at h_t and c_t; ``gates`` (B, 4H)

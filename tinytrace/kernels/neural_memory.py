@@ -65,7 +65,7 @@ the CPU (kernel set ``numpy``) and a GPU (set ``device``).
 from collections import namedtuple
 
 from ..backend import array_module
-from ._common import lstm_gates_backward, quiet_overflow, sigmoid_
+from ._common import controller_forward_, lstm_gates_backward, quiet_overflow, sigmoid_
 
 # which end each structure pops (and reads) at, and where its pushes go
 POPS = {"stack": ("top",), "queue": ("bottom",), "deque": ("top", "bottom")}
@@ -217,17 +217,7 @@ def neural_memory_forward(x, state0, values0, strengths0, reads0, w_ih, w_hh, b_
     with quiet_overflow(xp):
         for t in range(steps):
             z = z_x[t] + reads[t] @ w_r.T + h[t] @ w_hh.T
-            if not lstm:
-                h[t + 1] = xp.maximum(z, 0) if relu else xp.tanh(z)
-            else:
-                gates[t] = z
-                g = gates[t]
-                sigmoid_(g[:, :2 * H])
-                sigmoid_(g[:, 3 * H:])
-                xp.tanh(g[:, 2 * H:3 * H], out=g[:, 2 * H:3 * H])
-                c[t + 1] = g[:, H:2 * H] * c[t] + g[:, :H] * g[:, 2 * H:3 * H]
-                tanh_c[t] = xp.tanh(c[t + 1])
-                h[t + 1] = g[:, 3 * H:] * tanh_c[t]
+            controller_forward_(z, t, h, c, gates, tanh_c, lstm, relu, xp)
             act[t] = h[t + 1] @ w_heads.T + b_heads
             a = act[t]                                  # activated in place below
             for k in range(E):

@@ -48,7 +48,7 @@ from collections import namedtuple
 
 
 from ..backend import array_module
-from ._common import lstm_gates_backward, quiet_overflow, sigmoid_
+from ._common import controller_forward_, lstm_gates_backward, quiet_overflow, sigmoid_
 
 StackSaved = namedtuple("StackSaved", "x w_ih w_hh w_action w_push h c gates tanh_c stacks "
                                       "actions values controller relu read_depth empty")
@@ -143,17 +143,7 @@ def stack_rnn_forward(x, state0, stack0, occupancy0, w_ih, w_hh, b_ih, b_hh, w_a
         for t in range(steps):
             prev = stacks[t]
             z = z_x[t] + prev[:, :k].reshape(batch, k * width) @ w_r.T + h[t] @ w_hh.T
-            if not lstm:
-                h[t + 1] = xp.maximum(z, 0) if relu else xp.tanh(z)
-            else:
-                gates[t] = z
-                g = gates[t]
-                sigmoid_(g[:, :2 * H])
-                sigmoid_(g[:, 3 * H:])
-                xp.tanh(g[:, 2 * H:3 * H], out=g[:, 2 * H:3 * H])
-                c[t + 1] = g[:, H:2 * H] * c[t] + g[:, :H] * g[:, 2 * H:3 * H]
-                tanh_c[t] = xp.tanh(c[t + 1])
-                h[t + 1] = g[:, 3 * H:] * tanh_c[t]
+            controller_forward_(z, t, h, c, gates, tanh_c, lstm, relu, xp)
             a = actions[t] = _softmax(h[t + 1] @ w_action.T + b_action)
             v = values[t] = sigmoid_(h[t + 1] @ w_push.T + b_push)
             stacks[t + 1] = _mix(a, _shifted(prev, v, None), _shifted(prev, None, empty), prev)
