@@ -109,6 +109,26 @@ def pack_outputs(h, masks, *finals):
     return packed
 
 
+def controller_before_loop(x, state0, w_ih, b_ih, b_hh, H, G, lstm, xp):
+    """The stack and memory kernels' controller before their time loop: ``z_x`` (T, B, G·H)
+    the input's share of every step's pre-activation (one product for all steps, both
+    biases in), ``h`` (T+1, B, H) from state0[0], and for the LSTM ``c`` (from state0[1]),
+    ``gates`` (T, B, 4H) and ``tanh_c`` (T, B, H) to fill (None for the RNN)."""
+    steps, batch, n_in = x.shape
+    dtype = x.dtype
+    z_x = (x.reshape(steps * batch, n_in) @ w_ih[:, :n_in].T + b_ih + b_hh).reshape(
+        steps, batch, G * H)
+    h = xp.empty((steps + 1, batch, H), dtype)
+    h[0] = state0[0]
+    c = gates = tanh_c = None
+    if lstm:
+        c = xp.empty_like(h)
+        c[0] = state0[1]
+        gates = xp.empty((steps, batch, 4 * H), dtype)
+        tanh_c = xp.empty((steps, batch, H), dtype)
+    return z_x, h, c, gates, tanh_c
+
+
 def controller_forward_(z, t, h, c, gates, tanh_c, lstm, relu, xp):
     """Step t of the stack and memory kernels' controller from its pre-activation ``z``
     (B, G·H): fills ``h[t + 1]``, and for the LSTM ``gates[t]`` (activated i, f, g, o),

@@ -65,7 +65,8 @@ the CPU (kernel set ``numpy``) and a GPU (set ``device``).
 from collections import namedtuple
 
 from ..backend import array_module
-from ._common import controller_forward_, lstm_gates_backward, quiet_overflow, sigmoid_
+from ._common import (controller_before_loop, controller_forward_, lstm_gates_backward,
+                      quiet_overflow, sigmoid_)
 
 # which end each structure pops (and reads) at, and where its pushes go
 POPS = {"stack": ("top",), "queue": ("bottom",), "deque": ("top", "bottom")}
@@ -195,16 +196,8 @@ def neural_memory_forward(x, state0, values0, strengths0, reads0, w_ih, w_hh, b_
     n0 = values0.shape[1]
     E, N, lo0 = layout(memory, steps, n0)
     w_heads, b_heads = stack_heads(heads, xp)
-    w_x, w_r = w_ih[:, :n_in], w_ih[:, n_in:]
-    z_x = (x.reshape(steps * batch, n_in) @ w_x.T + b_ih + b_hh).reshape(steps, batch, G * H)
-    h = xp.empty((steps + 1, batch, H), dtype)
-    h[0] = state0[0]
-    c = gates = tanh_c = None
-    if lstm:
-        c = xp.empty_like(h)
-        c[0] = state0[1]
-        gates = xp.empty((steps, batch, 4 * H), dtype)
-        tanh_c = xp.empty((steps, batch, H), dtype)
+    w_r = w_ih[:, n_in:]
+    z_x, h, c, gates, tanh_c = controller_before_loop(x, state0, w_ih, b_ih, b_hh, H, G, lstm, xp)
     strengths = xp.zeros((steps + 1, batch, N), dtype)
     strengths[0, :, lo0:lo0 + n0] = strengths0
     mid = xp.zeros((steps, batch, N), dtype) if E == 2 else None
@@ -270,13 +263,12 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
     (x, w_ih, w_hh, w_heads, h, c, gates, tanh_c, strengths, mid, values, reads, act,
      memory, controller, relu, n0) = saved
     steps, batch, n_in = x.shape
-    H = h.shape[2]
     m = values.shape[2]
     E, N, lo0 = layout(memory, steps, n0)
     lstm = controller == "lstm"
     dtype = h.dtype
     d_out, d_state, d_values, d_strengths, d_reads = unpack(saved, xp.asarray(d_packed, dtype))
-    w_x, w_r = w_ih[:, :n_in], w_ih[:, n_in:]
+    w_r = w_ih[:, n_in:]
     dz_all = xp.empty((steps, batch, w_hh.shape[0]), dtype)
     dpre_all = xp.empty_like(act)
     dh = d_state[0].copy()
@@ -321,6 +313,18 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
         dh = dz @ w_hh
         gR = dz @ w_r
         lo, hi = plo, phi
+    return gradients_after_loop(xp, x, dz_all, dpre_all, h, reads, w_ih, dh, dc, gS, gV, gR,
+                                lstm, E, m, lo0, n0, input_grad)
+
+
+def gradients_after_loop(xp, x, dz_all, dpre_all, h, reads, w_ih, dh, dc, gS, gV, gR, lstm,
+                         E, m, lo0, n0, input_grad):
+    """The backward's results once the time loop has run (both kernels): the weights'
+    gradients as products over all T·B rows of the saved pre-activation gradients ``dz_all``
+    (controller) and ``dpre_all`` (heads), and the gradients of the initial state, memory
+    and reads from what the loop left in ``dh``, ``dc``, ``gS``, ``gV``, ``gR``."""
+    steps, batch, n_in = x.shape
+    H = h.shape[2]
     rows = steps * batch
     dz = dz_all.reshape(rows, -1)
     dw_ih = xp.concatenate([dz.T @ x.reshape(rows, n_in),
@@ -332,10 +336,10 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
     db_heads = dpre.sum(axis=0)
     dheads = []
     for k in range(E):
-        for j, (start, stop) in enumerate(((0, 1), (1, 2), (2, m + 2))):
+        for start, stop in ((0, 1), (1, 2), (2, m + 2)):
             rows_k = slice(k * (m + 2) + start, k * (m + 2) + stop)
             dheads += [dw_heads[rows_k], db_heads[rows_k]]
-    dx = (dz @ w_x).reshape(x.shape) if input_grad else None
+    dx = (dz @ w_ih[:, :n_in]).reshape(x.shape) if input_grad else None
     d_state0 = xp.stack([dh, dc]) if lstm else dh[None]
     d_reads0 = gR.reshape(batch, E, m).transpose(1, 0, 2)
     return (dx, d_state0, gV[:, lo0:lo0 + n0], gS[:, lo0:lo0 + n0], d_reads0, dw_ih, dw_hh,

@@ -48,7 +48,8 @@ from collections import namedtuple
 
 
 from ..backend import array_module
-from ._common import controller_forward_, lstm_gates_backward, quiet_overflow, sigmoid_
+from ._common import (controller_before_loop, controller_forward_, lstm_gates_backward,
+                      quiet_overflow, sigmoid_)
 
 StackSaved = namedtuple("StackSaved", "x w_ih w_hh w_action w_push h c gates tanh_c stacks "
                                       "actions values controller relu read_depth empty")
@@ -123,16 +124,8 @@ def stack_rnn_forward(x, state0, stack0, occupancy0, w_ih, w_hh, b_ih, b_hh, w_a
     k, (depth, width) = read_depth, stack0.shape[1:]
     lstm, relu = controller == "lstm", nonlinearity == "relu"
     empty = xp.asarray(empty_value, dtype)
-    w_x, w_r = w_ih[:, :n_in], w_ih[:, n_in:]
-    z_x = (x.reshape(steps * batch, n_in) @ w_x.T + b_ih + b_hh).reshape(steps, batch, G * H)
-    h = xp.empty((steps + 1, batch, H), dtype)
-    h[0] = state0[0]
-    c = gates = tanh_c = None
-    if lstm:
-        c = xp.empty_like(h)
-        c[0] = state0[1]
-        gates = xp.empty((steps, batch, 4 * H), dtype)
-        tanh_c = xp.empty((steps, batch, H), dtype)
+    w_r = w_ih[:, n_in:]
+    z_x, h, c, gates, tanh_c = controller_before_loop(x, state0, w_ih, b_ih, b_hh, H, G, lstm, xp)
     stacks = xp.empty((steps + 1, batch, depth, width), dtype)
     stacks[0] = stack0
     actions = xp.empty((steps, batch, w_action.shape[0]), dtype)

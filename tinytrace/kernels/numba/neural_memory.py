@@ -17,8 +17,8 @@ Ends are coded as ints in the compiled loops: TOP = 0, BOTTOM = 1.
 import numpy as np
 from numba import njit
 
-from ..neural_memory import (MemorySaved, POPS, PUSHES, check_memory_args, layout,
-                             stack_heads, unpack)
+from ..neural_memory import (MemorySaved, POPS, PUSHES, check_memory_args,
+                             gradients_after_loop, layout, stack_heads, unpack)
 from ._common import COMPILE, contiguous, controller_buffers, product
 from ._math import JIT, one_like, sigmoid, tanh
 from ._rows import lstm_row_backward, lstm_row_forward, rnn_row_backward, rnn_row_forward
@@ -307,25 +307,8 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
         w_heads, lstm, relu, _codes(POPS[memory]), _codes(PUSHES[memory]), lo0, n0, dz_all,
         dpre_all, dh, dc, gS, gV, gR, np.empty_like(dh), np.empty((3, H), dtype),
         np.empty(N, dtype))
-    rows = steps * batch
-    dz = dz_all.reshape(rows, gh)
-    dw_ih = np.concatenate([dz.T @ x.reshape(rows, n_in),
-                            dz.T @ reads[:steps].reshape(rows, E * m)], axis=1)
-    dw_hh = dz.T @ h[:steps].reshape(rows, H)
-    db = dz.sum(axis=0)
-    dpre = dpre_all.reshape(rows, -1)
-    dw_heads = dpre.T @ h[1:].reshape(rows, H)
-    db_heads = dpre.sum(axis=0)
-    dheads = []
-    for k in range(E):
-        for start, stop in ((0, 1), (1, 2), (2, m + 2)):
-            rows_k = slice(k * (m + 2) + start, k * (m + 2) + stop)
-            dheads += [dw_heads[rows_k], db_heads[rows_k]]
-    dx = (dz @ w_ih[:, :n_in]).reshape(x.shape) if input_grad else None
-    d_state0 = np.stack([dh0, dc]) if lstm else dh0[None]
-    d_reads0 = gR.reshape(batch, E, m).transpose(1, 0, 2)
-    return (dx, d_state0, gV[:, lo0:lo0 + n0], gS[:, lo0:lo0 + n0], d_reads0, dw_ih, dw_hh,
-            db, db.copy(), *dheads)
+    return gradients_after_loop(np, x, dz_all, dpre_all, h, reads, w_ih, dh0, dc, gS, gV, gR,
+                                lstm, E, m, lo0, n0, input_grad)
 
 
 def ensure_compiled(dtype):
