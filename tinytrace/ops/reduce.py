@@ -2,6 +2,8 @@
 cumsum and the normalisers softmax / log_softmax."""
 import math
 
+import numpy as np
+
 from ..backend import array_module
 from .registry import primitive
 
@@ -143,9 +145,11 @@ def logsumexp(x, axis=None, keepdims=False):
     m = xp.where(xp.isfinite(m), m, 0)
     e = xp.exp(x - m)
     total = e.sum(axis=axis, keepdims=True)
-    out = xp.log(total) + m
+    with np.errstate(divide="ignore", invalid="ignore"):   # an all -inf slice: log(0)
+        out = xp.log(total) + m                            # = -inf, weights 0/0 = NaN,
+        weights = e / total                                # as PyTorch's
     return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
-        (e / total, axis, keepdims)
+        (weights, axis, keepdims)
 
 
 @logsumexp.backward
