@@ -706,3 +706,28 @@ X3 = tt.zeros(2, 3, 4)
 def test_bad_input_gets_an_error_naming_the_op_and_shapes(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+# ---- NumPy's functions on a tensor ----------------------------------------------------------
+
+def test_numpys_reductions_still_work_on_a_tensor_that_now_has_these_methods():
+    """np.all / np.min / np.var ... call the tensor's method of that name with out=None
+    (and dtype=None, and np.var's ddof=0): they keep NumPy's meaning."""
+    x = np.array([[1.0, -2.0, 4.0], [0.5, 3.0, -1.0]])
+    t = tt.tensor(x, dtype=tt.float64)
+    assert bool(np.all(t > -3)) and not bool(np.any(t > 5))
+    np.testing.assert_array_equal(np.all(t > 0, axis=1).data, [False, False])
+    assert float(np.min(t)) == -2.0 and float(np.prod(t)) == pytest.approx(np.prod(x))
+    np.testing.assert_array_equal(np.amin(t, axis=0).data, x.min(axis=0))
+    assert float(np.var(t)) == pytest.approx(np.var(x))          # ddof=0, NumPy's default
+    assert float(np.std(t, ddof=1)) == pytest.approx(np.std(x, ddof=1))
+    np.testing.assert_array_equal(np.cumsum(t, axis=1), np.cumsum(x, axis=1))
+    assert np.argmin(t) == np.argmin(x)
+    with pytest.raises(TypeError, match=r"min\(\): out= and dtype= are not supported"):
+        t.min(out=np.zeros(()))
+
+
+def test_a_0d_tensor_formats_as_its_number():
+    loss = tt.tensor(0.123456)
+    assert f"{loss:.3f}" == "0.123" and f"{tt.tensor(3):>3d}" == "  3"
+    assert f"{tt.tensor([1.0, 2.0])}" == repr(tt.tensor([1.0, 2.0]))

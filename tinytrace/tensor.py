@@ -134,6 +134,13 @@ class Tensor:
             return np.array(data, dtype=dtype, copy=True)
         return np.asarray(data, dtype=dtype)
 
+    def __format__(self, spec):
+        """A 0-d tensor formats as its number (``f"{loss:.3f}"``, as in PyTorch);
+        others as their ``repr``."""
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
     def __float__(self):
         return float(self.item())
 
@@ -381,11 +388,12 @@ class Tensor:
         return Tensor(self.data.argmin(axis=axis,
                                        keepdims=keepdims_arg("argmin", keepdims, keepdim)))
 
-    def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    def min(self, axis=None, keepdims=None, *, dim=None, keepdim=None, out=None):
         """The minimum over ``axis`` (or ``dim``); ties share the gradient; ``tt.min``.
 
         The values only, as ``torch.amin``: PyTorch's ``x.min(dim=1)`` also returns the
-        indices, which here are ``x.argmin(dim=1)``."""
+        indices, which here are ``x.argmin(dim=1)``. (``out``: see ``all``.)"""
+        _no_out("min", out)
         return _reduce.min_(self, axis=_checked_axes("min", axis_arg("min", axis, dim),
                                                      self.shape),
                             keepdims=keepdims_arg("min", keepdims, keepdim))
@@ -401,39 +409,49 @@ class Tensor:
         return self.min(axis=axis_arg("amin", axis, dim), keepdims=keepdims_arg(
             "amin", keepdims, keepdim))
 
-    def all(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    def all(self, axis=None, keepdims=None, *, dim=None, keepdim=None, out=None):
         """True where every element along ``axis`` (or ``dim``; all if None) is non-zero:
-        a boolean tensor outside the graph."""
+        a boolean tensor outside the graph.
+
+        ``out`` (None only) is there for NumPy: ``np.all(x)``, ``np.min(x)``,
+        ``np.var(x)`` ... call the method of that name with ``out=None``, so with it they
+        keep working on a tensor (and give a tensor)."""
+        _no_out("all", out)
         axis = _checked_axes("all", axis_arg("all", axis, dim), self.shape)
         return Tensor(self.data.all(axis=axis, keepdims=keepdims_arg("all", keepdims,
                                                                      keepdim)))
 
-    def any(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    def any(self, axis=None, keepdims=None, *, dim=None, keepdim=None, out=None):
         """True where some element along ``axis`` (or ``dim``; all if None) is non-zero:
-        a boolean tensor outside the graph."""
+        a boolean tensor outside the graph. (``out``: see ``all``.)"""
+        _no_out("any", out)
         axis = _checked_axes("any", axis_arg("any", axis, dim), self.shape)
         return Tensor(self.data.any(axis=axis, keepdims=keepdims_arg("any", keepdims,
                                                                      keepdim)))
 
     def var(self, dim=None, unbiased=None, keepdim=None, *, correction=None, axis=None,
-            keepdims=None, ddof=None):
+            keepdims=None, ddof=None, dtype=None, out=None):
         """The variance over ``dim`` (or ``axis``; all axes if None), PyTorch's way:
         sum (x - mean)^2 / (N - correction) with ``correction=1`` by default (Bessel's,
         the unbiased estimate; NumPy's ``var`` defaults to 0). ``unbiased=False`` is
         ``correction=0``, and ``ddof=`` is NumPy's name for ``correction``. Two passes
         (the mean first, then the squared deviations), never E[x^2] - E[x]^2, which
         loses every digit when the mean is large beside the spread. N - correction <= 0
-        gives inf or NaN (with NumPy's warning), as in PyTorch."""
+        gives inf or NaN (with NumPy's warning), as in PyTorch. (``dtype``, ``out``: None
+        only, for ``np.var(x)``, which passes them and NumPy's ``ddof=0``; see ``all``.)"""
+        _no_out("var", out, dtype)
         axes, keep, count = self._spread_args("var", dim, unbiased, keepdim, correction,
                                               axis, keepdims, ddof)
         deviation = self - self.mean(axis=axes, keepdims=True)
         return (deviation * deviation).sum(axis=axes, keepdims=keep) / count
 
     def std(self, dim=None, unbiased=None, keepdim=None, *, correction=None, axis=None,
-            keepdims=None, ddof=None):
+            keepdims=None, ddof=None, dtype=None, out=None):
         """The standard deviation, sqrt(var) with the arguments of ``var`` (PyTorch's
         ``correction=1`` by default). Computed as ||x - mean|| / sqrt(N - correction), so
-        a constant slice (std 0) gets gradient 0, as in PyTorch, not sqrt's 1/0."""
+        a constant slice (std 0) gets gradient 0, as in PyTorch, not sqrt's 1/0.
+        (``dtype``, ``out``: as for ``var``.)"""
+        _no_out("std", out, dtype)
         axes, keep, count = self._spread_args("std", dim, unbiased, keepdim, correction,
                                               axis, keepdims, ddof)
         deviation = self - self.mean(axis=axes, keepdims=True)
@@ -493,9 +511,12 @@ class Tensor:
             "logsumexp", axis, dim), self.shape), keepdims=keepdims_arg(
             "logsumexp", keepdims, keepdim))
 
-    def prod(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def prod(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None,
+             out=None):
         """The product over ``dim`` (or ``axis``: one axis, or all if None). Its gradient
-        is exact where the input has zeros (each element's is the product of the others)."""
+        is exact where the input has zeros (each element's is the product of the others).
+        (``dtype``, ``out``: None only, for ``np.prod(x)``; see ``all``.)"""
+        _no_out("prod", out, dtype)
         axes = _checked_axes("prod", axis_arg("prod", axis, dim), self.shape)
         if self.ndim == 0:                  # dim 0 or -1 of a 0-d tensor: its one element
             axes = None
@@ -978,6 +999,14 @@ def _checked_axes(op, axis, shape):
     for a in (axis if isinstance(axis, (tuple, list)) else (axis,)):
         dim_arg(op, a, shape, n=max(len(shape), 1))
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _no_out(op, out, dtype=None):
+    """Refuse NumPy's ``out=`` and ``dtype=`` unless None (they are accepted only so that
+    ``np.min(x)`` and friends, which pass them, work on a tensor)."""
+    if out is not None or dtype is not None:
+        raise TypeError(f"{op}(): out= and dtype= are not supported (they are accepted "
+                        "as None for NumPy's np.{op}); convert with .astype() instead")
 
 
 def _expect_ndim(op, tensors, ndim):
