@@ -731,3 +731,20 @@ def test_a_0d_tensor_formats_as_its_number():
     loss = tt.tensor(0.123456)
     assert f"{loss:.3f}" == "0.123" and f"{tt.tensor(3):>3d}" == "  3"
     assert f"{tt.tensor([1.0, 2.0])}" == repr(tt.tensor([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("name", ["amax", "amin", "norm", "logsumexp", "prod"])
+def test_keepdims_alone_is_taken_where_keepdim_has_a_default(name):
+    x = tt.tensor(np.arange(1.0, 7.0).reshape(2, 3))
+    assert getattr(x, name)(axis=1, keepdims=True).shape == (2, 1)
+    assert getattr(tt, name)(x, dim=1, keepdim=True).shape == (2, 1)
+    assert getattr(x, name)(dim=1).shape == (2,)
+
+
+@pytest.mark.parametrize("name", ["split", "chunk", "unbind"])
+def test_pieces_take_axis_alone_and_default_to_the_first_axis(name):
+    x = tt.tensor(np.arange(6.0).reshape(2, 3))
+    args = () if name == "unbind" else (1,) if name == "split" else (3,)
+    assert [p.shape for p in getattr(x, name)(*args, axis=1)] == \
+        [p.shape for p in getattr(x, name)(*args, dim=1)]
+    assert len(getattr(x, name)(*args)) == 2              # axis 0, of size 2

@@ -202,12 +202,12 @@ def split(x, split_size_or_sections, axis=None, *, dim=None):
     return tuple(pieces)
 
 
-def chunk(x, chunks, dim=0, *, axis=None):
+def chunk(x, chunks, dim=None, *, axis=None):
     """``chunks`` pieces of ``x`` along ``dim`` (``Tensor.chunk``, PyTorch's rule)."""
     return as_tensor(x).chunk(chunks, dim, axis=axis)
 
 
-def unbind(x, dim=0, *, axis=None):
+def unbind(x, dim=None, *, axis=None):
     """The slices of ``x`` along ``dim``, that axis removed (``Tensor.unbind``)."""
     return as_tensor(x).unbind(dim, axis=axis)
 
@@ -267,12 +267,12 @@ def min(x, axis=None, keepdims=None, *, dim=None, keepdim=None):  # noqa: A001
     return as_tensor(x).min(axis, keepdims, dim=dim, keepdim=keepdim)
 
 
-def amax(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+def amax(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
     """``tt.max`` under PyTorch's name."""
     return as_tensor(x).amax(dim, keepdim, axis=axis, keepdims=keepdims)
 
 
-def amin(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+def amin(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
     """``tt.min`` under PyTorch's name."""
     return as_tensor(x).amin(dim, keepdim, axis=axis, keepdims=keepdims)
 
@@ -313,18 +313,18 @@ def std(x, dim=None, unbiased=None, keepdim=None, *, correction=None, axis=None,
                             keepdims=keepdims, ddof=ddof)
 
 
-def norm(x, p=2, dim=None, keepdim=False, *, axis=None, keepdims=None):
+def norm(x, p=2, dim=None, keepdim=None, *, axis=None, keepdims=None):
     """The vector ``p``-norm (2 by default; 1, inf, -inf, 'fro', any p > 0) over ``dim``
     (all elements if None), as ``torch.linalg.vector_norm`` (``Tensor.norm``)."""
     return as_tensor(x).norm(p, dim, keepdim, axis=axis, keepdims=keepdims)
 
 
-def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+def logsumexp(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
     """log(sum exp(x)) over ``dim`` (all if None), stable: m + log(sum exp(x - m))."""
     return as_tensor(x).logsumexp(dim, keepdim, axis=axis, keepdims=keepdims)
 
 
-def prod(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
+def prod(x, dim=None, keepdim=None, *, axis=None, keepdims=None):
     """The product over one axis ``dim`` (or all if None); exact gradients with zeros."""
     return as_tensor(x).prod(dim, keepdim, axis=axis, keepdims=keepdims)
 

@@ -398,13 +398,13 @@ class Tensor:
                                                      self.shape),
                             keepdims=keepdims_arg("min", keepdims, keepdim))
 
-    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def amax(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         """``max`` under PyTorch's name (``torch.amax``: the values, ties share the
         gradient); ``dim=None`` reduces every axis."""
         return self.max(axis=axis_arg("amax", axis, dim), keepdims=keepdims_arg(
             "amax", keepdims, keepdim))
 
-    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def amin(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         """``min`` under PyTorch's name (``torch.amin``)."""
         return self.min(axis=axis_arg("amin", axis, dim), keepdims=keepdims_arg(
             "amin", keepdims, keepdim))
@@ -480,7 +480,7 @@ class Tensor:
                 n *= shape[a]
         return axes, keepdims_arg(op, keepdims, keepdim), max(n - correction, 0)
 
-    def norm(self, p=2, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def norm(self, p=2, dim=None, keepdim=None, *, axis=None, keepdims=None):
         """The vector ``p``-norm over ``dim`` (or ``axis``; all elements if None), as
         ``torch.linalg.vector_norm``: p=2 (also ``"fro"``): sqrt(sum x^2); p=1: sum |x|;
         p=inf: max |x|; p=-inf: min |x|; another p > 0: (sum |x|^p)^(1/p).
@@ -504,14 +504,14 @@ class Tensor:
         raise ValueError(f"norm(): p={p!r} is not supported; use a number > 0, inf, "
                          "-inf or 'fro'")
 
-    def logsumexp(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def logsumexp(self, dim=None, keepdim=None, *, axis=None, keepdims=None):
         """log(sum exp(x)) over ``dim`` (or ``axis``; all if None), shifted by the max
         so nothing overflows; its gradient is the softmax of the slice."""
         return _reduce.logsumexp(self, axis=_checked_axes("logsumexp", axis_arg(
             "logsumexp", axis, dim), self.shape), keepdims=keepdims_arg(
             "logsumexp", keepdims, keepdim))
 
-    def prod(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None,
+    def prod(self, dim=None, keepdim=None, *, axis=None, keepdims=None, dtype=None,
              out=None):
         """The product over ``dim`` (or ``axis``: one axis, or all if None). Its gradient
         is exact where the input has zeros (each element's is the product of the others).
@@ -770,26 +770,28 @@ class Tensor:
         from .functions import where
         return where(mask, value, self)
 
-    def split(self, split_size_or_sections, dim=0, *, axis=None):
-        """``tt.split``: pieces of ``split_size`` along ``dim`` (the last may be smaller),
-        or of the listed sizes, as PyTorch's ``split``; a tuple."""
+    def split(self, split_size_or_sections, dim=None, *, axis=None):
+        """``tt.split``: pieces of ``split_size`` along ``dim`` (or ``axis``; 0 by default;
+        the last piece may be smaller), or of the listed sizes, as PyTorch's ``split``; a
+        tuple."""
         from .functions import split
-        return split(self, split_size_or_sections, axis=axis_arg("split", axis, dim))
+        return split(self, split_size_or_sections, axis=axis_arg("split", axis, dim,
+                                                                 default=0))
 
-    def chunk(self, chunks, dim=0, *, axis=None):
+    def chunk(self, chunks, dim=None, *, axis=None):
         """``chunks`` pieces along ``dim`` as in PyTorch: pieces of ceil(n / chunks), the
         last smaller, so there may be fewer than ``chunks`` (7 in 3: 3, 3, 1; 6 in 4: 2,
         2, 2); a tuple."""
         if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
             raise ValueError(f"chunk(): chunks must be an int >= 1, got {chunks!r}")
-        axis = axis_arg("chunk", axis, dim)
+        axis = axis_arg("chunk", axis, dim, default=0)
         n = self.shape[dim_arg("chunk", axis, tuple(self.shape))]
         return self.split(max(-(-n // chunks), 1), axis)
 
-    def unbind(self, dim=0, *, axis=None):
+    def unbind(self, dim=None, *, axis=None):
         """The slices along ``dim`` with that axis removed, as a tuple (``tuple(x)`` for
         ``dim=0``); each is a ``getitem`` node."""
-        axis = dim_arg("unbind", axis_arg("unbind", axis, dim), tuple(self.shape))
+        axis = dim_arg("unbind", axis_arg("unbind", axis, dim, default=0), tuple(self.shape))
         before = (slice(None),) * axis
         return tuple(self[before + (i,)] for i in range(self.shape[axis]))
 
