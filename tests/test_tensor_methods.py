@@ -748,3 +748,18 @@ def test_pieces_take_axis_alone_and_default_to_the_first_axis(name):
     assert [p.shape for p in getattr(x, name)(*args, axis=1)] == \
         [p.shape for p in getattr(x, name)(*args, dim=1)]
     assert len(getattr(x, name)(*args)) == 2              # axis 0, of size 2
+
+
+def test_gather_and_masked_fill_take_nested_lists_too():
+    x = tt.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(x.gather(1, [[2, 0], [1, 1]]).data, [[2.0, 0.0], [4.0, 4.0]])
+    np.testing.assert_array_equal(x.masked_fill([[True, False, False]], -1.0).data,
+                                  [[-1.0, 1.0, 2.0], [-1.0, 4.0, 5.0]])
+
+
+def test_masked_fill_with_a_0d_tensor_value_passes_it_a_gradient_as_torch():
+    x = tt.tensor([1.0, 2.0, 3.0], requires_grad=True, dtype=tt.float64)
+    v = tt.tensor(5.0, requires_grad=True, dtype=tt.float64)
+    x.masked_fill(tt.tensor([True, False, True]), v).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
+    assert v.grad == 2.0

@@ -756,6 +756,8 @@ class Tensor:
         """A copy with ``value`` where the boolean ``mask`` (broadcast to this tensor's
         shape) is True (the ``where`` op: no gradient reaches the filled places)."""
         mask = mask.data if isinstance(mask, Tensor) else mask
+        if isinstance(mask, (list, tuple)):
+            mask = np.asarray(mask)
         if not hasattr(mask, "dtype") or mask.dtype != np.bool_:
             raise DTypeError(f"masked_fill(): the mask must be a boolean tensor or array, "
                              f"not {describe([mask])} (compare first: x > 0)")
@@ -801,6 +803,8 @@ class Tensor:
         as ``x``, no longer than ``x`` on the other axes, values in [0, size of ``dim``);
         the output has ``index``'s shape. Repeated indices add their gradients."""
         index = index.data if isinstance(index, Tensor) else index
+        if isinstance(index, (list, tuple)):
+            index = np.asarray(index)
         shape = tuple(self.shape)
         if not hasattr(index, "dtype") or index.dtype.kind not in "iu":
             raise DTypeError(f"gather(): index must be an integer tensor, not "
