@@ -763,3 +763,10 @@ def test_masked_fill_with_a_0d_tensor_value_passes_it_a_gradient_as_torch():
     x.masked_fill(tt.tensor([True, False, True]), v).sum().backward()
     np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
     assert v.grad == 2.0
+
+
+@pytest.mark.parametrize("pieces", [lambda t: t.chunk(3), lambda t: t.split(2),
+                                    lambda t: t.split([0, 0]), lambda t: t.unbind(1)])
+def test_pieces_of_an_empty_axis_are_as_many_as_torchs(pieces):
+    ours, theirs = pieces(tt.zeros(0, 2)), pieces(torch.zeros(0, 2))
+    assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]

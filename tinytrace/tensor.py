@@ -788,7 +788,9 @@ class Tensor:
             raise ValueError(f"chunk(): chunks must be an int >= 1, got {chunks!r}")
         axis = axis_arg("chunk", axis, dim, default=0)
         n = self.shape[dim_arg("chunk", axis, tuple(self.shape))]
-        return self.split(max(-(-n // chunks), 1), axis)
+        if n == 0:                          # PyTorch: ``chunks`` empty pieces
+            return self.split([0] * chunks, axis)
+        return self.split(-(-n // chunks), axis)
 
     def unbind(self, dim=None, *, axis=None):
         """The slices along ``dim`` with that axis removed, as a tuple (``tuple(x)`` for
