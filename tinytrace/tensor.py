@@ -469,14 +469,16 @@ class Tensor:
                             "they are one argument, pass only one")
         if unbiased is not None:
             correction = 1 if unbiased else 0
-        correction = 1 if correction is None and ddof is None else (
-            correction if ddof is None else ddof)
+        elif ddof is not None:
+            correction = ddof
+        elif correction is None:
+            correction = 1                  # PyTorch's default (NumPy's is 0)
         shape = tuple(self.shape)
         if axes is None:
             n = self.numel()
         else:
             n = 1
-            for a in ((axes,) if isinstance(axes, int) else axes):
+            for a in ((axes,) if isinstance(axes, (int, np.integer)) else axes):
                 n *= shape[a]
         return axes, keepdims_arg(op, keepdims, keepdim), max(n - correction, 0)
 
