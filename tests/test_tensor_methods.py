@@ -152,8 +152,10 @@ def test_var_and_std_match_torch(case, kwargs, seed):
     correction = kwargs.get("correction", int(kwargs.get("unbiased", True)))
     assume(count(shape, axis) > correction)       # else inf / NaN in both
     dims = torch_dims(axis, len(shape))
-    # std's gradient at a constant slice is 0 in both; keep slices non-constant here
-    # (test_std_of_a_constant_slice_has_gradient_zero_as_in_torch checks that case)
+    # At a constant slice the deviations are rounding noise of the mean (different noise
+    # in each framework), so std's gradient there is noise too: spread every slice out
+    # (test_std_of_a_constant_slice_has_gradient_zero_as_in_torch checks exact constants)
+    x = x + np.arange(x.size).reshape(shape) * 0.01
     compare(lambda t: (t.var(dim=axis, keepdim=keep, **kwargs),
                        tt.std(t, axis=axis, keepdims=keep, **kwargs)),
             lambda t: (torch.var(t, dim=dims, keepdim=keep, **kwargs),
