@@ -228,10 +228,11 @@ def test_permute_is_transpose_with_pytorchs_name():
     assert x.permute((2, 0, 1)).shape == (4, 2, 3)
 
 
-def test_transpose_of_two_axes_of_a_3d_tensor_points_to_permute():
-    """PyTorch's x.transpose(0, 1) swaps two axes; NumPy's wants them all: say so."""
-    with pytest.raises(tt.ShapeError, match=r"transpose\(0, 1\): .*\(2, 3, 4\).*permute"):
-        tt.zeros(2, 3, 4).transpose(0, 1)
+def test_transpose_of_two_axes_of_a_3d_tensor_swaps_them_as_pytorch():
+    """NumPy refuses two axes of a 3-d tensor, so only PyTorch's swap is left to mean."""
+    x = tt.tensor(np.arange(24.0).reshape(2, 3, 4))
+    np.testing.assert_array_equal(x.transpose(0, 1).data, np.swapaxes(x.data, 0, 1))
+    np.testing.assert_array_equal(x.transpose(-1, 0).data, np.swapaxes(x.data, -1, 0))
 
 
 def test_transpose_0_1_of_a_matrix_is_refused_not_guessed():

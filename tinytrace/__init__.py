@@ -15,16 +15,20 @@ from .backend import devices
 from .context import current_scope, detect_anomaly, enable_grad, is_grad_enabled, no_grad, scope
 from .errors import (AnomalyError, BackwardError, DeviceError, DTypeError, GradcheckError,
                      SerializationError, ShapeError, TinytraceError)
-from .functions import (abs, as_tensor, cat, clamp, clip, clone, concat, exp, flatten, log,
-                        log_softmax, logsigmoid, matmul, max, mean, relu, reshape, sigmoid,
-                        softmax, softplus, split, sqrt, squeeze, stack, sum, tanh, transpose,
-                        unsqueeze, where)
+from .functions import (abs, all, amax, amin, any, argmax, argmin, as_tensor, bmm, cat, chunk,
+                        clamp, clip, clone, concat, cos, cumsum, dot, exp, flatten, flip,
+                        gather, log, log1p, log_softmax, logsigmoid, logsumexp, masked_fill,
+                        matmul, max, maximum, mean, min, minimum, mm, norm, outer, prod, relu,
+                        reshape, roll, sigmoid, sign, sin, softmax, softplus, split, sqrt,
+                        square, squeeze, stack, std, sum, swapaxes, tanh, transpose, tril,
+                        triu, unbind, unsqueeze, var, where)
 from .gradcheck import gradcheck
 from .ops import custom_op
 from .graph import Graph
 from .random import manual_seed
 from .serialize import load, save
-from .tensor import Tensor, ones, randn, tensor, zeros
+from .tensor import (Tensor, arange, eye, full, full_like, linspace, ones, ones_like, rand,
+                     rand_like, randn, randn_like, tensor, zeros, zeros_like)
 
 float32 = np.float32
 float64 = np.float64

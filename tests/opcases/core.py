@@ -6,7 +6,9 @@ API (operators, methods, ``tt.*`` functions) with drawn attrs, and ``arrays`` ar
 inputs placed where the op is smooth, so central differences are a fair reference:
 
 - kinks (abs, relu, clip bounds) and poles (log, sqrt, division) are kept >= 0.1 away;
-- ``max`` sees values at least 0.2 apart, so the winner never changes under a nudge;
+- ``max`` and ``min`` see values at least 0.2 apart, so the winner never changes under a
+  nudge; ``maximum`` / ``minimum`` see operands at least 0.1 apart;
+- ``norm``'s elements are >= 0.1 from 0, so no slice is near its kink at 0;
 - ``pow`` and ``pow_tensor`` with a non-integer exponent only see positive bases.
 
 Shapes are small (0-d to 4-d, sides up to 3) so a case costs a few hundred forward calls.
@@ -171,6 +173,97 @@ def max_case(draw):
     jitter = draw(arrays((size,), st.floats(-0.05, 0.05)))
     x = ((order - size / 2) * 0.3 + jitter).reshape(shape)
     return (lambda t: t.max(axis=axis, keepdims=keepdims)), [x]
+
+
+@st.composite
+def min_case(draw):
+    """``max_case`` mirrored: distinct values >= 0.2 apart, no near-ties."""
+    fn, (x,) = draw(max_case())
+    shape = x.shape
+    axis = draw(reduction_axes(len(shape)))
+    keepdims = draw(st.booleans())
+    return (lambda t: t.min(axis=axis, keepdims=keepdims)), [x]
+
+
+@st.composite
+def norm_case(draw):
+    """The 2-norm over any axes; slices kept away from 0 (where it has a kink)."""
+    shape = draw(shapes())
+    axis = draw(reduction_axes(len(shape)))
+    keepdims = draw(st.booleans())
+    return (lambda t: t.norm(dim=axis, keepdim=keepdims)), [draw(arrays(shape,
+                                                                        AWAY_FROM_ZERO))]
+
+
+@st.composite
+def logsumexp_case(draw):
+    """Any axes, with a common shift that would overflow exp in float32 (the max is
+    subtracted first); not 1e4, where central differences of an output near 1e4 lose
+    the digits the comparison needs."""
+    shape = draw(shapes())
+    axis = draw(reduction_axes(len(shape)))
+    keepdims = draw(st.booleans())
+    shift = draw(st.sampled_from([0.0, 0.0, 40.0, -100.0, 100.0]))
+    x = draw(arrays(shape, st.floats(-4.0, 4.0))) + shift
+    return (lambda t: tt.logsumexp(t, dim=axis, keepdim=keepdims)), [x]
+
+
+@st.composite
+def cumsum_case(draw):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(axis_spelling(draw(st.integers(0, len(shape) - 1)), len(shape)))
+    return (lambda t: t.cumsum(dim=axis)), [draw(arrays(shape))]
+
+
+@st.composite
+def prod_case(draw):
+    """One axis or all; any values, zeros included: the product is a polynomial, smooth
+    everywhere, and its gradient must be exact at zeros too."""
+    shape = draw(shapes())
+    dim = None if not shape or draw(st.booleans()) else draw(
+        axis_spelling(draw(st.integers(0, len(shape) - 1)), len(shape)))
+    keepdim = draw(st.booleans())
+    x = draw(arrays(shape, st.one_of(st.just(0.0), SMOOTH)))
+    return (lambda t: t.prod(dim=dim, keepdim=keepdim)), [x]
+
+
+@st.composite
+def expand_case(draw):
+    """An input broadcast to a larger shape (new axes in front, size-1 axes grown; -1
+    keeps a size)."""
+    shape_in, _ = draw(broadcast_pair()).input_shapes
+    lead = tuple(draw(st.lists(st.integers(1, MAX_SIDE), max_size=2)))
+    target = lead + tuple(draw(st.integers(1, MAX_SIDE)) if n == 1 else
+                          draw(st.sampled_from([n, -1])) for n in shape_in)
+    return (lambda t: t.expand(*target)), [draw(arrays(shape_in))]
+
+
+@st.composite
+def gather_case(draw):
+    """PyTorch's gather with repeated indices and an index shorter than the input on the
+    other axes."""
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(0, len(shape) - 1))
+    index_shape = tuple(draw(st.integers(1, 4)) if d == axis else draw(st.integers(1, n))
+                        for d, n in enumerate(shape))
+    index = draw(hnp.arrays(np.int64, index_shape, elements=st.integers(0, shape[axis] - 1)))
+    dim = draw(axis_spelling(axis, len(shape)))
+    return (lambda t: t.gather(dim, index)), [draw(arrays(shape))]
+
+
+@st.composite
+def extremum_case(draw, function):
+    """maximum / minimum of two broadcasting tensors kept >= 0.1 apart (no ties, where the
+    gradient jumps), or of a tensor and a number."""
+    shape_a, shape_b = draw(broadcast_pair()).input_shapes
+    a = draw(arrays(shape_a))
+    b = draw(arrays(shape_b))
+    gap = np.broadcast_to(b, np.broadcast_shapes(a.shape, b.shape)) - a
+    if np.any(np.abs(gap) < 0.1):          # push b apart from a where they come close
+        b = draw(arrays(shape_b, st.floats(2.5, 3.0)))
+    if draw(st.booleans()):
+        return (lambda s, t: function(s, t)), [a, b]
+    return (lambda s: function(s, 2.6)), [a]
 
 
 def normaliser(function):
@@ -345,11 +438,24 @@ CASES = {
     "softplus": unary(tt.softplus, st.floats(-30.0, 30.0)),     # both tails, stably
     "logsigmoid": unary(tt.logsigmoid, st.floats(-30.0, 30.0)),
     "clip": clip_case(),
+    "sin": unary(tt.sin),
+    "cos": unary(lambda t: t.cos()),
+    "log1p": unary(tt.log1p, st.floats(-0.8, 3.0)),
+    "sign": unary(tt.sign, AWAY_FROM_ZERO),
+    "maximum": extremum_case(tt.maximum),
+    "minimum": extremum_case(tt.minimum),
     "astype": astype_case(),
     "clone": unary(lambda t: t.clone()),
     "sum": reduction("sum"),
     "mean": reduction("mean"),
     "max": max_case(),
+    "min": min_case(),
+    "norm": norm_case(),
+    "logsumexp": logsumexp_case(),
+    "cumsum": cumsum_case(),
+    "prod": prod_case(),
+    "expand": expand_case(),
+    "gather": gather_case(),
     "softmax": normaliser(tt.softmax),
     "log_softmax": normaliser(tt.log_softmax),
     "reshape": reshape_case(),

@@ -1,4 +1,5 @@
-"""Arithmetic with NumPy broadcasting: + - * / ** and negation, and matrix products.
+"""Arithmetic with NumPy broadcasting: + - * / ** and negation, matrix products, and the
+elementwise maximum / minimum of two tensors.
 
 These are the ops every model runs most, so each is written as a forward that returns
 ``(out, saved)`` and a module-level vjp ``(g, saved) -> grads`` (``Primitive.backward``)
@@ -121,3 +122,33 @@ def _matmul_vjp(g, saved):
     ga = g2 @ b2.swapaxes(-1, -2)
     gb = a2.swapaxes(-1, -2) @ g2
     return (ga[..., 0, :] if a.ndim == 1 else ga), (gb[..., 0] if b.ndim == 1 else gb)
+
+
+@primitive("maximum")
+def maximum(a, b):
+    """The larger of ``a`` and ``b``, elementwise (broadcasting). The gradient goes to the
+    larger one; at a tie it is split evenly, half to each (as PyTorch's ``maximum``)."""
+    return array_module(a).maximum(a, b), (a, b)
+
+
+@maximum.backward
+def _maximum_vjp(g, saved):
+    a, b = saved
+    half = g * 0.5                     # (g * 0.5 keeps g's dtype; a bool mask would not)
+    tie = a == b
+    return g * (a > b) + half * tie, g * (b > a) + half * tie
+
+
+@primitive("minimum")
+def minimum(a, b):
+    """The smaller of ``a`` and ``b``, elementwise; gradients as for ``maximum`` (to the
+    smaller one, half to each at a tie)."""
+    return array_module(a).minimum(a, b), (a, b)
+
+
+@minimum.backward
+def _minimum_vjp(g, saved):
+    a, b = saved
+    half = g * 0.5
+    tie = a == b
+    return g * (a < b) + half * tie, g * (b < a) + half * tie

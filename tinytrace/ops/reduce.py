@@ -1,5 +1,8 @@
-"""Reductions over axes (sum, mean, max) and the normalisers softmax / log_softmax."""
+"""Reductions over axes (sum, mean, max, min, norm, logsumexp, prod), the running sum
+cumsum and the normalisers softmax / log_softmax."""
 import math
+
+import numpy as np
 
 from ..backend import array_module
 from .registry import primitive
@@ -92,3 +95,109 @@ def log_softmax(x, axis=-1):
 def _log_softmax_vjp(g, saved):
     xp, out, axis = saved
     return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
+
+
+@primitive("min", saves_output=True)
+def min_(x, axis=None, keepdims=False):
+    """Smallest element; ties share the gradient equally (as PyTorch's ``amin``)."""
+    out = x.min(axis=axis, keepdims=True)
+    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
+        (x, out, axis, keepdims)
+
+
+@min_.backward
+def _min_vjp(g, saved):
+    x, out, axis, keepdims = saved
+    winners = x == out
+    share = winners / winners.sum(axis=axis, keepdims=True)
+    return (_restore(g, x.shape, axis, keepdims) * share.astype(x.dtype),)
+
+
+@primitive("norm", saves_output=True)
+def norm(x, axis=None, keepdims=False):
+    """The Euclidean (2-)norm over ``axis``: sqrt(sum x^2).
+
+    d||x||/dx = x / ||x||, which is 0/0 where the whole slice is 0; there the gradient is
+    taken as 0 (the subgradient PyTorch uses), not NaN: the division is by 1 instead,
+    and x is 0 in such a slice, so the quotient is the 0 wanted."""
+    xp = array_module(x)
+    out = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
+    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
+        (xp, x, out, axis, keepdims)
+
+
+@norm.backward
+def _norm_vjp(g, saved):
+    xp, x, out, axis, keepdims = saved
+    return (_restore(g, x.shape, axis, keepdims) * (x / xp.where(out == 0, 1, out)),)
+
+
+@primitive("logsumexp", saves=())
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum exp(x)) over ``axis``, computed as m + log(sum exp(x - m)) with m the max
+    (no overflow for large x, no log(0) for very negative x). A slice whose max is not
+    finite (all -inf, or +inf) is shifted by 0 instead, so -inf stays -inf, as in
+    PyTorch. Gradient: softmax(x) over the slice, kept from the forward as
+    exp(x - m) / sum exp(x - m) (not exp(x - out): out, rounded at the scale of m, would
+    cost float32 digits when m is large)."""
+    xp = array_module(x)
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    e = xp.exp(x - m)
+    total = e.sum(axis=axis, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):   # an all -inf slice: log(0)
+        out = xp.log(total) + m                            # = -inf, weights 0/0 = NaN,
+        weights = e / total                                # as PyTorch's
+    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
+        (weights, axis, keepdims)
+
+
+@logsumexp.backward
+def _logsumexp_vjp(g, saved):
+    weights, axis, keepdims = saved
+    return (_restore(g, weights.shape, axis, keepdims) * weights,)
+
+
+@primitive("cumsum", saves=())
+def cumsum(x, axis):
+    """Running sums along ``axis``: out[i] = x[0] + ... + x[i]. Each x[j] feeds every
+    out[i] with i >= j, so its gradient is the running sum of g taken from the end."""
+    return array_module(x).cumsum(x, axis=axis), (array_module(x), axis)
+
+
+@cumsum.backward
+def _cumsum_vjp(g, saved):
+    xp, axis = saved
+    return (xp.flip(xp.cumsum(xp.flip(g, axis), axis=axis), axis),)
+
+
+def _product_of_others(x, axis):
+    """For each element, the product of the other elements of its slice along ``axis``:
+    (product of those before it) * (product of those after it), two running products.
+    No division, so zeros in the slice need no special case: with one zero, only its
+    own entry is non-zero (the product of the rest); with two or more, all are 0."""
+    xp = array_module(x)
+    m = xp.moveaxis(x, axis, -1)
+    ones = xp.ones_like(m[..., :1])
+    before = xp.cumprod(xp.concatenate([ones, m[..., :-1]], axis=-1), axis=-1)
+    after = xp.flip(xp.cumprod(xp.flip(xp.concatenate([m[..., 1:], ones], axis=-1), -1),
+                               axis=-1), -1)
+    return xp.moveaxis(before * after, -1, axis)
+
+
+@primitive("prod")
+def prod(x, axis=None, keepdims=False):
+    """The product over ``axis`` (one int, or None for all elements). The gradient of
+    each element is the product of the others in its slice (exact with zeros; not
+    out / x, which is 0/0 there)."""
+    return x.prod(axis=axis, keepdims=keepdims), (x, axis, keepdims)
+
+
+@prod.backward
+def _prod_vjp(g, saved):
+    x, axis, keepdims = saved
+    if axis is None:
+        others = _product_of_others(x.reshape(-1), 0).reshape(x.shape)
+    else:
+        others = _product_of_others(x, axis)
+    return (_restore(g, x.shape, axis, keepdims) * others,)

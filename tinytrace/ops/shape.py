@@ -1,9 +1,11 @@
 """Ops that move elements around without arithmetic: reshape, transpose, indexing,
-concatenation, stacking and ``where``. Their vjps move the gradient back the same way."""
+concatenation, stacking, ``where``, ``expand`` and ``gather``. Their vjps move the gradient
+back the same way."""
 import itertools
 
 import numpy as np
 
+from ..autograd import unbroadcast
 from ..backend import array_module, move_index
 from .registry import primitive
 
@@ -103,3 +105,50 @@ def where(a, b, condition):
 @where.backward
 def _where_vjp(g, condition):
     return g * condition, g * ~condition
+
+
+@primitive("expand", saves=(), view=True)
+def expand(x, shape):
+    """``x`` broadcast to ``shape`` (PyTorch's ``expand``, NumPy's ``broadcast_to``): a
+    read-only view, no copy. Each input element appears at several places of the output,
+    so its gradient is the sum of theirs over the broadcast axes."""
+    return array_module(x).broadcast_to(x, shape), x.shape
+
+
+@expand.backward
+def _expand_vjp(g, shape):
+    return (unbroadcast(g, shape),)
+
+
+def gather_index(index, axis, xp):
+    """The NumPy index that picks ``out[i, j, ..] = x[.., index[i, j, ..], ..]`` (the
+    entry of ``index`` on axis ``axis``, the element's own position on the others):
+    ``index`` itself there, an open range along every other axis."""
+    parts = []
+    for d, n in enumerate(index.shape):
+        if d == axis:
+            parts.append(index)
+        else:
+            parts.append(xp.arange(n).reshape((1,) * d + (n,) + (1,) * (index.ndim - d - 1)))
+    return tuple(parts)
+
+
+@primitive("gather", saves=())
+def gather(x, index, axis):
+    """PyTorch's ``gather``: ``out[i][j][k] = x[index[i][j][k]][j][k]`` for ``axis=0``
+    (and alike for the others). ``index`` (an integer array, an attr) has ``x``'s number
+    of axes, and the output has ``index``'s shape. One element may be picked several
+    times, so the vjp adds every contribution back with ``np.add.at`` (it needs only
+    ``x``'s shape, not its values)."""
+    index = move_index(index, x)
+    xp = array_module(x)
+    where = gather_index(index, axis, xp)
+    return x[where], (xp, x.shape, where)
+
+
+@gather.backward
+def _gather_vjp(g, saved):
+    xp, shape, where = saved
+    gx = xp.zeros(shape, dtype=g.dtype)
+    xp.add.at(gx, where, g)
+    return (gx,)

@@ -184,3 +184,47 @@ def astype(x, dtype):
 @astype.backward
 def _astype_vjp(g, dtype):
     return (g.astype(dtype),)
+
+
+@primitive("sin")
+def sin(x):
+    return array_module(x).sin(x), x
+
+
+@sin.backward
+def _sin_vjp(g, x):
+    return (g * array_module(x).cos(x),)
+
+
+@primitive("cos")
+def cos(x):
+    return array_module(x).cos(x), x
+
+
+@cos.backward
+def _cos_vjp(g, x):
+    return (-g * array_module(x).sin(x),)
+
+
+@primitive("log1p")
+def log1p(x):
+    """log(1 + x), accurate for tiny x (where 1 + x would round away x's digits)."""
+    return array_module(x).log1p(x), x
+
+
+@log1p.backward
+def _log1p_vjp(g, x):
+    return (g / (1 + x),)
+
+
+@primitive("sign", saves=())
+def sign(x):
+    """-1, 0 or 1 by the sign of each element. Piecewise constant: its gradient is 0
+    everywhere (at 0 too, as in PyTorch), not the delta a jump would need."""
+    xp = array_module(x)
+    return xp.sign(x), xp
+
+
+@sign.backward
+def _sign_vjp(g, xp):
+    return (xp.zeros_like(g),)
