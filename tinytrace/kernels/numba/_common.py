@@ -51,7 +51,7 @@ def _tile(rows, nbytes):
     b[:, j:j+w]`` with ``w = nbytes / itemsize``; the caller keeps the tile inside ``out``."""
     @intrinsic
     def tile(typingctx, a, b, out, i, j):
-        if not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C"
+        if not all(isinstance(t, types.Array) and t.ndim == 2 and t.layout in "CA"
                    and t.dtype == out.dtype for t in (a, b, out)):
             return None
         if out.dtype not in (types.float32, types.float64):
@@ -62,7 +62,10 @@ def _tile(rows, nbytes):
                                      for t, v in zip(signature.args[:3], args[:3]))
             i, j = args[3], args[4]
             inner = cgutils.unpack_tuple(builder, a_arr.shape, 2)[1]
-            width = cgutils.unpack_tuple(builder, out_arr.shape, 2)[1]
+            itemsize = i.type(out.dtype.bitwidth // 8)
+            a_step, b_step, out_step = (          # row strides in elements
+                builder.sdiv(cgutils.unpack_tuple(builder, arr.strides, 2)[0], itemsize)
+                for arr in (a_arr, b_arr, out_arr))
             lanes = nbytes // (out.dtype.bitwidth // 8)
             vector = ir.VectorType(context.get_value_type(out.dtype), lanes)
             fma = cgutils.get_or_insert_function(
@@ -83,16 +86,16 @@ def _tile(rows, nbytes):
             row_index = [builder.add(i, i.type(r)) for r in range(rows)]
             with cgutils.for_range(builder, inner) as loop:
                 k = loop.index
-                b_k = builder.load(as_vector(at(b_arr, k, width, j)), align=4)
+                b_k = builder.load(as_vector(at(b_arr, k, b_step, j)), align=4)
                 for r in range(rows):
-                    x = builder.load(at(a_arr, row_index[r], inner, k))
+                    x = builder.load(at(a_arr, row_index[r], a_step, k))
                     x = builder.shuffle_vector(
                         builder.insert_element(undefined, x, ir.IntType(32)(0)),
                         undefined, splat)                # a[i+r, k] in every lane
                     builder.store(builder.call(fma, [x, b_k, builder.load(acc[r])]), acc[r])
             for r in range(rows):
                 builder.store(builder.load(acc[r]),
-                              as_vector(at(out_arr, row_index[r], width, j)), align=4)
+                              as_vector(at(out_arr, row_index[r], out_step, j)), align=4)
             return context.get_dummy_value()
         return types.void(a, b, out, types.intp, types.intp), codegen
     return tile
@@ -105,11 +108,20 @@ _tile_8x16, _tile_1x16 = _tile(TILE_ROWS, 16), _tile(1, 16)
 
 
 @njit(**JIT)
+def _rows_contiguous(x):
+    """Unit stride along each row (the tiles read rows as vectors; row strides are free)."""
+    return x.size == 0 or x.shape[1] == 1 or x.strides[1] == x.itemsize
+
+
+@njit(**JIT)
 def product(a, b, out):
-    """``out = a @ b`` for C-contiguous 2-D float32 or float64 arrays, (M, K) x (K, N)."""
+    """``out = a @ b`` for 2-D float32 or float64 arrays, (M, K) x (K, N), each with
+    contiguous rows (C order, or a slice of columns of one)."""
     rows, cols = out.shape
     if a.shape[0] != rows or b.shape[0] != a.shape[1] or b.shape[1] != cols:
         raise ValueError("product: shapes do not match (a (M, K), b (K, N), out (M, N))")
+    if not (_rows_contiguous(a) and _rows_contiguous(b) and _rows_contiguous(out)):
+        raise ValueError("product: every operand's rows must be contiguous")
     full = rows - rows % TILE_ROWS
     step = TILE_BYTES // out.itemsize
     j = 0
