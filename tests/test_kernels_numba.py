@@ -155,6 +155,33 @@ def test_the_tiled_product_propagates_nan_and_inf(dtype, rows, inner, cols):
                                atol=RTOL[dtype] * 10 * np.sqrt(inner))
 
 
+@settings(max_examples=40, deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), hidden=st.integers(1, 70),
+       scale=st.sampled_from([0.5, 5.0, 60.0]), seed=st.integers(0, 2**31 - 1))
+def test_the_wide_lstm_row_forward_gives_the_same_bits(dtype, hidden, scale, seed):
+    # The LSTM kernel takes lstm_row_forward_wide for H >= 32 (a loop per gate block) and
+    # lstm_row_forward below: the two must agree bit for bit (NaN where NaN), saturated
+    # gates, inf and NaN pre-activations included, so that H never changes a result.
+    from tinytrace.kernels.numba import _rows
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal(4 * hidden) * scale).astype(dtype)
+    z[rng.integers(4 * hidden)] = np.nan
+    z[rng.integers(4 * hidden)] = np.inf
+    z[rng.integers(4 * hidden)] = -np.inf
+    r, bias = (rng.standard_normal(4 * hidden).astype(dtype) for _ in range(2))
+    c_prev = rng.standard_normal(hidden).astype(dtype)
+    results = []
+    for row_forward in (_rows.lstm_row_forward, _rows.lstm_row_forward_wide):
+        gates, c_new, tanh_c, h_new = z.copy(), *(np.empty(hidden, dtype) for _ in range(3))
+        row_forward(gates, r, bias, c_prev, c_new, tanh_c, h_new)
+        results.append((gates, c_new, tanh_c, h_new))
+    for narrow, wide in zip(*results):                 # NaN's sign bit carries nothing
+        np.testing.assert_array_equal(np.isnan(narrow), np.isnan(wide))
+        number = ~np.isnan(narrow)
+        np.testing.assert_array_equal(narrow[number].view(f"u{narrow.itemsize}"),
+                                      wide[number].view(f"u{wide.itemsize}"))
+
+
 def test_the_tiled_product_rejects_mismatched_shapes():
     a, b = np.ones((3, 4)), np.ones((5, 6))
     with pytest.raises(ValueError, match="product: shapes do not match"):

@@ -21,7 +21,7 @@ from numba import njit
 from .. import workspace
 from ._common import COMPILE, contiguous, lengths_or_full, pack, product
 from ._math import JIT
-from ._rows import lstm_row_backward, lstm_row_forward
+from ._rows import lstm_row_backward, lstm_row_forward, lstm_row_forward_wide
 
 LSTMSaved = namedtuple("LSTMSaved", "x w_ih w_hh gates h c tanh_c lengths")
 LSTMSaved.__doc__ = """What ``lstm_backward`` needs: the inputs, the activated gates
@@ -32,12 +32,16 @@ them), the states h and c (T+1, B, H), tanh(c_t) (T, B, H) and the lengths (B,) 
 @njit(**JIT)
 def _forward_loop(gates, h, c, tanh_c, w_hh_t, bias, lengths, recurrent):
     steps, batch = gates.shape[:2]
+    wide = gates.shape[2] >= 128                         # H >= 32: see lstm_row_forward_wide
     for t in range(steps):
         product(h[t], w_hh_t, recurrent)                 # W_hh h_{t-1}, (B, 4H)
         for b in range(batch):
             if t >= lengths[b]:                          # finished rows keep their state
                 h[t + 1, b] = h[t, b]
                 c[t + 1, b] = c[t, b]
+            elif wide:
+                lstm_row_forward_wide(gates[t, b], recurrent[b], bias, c[t, b],
+                                      c[t + 1, b], tanh_c[t, b], h[t + 1, b])
             else:
                 lstm_row_forward(gates[t, b], recurrent[b], bias, c[t, b], c[t + 1, b],
                                  tanh_c[t, b], h[t + 1, b])
