@@ -5,8 +5,8 @@ Same contract, equations and padding rules as the NumPy reference ``kernels/lstm
 
 * before the loop, in NumPy: the input projection of every step, ONE (T·B, I) @ (I, 4H)
   BLAS product;
-* in one ``@njit`` function: every step's recurrent product (``_common.product``: in-kernel
-  loops or BLAS by size), then ONE pass over the four gates of each row that adds the
+* in one ``@njit`` function: every step's recurrent product (``_common.product``, register
+  tiles in the compiled loop, no BLAS call), then ONE pass over the four gates of each row that adds the
   biases, applies sigmoid/tanh (``_math``), updates c and h and stores what the backward
   needs. No Python per step, no temporaries;
 * the backward loop likewise, one pass per row that turns dL/dh_t and dL/dc_t into the
@@ -60,7 +60,9 @@ def _backward_loop(d_packed, gates, c, tanh_c, w_hh, lengths, dz_all, dh_steps, 
                 dc_steps[t, b] = dc[b]
                 dz_all[t, b] = 0.0
             else:
-                dh[b] += d_packed[t, b]                  # from step t+1 and from y_t
+                dh_b, d_b = dh[b], d_packed[t, b]        # dL/dh_t: from step t+1 and y_t
+                for j in range(dh_b.shape[0]):           # (an element loop: a row slice's
+                    dh_b[j] += d_b[j]                    # += costs ~0.1 us, measured)
                 lstm_row_backward(gates[t, b], tanh_c[t, b], c[t, b], dh[b], dc[b],
                                   dz_all[t, b], dh_steps[t, b], dc_steps[t, b])
         product(dz_all[t], w_hh, dh_next)                # dL/dh_{t-1} = dz @ W_hh
