@@ -6,9 +6,10 @@ Same contract, equations and padding rules as the NumPy reference ``kernels/lstm
 * before the loop, in NumPy: the input projection of every step, ONE (T·B, I) @ (I, 4H)
   BLAS product;
 * in one ``@njit`` function: every step's recurrent product (``_common.product``, register
-  tiles in the compiled loop, no BLAS call), then ONE pass over the four gates of each row that adds the
-  biases, applies sigmoid/tanh (``_math``), updates c and h and stores what the backward
-  needs. No Python per step, no temporaries;
+  tiles in the compiled loop, no BLAS call), then ONE pass over the four gates of each row
+  that adds the biases, applies sigmoid/tanh (``_math``), updates c and h and stores what
+  the backward needs (``_rows``; one loop per gate block when H >= 32). No Python per
+  step, no temporaries;
 * the backward loop likewise, one pass per row that turns dL/dh_t and dL/dc_t into the
   four gate gradients, then the (B, 4H) @ (4H, H) product for dL/dh_{t-1};
 * after the loop, in NumPy: the weight gradients as (4H, T·B) @ (T·B, ·) BLAS products.
