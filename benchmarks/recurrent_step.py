@@ -34,6 +34,13 @@ import numpy as np
 import tinytrace as tt
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# Issue 19, LSTM (50, 32, 32, 128), 1 thread, numba / torch (2-core VM, load 1.2-2):
+# unpinned 1.68x before the register-tile product (21.7 ms vs 12.9), 1.18-1.20x after
+# (10.1-12.1 ms vs 8.6-10.0); pinned (OPENBLAS_CORETYPE=Haswell) 1.97x -> 1.38-1.41x.
+# The 0.8x target is below the floor of this design: the step's 734 MFLOP of products
+# alone (input projection 0.58 ms, 2 x 50 per-step products 1.25 + 1.29, dW_hh 1.65,
+# dW_ih 0.58, measured at quiet moments) take 5.35 ms, the gate math ~2.1 ms forward and
+# backward, the readout/loss/optimizer ~1.5-2, about 9-9.5 ms against 0.8 x 8.6-12.9.
 TARGETS = [  # (T, B, I, H), the issue's columns, with its targets (tinytrace / torch)
     ((1000, 1, 8, 32), {"lstm": 1.0, "gru": 0.2, "rnn": 0.2}),
     ((200, 8, 8, 20), {"lstm": 1.0, "gru": 0.2, "rnn": 0.2}),
@@ -337,7 +344,22 @@ def memory_section(budget):
 def products_section():
     """The kernels' tiled per-step product against BLAS, both timed inside compiled code
     (BLAS through numba's ``np.dot``, i.e. SciPy's OpenBLAS), and NumPy's matmul called
-    from Python (BLAS plus the call overhead a Python loop would pay)."""
+    from Python (BLAS plus the call overhead a Python loop would pay).
+
+    Measured (issue 19, 2-core shared VM, load 1.2-2, 1 thread, us per product; tiles =
+    ``_common.product``, 8-row x 128-byte register tiles, before them a 4 x 4 blocked dot
+    product vectorized along k):
+
+        shape                     before   tiles   BLAS   numpy@   (unpinned)
+        (1, 32) @ (32, 128)         1.21    0.20   0.21    1.12
+        (8, 20) @ (20, 80)          3.06    0.23   0.28    1.57
+        (8, 80) @ (80, 20)          0.94    0.48   0.59    1.92
+        (32, 128) @ (128, 512)    120.55   46.27  62.85   53.23
+        (32, 512) @ (512, 128)     71.58   41.99  66.73   52.13
+
+    Pinned (``OPENBLAS_CORETYPE=Haswell``) the tiles did (32, 128) @ (128, 512) in 24.8-27.6
+    us, 150-170 GFLOP/s, with BLAS at 85-93; the spread between runs is the machine's load.
+    """
     from numba import njit
     from tinytrace.kernels.numba import _common
 

@@ -12,15 +12,21 @@ inside the compiled loop, never through BLAS:
   use too, one such product took 30 ms instead of 0.05 (measured; it happened again while
   this code was measured, 22 ms for a (32, 512) @ (512, 128)), so a kernel that calls BLAS
   2T times per step is at the mercy of the machine's load;
-* the register tiles below are as fast as BLAS or faster at every size the recurrences
-  use (``benchmarks/recurrent_step.py --products`` prints them side by side).
+* the register tiles below are about as fast as BLAS or faster at the sizes the
+  recurrences use: at B = 32, H = 128, 25-55 us per (32, 128) @ (128, 512) against
+  BLAS's 50-90 (150-170 GFLOP/s on a quiet core), at lesson sizes 0.2-0.5 us like BLAS
+  from compiled code; a single row of a wide product, e.g. (1, 128) @ (128, 512), is
+  slower (3.6-7.5 us against 3-4.6: one row's few accumulators wait on each other).
+  Times on a shared 2-core VM; ``benchmarks/recurrent_step.py --products`` prints them
+  side by side.
 
-How: ``out = a @ b`` with ``b`` (K, N) C-contiguous, i.e. the kernels pass W_hh^T forward
-and W_hh backward. ``out`` is cut into tiles of 8 rows x 128 bytes of columns (32 float32
-or 16 float64; leftover rows go one at a time). A tile's 8 row-vectors are accumulators
-that stay in registers for the whole loop over k: each step loads one row segment
-``b[k, j:j+w]``, broadcasts ``a[i+r, k]`` and does 8 vector multiply-adds (16 AVX-512
-FMAs for 10 loads), with no horizontal sums. LLVM's loop vectorizer will not write this
+How: ``out = a @ b`` with ``b`` (K, N), rows contiguous, i.e. the kernels pass W_hh^T
+forward and W_hh backward. ``out`` is cut into tiles of 8 rows x 128 bytes of columns (32
+float32 or 16 float64; of the rows left over, 4 go in one 4-row tile, the rest one at a
+time: (4, 64) @ (64, 256) takes 1.6-2.3 us so, 7 row by row). A tile's row-vectors are
+accumulators that stay in registers for the whole loop over k: each step loads one row
+segment ``b[k, j:j+w]``, broadcasts ``a[i+r, k]`` and does one vector multiply-add per
+row (for 8 rows: 16 AVX-512 FMAs for 10 loads), with no horizontal sums. LLVM's loop vectorizer will not write this
 itself (it cannot keep ``out`` in registers while it may alias ``b``), so ``_tile``
 emits the loop as LLVM IR with explicit vector types; LLVM splits a 128-byte vector into
 whatever the CPU has (2 AVX-512 or 4 AVX2 registers). Columns left over after the
@@ -101,10 +107,10 @@ def _tile(rows, nbytes):
     return tile
 
 
-_tile_8x128, _tile_1x128 = _tile(TILE_ROWS, TILE_BYTES), _tile(1, TILE_BYTES)
-_tile_8x64, _tile_1x64 = _tile(TILE_ROWS, 64), _tile(1, 64)
-_tile_8x32, _tile_1x32 = _tile(TILE_ROWS, 32), _tile(1, 32)
-_tile_8x16, _tile_1x16 = _tile(TILE_ROWS, 16), _tile(1, 16)
+_tile_8x128, _tile_4x128, _tile_1x128 = _tile(8, 128), _tile(4, 128), _tile(1, 128)
+_tile_8x64, _tile_4x64, _tile_1x64 = _tile(8, 64), _tile(4, 64), _tile(1, 64)
+_tile_8x32, _tile_4x32, _tile_1x32 = _tile(8, 32), _tile(4, 32), _tile(1, 32)
+_tile_8x16, _tile_4x16, _tile_1x16 = _tile(8, 16), _tile(4, 16), _tile(1, 16)
 
 
 @njit(**JIT)
@@ -123,30 +129,39 @@ def product(a, b, out):
     if not (_rows_contiguous(a) and _rows_contiguous(b) and _rows_contiguous(out)):
         raise ValueError("product: every operand's rows must be contiguous")
     full = rows - rows % TILE_ROWS
+    half = full + 4 if rows - full >= 4 else full       # then one 4-row tile, single rows
     step = TILE_BYTES // out.itemsize
     j = 0
     while j + step <= cols:
         for i in range(0, full, TILE_ROWS):
             _tile_8x128(a, b, out, i, j)
-        for i in range(full, rows):
+        if half > full:
+            _tile_4x128(a, b, out, full, j)
+        for i in range(half, rows):
             _tile_1x128(a, b, out, i, j)
         j += step
     if j + step // 2 <= cols:                            # then 64, 32, 16 bytes wide
         for i in range(0, full, TILE_ROWS):
             _tile_8x64(a, b, out, i, j)
-        for i in range(full, rows):
+        if half > full:
+            _tile_4x64(a, b, out, full, j)
+        for i in range(half, rows):
             _tile_1x64(a, b, out, i, j)
         j += step // 2
     if j + step // 4 <= cols:
         for i in range(0, full, TILE_ROWS):
             _tile_8x32(a, b, out, i, j)
-        for i in range(full, rows):
+        if half > full:
+            _tile_4x32(a, b, out, full, j)
+        for i in range(half, rows):
             _tile_1x32(a, b, out, i, j)
         j += step // 4
     if j + step // 8 <= cols:
         for i in range(0, full, TILE_ROWS):
             _tile_8x16(a, b, out, i, j)
-        for i in range(full, rows):
+        if half > full:
+            _tile_4x16(a, b, out, full, j)
+        for i in range(half, rows):
             _tile_1x16(a, b, out, i, j)
         j += step // 8
     for i in range(rows):                                # the last 1-3 columns
