@@ -34,9 +34,11 @@ import numpy as np
 import tinytrace as tt
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-# Issue 19, LSTM (50, 32, 32, 128), 1 thread, numba / torch (2-core VM, load 1.2-2):
-# unpinned 1.68x before the register-tile product (21.7 ms vs 12.9), 1.18-1.20x after
-# (10.1-12.1 ms vs 8.6-10.0); pinned (OPENBLAS_CORETYPE=Haswell) 1.97x -> 1.38-1.41x.
+# Issue 19, LSTM, 1 thread, numba / torch (2-core VM, load 1.2-2.3): (50, 32, 32, 128)
+# unpinned 1.68x before the register-tile product (21.7 ms vs 12.9), 1.18-1.21x after
+# (10.1-14.4 ms vs 8.6-11.8); pinned (OPENBLAS_CORETYPE=Haswell) 1.97x -> 1.33-1.41x.
+# (200, 8, 8, 20): 1.09x -> 0.87-0.93x unpinned, 1.04x -> 0.89-1.08x pinned; (1000, 1,
+# 8, 32): 0.86x -> 0.64-0.70x.
 # The 0.8x target is below the floor of this design: the step's 734 MFLOP of products
 # alone (input projection 0.58 ms, 2 x 50 per-step products 1.25 + 1.29, dW_hh 1.65,
 # dW_ih 0.58, measured at quiet moments) take 5.35 ms, the gate math ~2.1 ms forward and
