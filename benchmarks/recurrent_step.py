@@ -34,6 +34,15 @@ import numpy as np
 import tinytrace as tt
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# Issue 19, LSTM, 1 thread, numba / torch (2-core VM, load 1.2-2.3): (50, 32, 32, 128)
+# unpinned 1.68x before the register-tile product (21.7 ms vs 12.9), 1.18-1.21x after
+# (10.1-14.4 ms vs 8.6-11.8); pinned (OPENBLAS_CORETYPE=Haswell) 1.97x -> 1.33-1.41x.
+# (200, 8, 8, 20): 1.09x -> 0.87-0.93x unpinned, 1.04x -> 0.89-1.08x pinned; (1000, 1,
+# 8, 32): 0.86x -> 0.64-0.70x.
+# The 0.8x target is below the floor of this design: the step's 734 MFLOP of products
+# alone (input projection 0.58 ms, 2 x 50 per-step products 1.25 + 1.29, dW_hh 1.65,
+# dW_ih 0.58, measured at quiet moments) take 5.35 ms, the gate math ~2.1 ms forward and
+# backward, the readout/loss/optimizer ~1.5-2, about 9-9.5 ms against 0.8 x 8.6-12.9.
 TARGETS = [  # (T, B, I, H), the issue's columns, with its targets (tinytrace / torch)
     ((1000, 1, 8, 32), {"lstm": 1.0, "gru": 0.2, "rnn": 0.2}),
     ((200, 8, 8, 20), {"lstm": 1.0, "gru": 0.2, "rnn": 0.2}),
@@ -335,25 +344,40 @@ def memory_section(budget):
 
 
 def products_section():
-    """The kernels' blocked per-step product against BLAS, both timed inside compiled code
+    """The kernels' tiled per-step product against BLAS, both timed inside compiled code
     (BLAS through numba's ``np.dot``, i.e. SciPy's OpenBLAS), and NumPy's matmul called
-    from Python (BLAS plus the call overhead a Python loop would pay)."""
+    from Python (BLAS plus the call overhead a Python loop would pay).
+
+    Measured (issue 19, 2-core shared VM, load 1.2-2, 1 thread, us per product; tiles =
+    ``_common.product``, 8-row x 128-byte register tiles, before them a 4 x 4 blocked dot
+    product vectorized along k):
+
+        shape                     before   tiles   BLAS   numpy@   (unpinned)
+        (1, 32) @ (32, 128)         1.21    0.20   0.21    1.12
+        (8, 20) @ (20, 80)          3.06    0.23   0.28    1.57
+        (8, 80) @ (80, 20)          0.94    0.48   0.59    1.92
+        (32, 128) @ (128, 512)    120.55   46.27  62.85   53.23
+        (32, 512) @ (512, 128)     71.58   41.99  66.73   52.13
+
+    Pinned (``OPENBLAS_CORETYPE=Haswell``) the tiles did (32, 128) @ (128, 512) in 24.8-27.6
+    us, 150-170 GFLOP/s, with BLAS at 85-93; the spread between runs is the machine's load.
+    """
     from numba import njit
     from tinytrace.kernels.numba import _common
 
     @njit
-    def blocked(a, b_t, out, n):
+    def tiled(a, b, out, n):
         for _ in range(n):
-            _common.product(a, b_t, out)
+            _common.product(a, b, out)
 
     @njit
     def blas(a, b, out, n):
         for _ in range(n):
             np.dot(a, b, out)
 
-    print("\n== per-step product, float32, us per product: the kernels' blocked loop vs "
+    print("\n== per-step product, float32, us per product: the kernels' register tiles vs "
           "BLAS ==")
-    print(f"{'shape':<22} {'MACs':>8} {'blocked':>8} {'BLAS':>8} {'numpy@':>8}  GFLOP/s blocked")
+    print(f"{'shape':<22} {'MACs':>8} {'tiles':>8} {'BLAS':>8} {'numpy@':>8}  GFLOP/s tiles")
     for rows, inner, cols in ((1, 32, 128), (1, 128, 32), (8, 20, 80), (8, 80, 20),
                               (1, 128, 512), (1, 512, 128), (8, 64, 256), (8, 256, 64),
                               (32, 32, 128), (32, 128, 32), (32, 128, 512), (32, 512, 128),
@@ -361,14 +385,13 @@ def products_section():
         rng = np.random.default_rng(0)
         a = rng.standard_normal((rows, inner)).astype(np.float32)
         b = rng.standard_normal((inner, cols)).astype(np.float32)
-        b_t = np.ascontiguousarray(b.T)
         out = np.empty((rows, cols), np.float32)
         n = max(1, int(2e7 / (rows * inner * cols)))
 
         def numpy_loop():
             for _ in range(n):
                 np.matmul(a, b, out=out)
-        times = best_of([lambda: blocked(a, b_t, out, n), lambda: blas(a, b, out, n),
+        times = best_of([lambda: tiled(a, b, out, n), lambda: blas(a, b, out, n),
                          numpy_loop], budget=0.3)
         us = [t / n * 1e6 for t in times]
         macs = rows * inner * cols

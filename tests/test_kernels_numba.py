@@ -102,18 +102,90 @@ def test_numba_kernels_match_the_reference(kind, steps, batch, n_in, hidden, dty
     compare(kind, args, lengths, dtype, input_grad=data.draw(st.booleans(), label="dx"))
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_blocked_product_matches_numpy_at_every_edge(dtype):
-    # 4 x 4 blocks, 1 x 4 blocks for the rows left over, single dots for the columns left
-    rng = np.random.default_rng(0)
-    for rows, inner, cols in [(1, 1, 1), (1, 32, 128), (3, 7, 5), (4, 4, 4), (5, 9, 6),
-                              (8, 80, 20), (9, 3, 13), (32, 128, 36)]:
-        a = rng.standard_normal((rows, inner)).astype(dtype)
-        b = rng.standard_normal((inner, cols)).astype(dtype)
-        out = np.full((rows, cols), np.nan, dtype)
-        _common.product(a, np.ascontiguousarray(b.T), out)
-        np.testing.assert_allclose(out, a @ b, rtol=RTOL[dtype] * 10,
-                                   atol=RTOL[dtype] * 10 * np.sqrt(inner))
+def sum_of_products(a, b):
+    """``a @ b`` by elementwise products and a sum, no BLAS: the NaN/inf reference."""
+    with np.errstate(invalid="ignore"):
+        return (a[:, :, None] * b[None, :, :]).sum(axis=1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), rows=st.integers(1, 70),
+       inner=st.integers(0, 70), cols=st.integers(1, 70), seed=st.integers(0, 2**31 - 1))
+def test_the_tiled_product_matches_numpy(dtype, rows, inner, cols, seed):
+    # Tiles of 8 rows and 128/64/32/16 bytes of columns, single rows and the last 1-3
+    # columns by a plain loop: 1..70 covers every combination of edges. Each entry is a
+    # sum of `inner` products in order, so it is within the classic bound of any sum,
+    # inner * eps * sum_k |a_ik b_kj| (the bound BLAS meets too), of the exact value.
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, inner)).astype(dtype)
+    b = rng.standard_normal((inner, cols)).astype(dtype)
+    out = np.full((rows, cols), np.nan, dtype)
+    _common.product(a, b, out)
+    exact = a.astype(np.longdouble) @ b.astype(np.longdouble)
+    bound = max(inner, 1) * np.finfo(dtype).eps * (np.abs(a).astype(np.longdouble)
+                                                   @ np.abs(b).astype(np.longdouble))
+    assert out.dtype == dtype
+    assert np.all(np.abs(out - exact) <= bound), np.max(np.abs(out - exact) - bound)
+    np.testing.assert_allclose(out, a @ b, rtol=RTOL[dtype] * 10,
+                               atol=RTOL[dtype] * 10 * np.sqrt(inner))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, inner, cols", [(1, 5, 3), (9, 7, 37), (16, 33, 70)])
+def test_the_tiled_product_propagates_nan_and_inf(dtype, rows, inner, cols):
+    # NaN in a[i, k] makes row i NaN; inf in b[k, j] makes column j inf, or NaN where
+    # infinities of both signs meet or 0 * inf occurs: exactly where the plain sum of
+    # products has them, in every kind of tile.
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((rows, inner)).astype(dtype)
+    b = rng.standard_normal((inner, cols)).astype(dtype)
+    a[rows // 2, inner // 2] = np.nan
+    b[inner - 1, 0] = np.inf
+    b[0, cols - 1] = -np.inf
+    a[0, inner - 1] = 0.0                                # 0 * inf = NaN in row 0, column 0
+    out = np.zeros((rows, cols), dtype)
+    _common.product(a, b, out)
+    ref = sum_of_products(a, b)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(out), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(out), np.isneginf(ref))
+    assert np.isnan(out[rows // 2]).all() and np.isnan(out[0, 0])
+    finite = np.isfinite(ref)
+    np.testing.assert_allclose(out[finite], ref[finite], rtol=RTOL[dtype] * 10,
+                               atol=RTOL[dtype] * 10 * np.sqrt(inner))
+
+
+@settings(max_examples=40, deadline=None)
+@given(dtype=st.sampled_from([np.float32, np.float64]), hidden=st.integers(1, 70),
+       scale=st.sampled_from([0.5, 5.0, 60.0]), seed=st.integers(0, 2**31 - 1))
+def test_the_wide_lstm_row_forward_gives_the_same_bits(dtype, hidden, scale, seed):
+    # The LSTM kernel takes lstm_row_forward_wide for H >= 32 (a loop per gate block) and
+    # lstm_row_forward below: the two must agree bit for bit (NaN where NaN), saturated
+    # gates, inf and NaN pre-activations included, so that H never changes a result.
+    from tinytrace.kernels.numba import _rows
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal(4 * hidden) * scale).astype(dtype)
+    z[rng.integers(4 * hidden)] = np.nan
+    z[rng.integers(4 * hidden)] = np.inf
+    z[rng.integers(4 * hidden)] = -np.inf
+    r, bias = (rng.standard_normal(4 * hidden).astype(dtype) for _ in range(2))
+    c_prev = rng.standard_normal(hidden).astype(dtype)
+    results = []
+    for row_forward in (_rows.lstm_row_forward, _rows.lstm_row_forward_wide):
+        gates, c_new, tanh_c, h_new = z.copy(), *(np.empty(hidden, dtype) for _ in range(3))
+        row_forward(gates, r, bias, c_prev, c_new, tanh_c, h_new)
+        results.append((gates, c_new, tanh_c, h_new))
+    for narrow, wide in zip(*results):                 # NaN's sign bit carries nothing
+        np.testing.assert_array_equal(np.isnan(narrow), np.isnan(wide))
+        number = ~np.isnan(narrow)
+        np.testing.assert_array_equal(narrow[number].view(f"u{narrow.itemsize}"),
+                                      wide[number].view(f"u{wide.itemsize}"))
+
+
+def test_the_tiled_product_rejects_mismatched_shapes():
+    a, b = np.ones((3, 4)), np.ones((5, 6))
+    with pytest.raises(ValueError, match="product: shapes do not match"):
+        _common.product(a, b, np.empty((3, 6)))
 
 
 @pytest.mark.parametrize("kind", KINDS)

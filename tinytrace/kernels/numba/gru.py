@@ -24,13 +24,13 @@ states h (T+1, B, H) with h[0] = h0 and the lengths (B,) int64."""
 
 
 @njit(**JIT)
-def _forward_loop(gates, a_all, h, w_hh, bias_x, bias_hn, lengths, recurrent):
+def _forward_loop(gates, a_all, h, w_hh_t, bias_x, bias_hn, lengths, recurrent):
     """``gates`` holds the x-side projections on entry (biases not yet added) and the
     activated r, u, n on return."""
     steps, batch, three_h = gates.shape
     H = three_h // 3
     for t in range(steps):
-        product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}, (B, 3H)
+        product(h[t], w_hh_t, recurrent)                 # W_hh h_{t-1}, (B, 3H)
         for b in range(batch):
             if t >= lengths[b]:                          # finished rows keep their state
                 h[t + 1, b] = h[t, b]
@@ -48,7 +48,7 @@ def _forward_loop(gates, a_all, h, w_hh, bias_x, bias_hn, lengths, recurrent):
 
 
 @njit(**JIT)
-def _backward_loop(d_packed, gates, a_all, h, w_hh_t, lengths, dz_x_all, dz_h_all,
+def _backward_loop(d_packed, gates, a_all, h, w_hh, lengths, dz_x_all, dz_h_all,
                    dh_steps, dh, dh_next):
     """dh: (B, H) holding dL/dh_T on entry; returns dL/dh_0."""
     steps, batch, three_h = gates.shape
@@ -76,7 +76,7 @@ def _backward_loop(d_packed, gates, a_all, h, w_hh_t, lengths, dz_x_all, dz_h_al
                 dzh[j] = dr
                 dzh[H + j] = du
                 dzh[2 * H + j] = dn_pre * r              # the h side passes through r
-        product(dz_h_all[t], w_hh_t, dh_next)            # dz_h @ W_hh ...
+        product(dz_h_all[t], w_hh, dh_next)              # dz_h @ W_hh ...
         for b in range(batch):
             if t >= lengths[b]:
                 dh_next[b] = dh[b]
@@ -108,9 +108,9 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, lengths=None):
         bias_x[:2 * H] += b_hh[:2 * H]
         bias_hn += b_hh[2 * H:]
     h[0] = h0
-    w_hh_c, = contiguous(dtype, w_hh)
+    w_hh_t, = contiguous(dtype, w_hh.T)
     lengths = lengths_or_full(lengths, steps, batch)
-    _forward_loop(gates, a, h, w_hh_c, bias_x, bias_hn, lengths,
+    _forward_loop(gates, a, h, w_hh_t, bias_x, bias_hn, lengths,
                   np.empty((batch, 3 * H), dtype))
     packed = np.empty((steps + 1, batch, H), dtype)
     pack(h, lengths, h[steps:], packed)
@@ -123,10 +123,10 @@ def gru_backward(saved, d_packed, input_grad=True):
     x, w_ih, w_hh, gates, a, h, lengths = saved
     steps, batch, H = a.shape
     dtype = gates.dtype
-    d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
+    d_packed, w_hh_c = contiguous(dtype, d_packed, w_hh)
     dz_x_all, dz_h_all, dh_steps = workspace.carve(np, dtype, gates.shape, gates.shape, a.shape)
     dh = d_packed[steps].copy()
-    dh0 = _backward_loop(d_packed, gates, a, h, w_hh_t, lengths, dz_x_all, dz_h_all,
+    dh0 = _backward_loop(d_packed, gates, a, h, w_hh_c, lengths, dz_x_all, dz_h_all,
                          dh_steps, dh, np.empty_like(dh))
     rows = steps * batch
     dz_x = dz_x_all.reshape(rows, 3 * H)
@@ -146,9 +146,9 @@ def ensure_compiled(dtype):
         h = np.zeros((2, 1, 1), dtype)
         lengths = np.ones(1, np.int64)
         one = np.ones((1, 1), dtype)
-        _forward_loop(gates, a, h, np.ones((3, 1), dtype), np.zeros(3, dtype),
+        _forward_loop(gates, a, h, np.ones((1, 3), dtype), np.zeros(3, dtype),
                       np.zeros(1, dtype), lengths, np.zeros((1, 3), dtype))
         pack(h, lengths, h[1:], np.zeros((2, 1, 1), dtype))
-        _backward_loop(np.zeros((2, 1, 1), dtype), gates, a, h, np.ones((1, 3), dtype),
+        _backward_loop(np.zeros((2, 1, 1), dtype), gates, a, h, np.ones((3, 1), dtype),
                        lengths, gates.copy(), gates.copy(), a.copy(), one.copy(), one.copy())
     COMPILE.ensure("GRU", dtype, warm_up, (_forward_loop, _backward_loop, pack))

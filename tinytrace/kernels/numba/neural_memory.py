@@ -128,7 +128,7 @@ def _pop_backward(s, u, end, lo, hi, g, gq):
 
 @njit(**JIT)
 def _forward_loop(z_x, h, c, gates, tanh_c, strengths, mid, values, reads, act, w_r_t,
-                  w_hh, bias, w_heads, b_heads, lstm, relu, pops, pushes, lo0, n0,
+                  w_hh_t, bias, w_heads, b_heads, lstm, relu, pops, pushes, lo0, n0,
                   recurrent):
     """``z_x`` (T, B, G·H) the x-side projections (for the LSTM it is ``gates`` itself,
     for the RNN ``h[1:]``); fills h, c, gates, strengths[1:], mid, values, reads[1:], act."""
@@ -139,7 +139,7 @@ def _forward_loop(z_x, h, c, gates, tanh_c, strengths, mid, values, reads, act, 
     H = h.shape[2]
     for t in range(steps):
         lo, hi = lo0 - (E - 1) * t, lo0 + n0 + t
-        product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}, (B, G·H)
+        product(h[t], w_hh_t, recurrent)                 # W_hh h_{t-1}, (B, G·H)
         for b in range(batch):
             r = recurrent[b]
             for q in range(E * m):                       # + W_r r_{t-1}
@@ -175,7 +175,7 @@ def _forward_loop(z_x, h, c, gates, tanh_c, strengths, mid, values, reads, act, 
 
 
 @njit(**JIT)
-def _backward_loop(d_out, h, c, gates, tanh_c, strengths, mid, values, act, w_r_t, w_hh_t,
+def _backward_loop(d_out, h, c, gates, tanh_c, strengths, mid, values, act, w_r_t, w_hh,
                    w_heads, lstm, relu, pops, pushes, lo0, n0, dz_all, dpre_all, dh, dc,
                    gS, gV, gR, dh_next, scratch, gb):
     """``dh``, ``dc`` (B, H), ``gS`` (B, N), ``gV`` (B, N, m), ``gR`` (B, E·m) hold the
@@ -186,7 +186,7 @@ def _backward_loop(d_out, h, c, gates, tanh_c, strengths, mid, values, act, w_r_
     E = pops.shape[0]
     m = values.shape[2]
     H = h.shape[2]
-    gh = w_hh_t.shape[1]
+    gh = w_hh.shape[0]
     for t in range(steps - 1, -1, -1):
         lo, hi = lo0 - (E - 1) * (t + 1), lo0 + n0 + t + 1     # after the step
         plo, phi = lo + (E - 1), hi - 1                         # before it
@@ -227,7 +227,7 @@ def _backward_loop(d_out, h, c, gates, tanh_c, strengths, mid, values, act, w_r_
                 for j in range(gh):
                     s += dz[j] * w_col[j]
                 gR[b, q] = s
-        product(dz_all[t], w_hh_t, dh_next)              # dL/dh_{t-1} = dz @ W_hh
+        product(dz_all[t], w_hh, dh_next)                # dL/dh_{t-1} = dz @ W_hh
         dh, dh_next = dh_next, dh
     return dh
 
@@ -263,10 +263,10 @@ def _forward(x, state0, values0, strengths0, reads0, w_ih, w_hh, b_ih, b_hh, hea
     reads = np.empty((steps + 1, batch, E * m), dtype)
     reads[0] = reads0.transpose(1, 0, 2).reshape(batch, E * m)
     act = np.empty((steps, batch, E * (m + 2)), dtype)
-    w_r_t, w_hh_c, bias, w_heads, b_heads = contiguous(dtype, w_ih[:, n_in:].T, w_hh,
+    w_r_t, w_hh_t, bias, w_heads, b_heads = contiguous(dtype, w_ih[:, n_in:].T, w_hh.T,
                                                        b_ih + b_hh, w_heads, b_heads)
     _forward_loop(z_x, h, c, gates, tanh_c, strengths, mid, values, reads, act, w_r_t,
-                  w_hh_c, bias, w_heads, b_heads, lstm, relu, _codes(POPS[memory]),
+                  w_hh_t, bias, w_heads, b_heads, lstm, relu, _codes(POPS[memory]),
                   _codes(PUSHES[memory]), lo0, n0, np.empty((batch, G * H), dtype))
     final = [h[steps]] + ([c[steps]] if lstm else [])
     final_reads = reads[steps].reshape(batch, E, m).transpose(1, 0, 2)
@@ -300,10 +300,10 @@ def neural_memory_backward(saved, d_packed, input_grad=True):
     dc = d_state[1].copy() if lstm else np.zeros((batch, H), dtype)
     gS, gV = d_strengths.copy(), d_values.copy()
     gR = np.ascontiguousarray(d_reads.transpose(1, 0, 2).reshape(batch, E * m))
-    w_r_t, w_hh_t = contiguous(dtype, w_ih[:, n_in:].T, w_hh.T)
+    w_r_t, w_hh_c = contiguous(dtype, w_ih[:, n_in:].T, w_hh)
     dh0 = _backward_loop(
         d_out, h, c if lstm else gates, gates, tanh_c, strengths,
-        mid if mid is not None else np.zeros((1, 1, 1), dtype), values, act, w_r_t, w_hh_t,
+        mid if mid is not None else np.zeros((1, 1, 1), dtype), values, act, w_r_t, w_hh_c,
         w_heads, lstm, relu, _codes(POPS[memory]), _codes(PUSHES[memory]), lo0, n0, dz_all,
         dpre_all, dh, dc, gS, gV, gR, np.empty_like(dh), np.empty((3, H), dtype),
         np.empty(N, dtype))

@@ -23,11 +23,11 @@ with h[0] = h0, whether the nonlinearity is relu, and the lengths (B,) int64."""
 
 
 @njit(**JIT)
-def _forward_loop(h, w_hh, bias, relu, lengths, recurrent):
+def _forward_loop(h, w_hh_t, bias, relu, lengths, recurrent):
     """``h[1:]`` holds the input projections on entry and the states on return."""
     steps, batch = h.shape[0] - 1, h.shape[1]
     for t in range(steps):
-        product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}
+        product(h[t], w_hh_t, recurrent)                 # W_hh h_{t-1}
         for b in range(batch):
             if t >= lengths[b]:                          # finished rows keep their state
                 h[t + 1, b] = h[t, b]
@@ -36,7 +36,7 @@ def _forward_loop(h, w_hh, bias, relu, lengths, recurrent):
 
 
 @njit(**JIT)
-def _backward_loop(d_packed, h, w_hh_t, relu, lengths, dz_all, dh_steps, dh, dh_next):
+def _backward_loop(d_packed, h, w_hh, relu, lengths, dz_all, dh_steps, dh, dh_next):
     """dh: (B, H) holding dL/dh_T on entry; returns dL/dh_0."""
     steps, batch = h.shape[0] - 1, h.shape[1]
     for t in range(steps - 1, -1, -1):
@@ -48,7 +48,7 @@ def _backward_loop(d_packed, h, w_hh_t, relu, lengths, dz_all, dh_steps, dh, dh_
                 dh[b] += d_packed[t, b]                  # from step t+1 and from y_t
                 dh_steps[t, b] = dh[b]
                 rnn_row_backward(h[t + 1, b], dh[b], dz_all[t, b], relu)
-        product(dz_all[t], w_hh_t, dh_next)              # dL/dh_{t-1} = dz @ W_hh
+        product(dz_all[t], w_hh, dh_next)                # dL/dh_{t-1} = dz @ W_hh
         for b in range(batch):
             if t >= lengths[b]:
                 dh_next[b] = dh[b]
@@ -73,10 +73,10 @@ def rnn_forward(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", le
     for b in (b_ih, b_hh):
         if b is not None:
             bias += b
-    w_hh_c, = contiguous(dtype, w_hh)
+    w_hh_t, = contiguous(dtype, w_hh.T)
     lengths = lengths_or_full(lengths, steps, batch)
     relu = nonlinearity == "relu"
-    _forward_loop(h, w_hh_c, bias, relu, lengths, np.empty((batch, hidden), dtype))
+    _forward_loop(h, w_hh_t, bias, relu, lengths, np.empty((batch, hidden), dtype))
     packed = np.empty((steps + 1, batch, hidden), dtype)
     pack(h, lengths, h[steps:], packed)
     return packed, RNNSaved(x, w_ih, w_hh, h, relu, lengths)
@@ -89,10 +89,10 @@ def rnn_backward(saved, d_packed, input_grad=True):
     steps = h.shape[0] - 1
     batch, hidden = h.shape[1:]
     dtype = h.dtype
-    d_packed, w_hh_t = contiguous(dtype, d_packed, w_hh.T)
+    d_packed, w_hh_c = contiguous(dtype, d_packed, w_hh)
     dz_all, dh_steps = workspace.carve(np, dtype, (steps, batch, hidden), (steps, batch, hidden))
     dh = d_packed[steps].copy()
-    dh0 = _backward_loop(d_packed, h, w_hh_t, relu, lengths, dz_all, dh_steps, dh,
+    dh0 = _backward_loop(d_packed, h, w_hh_c, relu, lengths, dz_all, dh_steps, dh,
                          np.empty_like(dh))
     rows = steps * batch
     dz = dz_all.reshape(rows, hidden)

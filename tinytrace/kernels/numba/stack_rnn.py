@@ -101,7 +101,7 @@ def _superpose_backward(G, prev, v, a, bottom, width, new_g):
 
 @njit(**JIT)
 def _forward_loop(z_x, h, c, gates, tanh_c, stacks, actions, values, occupancy, occupancy0,
-                  w_r_t, w_hh, bias, w_action, b_action, w_push, b_push, lstm, relu,
+                  w_r_t, w_hh_t, bias, w_action, b_action, w_push, b_push, lstm, relu,
                   read_depth, empty, recurrent):
     """``z_x`` (T, B, G·H) the x-side projections (for the LSTM it is ``gates`` itself,
     for the RNN ``h[1:]``); fills h, c, gates, stacks[1:], actions, values, occupancy."""
@@ -112,7 +112,7 @@ def _forward_loop(z_x, h, c, gates, tanh_c, stacks, actions, values, occupancy, 
     zero = one[0] - one[0]
     occ_prev = occupancy0
     for t in range(steps):
-        product(h[t], w_hh, recurrent)                   # W_hh h_{t-1}, (B, G·H)
+        product(h[t], w_hh_t, recurrent)                 # W_hh h_{t-1}, (B, G·H)
         for b in range(batch):
             prev, r = stacks[t, b], recurrent[b]
             for q in range(read_depth):                  # + W_r read_t, read = top k cells
@@ -134,7 +134,7 @@ def _forward_loop(z_x, h, c, gates, tanh_c, stacks, actions, values, occupancy, 
 
 
 @njit(**JIT)
-def _backward_loop(d_out, h, c, gates, tanh_c, stacks, actions, values, w_r_t, w_hh_t,
+def _backward_loop(d_out, h, c, gates, tanh_c, stacks, actions, values, w_r_t, w_hh,
                    w_action, w_push, lstm, relu, read_depth, empty, dz_all,
                    dlogits_all, dv_pre_all, dh, dc, grad, dh_next, grad_next, scratch):
     """``dh``, ``dc`` (B, H) and ``grad`` (B, D, m) hold dL/d(final h, c, stack) on entry;
@@ -142,7 +142,7 @@ def _backward_loop(d_out, h, c, gates, tanh_c, stacks, actions, values, w_r_t, w
     steps, batch = d_out.shape[:2]
     width = stacks.shape[3]
     K, H = w_action.shape
-    gh = w_hh_t.shape[1]
+    gh = w_hh.shape[0]
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             prev, a, v, G = stacks[t, b], actions[t, b], values[t, b], grad[b]
@@ -182,7 +182,7 @@ def _backward_loop(d_out, h, c, gates, tanh_c, stacks, actions, values, w_r_t, w
                     for j in range(gh):
                         s += dz[j] * w_col[j]
                     new_g[q, cc] += s
-        product(dz_all[t], w_hh_t, dh_next)              # dL/dh_{t-1} = dz @ W_hh
+        product(dz_all[t], w_hh, dh_next)                # dL/dh_{t-1} = dz @ W_hh
         dh, dh_next = dh_next, dh
         grad, grad_next = grad_next, grad
     return dh, grad
@@ -216,11 +216,11 @@ def _forward(x, state0, stack0, occupancy0, w_ih, w_hh, b_ih, b_hh, w_action, b_
     actions = np.empty((steps, batch, K), dtype)
     values = np.empty((steps, batch, width), dtype)
     occupancy = np.empty((steps, batch, depth), dtype)
-    (w_r_t, w_hh_c, bias, w_action_c, b_action_c, w_push_c, b_push_c,
-     occupancy0) = contiguous(dtype, w_ih[:, n_in:].T, w_hh, b_ih + b_hh, w_action, b_action,
+    (w_r_t, w_hh_t, bias, w_action_c, b_action_c, w_push_c, b_push_c,
+     occupancy0) = contiguous(dtype, w_ih[:, n_in:].T, w_hh.T, b_ih + b_hh, w_action, b_action,
                               w_push, b_push, occupancy0)
     _forward_loop(z_x, h, c, gates, tanh_c, stacks, actions, values, occupancy, occupancy0,
-                  w_r_t, w_hh_c, bias, w_action_c, b_action_c, w_push_c, b_push_c, lstm, relu,
+                  w_r_t, w_hh_t, bias, w_action_c, b_action_c, w_push_c, b_push_c, lstm, relu,
                   read_depth, dtype.type(empty_value), np.empty((batch, G * H), dtype))
     final = [h[steps]] + ([c[steps]] if lstm else [])
     packed = np.concatenate([h[1:].ravel()] + [f.ravel() for f in final] +
@@ -251,10 +251,10 @@ def stack_rnn_backward(saved, d_packed, input_grad=True):
     dv_pre_all = np.empty_like(values)
     dh = d_state[0].copy()
     dc = d_state[1].copy() if lstm else np.zeros((batch, H), dtype)
-    w_r_t, w_hh_t, w_action_c, w_push_c = contiguous(dtype, w_ih[:, n_in:].T, w_hh.T,
+    w_r_t, w_hh_c, w_action_c, w_push_c = contiguous(dtype, w_ih[:, n_in:].T, w_hh,
                                                       w_action, w_push)
     dh0, d_stack0 = _backward_loop(
-        d_out, h, c if lstm else gates, gates, tanh_c, stacks, actions, values, w_r_t, w_hh_t,
+        d_out, h, c if lstm else gates, gates, tanh_c, stacks, actions, values, w_r_t, w_hh_c,
         w_action_c, w_push_c, lstm, relu, k, empty, dz_all,
         dlogits_all, dv_pre_all, dh, dc, grad_stack.copy(), np.empty_like(dh),
         np.empty_like(grad_stack), np.empty((3, H), dtype))
