@@ -284,7 +284,9 @@ def test_numba_kernel_matches_the_reference(data, dtype, input_grad, nonlinearit
 
     def close(a, b, what):
         assert a.dtype == b.dtype == dtype, what
-        atol = rtol * max(np.abs(a).max(initial=0), 0 if dtype == np.float64 else scale)
+        # relative to the largest gradient, not only this array's: a gradient that is a
+        # near-cancelling sum (-2e-6 beside O(1) ones) differs by rounding of its terms
+        atol = rtol * max(np.abs(a).max(initial=0), scale)
         np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, err_msg=what)
     close(p1, p2, "packed")
     assert r1.keys() == r2.keys()
