@@ -191,13 +191,13 @@ def test_numba_stack_kernel_matches_the_reference(steps, batch, n_in, hidden, wi
         results.append((packed, record, kernel_set.stack_rnn_backward(saved, d, input_grad)))
     rtol = 1e-12 if dtype == np.float64 else 1e-4
     (p1, r1, g1), (p2, r2, g2) = results
-    # float32 sums in another order differ by ~eps32 times the terms summed, not times the
-    # (possibly much smaller) total: judge small entries on the scale of all the gradients
+    # sums in another order differ by ~eps times the terms summed, not times the (possibly
+    # much smaller) total: judge small entries on the scale of all the gradients
     scale = max(np.abs(a).max(initial=0) for a in g1 if a is not None)
 
     def close(a, b, what):
         assert a.dtype == b.dtype == dtype, what
-        atol = rtol * max(np.abs(a).max(initial=0), 0 if dtype == np.float64 else scale)
+        atol = rtol * max(np.abs(a).max(initial=0), scale)
         np.testing.assert_allclose(b, a, rtol=rtol, atol=atol, err_msg=what)
     close(p1, p2, "packed")
     for key in r1:
