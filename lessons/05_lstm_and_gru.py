@@ -278,8 +278,11 @@ lesson.claim("lstm_chrono_cell_grad_at_lag_init", at_init["LSTM (chrono init)"][
 lesson.claim("rnn_test_accuracy", test_accuracy["RNN"],
              f"after {STEPS} steps the vanilla RNN names the first symbol {{:.1%}} of the "
              "time (chance: 25%)", at_most=lesson.pick(quick=0.6, full=0.4))
+# The chrono LSTM reached 100% in every full-mode run we made; in quick mode's 300 steps
+# it reached 66-100% (42 runs: seeds 0-11, both kernel sets, OpenBLAS's AVX-512 and AVX2
+# kernels; below 95% only for seed 1), so quick mode promises 60%.
 lesson.claim("lstm_test_accuracy", test_accuracy["LSTM (chrono init)"],
-             "the LSTM (chrono init): {:.1%}", at_least=0.95)
+             "the LSTM (chrono init): {:.1%}", at_least=lesson.pick(quick=0.6, full=0.95))
 lesson.claim("gru_test_accuracy", test_accuracy["GRU (chrono init)"],
              "the GRU (chrono init): {:.1%}", at_least=0.95)
 lesson.claim("gated_minus_rnn", min(test_accuracy["LSTM (chrono init)"],

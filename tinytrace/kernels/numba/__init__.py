@@ -7,7 +7,7 @@ Each kernel keeps the big matrix products in NumPy/BLAS (the input projection of
 step before the time loop, the weight gradients after it) and runs the time loop itself,
 the per-step products and the gate math in one ``@njit`` function. ``_math.py`` has the
 vectorizable exp/sigmoid/tanh those loops inline, ``_rows.py`` the RNN and LSTM cells'
-gate math for one batch row, ``_common.py`` the blocked per-step product and the one-time
+gate math for one batch row, ``_common.py`` the per-step product (register tiles) and the one-time
 compile report.
 
 Importing this package fails with ImportError when numba is missing; the kernel registry
