@@ -71,7 +71,8 @@ class _SourcedNode(Node):
 
 
 _ENGINE = tuple(str(Path(__file__).resolve().parent.parent / part) for part in
-                ("ops", "tensor.py", "functions.py", "autograd.py", "explorer"))
+                ("ops", "tensor.py", "tensor_methods.py", "functions.py", "autograd.py",
+                 "explorer"))
 _PACKAGE = str(Path(__file__).resolve().parent.parent)
 
 
