@@ -52,16 +52,23 @@ def _mean_vjp(g, saved):
     return (_restore(g, shape, axis, keepdims) / count,)
 
 
-@primitive("max", saves_output=True)
-def max_(x, axis=None, keepdims=False):
-    """Largest element; ties share the gradient equally (as PyTorch's ``amax``)."""
-    out = x.max(axis=axis, keepdims=True)
+def _extreme(x, out, axis, keepdims):
+    """``max_``'s and ``min_``'s result and saved values from ``out``, the extreme kept
+    with its reduced axes (which the vjp compares against)."""
     return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
         (x, out, axis, keepdims)
 
 
+@primitive("max", saves_output=True)
+def max_(x, axis=None, keepdims=False):
+    """Largest element; ties share the gradient equally (as PyTorch's ``amax``)."""
+    return _extreme(x, x.max(axis=axis, keepdims=True), axis, keepdims)
+
+
 @max_.backward
-def _max_vjp(g, saved):
+def _extreme_vjp(g, saved):
+    """The gradient goes to the elements equal to the extreme, split evenly among ties
+    (``max_`` and ``min_``)."""
     x, out, axis, keepdims = saved
     winners = x == out
     share = winners / winners.sum(axis=axis, keepdims=True)
@@ -100,17 +107,10 @@ def _log_softmax_vjp(g, saved):
 @primitive("min", saves_output=True)
 def min_(x, axis=None, keepdims=False):
     """Smallest element; ties share the gradient equally (as PyTorch's ``amin``)."""
-    out = x.min(axis=axis, keepdims=True)
-    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
-        (x, out, axis, keepdims)
+    return _extreme(x, x.min(axis=axis, keepdims=True), axis, keepdims)
 
 
-@min_.backward
-def _min_vjp(g, saved):
-    x, out, axis, keepdims = saved
-    winners = x == out
-    share = winners / winners.sum(axis=axis, keepdims=True)
-    return (_restore(g, x.shape, axis, keepdims) * share.astype(x.dtype),)
+min_.backward(_extreme_vjp)
 
 
 @primitive("norm", saves_output=True)

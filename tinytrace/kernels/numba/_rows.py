@@ -8,7 +8,20 @@ Constants are ``one = one_like(row)`` so float32 rows compute in float32 (see ``
 """
 from numba import njit
 
-from ._math import JIT, one_like, sigmoid, tanh
+from ._math import INLINE, JIT, one_like, sigmoid, tanh
+
+
+@njit(**INLINE)
+def _cell_and_hidden(z, c_prev, c_new, tanh_c, h_new):
+    """From the activated gates ``z`` = [i, f, g, o]: c_t = f c_{t-1} + i g, tanh(c_t) and
+    h_t = o tanh(c_t) (both row forwards end with this)."""
+    H = c_prev.shape[0]
+    for j in range(H):
+        cj = z[H + j] * c_prev[j] + z[j] * z[2 * H + j]
+        tc = tanh(cj)
+        c_new[j] = cj
+        tanh_c[j] = tc
+        h_new[j] = z[3 * H + j] * tc
 
 
 @njit(**JIT)
@@ -25,12 +38,7 @@ def lstm_row_forward(z, r, bias, c_prev, c_new, tanh_c, h_new):
         a = z[j] + r[j] + bias[j]
         s = sigmoid(a + a if is_g else a)
         z[j] = (s + s) - one if is_g else s
-    for j in range(H):                                   # c_t = f c_{t-1} + i g, h = o tanh c
-        cj = z[H + j] * c_prev[j] + z[j] * z[2 * H + j]
-        tc = tanh(cj)
-        c_new[j] = cj
-        tanh_c[j] = tc
-        h_new[j] = z[3 * H + j] * tc
+    _cell_and_hidden(z, c_prev, c_new, tanh_c, h_new)
 
 
 @njit(**JIT)
@@ -47,12 +55,7 @@ def lstm_row_forward_wide(z, r, bias, c_prev, c_new, tanh_c, h_new):
         k = one + one if gate == 2 else one
         for j in range(gate * H, gate * H + H):
             z[j] = sigmoid((z[j] + r[j] + bias[j]) * k) * k - (k - one)
-    for j in range(H):                                   # c_t = f c_{t-1} + i g, h = o tanh c
-        cj = z[H + j] * c_prev[j] + z[j] * z[2 * H + j]
-        tc = tanh(cj)
-        c_new[j] = cj
-        tanh_c[j] = tc
-        h_new[j] = z[3 * H + j] * tc
+    _cell_and_hidden(z, c_prev, c_new, tanh_c, h_new)
 
 
 @njit(**JIT)
