@@ -242,3 +242,44 @@ def test_a_python_number_beside_a_tensor_becomes_a_constant_of_its_dtype(value, 
     assert lifted.data.shape == () and lifted.dtype == np.float64
     assert not lifted.requires_grad and lifted.node is None
     assert lifted.data.tobytes() == np.asarray(value, np.float64).tobytes()
+
+
+# ---- a constant operand of matmul gets no gradient product ---------------------------------
+
+MATMUL_SHAPES = [((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)),
+                 ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4))]
+
+
+@pytest.mark.parametrize("shape_a, shape_b", MATMUL_SHAPES)
+@pytest.mark.parametrize("needs", [(False, True), (True, False)])
+def test_matmul_skips_the_gradient_of_a_constant_operand(shape_a, shape_b, needs):
+    rng = np.random.default_rng(0)
+    a_data, b_data = rng.normal(size=shape_a), rng.normal(size=shape_b)
+
+    def run(need_a, need_b):
+        a = tt.tensor(a_data, requires_grad=need_a, dtype=tt.float64)
+        b = tt.tensor(b_data, requires_grad=need_b, dtype=tt.float64)
+        out = a @ b
+        (out * tt.tensor(np.cos(np.arange(out.size)).reshape(out.shape))).sum().backward(
+            retain_graph=True)
+        return out, a.grad, b.grad
+    out, ga, gb = run(*needs)
+    _, full_ga, full_gb = run(True, True)
+    # the vjp computes only the wanted product: the constant's slot is None, not dropped later
+    g = np.ones(out.shape)
+    wanted = out.node.vjp(g)
+    assert out.node.saved[2] == needs
+    assert (wanted[0] is None) != needs[0] and (wanted[1] is None) != needs[1]
+    # and the wanted gradient is bit-for-bit the one computed with both operands in the graph
+    if needs[0]:
+        assert gb is None and np.array_equal(ga, full_ga)
+    else:
+        assert ga is None and np.array_equal(gb, full_gb)
+
+
+def test_matmul_vjp_without_needs_computes_both_as_tt_testing_calls_it():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(12.0).reshape(3, 4)
+    out, saved = tt.ops.OPS["matmul"].forward(a, b)
+    ga, gb = tt.ops.OPS["matmul"].vjp(np.ones((2, 4)), saved)
+    np.testing.assert_array_equal(ga, np.ones((2, 4)) @ b.T)
+    np.testing.assert_array_equal(gb, a.T @ np.ones((2, 4)))

@@ -107,21 +107,35 @@ def matmul(a, b):
     return a @ b, (a, b)
 
 
+@matmul.prunes
+def _matmul_needs(saved, needs):
+    """One operand is a constant (data, not a parameter): its gradient product, g b^T or
+    a^T g, is not computed at all."""
+    return saved + (needs,)
+
+
 @matmul.backward
 def _matmul_vjp(g, saved):
-    a, b = saved
+    a, b = saved[0], saved[1]
+    need_a, need_b = saved[2] if len(saved) == 3 else (True, True)
     if a.ndim >= 2 and b.ndim >= 2:
-        return g @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ g
+        return (g @ b.swapaxes(-1, -2) if need_a else None,
+                a.swapaxes(-1, -2) @ g if need_b else None)
     if a.ndim == 1 and b.ndim == 1:     # inner product: g is a scalar
-        return g * b, g * a
+        return (g * b if need_a else None), (g * a if need_b else None)
     # Treat a 1-D operand as a row (a) or column (b) matrix, then drop that axis again.
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = g[..., None, :] if a.ndim == 1 else g
     g2 = g2[..., None] if b.ndim == 1 else g2
-    ga = g2 @ b2.swapaxes(-1, -2)
-    gb = a2.swapaxes(-1, -2) @ g2
-    return (ga[..., 0, :] if a.ndim == 1 else ga), (gb[..., 0] if b.ndim == 1 else gb)
+    ga = gb = None
+    if need_a:
+        ga = g2 @ b2.swapaxes(-1, -2)
+        ga = ga[..., 0, :] if a.ndim == 1 else ga
+    if need_b:
+        gb = a2.swapaxes(-1, -2) @ g2
+        gb = gb[..., 0] if b.ndim == 1 else gb
+    return ga, gb
 
 
 @primitive("maximum")

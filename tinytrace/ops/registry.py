@@ -51,7 +51,7 @@ class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
     __slots__ = ("name", "forward", "vjp", "same_float_dtype", "saves", "saves_output",
-                 "view", "whole_sequence", "operator", "operator_saves")
+                 "view", "whole_sequence", "operator", "operator_saves", "prune")
 
     def __init__(self, name, forward, same_float_dtype, saves, saves_output, view,
                  whole_sequence, operator=None, operator_saves=False):
@@ -65,6 +65,7 @@ class Primitive:
         self.saves_output = saves_output  # does the vjp read the op's own output?
         self.view = view                  # may the output be a view of input 0's memory?
         self.whole_sequence = whole_sequence   # a fused recurrent layer: all steps, one node
+        self.prune = None                 # see ``prunes``
 
     @property
     def __doc__(self):
@@ -81,6 +82,16 @@ class Primitive:
         work per recorded op small."""
         self.vjp = vjp
         return vjp
+
+    def prunes(self, prune):
+        """Decorator: ``prune(saved, needs)`` returns what the vjp reads when only some
+        inputs get a gradient (``needs``: one bool per input, recorded by the engine when
+        not all of them require grad), so that an op whose gradients cost real work skips
+        the ones nobody wants, as PyTorch does: ``x @ W`` on data ``x`` computes dL/dW,
+        not dL/dx. Gradients of inputs that need none are dropped either way; this only
+        saves the work."""
+        self.prune = prune
+        return prune
 
     def __call__(self, *inputs, **attrs):
         """Run the op on ``inputs`` (Tensors) and, if any needs grad, record a Node."""
@@ -120,6 +131,8 @@ def apply2(op, a, b, attrs=None):
     if STATE.anomaly:
         anomaly.check_forward(op.name, (a, b), (da, db), out)
     if (a.requires_grad or b.requires_grad) and STATE.grad_enabled:
+        if not (a.requires_grad and b.requires_grad) and op.prune is not None:
+            saved = op.prune(saved, (a.requires_grad, b.requires_grad))
         ca, cb = a._counter, b._counter          # version cells (None: version 0)
         return recorded(op, (a, b), {} if attrs is None else attrs, saved,
                         _ZERO2 if ca is None and cb is None else
