@@ -283,3 +283,21 @@ def test_matmul_vjp_without_needs_computes_both_as_tt_testing_calls_it():
     ga, gb = tt.ops.OPS["matmul"].vjp(np.ones((2, 4)), saved)
     np.testing.assert_array_equal(ga, np.ones((2, 4)) @ b.T)
     np.testing.assert_array_equal(gb, a.T @ np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape_a, shape_b", [((7, 5), (5, 1)), ((4, 7, 5), (5, 1)),
+                                              ((1, 5), (5, 3)), ((1, 4), (3, 4, 2))])
+def test_matmul_vjp_with_a_summed_axis_of_one_is_the_matrix_product_exactly(
+        shape_a, shape_b, dtype):
+    # a readout with one output (or a batch of one row): the gradient products sum over
+    # an axis of length 1, which the vjp computes as a broadcast multiply
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=shape_a).astype(dtype), rng.normal(size=shape_b).astype(dtype)
+    out, saved = tt.ops.OPS["matmul"].forward(a, b)
+    g = rng.normal(size=out.shape).astype(dtype)
+    ga, gb = tt.ops.OPS["matmul"].vjp(g, saved)
+    expect_ga, expect_gb = g @ b.swapaxes(-1, -2), a.swapaxes(-1, -2) @ g
+    for got, expect in ((ga, expect_ga), (gb, expect_gb)):
+        assert got.dtype == dtype and got.shape == expect.shape
+        np.testing.assert_array_equal(got, expect)

@@ -107,6 +107,14 @@ def matmul(a, b):
     return a @ b, (a, b)
 
 
+def _product(x, y):
+    """``x @ y``; when the summed axis has length 1 (a readout with one output, a batch of
+    one row) it is an outer product, computed as a broadcast multiply: the same numbers
+    (one rounding each, no sum), without the matrix product's cost for an inner size of 1
+    (a (1600, 1) @ (1, 128) took 290 us, the multiply 110)."""
+    return x * y if x.shape[-1] == 1 else x @ y
+
+
 @matmul.prunes
 def _matmul_needs(saved, needs):
     """One operand is a constant (data, not a parameter): its gradient product, g b^T or
@@ -119,8 +127,8 @@ def _matmul_vjp(g, saved):
     a, b = saved[0], saved[1]
     need_a, need_b = saved[2] if len(saved) == 3 else (True, True)
     if a.ndim >= 2 and b.ndim >= 2:
-        return (g @ b.swapaxes(-1, -2) if need_a else None,
-                a.swapaxes(-1, -2) @ g if need_b else None)
+        return (_product(g, b.swapaxes(-1, -2)) if need_a else None,
+                _product(a.swapaxes(-1, -2), g) if need_b else None)
     if a.ndim == 1 and b.ndim == 1:     # inner product: g is a scalar
         return (g * b if need_a else None), (g * a if need_b else None)
     # Treat a 1-D operand as a row (a) or column (b) matrix, then drop that axis again.
