@@ -24,44 +24,11 @@ import tinytrace as tt  # noqa: E402
 from opcases.core import (AWAY_FROM_ZERO, SMOOTH, arrays, axis_spelling,  # noqa: E402
                           broadcast_pair, reduction_axes, shapes)
 from tinytrace.testing import check_grads  # noqa: E402
+from torch_compare import compare  # noqa: E402
 
-RTOL, ATOL = 1e-10, 1e-12
 SEEDS = st.integers(0, 2**32 - 1)
 INF = float("inf")
 FEW_VALUES = st.sampled_from([-1.0, 0.0, 0.5, 2.0])   # ties and zeros, often
-
-
-def _as_list(out):
-    return list(out) if isinstance(out, (list, tuple)) else [out]
-
-
-def compare(tt_fn, torch_fn, inputs, seed, rtol=RTOL, atol=ATOL):
-    """Both frameworks on the same float64 ``inputs``: every output's shape and values,
-    then every input's gradient of one random projection of all the outputs."""
-    ours = [tt.tensor(a, requires_grad=True, dtype=np.float64) for a in inputs]
-    theirs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs]
-    outs, touts = _as_list(tt_fn(*ours)), _as_list(torch_fn(*theirs))
-    assert len(outs) == len(touts), (len(outs), len(touts))
-    rng = np.random.default_rng(seed)
-    ours_loss, theirs_loss = 0.0, 0.0
-    for out, tout in zip(outs, touts):
-        assert out.shape == tuple(tout.shape), (out.shape, tuple(tout.shape))
-        assert out.dtype == np.float64
-        np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=rtol, atol=atol)
-        g = rng.standard_normal(out.shape)
-        ours_loss = (out * tt.tensor(g, dtype=np.float64)).sum() + ours_loss
-        theirs_loss = (tout * torch.tensor(g)).sum() + theirs_loss
-    if not isinstance(ours_loss, tt.Tensor):        # no outputs at all
-        return outs
-    ours_loss.backward()
-    theirs_loss.backward()
-    for k, (x, tx) in enumerate(zip(ours, theirs)):
-        expected = np.zeros(x.shape) if tx.grad is None else tx.grad.numpy()
-        got = np.zeros(x.shape) if x.grad is None else x.grad
-        assert got.shape == x.shape
-        np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol,
-                                   err_msg=f"gradient of input {k}")
-    return outs
 
 
 def torch_dims(axis, ndim):
