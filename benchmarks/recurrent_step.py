@@ -285,6 +285,39 @@ def traced_section(torch, budget):
         line += (f", torch fused {t[1] * 1e3:.2f} ms: {ratio:.2f}x (target <= {goal:.0f}x"
                  f"{' ok' if ratio <= goal else ' MISSED'})")
     print(line)
+    floor = stacked_products_floor(T, B, I, H, budget)
+    print(f"floor of any traced cell, even one product for all four gates per step: its "
+          f"products alone take {floor * 1e3:.2f} ms per training step"
+          + (f" = {floor / t[1]:.2f}x torch's whole step" if torch is not None else ""))
+
+
+def stacked_products_floor(T, B, I, H, budget):
+    """Seconds of NumPy products in one training step of the cheapest traced LSTM a graph
+    with one node per step could record: per step ONE (B, I) @ (I, 4H) and ONE (B, H) @
+    (H, 4H) product for all four gates, and in backward dL/dh_{t-1} = dz W_hh and the two
+    weight gradients dz^T x_t, dz^T h_{t-1} (inner size B), added into W_hh's gradient.
+    Nothing else (gate math, engine, readout, loss) is counted. Issue 19, 1 thread, B=32,
+    I=32, H=128, T=50: 9.1-15.3 ms in six runs on the shared VM, against 2x torch's
+    8.1-12.7 ms fused step. That cell, written with tinytrace's ops (one product per step,
+    the four gates as slices of it, 14 nodes per step instead of 30), measured 25.3 and
+    36.3 ms against torch's 8.8 and 12.7 (2.86-2.88x; the per-gate cell 3.24-3.36x in the
+    same runs). Products (9-15 ms) plus the engine's ~7 us per node (~5 ms for ~700
+    nodes, measured on tiny tensors) are already at or over 2x torch before any gate math:
+    a traced cell with nodes per step does not reach 2x on this machine's OpenBLAS."""
+    rng = np.random.default_rng(0)
+    x, h, dz = (rng.standard_normal(s).astype(np.float32) for s in
+                ((B, I), (B, H), (B, 4 * H)))
+    w_ih, w_hh = (rng.standard_normal(s).astype(np.float32) for s in ((4 * H, I), (4 * H, H)))
+    dw_hh = np.zeros_like(w_hh)
+
+    def products_of_one_step():
+        x @ w_ih.T, h @ w_hh.T                      # forward: the gates' pre-activations
+        dz @ w_hh, dz.T @ x                         # backward: dL/dh_{t-1}, dL/dW_ih
+        np.add(dw_hh, dz.T @ h, out=dw_hh)          # dL/dW_hh, accumulated over steps
+    repeats = 20
+    best, = best_of([lambda: [products_of_one_step() for _ in range(repeats)]],
+                    budget=budget / 4)
+    return best / repeats * T
 
 
 def stack_section(budget):
