@@ -214,7 +214,6 @@ def print_row(label, cell, shape, seconds, rates, target=None):
 
 
 def header(kernels, torch):
-    names = ["torch" if torch else "", *kernels]
     cols = " ".join(f"{n + ' ms':>9}" for n in ("torch", "numba", "numpy"))
     print(f"{'T, B, I, H':<22} {'cell':<5} {cols} {'numba/torch':>8}")
 
