@@ -171,13 +171,12 @@ def test_var_and_std_gradients_match_central_differences(case, kwargs):
 
 # ---- norm ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("p", [2, 1, INF, -INF, 3, "fro"])
+@pytest.mark.parametrize("p", [2, 1, INF, -INF, 3, 0.5, 1.5, "fro"])
 @given(case=reduction_inputs(FEW_VALUES), seed=SEEDS)
 def test_norm_matches_torch_vector_norm_with_zeros_and_ties(p, case, seed):
-    """Zeros (the 2- and 1-norm's kink) and ties (the inf-norm's) drawn on purpose."""
+    """Zeros (the kink of every p-norm, an infinite derivative for p < 1, and 0/0 in an
+    all-zero slice) and ties (the inf-norm's) drawn on purpose."""
     shape, axis, keep, x = case
-    if p == 3:          # the general p has no care at all-zero slices (its doc says so)
-        x = np.where(x == 0, 0.25, x)
     ord_ = 2 if p == "fro" else p
     compare(lambda t: t.norm(p, dim=axis, keepdim=keep),
             lambda t: torch.linalg.vector_norm(t, ord=ord_, dim=torch_dims(axis, len(shape)),
@@ -199,7 +198,20 @@ def test_the_2_norm_at_zero_has_gradient_zero_as_in_torch():
     np.testing.assert_allclose(x.grad, [[0.0, 0.0], [0.6, 0.8]])
 
 
-@pytest.mark.parametrize("p", [1, INF, 3])
+def test_a_general_p_norm_at_zero_has_gradient_zero_as_in_torch():
+    """sign(x) (|x| / ||x||)^(p-1): 0/0 in an all-zero slice, 0 * inf at a zero element
+    for p < 1; PyTorch's subgradient is 0 in both, and so is ours (it was NaN)."""
+    x = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, -2.0]])
+    for p in (0.5, 1.5, 3, 7):
+        ours = tt.tensor(x, requires_grad=True)
+        ours.norm(p, dim=1).sum().backward()
+        theirs = torch.tensor(x, requires_grad=True)
+        torch.linalg.vector_norm(theirs, p, dim=1).sum().backward()
+        assert np.all(ours.grad[0] == 0) and ours.grad[1, 0] == 0
+        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1, INF, 3, 0.5, 1.5])
 @given(case=reduction_inputs(AWAY_FROM_ZERO))
 def test_norm_gradients_match_central_differences(p, case):
     shape, axis, keep, x = case

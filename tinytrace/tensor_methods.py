@@ -159,8 +159,9 @@ class TensorMethods:
 
         Gradients: p=2 gives x / ||x||, and 0 for a slice that is all zeros (PyTorch's
         subgradient, not 0/0); p=1 gives sign(x) (0 at 0); p=±inf splits the gradient
-        among tied extreme elements, as ``max`` does. Another p has no such care: its
-        gradient at an all-zero slice is NaN."""
+        among tied extreme elements, as ``max`` does; another p gives
+        sign(x) (|x| / ||x||)^(p-1), with PyTorch's 0 at an element that is 0 and at an
+        all-zero slice."""
         axes = _checked_axes("norm", axis_arg("norm", axis, dim), self.shape)
         keep = keepdims_arg("norm", keepdims, keepdim)
         if p == 2 or p == "fro":
@@ -172,7 +173,7 @@ class TensorMethods:
         if p == float("-inf"):
             return self.abs().min(axis=axes, keepdims=keep)
         if isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0:
-            return (self.abs() ** p).sum(axis=axes, keepdims=keep) ** (1.0 / p)
+            return _reduce.vector_norm(self, p=float(p), axis=axes, keepdims=keep)
         raise ValueError(f"norm(): p={p!r} is not supported; use a number > 0, inf, "
                          "-inf or 'fro'")
 

@@ -8,7 +8,7 @@ inputs placed where the op is smooth, so central differences are a fair referenc
 - kinks (abs, relu, clip bounds) and poles (log, sqrt, division) are kept >= 0.1 away;
 - ``max`` and ``min`` see values at least 0.2 apart, so the winner never changes under a
   nudge; ``maximum`` / ``minimum`` see operands at least 0.1 apart;
-- ``norm``'s elements are >= 0.1 from 0, so no slice is near its kink at 0;
+- ``norm``'s and ``vector_norm``'s elements are >= 0.1 from 0 (the kink at 0);
 - ``pow`` and ``pow_tensor`` with a non-integer exponent only see positive bases.
 
 Shapes are small (0-d to 4-d, sides up to 3) so a case costs a few hundred forward calls.
@@ -192,6 +192,18 @@ def norm_case(draw):
     axis = draw(reduction_axes(len(shape)))
     keepdims = draw(st.booleans())
     return (lambda t: t.norm(dim=axis, keepdim=keepdims)), [draw(arrays(shape,
+                                                                        AWAY_FROM_ZERO))]
+
+
+@st.composite
+def vector_norm_case(draw):
+    """The p-norm for a p drawn from (0.3, 6) over any axes; elements kept away from 0
+    (its kink, and for p < 1 an infinite derivative)."""
+    shape = draw(shapes())
+    axis = draw(reduction_axes(len(shape)))
+    p = draw(st.floats(0.3, 6.0))
+    keepdims = draw(st.booleans())
+    return (lambda t: t.norm(p, dim=axis, keepdim=keepdims)), [draw(arrays(shape,
                                                                         AWAY_FROM_ZERO))]
 
 
@@ -451,6 +463,7 @@ CASES = {
     "max": max_case(),
     "min": min_case(),
     "norm": norm_case(),
+    "vector_norm": vector_norm_case(),
     "logsumexp": logsumexp_case(),
     "cumsum": cumsum_case(),
     "prod": prod_case(),

@@ -132,6 +132,30 @@ def _norm_vjp(g, saved):
     return (_restore(g, x.shape, axis, keepdims) * (x / xp.where(out == 0, 1, out)),)
 
 
+@primitive("vector_norm", saves_output=True)
+def vector_norm(x, p, axis=None, keepdims=False):
+    """The p-norm over ``axis`` for any p > 0: (sum |x|^p)^(1/p).
+
+    d/dx_i = sign(x_i) (|x_i| / ||x||)^(p - 1), written with the ratio |x_i| / ||x|| in
+    [0, 1] so that a large p does not overflow. Where PyTorch takes a subgradient, so does
+    this: 0 for an element that is 0 (for p < 1 its derivative is infinite) and 0 for a
+    slice that is all zeros (0/0), not NaN."""
+    xp = array_module(x)
+    size = xp.abs(x)
+    out = (size ** p).sum(axis=axis, keepdims=True) ** (1.0 / p)
+    return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
+        (xp, x, size, out, p, axis, keepdims)
+
+
+@vector_norm.backward
+def _vector_norm_vjp(g, saved):
+    xp, x, size, out, p, axis, keepdims = saved
+    ratio = size / xp.where(out == 0, 1, out)          # an all-zero slice: 0 / 1
+    with np.errstate(divide="ignore"):                 # 0 ** (p - 1) for p < 1: inf,
+        weight = xp.where(size == 0, 0, ratio ** (p - 1))   # replaced by the 0 wanted
+    return (_restore(g, x.shape, axis, keepdims) * xp.sign(x) * weight,)
+
+
 @primitive("logsumexp", saves=())
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum exp(x)) over ``axis``, computed as m + log(sum exp(x - m)) with m the max
