@@ -1,9 +1,11 @@
 """Losses and lookups built from primitives (so their graphs show every step)."""
+import numbers
+
 import numpy as np
 
 from .. import functions as F
 from ..backend import asarray_like, to_host
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..random import generator
 from ..tensor import Tensor
 
@@ -15,86 +17,249 @@ def _indices(x, what):
     return data
 
 
-def cross_entropy(logits, targets, reduction="mean", ignore_index=-100):
-    """Mean negative log-likelihood of integer ``targets`` (N,) under ``logits`` (N, C):
-    ``-log_softmax(logits)[n, targets[n]]`` averaged over n (or summed: ``reduction='sum'``,
-    or per example: ``'none'``). Examples whose target is ``ignore_index`` count for
-    nothing: loss 0 under ``'none'``, left out of the sum and of the mean's count (as in
-    PyTorch; a mean over no example is nan, as there)."""
-    targets = _indices(targets, "cross_entropy targets")
-    if logits.ndim != 2 or targets.shape != (logits.shape[0],):
-        raise ShapeError(f"cross_entropy: logits must be (N, C) and targets (N,), got "
-                         f"logits {logits.shape} and targets {targets.shape}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', not "
-                         f"{reduction!r}")
-    kept = targets != ignore_index
-    used = targets[kept]
-    if used.size and (used.min() < 0 or used.max() >= logits.shape[1]):
-        raise ShapeError(f"cross_entropy: targets must lie in [0, {logits.shape[1]}) (or "
-                         f"be ignore_index={ignore_index}), got range [{used.min()}, "
-                         f"{used.max()}]")
-    if kept.all():          # the common case keeps its graph as it always was
-        picked = F.log_softmax(logits, axis=1)[np.arange(len(targets)), targets]
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(who, reduction, weighted=False):
+    """``reduction`` if it is one of ``REDUCTIONS``, else a ValueError naming ``who``. A
+    non-string gets its own sentence: where PyTorch's first positional argument is the
+    class ``weight`` (``CrossEntropyLoss(w)``, ``F.cross_entropy(x, y, w)``), tinytrace's
+    is ``reduction``, and an array there would otherwise fail obscurely."""
+    if isinstance(reduction, str) and reduction in REDUCTIONS:
+        return reduction
+    if isinstance(reduction, str):
+        raise ValueError(f"{who}: reduction must be one of {REDUCTIONS}, not {reduction!r}")
+    hint = (" (PyTorch's positional argument there is weight; pass class weights by name: "
+            "weight=...)") if weighted else ""
+    raise ValueError(f"{who}: reduction must be one of {REDUCTIONS}, not a "
+                     f"{type(reduction).__name__}{hint}")
+
+
+def _constant(who, name, values, logits):
+    """``values`` (an array, list or Tensor of numbers: weights, not trained) as a host
+    float array, checked to hold numbers."""
+    data = to_host(values.data if isinstance(values, Tensor) else np.asarray(values))
+    if data.dtype.kind not in "biuf":
+        raise DTypeError(f"{who}: {name} must hold numbers, not {data.dtype}")
+    return data.astype(logits.dtype)
+
+
+def _const(values, logits):
+    """A constant tensor of ``logits``' dtype and device."""
+    return Tensor(asarray_like(values, logits.data, dtype=logits.dtype))
+
+
+def _smoothing(who, label_smoothing):
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or \
+            not 0 <= label_smoothing <= 1:
+        raise ValueError(f"{who}: label_smoothing must be a number in [0, 1], got "
+                         f"{label_smoothing!r}")
+    return float(label_smoothing)
+
+
+def cross_entropy(logits, targets, reduction="mean", ignore_index=-100, *, weight=None,
+                  label_smoothing=0.0):
+    """Cross-entropy of ``logits`` against ``targets``, as ``torch.nn.functional.
+    cross_entropy``. ``logits`` is (N, C), (N, C, d1, ...) (classes on axis 1) or (C,)
+    (one example); with ``p = log_softmax(logits)`` along the class axis:
+
+    * class indices (integer ``targets`` of the logits' shape without the class axis:
+      (N,), (N, d1, ...) or ``()``): each element costs ``-w[y] p[y]`` (``w`` the class
+      ``weight``, 1 if None). ``reduction='mean'`` divides the sum by ``Σ w[y]`` over the
+      elements (their count without ``weight``); ``'sum'`` sums; ``'none'`` keeps them.
+      Elements whose target is ``ignore_index`` cost 0 and are left out of the mean's
+      divisor: a mean over no element at all is nan, as in PyTorch, and its gradient 0.
+    * class probabilities (float ``targets`` of the logits' shape): each element costs
+      ``-Σ_c w[c] q[c] p[c]`` and ``'mean'`` divides by the number of elements (N d1 ...),
+      not by the weights; ``ignore_index`` plays no part.
+
+    ``label_smoothing = ε`` in [0, 1] mixes the target with the uniform distribution over
+    the C classes: a probability target becomes ``(1 - ε) q + ε / C``; a class index costs
+    ``(1 - ε) (-w[y] p[y]) + (ε / C) (-Σ_c w[c] p[c])``, with the same divisor as before.
+
+    The common case (indices, no weight, no smoothing, nothing ignored) is one
+    ``log_softmax`` and one pick, so the graph shows just those steps."""
+    return _cross_entropy("cross_entropy", logits, targets, reduction, ignore_index, weight,
+                          label_smoothing)
+
+
+def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_smoothing):
+    """``cross_entropy`` with its errors naming ``who`` (the function or the module)."""
+    reduction = check_reduction(who, reduction, weighted=True)
+    smoothing = _smoothing(who, label_smoothing)
+    logits = F.as_tensor(logits)
+    if logits.ndim == 0:
+        raise ShapeError(f"{who}: input must be logits of shape (N, C), (N, C, d1, ...) or "
+                         f"(C,), got a scalar")
+    classes = logits.shape[0] if logits.ndim == 1 else logits.shape[1]
+    if weight is not None:
+        weight = _constant(who, "weight", weight, logits)
+        if weight.shape != (classes,):
+            raise ShapeError(f"{who}: weight must hold one number per class, shape "
+                             f"({classes},) for input {tuple(logits.shape)}, got "
+                             f"{weight.shape}")
+    soft = isinstance(targets, Tensor) and targets.dtype.kind == "f"
+    data = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    index_shape = logits.shape[:1] + logits.shape[2:] if logits.ndim > 1 else ()
+    kind = data.dtype.kind
+    if kind == "f" and data.shape == tuple(logits.shape):
+        if logits.ndim == 1:                  # one example: a batch of one, then unwrap
+            return _one(_soft_cross_entropy(logits.reshape(1, classes),
+                                            _targets_2d(who, targets, logits, soft),
+                                            reduction, weight, smoothing), reduction)
+        return _soft_cross_entropy(logits, _targets_like(who, targets, logits, soft),
+                                   reduction, weight, smoothing)
+    if kind not in "iu":
+        raise DTypeError(f"{who}: target must hold class indices (integers) of shape "
+                         f"{index_shape}, or class probabilities (floats) of the input's "
+                         f"shape {tuple(logits.shape)}; got {data.dtype} of shape "
+                         f"{tuple(data.shape)}")
+    data = to_host(data)
+    if data.shape != index_shape:
+        expected = {1: "() (one class index)", 2: f"(N,) = {index_shape}"}.get(
+            logits.ndim, f"(N, d1, ...) = {index_shape}")
+        raise ShapeError(f"{who}: target must be {expected} for input "
+                         f"{tuple(logits.shape)}, got {tuple(data.shape)}")
+    kept = data != ignore_index
+    used = data[kept]
+    if used.size and (used.min() < 0 or used.max() >= classes):
+        bad = used[(used < 0) | (used >= classes)]
+        raise ShapeError(f"{who}: target {tuple(data.shape)} for input "
+                         f"{tuple(logits.shape)} must hold class indices in [0, {classes}) "
+                         f"(or ignore_index={ignore_index}), got {bad[0]} (range "
+                         f"[{used.min()}, {used.max()}])")
+    if logits.ndim == 1:
+        return _one(_hard_cross_entropy(logits.reshape(1, classes), data.reshape(1), kept
+                                        .reshape(1), reduction, weight, smoothing), reduction)
+    return _hard_cross_entropy(logits, data, kept, reduction, weight, smoothing)
+
+
+def _one(loss, reduction):
+    """The loss of a batch of one as the loss of one example (``'none'``: a 0-d tensor)."""
+    return loss.reshape(()) if reduction == "none" else loss
+
+
+def _targets_like(who, targets, logits, soft):
+    """Probability targets as a tensor of the logits' dtype; a Tensor stays in the graph
+    (its gradient is PyTorch's too), so a Tensor of another float dtype is refused."""
+    if soft:
+        if targets.dtype != logits.dtype:
+            raise DTypeError(f"{who}: target is {targets.dtype} but input is {logits.dtype} "
+                             f"(shape {tuple(logits.shape)}); convert one")
+        return targets
+    return _const(np.asarray(targets), logits)
+
+
+def _targets_2d(who, targets, logits, soft):
+    return _targets_like(who, targets, logits, soft).reshape(1, logits.shape[0])
+
+
+def _class_axis(values, ndim):
+    """Per-class ``values`` (C,) shaped to broadcast along axis 1 of an ``ndim`` array."""
+    return values.reshape((len(values),) + (1,) * (ndim - 2))
+
+
+def _hard_cross_entropy(logits, targets, kept, reduction, weight, smoothing):
+    logp = F.log_softmax(logits, axis=1)
+    safe = np.where(kept, targets, 0)          # ignored elements pick class 0, then get 0
+    if logits.ndim == 2:
+        picked = logp[np.arange(len(safe)), safe]
+    else:                                      # (n, y, i1, ...) for every element
+        grid = np.indices(safe.shape, sparse=True)
+        picked = logp[(grid[0], safe) + tuple(grid[1:])]
+    if kept.all() and weight is None and not smoothing:
+        # the common case keeps its graph as it always was
         return {"mean": lambda: -picked.mean(), "sum": lambda: -picked.sum(),
                 "none": lambda: -picked}[reduction]()
-    # ignored rows pick class 0 (any valid index) and are then multiplied by 0, so they
-    # add nothing to the value and their logits get zero gradient
-    safe = np.where(kept, targets, 0)
-    weight = Tensor(asarray_like(kept, logits.data, dtype=logits.dtype))
-    losses = -F.log_softmax(logits, axis=1)[np.arange(len(targets)), safe] * weight
+    # per element: w[y] if kept, 0 if ignored (so ignored logits get zero gradient)
+    coef = kept * (weight[safe] if weight is not None else 1.0)
+    losses = -picked * _const(coef, logits)
+    if smoothing:
+        per_class = logp if weight is None else logp * _const(_class_axis(weight, logits.ndim),
+                                                                logits)
+        uniform = -per_class.sum(axis=1)
+        if not kept.all():
+            uniform = uniform * _const(kept, logits)
+        losses = losses * (1 - smoothing) + uniform * (smoothing / logits.shape[1])
     if reduction == "none":
         return losses
     total = losses.sum()
-    return total / float(kept.sum()) if reduction == "mean" else total
+    if reduction == "sum":
+        return total
+    if not kept.any():
+        # a mean over no element: nan, as in PyTorch, and (as there) zero gradient, so
+        # one fully padded batch does not turn every parameter's gradient into nan
+        return total + float("nan")
+    return total / float(coef.sum())
+
+
+def _soft_cross_entropy(logits, q, reduction, weight, smoothing):
+    if smoothing:
+        q = q * (1 - smoothing) + smoothing / logits.shape[1]
+    terms = F.log_softmax(logits, axis=1) * q
+    if weight is not None:
+        terms = terms * _const(_class_axis(weight, logits.ndim), logits)
+    return _reduce(-terms.sum(axis=1), reduction)
+
+
+def _reduce(losses, reduction):
+    return {"mean": losses.mean, "sum": losses.sum, "none": lambda: losses}[reduction]()
 
 
 def mse_loss(prediction, target, reduction="mean"):
-    """Mean of squared differences (``reduction='sum'`` or ``'none'`` as in PyTorch)."""
+    """Mean of squared differences ``(prediction - target)²`` (``reduction='sum'`` or
+    ``'none'`` as in PyTorch). The shapes must be equal: where PyTorch broadcasts a
+    target of another shape (with a warning), this refuses it."""
+    reduction = check_reduction("mse_loss", reduction)
     if not isinstance(target, Tensor):
         target = Tensor(asarray_like(target, prediction.data, dtype=prediction.dtype))
     if prediction.shape != target.shape:
         raise ShapeError(f"mse_loss: prediction {prediction.shape} and target {target.shape} "
                          "differ (broadcasting here is almost always a bug)")
     diff = prediction - target
-    squared = diff * diff
-    if reduction == "mean":
-        return squared.mean()
-    if reduction == "sum":
-        return squared.sum()
-    if reduction == "none":
-        return squared
-    raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    return _reduce(diff * diff, reduction)
 
 
-def binary_cross_entropy_with_logits(logits, target, reduction="mean", pos_weight=None):
-    """``-(pos_weight * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x)))`` for logits
+def _elementwise_weight(who, name, values, logits):
+    """A ``weight`` or ``pos_weight`` that broadcasts against the logits without growing
+    them (PyTorch refuses one that would), as a constant of their dtype."""
+    data = _constant(who, name, values, logits)
+    try:
+        grown = np.broadcast_shapes(data.shape, tuple(logits.shape)) != tuple(logits.shape)
+    except ValueError:
+        grown = True
+    if grown:
+        raise ShapeError(f"{who}: {name} {data.shape} does not broadcast to the input's "
+                         f"shape {tuple(logits.shape)}")
+    return _const(data, logits)
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean", pos_weight=None, *,
+                                     weight=None):
+    """``-w (pos_weight * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x)))`` for logits
     ``x`` and targets ``y`` in [0, 1] of the same shape, as PyTorch's function of that name.
 
     Built from ``logsigmoid`` (``log(1 - sigmoid(x)) = logsigmoid(-x)``), never from
     ``log(sigmoid(x))``: sigmoid(1000) rounds to 1 and log(1 - 1) is -inf, while
     logsigmoid(-1000) is -1000, so the loss and its gradient stay finite for any finite
     logit. ``pos_weight`` (broadcast against the last axis, as in PyTorch) weighs the
-    positive term, e.g. ``negatives / positives`` per class for unbalanced labels.
+    positive term, e.g. ``negatives / positives`` per class for unbalanced labels;
+    ``weight`` (broadcast against the input) rescales each element's loss. Neither may
+    broadcast the loss to a bigger shape than the input's.
     """
+    who = "binary_cross_entropy_with_logits"
+    reduction = check_reduction(who, reduction, weighted=True)
     if not isinstance(target, Tensor):
         target = Tensor(asarray_like(target, logits.data, dtype=logits.dtype))
     if logits.shape != target.shape:
-        raise ShapeError(f"binary_cross_entropy_with_logits: logits {logits.shape} and "
-                         f"target {target.shape} differ")
+        raise ShapeError(f"{who}: logits {logits.shape} and target {target.shape} differ")
     positive = F.logsigmoid(logits)
     if pos_weight is not None:
-        pos_weight = pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight
-        positive = positive * Tensor(asarray_like(pos_weight, logits.data, dtype=logits.dtype))
+        positive = positive * _elementwise_weight(who, "pos_weight", pos_weight, logits)
     losses = -(target * positive + (1 - target) * F.logsigmoid(-logits))
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    if reduction == "none":
-        return losses
-    raise ValueError(f"binary_cross_entropy_with_logits: reduction must be 'mean', 'sum' or "
-                     f"'none', not {reduction!r}")
+    if weight is not None:
+        losses = losses * _elementwise_weight(who, "weight", weight, logits)
+    return _reduce(losses, reduction)
 
 
 def dropout(x, p=0.5, training=True, rng=None):

@@ -1,0 +1,257 @@
+"""A PyTorch user's sweep of the layers, losses and batching: each test is one habit
+PyTorch taught (a loss's ``weight``, ``label_smoothing``, (N, C, d1, ...) inputs,
+probability targets, a padding index, ``inplace=``, left padding ...) held to PyTorch's
+values and gradients in float64 (and float32 where that is the default), or a mistake a
+PyTorch user makes that must get an error naming the layer and the shapes. New
+differentiable paths are also checked against central differences with hypothesis."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinytrace as tt
+from tinytrace import nn
+from tinytrace.data import DataLoader, pad_sequences
+
+REDUCTIONS = ["mean", "sum", "none"]
+TOL = dict(rtol=1e-10, atol=1e-12)
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _both(tt_loss, torch_loss, x, target, dtype=np.float64, tol=TOL):
+    """Values and input gradients of both losses on ``x`` in ``dtype`` (a random
+    projection of the output is backpropagated, so ``'none'`` is checked per element)."""
+    torch = _torch()
+    tdtype = {np.float64: torch.float64, np.float32: torch.float32}[dtype]
+    ours = tt.tensor(np.asarray(x, dtype=dtype), requires_grad=True)
+    theirs = torch.tensor(np.asarray(x, dtype=dtype), requires_grad=True)
+    target = np.asarray(target)
+    t_target = torch.as_tensor(target.astype(dtype) if target.dtype.kind == "f" else
+                               target.astype(np.int64))
+    out = tt_loss(ours, target.astype(dtype) if target.dtype.kind == "f" else target)
+    tout = torch_loss(theirs, t_target)
+    assert out.shape == tuple(tout.shape) and out.dtype == dtype
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), **tol)
+    g = np.random.default_rng(0).standard_normal(out.shape).astype(dtype)
+    (out * tt.tensor(g)).sum().backward()
+    (tout * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), **tol)
+    return out
+
+
+def _ce_pair(reduction="mean", weight=None, label_smoothing=0.0, ignore_index=-100,
+             dtype=np.float64):
+    torch = _torch()
+    ours = nn.CrossEntropyLoss(reduction, ignore_index, weight=weight,
+                               label_smoothing=label_smoothing)
+    theirs = torch.nn.CrossEntropyLoss(
+        weight=None if weight is None else torch.tensor(weight.astype(dtype)),
+        reduction=reduction,
+        ignore_index=ignore_index, label_smoothing=label_smoothing)
+    return ours, theirs
+
+
+RNG = np.random.default_rng(12)
+LOGITS = RNG.standard_normal((6, 4))
+CLASSES = np.array([0, 3, 1, 1, 2, 0])
+IGNORING = np.array([0, -100, 1, 1, -100, 3])
+WEIGHT = np.array([0.5, 2.0, 1.0, 3.0])
+
+
+# ---- CrossEntropyLoss -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("target", [CLASSES, IGNORING], ids=["all", "ignoring"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_weight_and_label_smoothing_match_torch(reduction, target,
+                                                              label_smoothing, weighted):
+    # the weighted mean divides by the weights of the (kept) targets, also when smoothing
+    weight = WEIGHT if weighted else None
+    for scale in (1.0, 1e4):                          # 1e4: log_softmax keeps it finite
+        _both(*_ce_pair(reduction, weight, label_smoothing), scale * LOGITS, target)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_over_extra_axes_matches_torch(reduction, label_smoothing):
+    # (N, C, d1, d2) logits and (N, d1, d2) targets: a per-pixel or per-time-step loss
+    x = RNG.standard_normal((2, 4, 3, 5))
+    target = RNG.integers(0, 4, (2, 3, 5))
+    target[0, 1, 2] = target[1, 2, 0] = -100
+    for weight in (None, WEIGHT):
+        out = _both(*_ce_pair(reduction, weight, label_smoothing), x, target)
+        assert out.shape == ((2, 3, 5) if reduction == "none" else ())
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_of_one_unbatched_example_matches_torch(reduction):
+    # (C,) logits with a 0-d class index, or a (C,) distribution; 'none' gives a 0-d loss
+    for weight in (None, WEIGHT):
+        out = _both(*_ce_pair(reduction, weight, 0.1), LOGITS[0], np.array(2))
+        assert out.shape == ()
+        _both(*_ce_pair(reduction, weight, 0.1), LOGITS[0], np.array([0.1, 0.2, 0.3, 0.4]))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.3])
+def test_cross_entropy_with_probability_targets_matches_torch(reduction, label_smoothing):
+    # the mean divides by the number of examples, not by the class weights
+    q = RNG.dirichlet(np.ones(4), 6)
+    q4 = RNG.dirichlet(np.ones(4), (2, 3)).transpose(0, 2, 1).copy()      # (2, 4, 3)
+    for weight in (None, WEIGHT):
+        _both(*_ce_pair(reduction, weight, label_smoothing), 1e4 * LOGITS, q)
+        _both(*_ce_pair(reduction, weight, label_smoothing), RNG.standard_normal((2, 4, 3)), q4)
+
+
+def test_cross_entropy_probability_target_tensor_gets_torch_gradient():
+    torch = _torch()
+    q = RNG.dirichlet(np.ones(4), 6)
+    x, y = tt.tensor(LOGITS, requires_grad=True), tt.tensor(q, requires_grad=True)
+    tx = torch.tensor(LOGITS, requires_grad=True)
+    ty = torch.tensor(q, requires_grad=True)
+    nn.CrossEntropyLoss(label_smoothing=0.2)(x, y).backward()
+    torch.nn.CrossEntropyLoss(label_smoothing=0.2)(tx, ty).backward()
+    np.testing.assert_allclose(y.grad, ty.grad.numpy(), **TOL)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), **TOL)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_when_every_target_is_ignored_is_nan_with_zero_gradient_as_torch(
+        weighted, label_smoothing):
+    torch = _torch()
+    weight = WEIGHT if weighted else None
+    ours, theirs = _ce_pair("mean", weight, label_smoothing)
+    x, tx = tt.tensor(LOGITS, requires_grad=True), torch.tensor(LOGITS, requires_grad=True)
+    ignored = np.full(6, -100)
+    loss, tloss = ours(x, ignored), theirs(tx, torch.tensor(ignored))
+    assert np.isnan(loss.item()) and np.isnan(tloss.item())
+    loss.backward()
+    tloss.backward()
+    # a fully padded batch must not turn the gradient into nan
+    np.testing.assert_array_equal(x.grad, np.zeros_like(LOGITS))
+    np.testing.assert_array_equal(tx.grad.numpy(), np.zeros_like(LOGITS))
+    for reduction in ("sum", "none"):
+        ours_r, theirs_r = _ce_pair(reduction, weight, label_smoothing)
+        np.testing.assert_array_equal(ours_r(tt.tensor(LOGITS), ignored).data,
+                                      theirs_r(torch.tensor(LOGITS),
+                                               torch.tensor(ignored)).numpy())
+
+
+def test_cross_entropy_in_float32_matches_torch_and_stays_float32():
+    x = RNG.standard_normal((8, 5)) * 3
+    target = np.array([0, 4, 1, -100, 2, 3, 3, 0])
+    weight = np.array([1.0, 0.5, 2.0, 1.5, 1.0])
+    for reduction in REDUCTIONS:
+        _both(*_ce_pair(reduction, weight, 0.1, dtype=np.float32), x, target, dtype=np.float32,
+              tol=dict(rtol=1e-5, atol=1e-6))
+
+
+@pytest.mark.parametrize("int_type", [np.int32, np.int64, np.uint8])
+def test_cross_entropy_takes_any_integer_target_type(int_type):
+    expected = nn.CrossEntropyLoss(weight=WEIGHT)(tt.tensor(LOGITS), CLASSES).item()
+    got = nn.CrossEntropyLoss(weight=WEIGHT)(tt.tensor(LOGITS), CLASSES.astype(int_type))
+    assert got.item() == expected
+
+
+def test_cross_entropy_out_of_range_targets_name_the_loss_the_shapes_and_the_class():
+    x = tt.tensor(LOGITS)
+    with pytest.raises(tt.ShapeError, match=r"CrossEntropyLoss in scope 'crossentropyloss': "
+                                            r"target \(6,\) for input \(6, 4\) must hold class "
+                                            r"indices in \[0, 4\) .*got 4"):
+        nn.CrossEntropyLoss()(x, np.array([0, 4, 1, 1, 2, 0]))
+    with pytest.raises(tt.ShapeError, match=r"cross_entropy: target \(6,\) for input \(6, 4\) "
+                                            r".*got -1"):
+        nn.functional.cross_entropy(x, np.array([0, -1, 1, 1, 2, 0]))
+    with pytest.raises(tt.ShapeError, match=r"target must be \(N, d1, \.\.\.\) = \(2, 3\) for "
+                                            r"input \(2, 4, 3\), got \(2, 4\)"):
+        nn.CrossEntropyLoss()(tt.randn(2, 4, 3), np.zeros((2, 4), dtype=int))
+    with pytest.raises(tt.ShapeError, match=r"weight must hold one number per class, shape "
+                                            r"\(4,\) for input \(6, 4\), got \(3,\)"):
+        nn.CrossEntropyLoss(weight=np.ones(3))(x, CLASSES)
+    with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\]"):
+        nn.CrossEntropyLoss(label_smoothing=1.5)
+    with pytest.raises(tt.DTypeError, match=r"class indices \(integers\) of shape \(6,\), or "
+                                            r"class probabilities .* \(6, 4\); got float64 of "
+                                            r"shape \(5,\)"):
+        nn.CrossEntropyLoss()(x, np.zeros(5))
+
+
+@pytest.mark.parametrize("make", [
+    lambda w: nn.CrossEntropyLoss(w), lambda w: nn.BCEWithLogitsLoss(w),
+    lambda w: nn.functional.cross_entropy(tt.tensor(LOGITS), CLASSES, w)])
+def test_a_weight_given_where_pytorch_puts_it_positionally_gets_a_clear_error(make):
+    # torch.nn.CrossEntropyLoss(w): the first argument is weight there, reduction here
+    with pytest.raises(ValueError, match=r"reduction must be one of .* not a ndarray "
+                                         r"\(PyTorch's positional argument there is weight"):
+        make(WEIGHT)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(2, 4), st.sampled_from([0.0, 0.25]),
+       st.booleans(), st.sampled_from(REDUCTIONS), st.integers(0, 2**31 - 1))
+def test_cross_entropy_gradients_match_finite_differences(n, c, smoothing, weighted,
+                                                          reduction, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, 2))
+    target = rng.integers(0, c, (n, 2))
+    target[0, 0] = -100                             # one ignored element, always one kept
+    weight = rng.uniform(0.5, 2.0, c) if weighted else None
+    q = rng.dirichlet(np.ones(c), (n, 2)).transpose(0, 2, 1)
+
+    def hard(x):
+        return nn.functional.cross_entropy(x, target, reduction, weight=weight,
+                                           label_smoothing=smoothing)
+
+    def soft(x, q):
+        return nn.functional.cross_entropy(x, q, reduction, weight=weight,
+                                           label_smoothing=smoothing)
+
+    tt.testing.check_grads(hard, x)
+    tt.testing.check_grads(soft, x, q)
+
+
+# ---- BCEWithLogitsLoss ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_weight_matches_torch(reduction):
+    torch = _torch()
+    x = 1e4 * RNG.standard_normal((5, 4))
+    x[0] = [1e4, -1e4, 0.0, 30.0]
+    y = RNG.uniform(0, 1, (5, 4))
+    for weight in (RNG.uniform(0, 2, (5, 1)), RNG.uniform(0, 2, 4)):
+        for pos_weight in (None, WEIGHT):
+            ours = nn.BCEWithLogitsLoss(reduction, pos_weight=pos_weight, weight=weight)
+            theirs = torch.nn.BCEWithLogitsLoss(
+                weight=torch.tensor(weight), reduction=reduction,
+                pos_weight=None if pos_weight is None else torch.tensor(pos_weight))
+            out = _both(ours, theirs, x, y)
+            assert np.isfinite(out.data).all()
+
+
+def test_bce_with_logits_weights_that_do_not_fit_are_refused_naming_the_shapes():
+    x, y = tt.tensor(LOGITS), np.zeros((6, 4))
+    with pytest.raises(tt.ShapeError, match=r"binary_cross_entropy_with_logits: pos_weight "
+                                            r"\(3,\) does not broadcast to the input's shape "
+                                            r"\(6, 4\)"):
+        nn.functional.binary_cross_entropy_with_logits(x, y, pos_weight=np.ones(3))
+    # one that would broadcast the loss to a bigger shape is refused too (as by PyTorch)
+    with pytest.raises(tt.ShapeError, match=r"BCEWithLogitsLoss in scope "
+                                            r"'bcewithlogitsloss': weight \(2, 6, 4\) does not"):
+        nn.BCEWithLogitsLoss(weight=np.ones((2, 6, 4)))(x, y)
+    with pytest.raises(tt.ShapeError, match=r"pos_weight \(2, 6, 4\) does not broadcast"):
+        nn.BCEWithLogitsLoss(pos_weight=np.ones((2, 6, 4)))(x, y)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from(REDUCTIONS), st.integers(0, 2**31 - 1))
+def test_bce_with_logits_weight_gradients_match_finite_differences(reduction, seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((3, 4)), rng.uniform(0, 1, (3, 4))
+    weight, pos_weight = rng.uniform(0, 2, (3, 1)), rng.uniform(0.5, 2, 4)
+    tt.testing.check_grads(lambda x, y: nn.functional.binary_cross_entropy_with_logits(
+        x, y, reduction, pos_weight, weight=weight), x, y)
