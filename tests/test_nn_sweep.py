@@ -255,3 +255,155 @@ def test_bce_with_logits_weight_gradients_match_finite_differences(reduction, se
     weight, pos_weight = rng.uniform(0, 2, (3, 1)), rng.uniform(0.5, 2, 4)
     tt.testing.check_grads(lambda x, y: nn.functional.binary_cross_entropy_with_logits(
         x, y, reduction, pos_weight, weight=weight), x, y)
+
+
+# ---- Dropout --------------------------------------------------------------------------------
+
+def test_dropout_takes_numpy_probabilities():
+    # p often comes out of a NumPy config or a sweep: np.float32(0.25) is a probability
+    for p in (np.float32(0.25), np.float64(0.25), 0, 1):
+        assert nn.Dropout(p).p == pytest.approx(float(p))
+        nn.functional.dropout(tt.ones(4), p)
+
+
+def test_dropout_takes_pytorch_inplace_false_and_refuses_inplace_true():
+    assert nn.Dropout(0.5, inplace=False).p == 0.5
+    assert nn.Dropout(0.5, False).p == 0.5                   # PyTorch's positional order
+    with pytest.raises(ValueError, match=r"Dropout: inplace=True is not supported"):
+        nn.Dropout(0.5, True)
+    with pytest.raises(ValueError, match=r"dropout: inplace=True is not supported"):
+        nn.functional.dropout(tt.ones(3), 0.5, True, True)
+
+
+def test_functional_dropout_with_pytorchs_positional_inplace_draws_a_new_mask_each_call():
+    # F.dropout(x, p, training, False): the 4th argument is inplace, not a seed that would
+    # give every call the same mask
+    x = tt.ones(200)
+    tt.manual_seed(0)
+    first = nn.functional.dropout(x, 0.5, True, False).data
+    second = nn.functional.dropout(x, 0.5, True, False).data
+    assert not np.array_equal(first, second)
+    tt.manual_seed(0)
+    np.testing.assert_array_equal(nn.functional.dropout(x, 0.5, True, False).data, first)
+    with pytest.raises(TypeError, match=r"Dropout: rng must be a NumPy Generator, a seed or "
+                                        r"None, not the bool True"):
+        nn.Dropout(0.5, False, True)
+
+
+def test_dropout_refuses_integer_input_whose_scale_would_round_away():
+    with pytest.raises(tt.DTypeError, match=r"dropout: input must be floating point, not "
+                                            r"int64 \(shape \(4,\)\)"):
+        nn.Dropout(0.3)(tt.tensor(np.arange(4)))
+
+
+def test_dropout_in_sequential_scales_by_one_over_one_minus_p_and_its_gradient_is_the_mask():
+    torch = _torch()
+    p = 0.3
+    model = nn.Sequential(nn.Linear(4, 50, dtype=np.float64, rng=0), nn.Dropout(p, rng=1))
+    x = tt.tensor(RNG.standard_normal((3, 4)))
+    hidden = model[0](x).data
+    y = model(x)
+    kept = y.data != 0
+    np.testing.assert_allclose(y.data[kept], hidden[kept] / (1 - p), rtol=1e-15)
+    y.sum().backward()
+    # dL/dW of the linear layer through the mask: (mask * scale)^T x, as torch with that mask
+    tl = torch.nn.Linear(4, 50).double()
+    with torch.no_grad():
+        tl.weight.copy_(torch.tensor(model[0].weight.data))
+        tl.bias.copy_(torch.tensor(model[0].bias.data))
+    (tl(torch.tensor(x.data)) * torch.tensor(kept / (1 - p))).sum().backward()
+    np.testing.assert_allclose(model[0].weight.grad, tl.weight.grad.numpy(), **TOL)
+    model.eval()
+    np.testing.assert_array_equal(model(x).data, hidden)
+
+
+# ---- Linear, Embedding ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linear_on_time_major_input_matches_torch_values_and_gradients(dtype):
+    torch = _torch()
+    ours = nn.Linear(4, 3, dtype=dtype, rng=0)
+    theirs = torch.nn.Linear(4, 3).to({np.float64: torch.float64,
+                                       np.float32: torch.float32}[dtype])
+    theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    x = RNG.standard_normal((6, 2, 4)).astype(dtype)                 # (T, B, I)
+    g = RNG.standard_normal((6, 2, 3)).astype(dtype)
+    xt, tx = tt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, tout = ours(xt), theirs(tx)
+    (out * tt.tensor(g)).sum().backward()
+    (tout * torch.tensor(g)).sum().backward()
+    tol = TOL if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    assert out.dtype == dtype and out.shape == (6, 2, 3)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), **tol)
+    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), **tol)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), **tol)
+    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("padding_idx", [0, 3, -1])
+def test_embedding_padding_idx_matches_torch(padding_idx):
+    torch = _torch()
+    ours = nn.Embedding(5, 3, padding_idx=padding_idx, dtype=np.float64, rng=0)
+    theirs = torch.nn.Embedding(5, 3, padding_idx=padding_idx).double()
+    assert ours.padding_idx == theirs.padding_idx                 # -1 counts from the end
+    np.testing.assert_array_equal(ours.weight.data[padding_idx], 0.0)   # zero at init
+    table = RNG.standard_normal((5, 3))              # a nonzero padding row, set by hand
+    ours.weight.data[...] = table
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(table))
+    idx = np.array([[0, 4, 3, 3], [1, 0, 4, 2]])
+    out, tout = ours(idx), theirs(torch.tensor(idx))
+    np.testing.assert_array_equal(out.data, tout.detach().numpy())
+    g = RNG.standard_normal(out.shape)
+    (out * tt.tensor(g)).sum().backward()
+    (tout * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), **TOL)
+    np.testing.assert_array_equal(ours.weight.grad[padding_idx], 0.0)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=6), st.integers(0, 3),
+       st.integers(0, 2**31 - 1))
+def test_embedding_with_padding_gradients_match_finite_differences(indices, padding_idx,
+                                                                   seed):
+    # the padding row gets no gradient by definition (finite differences would see it), so
+    # it is held fixed here and the other rows, whose gradients must be exact, are checked
+    rng = np.random.default_rng(seed)
+    others, pad_row = rng.standard_normal((3, 2)), rng.standard_normal((1, 2))
+    idx = np.array(indices)
+
+    def fn(others):
+        table = tt.concat([others[:padding_idx], tt.tensor(pad_row, dtype=others.dtype),
+                           others[padding_idx:]], axis=0)
+        return nn.functional.embedding(idx, table, padding_idx)
+
+    tt.testing.check_grads(fn, others)
+
+
+def test_embedding_from_pretrained_as_torch():
+    torch = _torch()
+    table = RNG.standard_normal((4, 2))
+    frozen = nn.Embedding.from_pretrained(table)
+    theirs = torch.nn.Embedding.from_pretrained(torch.tensor(table))
+    assert frozen.weight.requires_grad is theirs.weight.requires_grad is False
+    assert frozen.weight.dtype == np.float64 and frozen.weight.data is not table
+    np.testing.assert_array_equal(frozen(np.array([3, 1])).data,
+                                  theirs(torch.tensor([3, 1])).numpy())
+    trained = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=1)
+    assert trained.weight.requires_grad
+    np.testing.assert_array_equal(trained.weight.data[1], table[1])   # kept, not zeroed
+    trained(np.array([1, 2])).sum().backward()
+    np.testing.assert_array_equal(trained.weight.grad[1], 0.0)
+
+
+def test_embedding_errors_name_the_layer_the_shapes_and_the_bad_index():
+    emb = nn.Embedding(10, 3)
+    with pytest.raises(tt.ShapeError, match=r"Embedding in scope 'embedding': indices must lie "
+                                            r"in \[0, 10\) for weight \(10, 3\), got 10 "
+                                            r"\(indices of shape \(2, 2\)"):
+        emb(np.array([[1, 10], [0, 2]]))
+    with pytest.raises(ValueError, match=r"Embedding: padding_idx must be an int in "
+                                         r"\[-10, 10\)"):
+        nn.Embedding(10, 3, padding_idx=10)
+    with pytest.raises(ValueError, match=r"padding_idx must be an int .* got <class"):
+        nn.Embedding(10, 3, np.float64)       # a dtype given where PyTorch has padding_idx

@@ -262,19 +262,51 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean", pos_weigh
     return _reduce(losses, reduction)
 
 
-def dropout(x, p=0.5, training=True, rng=None):
-    """Inverted dropout, as ``torch.nn.functional.dropout``: in training each element is
-    zeroed with probability ``p`` and the rest are scaled by ``1 / (1 - p)``, so the
-    expected output equals ``x`` and evaluation needs no rescaling; with
-    ``training=False`` (or ``p=0``) it returns ``x`` itself. ``p=1`` zeroes everything.
+def check_probability(who, p):
+    """``p`` as a float if it is a probability (any real number type, NumPy's too)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"{who}: p must be a probability in [0, 1] (the chance of zeroing "
+                         f"an element), got {p!r}")
+    return float(p)
+
+
+def check_inplace(who, inplace):
+    """PyTorch's ``inplace`` flag: False is what tinytrace always does; True is refused
+    (the graph may still need the input's values, so nothing here overwrites them)."""
+    if inplace:
+        raise ValueError(f"{who}: inplace={inplace!r} is not supported: tinytrace never "
+                         "overwrites a tensor the graph may need; leave inplace=False and "
+                         "use the returned tensor")
+
+
+def check_rng(who, rng):
+    """``rng`` as a Generator or seed; a bool is refused, as it is what lands here when a
+    PyTorch call passes ``inplace`` positionally (it would otherwise seed the masks)."""
+    if isinstance(rng, (bool, np.bool_)):
+        raise TypeError(f"{who}: rng must be a NumPy Generator, a seed or None, not the bool "
+                        f"{rng!r} (PyTorch's inplace flag goes by name: inplace=False)")
+    return rng
+
+
+def dropout(x, p=0.5, training=True, inplace=False, *, rng=None):
+    """Inverted dropout, as ``torch.nn.functional.dropout(x, p, training, inplace)``: in
+    training each element is zeroed with probability ``p`` and the rest are scaled by
+    ``1 / (1 - p)``, so the expected output equals ``x`` and evaluation needs no
+    rescaling; with ``training=False`` (or ``p=0``) it returns ``x`` itself. ``p=1``
+    zeroes everything. ``inplace=True`` is refused (see ``check_inplace``).
 
     The mask is drawn from ``rng`` (a Generator or a seed; default: tinytrace's global
     generator, so ``tt.manual_seed`` makes it reproducible) and enters the graph as a
     constant that ``x`` is multiplied by: one ``mul`` node, whose gradient is the same mask.
     """
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    p = check_probability("dropout", p)
+    check_inplace("dropout", inplace)
+    check_rng("dropout", rng)
     x = F.as_tensor(x)
+    if x.dtype.kind != "f":
+        # an integer mask * scale would round the scale away (2 / (1 - 0.3) -> 2)
+        raise DTypeError(f"dropout: input must be floating point, not {x.dtype} (shape "
+                         f"{tuple(x.shape)}); convert it (.astype(tt.float32))")
     if not training or p == 0:
         return x
     keep = generator(rng).random(x.shape) >= p        # P(keep) = 1 - p
@@ -284,14 +316,43 @@ def dropout(x, p=0.5, training=True, rng=None):
     return x * Tensor(mask)
 
 
-def embedding(indices, weight):
+def embedding(indices, weight, padding_idx=None):
     """Rows of ``weight`` picked by integer ``indices`` (any shape); repeated indices
-    accumulate gradient."""
-    indices = _indices(indices, "embedding")
-    if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
-        raise ShapeError(f"embedding: indices must lie in [0, {weight.shape[0]}), got range "
-                         f"[{indices.min()}, {indices.max()}]")
-    return weight[indices]
+    accumulate gradient. With ``padding_idx`` (as ``torch.nn.functional.embedding``), the
+    positions holding that index get row ``weight[padding_idx]`` as a constant: it
+    receives no gradient from them, so a padding vector stays where it is (zero, if
+    ``Embedding`` made it)."""
+    return _embedding("embedding", indices, weight, padding_idx)
+
+
+def _embedding(who, indices, weight, padding_idx):
+    indices = _indices(indices, who)
+    rows = weight.shape[0]
+    if indices.size and (indices.min() < 0 or indices.max() >= rows):
+        bad = indices[(indices < 0) | (indices >= rows)]
+        raise ShapeError(f"{who}: indices must lie in [0, {rows}) for weight "
+                         f"{tuple(weight.shape)}, got {bad.flat[0]} (indices of shape "
+                         f"{indices.shape}, range [{indices.min()}, {indices.max()}])")
+    picked = weight[indices]
+    if padding_idx is None:
+        return picked
+    padding_idx = padding_index(who, padding_idx, rows)
+    at_padding = indices == padding_idx
+    if not at_padding.any():
+        return picked
+    # a where, not a mask-multiply: the padding row's value passes exactly (even inf)
+    pad_row = Tensor(asarray_like(weight.data[padding_idx], weight.data))
+    return F.where(at_padding[..., None], pad_row, picked)
+
+
+def padding_index(who, padding_idx, rows):
+    """``padding_idx`` as a row number in [0, rows) (negative counts from the end, as in
+    PyTorch)."""
+    if isinstance(padding_idx, (bool, np.bool_)) or \
+            not isinstance(padding_idx, numbers.Integral) or not -rows <= padding_idx < rows:
+        raise ValueError(f"{who}: padding_idx must be an int in [-{rows}, {rows}) (a row of "
+                         f"the table), got {padding_idx!r}")
+    return int(padding_idx) % rows
 
 
 relu, tanh, sigmoid, softplus, logsigmoid = F.relu, F.tanh, F.sigmoid, F.softplus, F.logsigmoid

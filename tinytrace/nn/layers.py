@@ -3,9 +3,11 @@ activations."""
 import numpy as np
 
 from .. import functions as F
+from ..context import scope_phrase
 from ..random import generator
 from .checks import check_shape, layer_input, size_arg
-from .functional import dropout, embedding
+from .functional import (_embedding, check_inplace, check_probability, check_rng,
+                         dropout, padding_index)
 from .module import Module, Parameter
 
 
@@ -40,21 +42,46 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A lookup table: row ``i`` of ``weight`` is the vector of token ``i`` (N(0, 1) init)."""
+    """A lookup table: row ``i`` of ``weight`` (num_embeddings, embedding_dim) is the vector
+    of token ``i`` (N(0, 1) init, as PyTorch). ``padding_idx`` (as in PyTorch; negative
+    counts from the end) names a row that starts at zero and gets no gradient, so padding
+    tokens map to a fixed vector."""
 
-    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, rng=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32,
+                 rng=None):
         super().__init__()
         num_embeddings = size_arg("Embedding", "num_embeddings", num_embeddings)
         embedding_dim = size_arg("Embedding", "embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(generator(rng).standard_normal(
-            (num_embeddings, embedding_dim)).astype(dtype))
+        self.padding_idx = None if padding_idx is None else padding_index(
+            "Embedding", padding_idx, num_embeddings)
+        weight = generator(rng).standard_normal((num_embeddings, embedding_dim)).astype(dtype)
+        if self.padding_idx is not None:
+            weight[self.padding_idx] = 0
+        self.weight = Parameter(weight)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None):
+        """An ``Embedding`` whose table is a copy of ``embeddings`` (2-d, its dtype kept),
+        as ``torch.nn.Embedding.from_pretrained``: ``freeze=True`` makes the table a
+        constant (``requires_grad=False``); the ``padding_idx`` row is kept as given."""
+        data = embeddings.numpy() if hasattr(embeddings, "numpy") else np.asarray(embeddings)
+        if data.ndim != 2 or data.dtype.kind != "f":
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be a 2-d float "
+                             f"array (num_embeddings, embedding_dim), got {data.dtype} of "
+                             f"shape {data.shape}")
+        layer = cls(data.shape[0], data.shape[1], padding_idx, dtype=data.dtype, rng=0)
+        layer.weight = Parameter(data.copy(), requires_grad=not freeze)
+        return layer
 
     def forward(self, indices):
-        return embedding(indices, self.weight)
+        """``indices`` (any shape, integers) -> (*indices.shape, embedding_dim)."""
+        return _embedding(f"Embedding in {scope_phrase()}", indices, self.weight,
+                          self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 class Sequential(Module):
@@ -99,23 +126,22 @@ class Sigmoid(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout as ``torch.nn.Dropout(p)``: while ``training`` (after ``.train()``,
-    the default) each element is zeroed with probability ``p`` and the rest scaled by
-    ``1 / (1 - p)``; after ``.eval()`` it returns its input unchanged. The mask comes from
-    ``rng`` (a Generator or a seed) or, by default, tinytrace's global generator, which
-    ``tt.manual_seed`` reseeds; see ``nn.functional.dropout``."""
+    """Inverted dropout as ``torch.nn.Dropout(p, inplace=False)``: while ``training``
+    (after ``.train()``, the default) each element is zeroed with probability ``p`` and the
+    rest scaled by ``1 / (1 - p)``; after ``.eval()`` it returns its input unchanged. The
+    mask comes from ``rng`` (a Generator or a seed) or, by default, tinytrace's global
+    generator, which ``tt.manual_seed`` reseeds; see ``nn.functional.dropout``
+    (``inplace=True`` is refused there)."""
 
-    def __init__(self, p=0.5, rng=None):
+    def __init__(self, p=0.5, inplace=False, rng=None):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1] (the chance of "
-                             f"zeroing an element), got {p!r}")
-        self.p = float(p)
+        self.p = check_probability("Dropout", p)
+        check_inplace("Dropout", inplace)
         # one stream for the layer's life: a seed gives a new mask each call, reproducibly
-        self.rng = None if rng is None else generator(rng)
+        self.rng = None if rng is None else generator(check_rng("Dropout", rng))
 
     def forward(self, x):
-        return dropout(x, self.p, self.training, self.rng)
+        return dropout(x, self.p, self.training, rng=self.rng)
 
     def extra_repr(self):
         return f"p={self.p}"
