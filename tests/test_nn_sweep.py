@@ -407,3 +407,109 @@ def test_embedding_errors_name_the_layer_the_shapes_and_the_bad_index():
         nn.Embedding(10, 3, padding_idx=10)
     with pytest.raises(ValueError, match=r"padding_idx must be an int .* got <class"):
         nn.Embedding(10, 3, np.float64)       # a dtype given where PyTorch has padding_idx
+
+
+# ---- batching -------------------------------------------------------------------------------
+
+def test_loader_epochs_visit_every_sample_once_and_a_seed_repeats_them():
+    torch = _torch()
+    data = np.arange(23)
+    loader = DataLoader(data, 5, shuffle=True, seed=7)
+    epochs = [np.concatenate(list(loader)) for _ in range(3)]
+    again = [np.concatenate(list(DataLoader(data, 5, shuffle=True, seed=7))) for _ in range(1)]
+    np.testing.assert_array_equal(again[0], epochs[0])
+    for epoch in epochs:
+        np.testing.assert_array_equal(np.sort(epoch), data)
+    assert not np.array_equal(epochs[0], epochs[1])
+    # len() and the batch sizes as torch's loader, with and without drop_last, also when
+    # batch_size is larger than the data
+    for n, batch_size, drop_last in [(23, 5, False), (23, 5, True), (5, 10, False),
+                                     (5, 10, True), (10, 5, True)]:
+        ours = DataLoader(np.arange(n), batch_size, drop_last=drop_last)
+        theirs = torch.utils.data.DataLoader(list(range(n)), batch_size, drop_last=drop_last)
+        assert len(ours) == len(theirs)
+        assert [len(b) for b in ours] == [len(b) for b in theirs]
+
+
+def test_loader_takes_a_list_of_sample_tuples_and_stacks_each_part_as_torch_collates():
+    torch = _torch()
+    samples = [(RNG.standard_normal(3), i % 3) for i in range(7)]
+    ours = list(DataLoader(samples, 3))
+    theirs = list(torch.utils.data.DataLoader(samples, 3))
+    assert len(ours) == len(theirs) == 3
+    for (x, y), (tx, ty) in zip(ours, theirs):
+        np.testing.assert_array_equal(x, tx.numpy())
+        np.testing.assert_array_equal(y, ty.numpy())
+    # ragged sequences stay lists, so collate="pad" pads them per batch
+    seqs = [(np.ones((t, 2)) * t, t) for t in (3, 1, 2, 2)]
+    for (x, lengths), labels in DataLoader(seqs, 2, collate="pad"):
+        np.testing.assert_array_equal(lengths, labels)
+        assert x.shape == (lengths.max(), 2, 2)
+    with pytest.raises(tt.ShapeError, match=r"tuples of different lengths \[1, 2\]"):
+        DataLoader([(1, 2), (3,)])
+
+
+def test_loader_refuses_a_dict_naming_what_it_takes():
+    with pytest.raises(TypeError, match=r"DataLoader: data must be an array, a list, or a "
+                                        r"tuple of them \(inputs, labels\), not dict"):
+        DataLoader({"x": np.arange(4), "y": np.arange(4)}, 2)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("padding_value", [0.0, -1.5])
+def test_pad_sequences_matches_torch_on_both_sides(batch_first, padding_side, padding_value):
+    torch = _torch()
+    seqs = [RNG.standard_normal((t, 3)) for t in (4, 1, 6, 2)]
+    padded, lengths = pad_sequences(seqs, batch_first, padding_value, padding_side)
+    expected = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in seqs], batch_first,
+                                               padding_value, padding_side)
+    np.testing.assert_array_equal(padded, expected.numpy())
+    np.testing.assert_array_equal(lengths, [4, 1, 6, 2])
+
+
+def test_pad_sequences_refuses_a_padding_value_integer_tokens_cannot_hold():
+    tokens = [np.array([5, 6]), np.array([7])]
+    with pytest.raises(ValueError, match=r"padding_value nan does not fit the sequences' "
+                                         r"dtype int64"):
+        pad_sequences(tokens, padding_value=float("nan"))
+    with pytest.raises(ValueError, match=r"padding_value 0.5 does not fit .* stored as 0"):
+        pad_sequences(tokens, padding_value=0.5)
+    np.testing.assert_array_equal(pad_sequences(tokens, padding_value=-1.0)[0], [[5, 7], [6, -1]])
+    with pytest.raises(ValueError, match="padding_side must be 'right' or 'left'"):
+        pad_sequences(tokens, padding_side="both")
+
+
+@pytest.mark.parametrize("mode", ["traced", "fused"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_padded_batches_through_lstm_with_lengths_match_torch_packed_sequences(mode, dtype):
+    # the whole path a PyTorch user takes: ragged samples -> loader -> padded batch ->
+    # LSTM with lengths; against pack_padded_sequence (weights copied across)
+    torch = _torch()
+    tdtype = {np.float64: torch.float64, np.float32: torch.float32}[dtype]
+    torch.manual_seed(0)
+    theirs = torch.nn.LSTM(3, 4).to(tdtype)
+    ours = tt.nn.LSTM(3, 4, dtype=dtype, mode=mode)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    rng = np.random.default_rng(3)
+    samples = [(rng.standard_normal((t, 3)).astype(dtype), i) for i, t in
+               enumerate((4, 1, 6, 2, 5))]
+    tol = TOL if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    for (x, lengths), _ in DataLoader(samples, 3, shuffle=True, seed=1, collate="pad"):
+        xt, tx = tt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out, (h, c) = ours(xt, lengths=lengths)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(tx, torch.tensor(lengths),
+                                                         enforce_sorted=False)
+        tout, (th, tc) = theirs(packed)
+        tout, _ = torch.nn.utils.rnn.pad_packed_sequence(tout, total_length=x.shape[0])
+        gs = [rng.standard_normal(a.shape).astype(dtype) for a in (out, h, c)]
+        sum((a * tt.tensor(g)).sum() for a, g in zip((out, h, c), gs)).backward()
+        sum((a * torch.tensor(g)).sum() for a, g in zip((tout, th, tc), gs)).backward()
+        for a, b in zip((out, h, c), (tout, th, tc)):
+            np.testing.assert_allclose(a.data, b.detach().numpy(), **tol)
+        np.testing.assert_allclose(xt.grad, tx.grad.numpy(), **tol)
+        grads = dict(theirs.named_parameters())
+        for name, p in ours.named_parameters():
+            np.testing.assert_allclose(p.grad, grads[name].grad.numpy(), **tol, err_msg=name)
+        ours.zero_grad()
+        theirs.zero_grad()

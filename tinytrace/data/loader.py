@@ -20,19 +20,25 @@ from ..errors import ShapeError
 from ..random import generator
 
 
-def pad_sequences(sequences, batch_first=False, padding_value=0.0):
+def pad_sequences(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
     """``(padded, lengths)`` for a list of B arrays of shapes (T_i, *F) (F the same for
     all, possibly empty: token ids are (T_i,)): ``padded`` is (T, B, *F) with T the
     longest T_i (``batch_first=True``: (B, T, *F)), sequence b in ``padded[:T_b, b]`` and
-    ``padding_value`` after it; ``lengths`` is the int64 array of the T_i, in the given
-    order (no sorting needed: the recurrent layers take them unsorted, like
-    ``pack_padded_sequence(..., enforce_sorted=False)``). The dtype is the sequences'
-    common one (``np.result_type``)."""
+    ``padding_value`` after it (``padding_side="left"``: before it, in
+    ``padded[T - T_b:, b]``, as ``torch.nn.utils.rnn.pad_sequence``'s option; the
+    recurrent layers' ``lengths`` assume right padding); ``lengths`` is the int64 array
+    of the T_i, in the given order (no sorting needed: the recurrent layers take them
+    unsorted, like ``pack_padded_sequence(..., enforce_sorted=False)``). The dtype is the
+    sequences' common one (``np.result_type``); a ``padding_value`` that dtype cannot hold
+    (nan or 0.5 for integer tokens) is refused rather than rounded."""
     if isinstance(sequences, np.ndarray) or not hasattr(sequences, "__len__"):
         raise TypeError(f"pad_sequences: expected a list of arrays (one per sequence), not "
                         f"{type(sequences).__name__}")
     if len(sequences) == 0:
         raise ValueError("pad_sequences: no sequences to pad (an empty list)")
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"pad_sequences: padding_side must be 'right' or 'left', not "
+                         f"{padding_side!r}")
     arrays = [np.asarray(s) for s in sequences]
     for b, a in enumerate(arrays):
         if a.ndim == 0:
@@ -44,17 +50,61 @@ def pad_sequences(sequences, batch_first=False, padding_value=0.0):
                              f"(shape {arrays[0].shape}); only the time axis may differ")
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
     dtype = np.result_type(*arrays)
-    padded = np.full((int(lengths.max()), len(arrays)) + arrays[0].shape[1:], padding_value,
-                     dtype=dtype)
+    _check_fits(padding_value, dtype)
+    steps = int(lengths.max())
+    padded = np.full((steps, len(arrays)) + arrays[0].shape[1:], padding_value, dtype=dtype)
     for b, a in enumerate(arrays):
-        padded[:len(a), b] = a
+        if padding_side == "right":
+            padded[:len(a), b] = a
+        else:
+            padded[steps - len(a):, b] = a
     return (np.swapaxes(padded, 0, 1).copy() if batch_first else padded), lengths
+
+
+def _check_fits(value, dtype):
+    """Refuse a padding value that an integer ``dtype`` would change (NumPy would turn
+    nan into an arbitrary integer and 0.5 into 0, silently). Float sequences take any
+    value (rounded to their precision, as the sequences themselves are)."""
+    if np.dtype(dtype).kind not in "biu":
+        return
+    with np.errstate(invalid="ignore", over="ignore"):
+        stored = np.array(value).astype(dtype)
+    if stored != value:
+        raise ValueError(f"pad_sequences: padding_value {value!r} does not fit the "
+                         f"sequences' dtype {np.dtype(dtype)} (it would be stored as "
+                         f"{stored.item()!r}); pass a value of that type")
 
 
 def _pad_ragged(part):
     """The ``collate="pad"`` rule for one part of a batch: a list of sequences becomes
     ``(padded (T, B, ...), lengths)``; an array (labels) stays as it is."""
     return pad_sequences(part) if isinstance(part, list) else part
+
+
+def _is_sample_list(data):
+    """A list of tuples: samples as a PyTorch map-style dataset holds them."""
+    return isinstance(data, list) and len(data) > 0 and all(isinstance(s, tuple)
+                                                            for s in data)
+
+
+def _parts_of_samples(samples, keep_sequences):
+    """A list of N samples ``(x_i, y_i, ...)`` as the tuple of parts ``(xs, ys, ...)``.
+    A part whose items all have one shape becomes one array (N, ...), as PyTorch's
+    default collate stacks them; otherwise it stays a list (ragged sequences), and so
+    does a part of arrays with a time axis when ``collate="pad"`` is to pad it."""
+    widths = {len(s) for s in samples}
+    if len(widths) > 1:
+        raise ShapeError(f"DataLoader: the samples are tuples of different lengths "
+                         f"{sorted(widths)}; each must hold the same parts")
+    parts = []
+    for k in range(widths.pop()):
+        items = [np.asarray(s[k]) for s in samples]
+        ragged = len({a.shape for a in items}) > 1
+        if ragged or (keep_sequences and items[0].ndim > 0):
+            parts.append(items)
+        else:
+            parts.append(np.stack(items))
+    return tuple(parts)
 
 
 class DataLoader:
@@ -68,7 +118,10 @@ class DataLoader:
     same seed. ``drop_last=True`` leaves out a last batch smaller than ``batch_size``.
 
     Parts that are arrays are indexed (``x[idx]``); parts that are lists (sequences of
-    different lengths, say) give lists. ``collate`` (a function) is then called on each
+    different lengths, say) give lists. A list of sample tuples ``[(x_0, y_0), ...]`` (a
+    PyTorch dataset kept as a list) is taken apart into the parts ``(xs, ys)`` first, each
+    stacked into one array when its items share a shape (PyTorch's default collate);
+    batches are then tuples ``(x, y)``. ``collate`` (a function) is then called on each
     batch, in the data's structure (one part, or a tuple of parts), and its result is
     yielded; ``collate="pad"`` pads each list part with ``pad_sequences``, so
     ``DataLoader((sequences, labels), 8, collate="pad")`` yields
@@ -78,6 +131,11 @@ class DataLoader:
 
     def __init__(self, data, batch_size=1, shuffle=False, drop_last=False, seed=None,
                  collate=None):
+        if isinstance(data, (dict, set, frozenset)):
+            raise TypeError(f"DataLoader: data must be an array, a list, or a tuple of them "
+                            f"(inputs, labels), not {type(data).__name__}")
+        if _is_sample_list(data):
+            data = _parts_of_samples(data, keep_sequences=collate == "pad")
         self.single = not isinstance(data, tuple)
         parts = (data,) if self.single else data
         if not parts:
