@@ -317,6 +317,47 @@ def test_dropout_in_sequential_scales_by_one_over_one_minus_p_and_its_gradient_i
     np.testing.assert_array_equal(model(x).data, hidden)
 
 
+# ---- Sequential -----------------------------------------------------------------------------
+
+def test_sequential_slices_ordered_dicts_and_append_as_torch():
+    torch = _torch()
+    from collections import OrderedDict
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Sequential(nn.Linear(3, 4, dtype=np.float64, rng=0), nn.ReLU(),
+                                      nn.Linear(4, 2, dtype=np.float64, rng=1))
+
+    model = Model()
+    names = [p.name for p in model.parameters()]
+    tail = model.head[1:]
+    theirs = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+                                 torch.nn.Linear(4, 2))[1:]
+    assert isinstance(tail, nn.Sequential) and len(tail) == 2
+    assert [n for n, _ in tail.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [p.name for p in model.parameters()] == names        # the model's names kept
+    x = tt.tensor(RNG.standard_normal((5, 4)))
+    np.testing.assert_array_equal(tail(x).data, model.head[2](model.head[1](x)).data)
+    assert [type(m) for m in tail] == [nn.ReLU, nn.Linear]
+    named = nn.Sequential(OrderedDict([("fc", nn.Linear(3, 4)), ("act", nn.Tanh())]))
+    t_named = torch.nn.Sequential(OrderedDict([("fc", torch.nn.Linear(3, 4)),
+                                               ("act", torch.nn.Tanh())]))
+    assert [n for n, _ in named.named_parameters()] == [n for n, _ in t_named.named_parameters()]
+    assert named(tt.randn(2, 3)).shape == (2, 4)
+    grown = nn.Sequential(nn.Linear(3, 4)).append(nn.ReLU())
+    assert len(grown) == 2 and isinstance(grown[1], nn.ReLU)
+
+
+def test_sequential_refuses_what_it_would_silently_skip():
+    # a function among the layers used to be stored but never called
+    with pytest.raises(TypeError, match=r"Sequential: layer '1' must be a Module, not "
+                                        r"function"):
+        nn.Sequential(nn.Linear(3, 4), lambda x: x)
+    with pytest.raises(IndexError, match=r"Sequential: index 3 is out of range for 2 layers"):
+        nn.Sequential(nn.ReLU(), nn.Tanh())[3]
+
+
 # ---- Linear, Embedding ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -1,5 +1,7 @@
 """The feed-forward layers: ``Linear``, ``Embedding``, ``Sequential``, ``Dropout`` and
 activations."""
+from collections import OrderedDict
+
 import numpy as np
 
 from .. import functions as F
@@ -85,18 +87,52 @@ class Embedding(Module):
 
 
 class Sequential(Module):
-    """Apply the given modules in order; they are named "0", "1", ..."""
+    """Apply the given modules in order, as ``torch.nn.Sequential``: named "0", "1", ...,
+    or by the keys of one ``OrderedDict`` (``Sequential(OrderedDict(fc=..., act=...))``).
+    ``seq[i]`` is a layer, ``seq[a:b]`` a Sequential of the same layers under the same
+    names (so their scopes and parameter names do not change); ``append`` adds one."""
 
     def __init__(self, *layers):
         super().__init__()
-        for i, layer in enumerate(layers):
-            setattr(self, str(i), layer)
+        if len(layers) == 1 and isinstance(layers[0], OrderedDict):
+            named = list(layers[0].items())
+        else:
+            named = [(str(i), layer) for i, layer in enumerate(layers)]
+        for name, layer in named:
+            self._add(name, layer)
+
+    def _add(self, name, layer):
+        if not isinstance(layer, Module):
+            # a plain function would be stored but never called: refuse it here
+            raise TypeError(f"Sequential: layer {name!r} must be a Module, not "
+                            f"{type(layer).__name__} {layer!r} (wrap a function in a Module "
+                            f"with a forward)")
+        setattr(self, name, layer)
+
+    def append(self, layer):
+        """Add ``layer`` at the end (named by its position); returns this Sequential."""
+        self._add(str(len(self)), layer)
+        return self
 
     def __len__(self):
         return len(self._modules)
 
+    def __iter__(self):
+        return iter(self._modules.values())
+
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        items = list(self._modules.items())
+        if isinstance(i, slice):
+            # the same layers, registered directly: setattr would rename their parameters
+            # (``p.name``) to paths in the slice, losing the names they have in the model
+            view = Sequential()
+            for name, layer in items[i]:
+                view._modules[name] = layer
+                object.__setattr__(view, name, layer)
+            return view
+        if not -len(items) <= i < len(items):
+            raise IndexError(f"Sequential: index {i} is out of range for {len(items)} layers")
+        return items[i][1]
 
     def forward(self, x):
         for layer in self._modules.values():
