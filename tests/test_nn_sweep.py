@@ -257,6 +257,80 @@ def test_bce_with_logits_weight_gradients_match_finite_differences(reduction, se
         x, y, reduction, pos_weight, weight=weight), x, y)
 
 
+# ---- NLLLoss, L1Loss, SmoothL1Loss, HuberLoss ---------------------------------------------
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss_matches_torch(reduction):
+    torch = _torch()
+    log_probs = torch.log_softmax(torch.tensor(LOGITS), 1).numpy()
+    for weight in (None, WEIGHT):
+        ours = nn.losses.NLLLoss(reduction, weight=weight)
+        theirs = torch.nn.NLLLoss(weight=None if weight is None else torch.tensor(weight),
+                                  reduction=reduction)
+        _both(ours, theirs, log_probs, IGNORING)
+        _both(ours, theirs, log_probs[0], np.array(3))
+    # cross_entropy is nll_loss after log_softmax, for every option they share
+    x = tt.tensor(LOGITS)
+    np.testing.assert_allclose(
+        nn.functional.nll_loss(tt.log_softmax(x, axis=1), IGNORING, reduction, weight=WEIGHT)
+        .data, nn.functional.cross_entropy(x, IGNORING, reduction, weight=WEIGHT).data,
+        rtol=1e-15)
+    with pytest.raises(tt.DTypeError, match=r"NLLLoss in scope 'nllloss': target must hold "
+                                            r"class indices \(integers\) of shape \(6,\); "
+                                            r"got float64"):
+        nn.losses.NLLLoss()(x, np.exp(log_probs))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_l1_smooth_l1_and_huber_losses_match_torch(reduction):
+    torch = _torch()
+    x = 2 * RNG.standard_normal((5, 4))
+    target = RNG.standard_normal((5, 4))
+    target[0, 0] = x[0, 0]                    # a zero difference: gradient 0 in both
+    pairs = [(nn.losses.L1Loss(reduction), torch.nn.L1Loss(reduction=reduction))]
+    for beta in (1.0, 0.5, 0.0):
+        pairs.append((nn.losses.SmoothL1Loss(reduction, beta=beta),
+                      torch.nn.SmoothL1Loss(reduction=reduction, beta=beta)))
+    for delta in (1.0, 0.3, 2.5):
+        pairs.append((nn.losses.HuberLoss(reduction, delta=delta),
+                      torch.nn.HuberLoss(reduction=reduction, delta=delta)))
+    for ours, theirs in pairs:
+        _both(ours, theirs, x, target)
+        _both(ours, theirs, x, target, dtype=np.float32, tol=dict(rtol=1e-6, atol=1e-6))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(REDUCTIONS), st.floats(0.2, 2.0), st.integers(0, 2**31 - 1))
+def test_robust_loss_gradients_match_finite_differences(reduction, width, seed):
+    rng = np.random.default_rng(seed)
+    x, target = 2 * rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    size = np.abs(x - target)
+    # away from the kinks: |d| = 0 (all three) and |d| = beta or delta (where the pieces meet)
+    x = np.where(size < 0.05, x + 0.1, x)
+    x = np.where(np.abs(np.abs(x - target) - width) < 0.05, x + 0.1, x)
+    F = nn.functional
+    tt.testing.check_grads(lambda a, b: F.l1_loss(a, b, reduction), x, target)
+    tt.testing.check_grads(lambda a, b: F.smooth_l1_loss(a, b, reduction, width), x, target)
+    tt.testing.check_grads(lambda a, b: F.huber_loss(a, b, reduction, width), x, target)
+    tt.testing.check_grads(lambda a: F.nll_loss(a, np.array([0, -100, 3]), reduction,
+                                                weight=np.array([1.0, 2.0, 0.5, 3.0])), x)
+
+
+def test_regression_losses_refuse_a_broadcasting_target_naming_the_loss_and_shapes():
+    # PyTorch broadcasts (with a warning) and averages the wrong thing; this refuses
+    x = tt.randn(5, 4)
+    for loss in (nn.MSELoss(), nn.losses.L1Loss(), nn.losses.SmoothL1Loss(),
+                 nn.losses.HuberLoss()):
+        name = type(loss).__name__
+        with pytest.raises(tt.ShapeError, match=rf"{name} .*target must be the input's shape "
+                                                r"\(5, 4\), got \(1, 4\)"):
+            loss(x, np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"SmoothL1Loss: beta must be a number >= 0"):
+        nn.losses.SmoothL1Loss(beta=-1)
+    with pytest.raises(ValueError, match=r"HuberLoss: delta must be positive"):
+        nn.losses.HuberLoss(delta=0)
+
+
 # ---- Dropout --------------------------------------------------------------------------------
 
 def test_dropout_takes_numpy_probabilities():

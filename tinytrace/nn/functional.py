@@ -83,8 +83,19 @@ def cross_entropy(logits, targets, reduction="mean", ignore_index=-100, *, weigh
                           label_smoothing)
 
 
-def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_smoothing):
-    """``cross_entropy`` with its errors naming ``who`` (the function or the module)."""
+def nll_loss(log_probs, targets, reduction="mean", ignore_index=-100, *, weight=None):
+    """The negative log-likelihood of integer ``targets`` under ``log_probs`` (N, C),
+    (N, C, d1, ...) or (C,), as ``torch.nn.functional.nll_loss``: each element costs
+    ``-w[y] log_probs[y]``; ``weight``, ``ignore_index`` and ``reduction`` exactly as in
+    ``cross_entropy``, which is ``nll_loss(log_softmax(logits, axis=1), targets)``."""
+    return _cross_entropy("nll_loss", log_probs, targets, reduction, ignore_index, weight,
+                          0.0, normalize=False)
+
+
+def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_smoothing,
+                   normalize=True):
+    """``cross_entropy`` with its errors naming ``who`` (the function or the module);
+    ``normalize=False``: ``logits`` are log-probabilities already (``nll_loss``)."""
     reduction = check_reduction(who, reduction, weighted=True)
     smoothing = _smoothing(who, label_smoothing)
     logits = F.as_tensor(logits)
@@ -102,7 +113,7 @@ def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_
     data = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
     index_shape = logits.shape[:1] + logits.shape[2:] if logits.ndim > 1 else ()
     kind = data.dtype.kind
-    if kind == "f" and data.shape == tuple(logits.shape):
+    if kind == "f" and data.shape == tuple(logits.shape) and normalize:
         if logits.ndim == 1:                  # one example: a batch of one, then unwrap
             return _one(_soft_cross_entropy(logits.reshape(1, classes),
                                             _targets_2d(who, targets, logits, soft),
@@ -110,9 +121,10 @@ def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_
         return _soft_cross_entropy(logits, _targets_like(who, targets, logits, soft),
                                    reduction, weight, smoothing)
     if kind not in "iu":
+        probabilities = (f", or class probabilities (floats) of the input's shape "
+                         f"{tuple(logits.shape)}") if normalize else ""
         raise DTypeError(f"{who}: target must hold class indices (integers) of shape "
-                         f"{index_shape}, or class probabilities (floats) of the input's "
-                         f"shape {tuple(logits.shape)}; got {data.dtype} of shape "
+                         f"{index_shape}{probabilities}; got {data.dtype} of shape "
                          f"{tuple(data.shape)}")
     data = to_host(data)
     if data.shape != index_shape:
@@ -129,9 +141,10 @@ def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_
                          f"(or ignore_index={ignore_index}), got {bad[0]} (range "
                          f"[{used.min()}, {used.max()}])")
     if logits.ndim == 1:
-        return _one(_hard_cross_entropy(logits.reshape(1, classes), data.reshape(1), kept
-                                        .reshape(1), reduction, weight, smoothing), reduction)
-    return _hard_cross_entropy(logits, data, kept, reduction, weight, smoothing)
+        return _one(_hard_cross_entropy(logits.reshape(1, classes), data.reshape(1),
+                                        kept.reshape(1), reduction, weight, smoothing,
+                                        normalize), reduction)
+    return _hard_cross_entropy(logits, data, kept, reduction, weight, smoothing, normalize)
 
 
 def _one(loss, reduction):
@@ -159,8 +172,8 @@ def _class_axis(values, ndim):
     return values.reshape((len(values),) + (1,) * (ndim - 2))
 
 
-def _hard_cross_entropy(logits, targets, kept, reduction, weight, smoothing):
-    logp = F.log_softmax(logits, axis=1)
+def _hard_cross_entropy(logits, targets, kept, reduction, weight, smoothing, normalize):
+    logp = F.log_softmax(logits, axis=1) if normalize else logits
     safe = np.where(kept, targets, 0)          # ignored elements pick class 0, then get 0
     if logits.ndim == 2:
         picked = logp[np.arange(len(safe)), safe]
@@ -211,13 +224,62 @@ def mse_loss(prediction, target, reduction="mean"):
     ``'none'`` as in PyTorch). The shapes must be equal: where PyTorch broadcasts a
     target of another shape (with a warning), this refuses it."""
     reduction = check_reduction("mse_loss", reduction)
+    diff = prediction - _same_shape("mse_loss", prediction, target)
+    return _reduce(diff * diff, reduction)
+
+
+def _same_shape(who, prediction, target):
+    """``target`` as a tensor of ``prediction``'s dtype, of exactly its shape."""
     if not isinstance(target, Tensor):
         target = Tensor(asarray_like(target, prediction.data, dtype=prediction.dtype))
     if prediction.shape != target.shape:
-        raise ShapeError(f"mse_loss: prediction {prediction.shape} and target {target.shape} "
+        raise ShapeError(f"{who}: prediction {prediction.shape} and target {target.shape} "
                          "differ (broadcasting here is almost always a bug)")
-    diff = prediction - target
-    return _reduce(diff * diff, reduction)
+    return target
+
+
+def l1_loss(prediction, target, reduction="mean"):
+    """Mean absolute difference ``|prediction - target|`` (``reduction`` as ``mse_loss``;
+    the gradient at a difference of 0 is 0, as PyTorch's)."""
+    reduction = check_reduction("l1_loss", reduction)
+    return _reduce(F.abs(prediction - _same_shape("l1_loss", prediction, target)), reduction)
+
+
+def smooth_l1_loss(prediction, target, reduction="mean", beta=1.0):
+    """``0.5 d² / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``, for ``d =
+    prediction - target``, as ``torch.nn.functional.smooth_l1_loss`` (``beta=0``: the
+    L1 loss). Value and slope are continuous at ``|d| = beta``."""
+    who = "smooth_l1_loss"
+    reduction = check_reduction(who, reduction)
+    beta = _nonnegative(who, "beta", beta)
+    diff = prediction - _same_shape(who, prediction, target)
+    size = F.abs(diff)
+    if beta == 0:
+        return _reduce(size, reduction)
+    inside = to_host(size.data) < beta
+    return _reduce(F.where(inside, diff * diff * (0.5 / beta), size - 0.5 * beta), reduction)
+
+
+def huber_loss(prediction, target, reduction="mean", delta=1.0):
+    """``0.5 d²`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``, for ``d =
+    prediction - target``, as ``torch.nn.functional.huber_loss`` (``smooth_l1_loss``
+    times ``delta``, with ``beta = delta``)."""
+    who = "huber_loss"
+    reduction = check_reduction(who, reduction)
+    delta = _nonnegative(who, "delta", delta)
+    if delta == 0:
+        raise ValueError(f"{who}: delta must be positive, got {delta}")
+    diff = prediction - _same_shape(who, prediction, target)
+    size = F.abs(diff)
+    inside = to_host(size.data) < delta
+    return _reduce(F.where(inside, diff * diff * 0.5, (size - 0.5 * delta) * delta),
+                   reduction)
+
+
+def _nonnegative(who, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"{who}: {name} must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 def _elementwise_weight(who, name, values, logits):

@@ -1,8 +1,14 @@
 """Loss modules, as in PyTorch: ``loss_fn = CrossEntropyLoss(); loss_fn(logits, targets)``.
 
+``CrossEntropyLoss``, ``MSELoss`` and ``BCEWithLogitsLoss`` are exported as ``tt.nn.X``;
+``NLLLoss``, ``L1Loss``, ``SmoothL1Loss`` and ``HuberLoss`` live here (``tt.nn.losses.X``).
+
 Each is a thin module over its function in ``nn.functional``; what the module adds is the
 PyTorch habit (settings chosen once, at construction) and errors that name the module,
-its scope and both shapes. Argument order is PyTorch's: ``(input, target)``.
+its scope and both shapes. Argument order is PyTorch's: ``(input, target)``. The
+constructors take ``reduction`` first and the rest by name: where PyTorch's first
+positional argument is ``weight`` (``CrossEntropyLoss(w)``), pass ``weight=w`` (an array
+there gets an error that says so).
 """
 import numpy as np
 
@@ -137,3 +143,73 @@ class CrossEntropyLoss(_Loss):
         extra = f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""
         extra += ", weight=..." if self.weight is not None else ""
         return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}{extra}"
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of class indices under log-probabilities (the output of
+    ``log_softmax``), as ``torch.nn.NLLLoss``: shapes, ``weight`` and ``ignore_index`` as
+    ``CrossEntropyLoss`` (which is this after a ``log_softmax``). See
+    ``nn.functional.nll_loss``."""
+    weighted = True
+
+    def __init__(self, reduction="mean", ignore_index=-100, *, weight=None):
+        super().__init__(reduction)
+        self.ignore_index = int(ignore_index)
+        self.weight = _weights(weight)
+
+    def forward(self, input, target):  # noqa: A002
+        x = self._input(input)
+        return functional._cross_entropy(f"NLLLoss in {scope_phrase()}", x, target,
+                                         self.reduction, self.ignore_index, self.weight, 0.0,
+                                         normalize=False)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+
+
+class L1Loss(_Loss):
+    """Mean absolute error ``|input - target|`` (``reduction``: mean, sum or none), as
+    ``torch.nn.L1Loss``; the target must have the input's shape."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        x = self._input(input)
+        return functional.l1_loss(x, self._same_shape_target(x, target), self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """``0.5 d² / beta`` for ``|d| < beta``, else ``|d| - 0.5 beta`` (``d = input -
+    target``), as ``torch.nn.SmoothL1Loss``. See ``nn.functional.smooth_l1_loss``."""
+
+    def __init__(self, reduction="mean", beta=1.0):
+        super().__init__(reduction)
+        self.beta = functional._nonnegative("SmoothL1Loss", "beta", beta)
+
+    def forward(self, input, target):  # noqa: A002
+        x = self._input(input)
+        return functional.smooth_l1_loss(x, self._same_shape_target(x, target),
+                                         self.reduction, self.beta)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}, beta={self.beta}"
+
+
+class HuberLoss(_Loss):
+    """``0.5 d²`` for ``|d| < delta``, else ``delta (|d| - 0.5 delta)`` (``d = input -
+    target``), as ``torch.nn.HuberLoss``. See ``nn.functional.huber_loss``."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        self.delta = functional._nonnegative("HuberLoss", "delta", delta)
+        if self.delta == 0:
+            raise ValueError("HuberLoss: delta must be positive, got 0.0")
+
+    def forward(self, input, target):  # noqa: A002
+        x = self._input(input)
+        return functional.huber_loss(x, self._same_shape_target(x, target), self.reduction,
+                                     self.delta)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}, delta={self.delta}"
