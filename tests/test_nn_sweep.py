@@ -583,6 +583,41 @@ def test_pad_sequences_matches_torch_on_both_sides(batch_first, padding_side, pa
     np.testing.assert_array_equal(lengths, [4, 1, 6, 2])
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_pad_sequences_of_tensors_stays_in_the_graph_as_torch(batch_first, padding_side):
+    # padding an embedding's outputs: torch's pad_sequence keeps the gradient path, and
+    # so must this (it used to return a NumPy array, silently cutting the graph)
+    torch = _torch()
+    seqs = [RNG.standard_normal((t, 3)) for t in (3, 1, 4, 0)]
+    ours = [tt.tensor(s, requires_grad=True) for s in seqs]
+    theirs = [torch.tensor(s, requires_grad=True) for s in seqs]
+    padded, lengths = pad_sequences(ours, batch_first, -2.0, padding_side)
+    expected = torch.nn.utils.rnn.pad_sequence(theirs, batch_first, -2.0, padding_side)
+    assert isinstance(padded, tt.Tensor)
+    np.testing.assert_array_equal(padded.data, expected.detach().numpy())
+    np.testing.assert_array_equal(lengths, [3, 1, 4, 0])
+    g = RNG.standard_normal(padded.shape)
+    (padded * tt.tensor(g)).sum().backward()
+    (expected * torch.tensor(g)).sum().backward()
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a.grad, b.grad.numpy())
+    with pytest.raises(tt.DTypeError, match=r"pad_sequences: the Tensors are of different "
+                                            r"dtypes \['float32', 'float64'\]"):
+        pad_sequences([tt.tensor(seqs[0]), tt.tensor(seqs[1].astype(np.float32))])
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=4), st.booleans(),
+       st.sampled_from(["right", "left"]), st.integers(0, 2**31 - 1))
+def test_pad_sequences_of_tensors_gradients_match_finite_differences(lengths, batch_first,
+                                                                     padding_side, seed):
+    rng = np.random.default_rng(seed)
+    seqs = [rng.standard_normal((t, 2)) for t in lengths]
+    tt.testing.check_grads(
+        lambda *xs: pad_sequences(list(xs), batch_first, 0.5, padding_side)[0], *seqs)
+
+
 def test_pad_sequences_refuses_a_padding_value_integer_tokens_cannot_hold():
     tokens = [np.array([5, 6]), np.array([7])]
     with pytest.raises(ValueError, match=r"padding_value nan does not fit the sequences' "

@@ -16,8 +16,11 @@ import numbers
 
 import numpy as np
 
-from ..errors import ShapeError
+from .. import functions as F
+from ..backend import asarray_like
+from ..errors import DTypeError, ShapeError
 from ..random import generator
+from ..tensor import Tensor
 
 
 def pad_sequences(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
@@ -30,7 +33,12 @@ def pad_sequences(sequences, batch_first=False, padding_value=0.0, padding_side=
     of the T_i, in the given order (no sorting needed: the recurrent layers take them
     unsorted, like ``pack_padded_sequence(..., enforce_sorted=False)``). The dtype is the
     sequences' common one (``np.result_type``); a ``padding_value`` that dtype cannot hold
-    (nan or 0.5 for integer tokens) is refused rather than rounded."""
+    (nan or 0.5 for integer tokens) is refused rather than rounded.
+
+    Arrays give an array. If any sequence is a Tensor (an embedding's output, say),
+    ``padded`` is a Tensor built in the graph (``concat`` with the padding, then
+    ``stack``), so gradients flow back to each sequence, as through PyTorch's
+    ``pad_sequence``."""
     if isinstance(sequences, np.ndarray) or not hasattr(sequences, "__len__"):
         raise TypeError(f"pad_sequences: expected a list of arrays (one per sequence), not "
                         f"{type(sequences).__name__}")
@@ -52,6 +60,8 @@ def pad_sequences(sequences, batch_first=False, padding_value=0.0, padding_side=
     dtype = np.result_type(*arrays)
     _check_fits(padding_value, dtype)
     steps = int(lengths.max())
+    if any(isinstance(s, Tensor) for s in sequences):
+        return _pad_tensors(sequences, steps, batch_first, padding_value, padding_side), lengths
     padded = np.full((steps, len(arrays)) + arrays[0].shape[1:], padding_value, dtype=dtype)
     for b, a in enumerate(arrays):
         if padding_side == "right":
@@ -59,6 +69,28 @@ def pad_sequences(sequences, batch_first=False, padding_value=0.0, padding_side=
         else:
             padded[steps - len(a):, b] = a
     return (np.swapaxes(padded, 0, 1).copy() if batch_first else padded), lengths
+
+
+def _pad_tensors(sequences, steps, batch_first, padding_value, padding_side):
+    """Sequences of which some are Tensors, padded in the graph (as PyTorch's
+    ``pad_sequence`` pads tensors): each is joined to a constant block of
+    ``padding_value`` (a ``concat``), then all are stacked, so the gradient reaches every
+    sequence's own steps and the padding gets none."""
+    dtypes = {s.dtype for s in sequences if isinstance(s, Tensor)}
+    if len(dtypes) > 1:
+        raise DTypeError(f"pad_sequences: the Tensors are of different dtypes "
+                         f"{sorted(str(d) for d in dtypes)}; convert them to one")
+    like = next(s for s in sequences if isinstance(s, Tensor))
+    columns = []
+    for s in sequences:
+        s = s if isinstance(s, Tensor) else Tensor(asarray_like(s, like.data, dtype=like.dtype))
+        missing = steps - s.shape[0]
+        if missing:
+            block = np.full((missing,) + tuple(s.shape[1:]), padding_value)
+            pad = Tensor(asarray_like(block, like.data, dtype=like.dtype))
+            s = F.concat([s, pad] if padding_side == "right" else [pad, s], axis=0)
+        columns.append(s)
+    return F.stack(columns, axis=0 if batch_first else 1)
 
 
 def _check_fits(value, dtype):
