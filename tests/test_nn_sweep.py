@@ -564,6 +564,18 @@ def test_loader_takes_a_list_of_sample_tuples_and_stacks_each_part_as_torch_coll
         DataLoader([(1, 2), (3,)])
 
 
+def test_loader_dataset_counts_the_examples_as_torch_code_expects():
+    # total_loss / len(loader.dataset): the per-example average of PyTorch training loops
+    torch = _torch()
+    x, y = RNG.standard_normal((7, 2)), np.arange(7)
+    loader = DataLoader((x, y), 3)
+    assert len(loader.dataset) == len(torch.utils.data.DataLoader(list(zip(x, y)), 3).dataset)
+    np.testing.assert_array_equal(loader.dataset[2][0], x[2])
+    assert loader.dataset[2][1] == 2
+    assert len(DataLoader(np.arange(4), 3).dataset) == 4
+    assert len(DataLoader([(np.ones(2), 1)] * 5, 2).dataset) == 5
+
+
 def test_loader_refuses_a_dict_naming_what_it_takes():
     with pytest.raises(TypeError, match=r"DataLoader: data must be an array, a list, or a "
                                         r"tuple of them \(inputs, labels\), not dict"):

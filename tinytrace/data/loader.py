@@ -139,6 +139,23 @@ def _parts_of_samples(samples, keep_sequences):
     return tuple(parts)
 
 
+class _Examples:
+    """What ``loader.dataset`` is: the data as given, its length the number of examples
+    (so ``total / len(loader.dataset)`` averages per example as in PyTorch code)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        first = self.data[0] if isinstance(self.data, tuple) and self.data else self.data
+        return len(first)
+
+    def __getitem__(self, i):
+        if isinstance(self.data, tuple):
+            return tuple(part[i] for part in self.data)
+        return self.data[i]
+
+
 class DataLoader:
     """Minibatches of ``data``: an array (or list), or a tuple of them with the same
     length, split along the first axis. Iterating is one epoch; ``len()`` is the number
@@ -168,6 +185,8 @@ class DataLoader:
                             f"(inputs, labels), not {type(data).__name__}")
         if _is_sample_list(data):
             data = _parts_of_samples(data, keep_sequences=collate == "pad")
+        # as torch's loader.dataset: len(loader.dataset) is the number of examples
+        self.dataset = _Examples(data)
         self.single = not isinstance(data, tuple)
         parts = (data,) if self.single else data
         if not parts:
