@@ -175,6 +175,9 @@ def test_cross_entropy_out_of_range_targets_name_the_loss_the_shapes_and_the_cla
         nn.CrossEntropyLoss(weight=np.ones(3))(x, CLASSES)
     with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\]"):
         nn.CrossEntropyLoss(label_smoothing=1.5)
+    with pytest.raises(TypeError, match=r"CrossEntropyLoss: ignore_index must be an int .* "
+                                        r"not float 0.5"):
+        nn.CrossEntropyLoss(ignore_index=0.5)      # used to become class 0, silently
     with pytest.raises(tt.DTypeError, match=r"class indices \(integers\) of shape \(6,\), or "
                                             r"class probabilities .* \(6, 4\); got float64 of "
                                             r"shape \(5,\)"):

@@ -10,6 +10,8 @@ constructors take ``reduction`` first and the rest by name: where PyTorch's firs
 positional argument is ``weight`` (``CrossEntropyLoss(w)``), pass ``weight=w`` (an array
 there gets an error that says so).
 """
+import numbers
+
 import numpy as np
 
 from ..backend import asarray_like
@@ -102,6 +104,14 @@ class BCEWithLogitsLoss(_Loss):
             x, target, self.reduction, self.pos_weight, weight=self.weight)
 
 
+def _ignore_index(owner, value):
+    """The class index to ignore, an int (0.5 would silently become class 0)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: ignore_index must be an int (a class index, or -100), "
+                        f"not {type(value).__name__} {value!r}")
+    return int(value)
+
+
 def _weights(values):
     """Weights given at construction, kept as a NumPy array (a constant, like PyTorch's
     buffer: not a parameter)."""
@@ -124,7 +134,7 @@ class CrossEntropyLoss(_Loss):
     def __init__(self, reduction="mean", ignore_index=-100, *, weight=None,
                  label_smoothing=0.0):
         super().__init__(reduction)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _ignore_index(type(self).__name__, ignore_index)
         self.weight = _weights(weight)
         if self.weight is not None and (self.weight.ndim != 1 or
                                         self.weight.dtype.kind not in "biuf"):
@@ -154,7 +164,7 @@ class NLLLoss(_Loss):
 
     def __init__(self, reduction="mean", ignore_index=-100, *, weight=None):
         super().__init__(reduction)
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = _ignore_index(type(self).__name__, ignore_index)
         self.weight = _weights(weight)
 
     def forward(self, input, target):  # noqa: A002
