@@ -567,6 +567,19 @@ def test_loader_takes_a_list_of_sample_tuples_and_stacks_each_part_as_torch_coll
         DataLoader([(1, 2), (3,)])
 
 
+def test_loader_stacks_a_list_of_equal_shaped_examples_as_torch_collates():
+    # a list of arrays (or numbers) used to give lists of arrays; torch gives one batch
+    torch = _torch()
+    examples = [RNG.standard_normal(3) for _ in range(5)]
+    for data in (examples, [1, 2, 3]):
+        for ours, theirs in zip(DataLoader(data, 2), torch.utils.data.DataLoader(data, 2)):
+            assert isinstance(ours, np.ndarray) and ours.shape == tuple(theirs.shape)
+            np.testing.assert_array_equal(ours, theirs.numpy())
+    # ragged sequences, and anything a custom collate receives, stay lists
+    assert isinstance(next(iter(DataLoader([np.ones(2), np.ones(3)], 2))), list)
+    assert next(iter(DataLoader(examples, 2, collate=lambda b: type(b)))) is list
+
+
 def test_loader_dataset_counts_the_examples_as_torch_code_expects():
     # total_loss / len(loader.dataset): the per-example average of PyTorch training loops
     torch = _torch()

@@ -119,24 +119,26 @@ def _is_sample_list(data):
                                                             for s in data)
 
 
-def _parts_of_samples(samples, keep_sequences):
-    """A list of N samples ``(x_i, y_i, ...)`` as the tuple of parts ``(xs, ys, ...)``.
-    A part whose items all have one shape becomes one array (N, ...), as PyTorch's
-    default collate stacks them; otherwise it stays a list (ragged sequences), and so
-    does a part of arrays with a time axis when ``collate="pad"`` is to pad it."""
+def _parts_of_samples(samples):
+    """A list of N samples ``(x_i, y_i, ...)`` as the tuple of parts ``(xs, ys, ...)``,
+    each a list (``_list_part`` then decides which to stack)."""
     widths = {len(s) for s in samples}
     if len(widths) > 1:
         raise ShapeError(f"DataLoader: the samples are tuples of different lengths "
                          f"{sorted(widths)}; each must hold the same parts")
-    parts = []
-    for k in range(widths.pop()):
-        items = [np.asarray(s[k]) for s in samples]
-        ragged = len({a.shape for a in items}) > 1
-        if ragged or (keep_sequences and items[0].ndim > 0):
-            parts.append(items)
-        else:
-            parts.append(np.stack(items))
-    return tuple(parts)
+    return tuple([s[k] for s in samples] for k in range(widths.pop()))
+
+
+def _list_part(items, collate):
+    """A part of data given as a list: one array (N, ...) when its items share a shape
+    and ``collate`` is None (as PyTorch's default collate stacks them), or for
+    ``collate="pad"`` when they are single numbers (labels); otherwise the list itself
+    (ragged sequences, sequences for ``"pad"`` to pad, what a custom collate gets)."""
+    arrays = [np.asarray(a) for a in items]
+    if arrays and len({a.shape for a in arrays}) == 1 and (
+            collate is None or (collate == "pad" and arrays[0].ndim == 0)):
+        return np.stack(arrays)
+    return items
 
 
 class _Examples:
@@ -166,11 +168,12 @@ class DataLoader:
     reseeds), so each epoch has a new order and the sequence of epochs repeats for the
     same seed. ``drop_last=True`` leaves out a last batch smaller than ``batch_size``.
 
-    Parts that are arrays are indexed (``x[idx]``); parts that are lists (sequences of
-    different lengths, say) give lists. A list of sample tuples ``[(x_0, y_0), ...]`` (a
-    PyTorch dataset kept as a list) is taken apart into the parts ``(xs, ys)`` first, each
-    stacked into one array when its items share a shape (PyTorch's default collate);
-    batches are then tuples ``(x, y)``. ``collate`` (a function) is then called on each
+    Parts that are arrays are indexed (``x[idx]``). A part given as a list is stacked into
+    one array when its items share a shape and ``collate`` is None (PyTorch's default
+    collate); a list of sequences of different lengths (or any list part under a custom
+    ``collate``, or sequences for ``collate="pad"``) stays a list and gives lists. A list
+    of sample tuples ``[(x_0, y_0), ...]`` (a PyTorch dataset kept as a list) is taken
+    apart into the parts ``(xs, ys)`` first; batches are then tuples ``(x, y)``. ``collate`` (a function) is then called on each
     batch, in the data's structure (one part, or a tuple of parts), and its result is
     yielded; ``collate="pad"`` pads each list part with ``pad_sequences``, so
     ``DataLoader((sequences, labels), 8, collate="pad")`` yields
@@ -184,14 +187,15 @@ class DataLoader:
             raise TypeError(f"DataLoader: data must be an array, a list, or a tuple of them "
                             f"(inputs, labels), not {type(data).__name__}")
         if _is_sample_list(data):
-            data = _parts_of_samples(data, keep_sequences=collate == "pad")
+            data = _parts_of_samples(data)
         # as torch's loader.dataset: len(loader.dataset) is the number of examples
         self.dataset = _Examples(data)
         self.single = not isinstance(data, tuple)
         parts = (data,) if self.single else data
         if not parts:
             raise ValueError("DataLoader: data is an empty tuple")
-        self.parts = tuple(p if isinstance(p, list) else np.asarray(p) for p in parts)
+        self.parts = tuple(_list_part(p, collate) if isinstance(p, list) else np.asarray(p)
+                           for p in parts)
         for k, p in enumerate(self.parts):
             if not isinstance(p, list) and p.ndim == 0:
                 raise ShapeError(f"DataLoader: part {k} of data is a scalar; each part needs "
