@@ -334,6 +334,20 @@ def test_regression_losses_refuse_a_broadcasting_target_naming_the_loss_and_shap
         nn.losses.HuberLoss(delta=0)
 
 
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+                                  "binary_cross_entropy_with_logits"])
+def test_functional_losses_take_arrays_as_constants_and_refuse_integers_by_name(name):
+    # arrays used to fail inside the backend ("unknown array type memoryview")
+    fn = getattr(nn.functional, name)
+    x, y = RNG.standard_normal((3, 2)), RNG.uniform(0, 1, (3, 2))
+    expected = fn(tt.tensor(x), tt.tensor(y))
+    assert fn(x, y).item() == expected.item()
+    assert fn(x.tolist(), y.tolist()).item() == expected.item()
+    with pytest.raises(tt.DTypeError, match=rf"{name}: input must be floating point, not "
+                                            r"int64 \(shape \(3, 2\)\)"):
+        fn(np.ones((3, 2), dtype=np.int64), y)
+
+
 # ---- Dropout --------------------------------------------------------------------------------
 
 def test_dropout_takes_numpy_probabilities():

@@ -98,7 +98,7 @@ def _cross_entropy(who, logits, targets, reduction, ignore_index, weight, label_
     ``normalize=False``: ``logits`` are log-probabilities already (``nll_loss``)."""
     reduction = check_reduction(who, reduction, weighted=True)
     smoothing = _smoothing(who, label_smoothing)
-    logits = F.as_tensor(logits)
+    logits = _float_input(who, logits)
     if logits.ndim == 0:
         raise ShapeError(f"{who}: input must be logits of shape (N, C), (N, C, d1, ...) or "
                          f"(C,), got a scalar")
@@ -224,8 +224,19 @@ def mse_loss(prediction, target, reduction="mean"):
     ``'none'`` as in PyTorch). The shapes must be equal: where PyTorch broadcasts a
     target of another shape (with a warning), this refuses it."""
     reduction = check_reduction("mse_loss", reduction)
+    prediction = _float_input("mse_loss", prediction)
     diff = prediction - _same_shape("mse_loss", prediction, target)
     return _reduce(diff * diff, reduction)
+
+
+def _float_input(who, x):
+    """A loss's input as a float Tensor: an array or nested list is taken as a constant
+    (as ``cross_entropy`` takes it); integers are refused, as PyTorch refuses them."""
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    if x.dtype.kind != "f":
+        raise DTypeError(f"{who}: input must be floating point, not {x.dtype} (shape "
+                         f"{tuple(x.shape)})")
+    return x
 
 
 def _same_shape(who, prediction, target):
@@ -242,6 +253,7 @@ def l1_loss(prediction, target, reduction="mean"):
     """Mean absolute difference ``|prediction - target|`` (``reduction`` as ``mse_loss``;
     the gradient at a difference of 0 is 0, as PyTorch's)."""
     reduction = check_reduction("l1_loss", reduction)
+    prediction = _float_input("l1_loss", prediction)
     return _reduce(F.abs(prediction - _same_shape("l1_loss", prediction, target)), reduction)
 
 
@@ -252,6 +264,7 @@ def smooth_l1_loss(prediction, target, reduction="mean", beta=1.0):
     who = "smooth_l1_loss"
     reduction = check_reduction(who, reduction)
     beta = _nonnegative(who, "beta", beta)
+    prediction = _float_input(who, prediction)
     diff = prediction - _same_shape(who, prediction, target)
     size = F.abs(diff)
     if beta == 0:
@@ -269,6 +282,7 @@ def huber_loss(prediction, target, reduction="mean", delta=1.0):
     delta = _nonnegative(who, "delta", delta)
     if delta == 0:
         raise ValueError(f"{who}: delta must be positive, got {delta}")
+    prediction = _float_input(who, prediction)
     diff = prediction - _same_shape(who, prediction, target)
     size = F.abs(diff)
     inside = to_host(size.data) < delta
@@ -311,6 +325,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean", pos_weigh
     """
     who = "binary_cross_entropy_with_logits"
     reduction = check_reduction(who, reduction, weighted=True)
+    logits = _float_input(who, logits)
     if not isinstance(target, Tensor):
         target = Tensor(asarray_like(target, logits.data, dtype=logits.dtype))
     if logits.shape != target.shape:
