@@ -50,13 +50,16 @@ class Embedding(Module):
     tokens map to a fixed vector."""
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, dtype=np.float32,
-                 rng=None):
+                 rng=None, *, _weight=None, _freeze=False):
         super().__init__()
         num_embeddings = size_arg("Embedding", "num_embeddings", num_embeddings)
         embedding_dim = size_arg("Embedding", "embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = None if padding_idx is None else padding_index(
             "Embedding", padding_idx, num_embeddings)
+        if _weight is not None:          # from_pretrained: the given table, as it is
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+            return
         weight = generator(rng).standard_normal((num_embeddings, embedding_dim)).astype(dtype)
         if self.padding_idx is not None:
             weight[self.padding_idx] = 0
@@ -72,9 +75,8 @@ class Embedding(Module):
             raise ValueError(f"Embedding.from_pretrained: embeddings must be a 2-d float "
                              f"array (num_embeddings, embedding_dim), got {data.dtype} of "
                              f"shape {data.shape}")
-        layer = cls(data.shape[0], data.shape[1], padding_idx, dtype=data.dtype, rng=0)
-        layer.weight = Parameter(data.copy(), requires_grad=not freeze)
-        return layer
+        return cls(data.shape[0], data.shape[1], padding_idx, dtype=data.dtype,
+                   _weight=data.copy(), _freeze=freeze)
 
     def forward(self, indices):
         """``indices`` (any shape, integers) -> (*indices.shape, embedding_dim)."""

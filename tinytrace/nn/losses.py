@@ -20,9 +20,8 @@ from ..errors import DTypeError
 from ..tensor import Tensor
 from . import functional
 from .checks import check_shape
+from .functional import REDUCTIONS, check_reduction  # noqa: F401 (REDUCTIONS: as before)
 from .module import Module
-
-from .functional import REDUCTIONS, check_reduction  # noqa: F401 (REDUCTIONS: public)
 
 
 class _Loss(Module):
