@@ -387,6 +387,18 @@ def test_dropout_refuses_integer_input_whose_scale_would_round_away():
         nn.Dropout(0.3)(tt.tensor(np.arange(4)))
 
 
+def test_dropout_with_p_one_gives_zeros_and_zero_gradient_as_torch():
+    torch = _torch()
+    x = RNG.standard_normal((3, 4))
+    ours, theirs = tt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = nn.Dropout(1.0)(ours), torch.nn.Dropout(1.0)(theirs)
+    np.testing.assert_array_equal(y.data, ty.detach().numpy())
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+    np.testing.assert_array_equal(ours.grad, np.zeros((3, 4)))
+
+
 def test_dropout_in_sequential_scales_by_one_over_one_minus_p_and_its_gradient_is_the_mask():
     torch = _torch()
     p = 0.3
