@@ -255,6 +255,24 @@ def test_bce_with_logits_weight_matches_torch(reduction):
             assert np.isfinite(out.data).all()
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.sampled_from([None, "c", "1c", "n1", "()"]),
+       st.sampled_from([None, "c", "1c", "n1", "()"]), st.sampled_from(REDUCTIONS),
+       st.sampled_from([1.0, 1e3]), st.integers(0, 2**31 - 1))
+def test_bce_with_logits_matches_torch_on_random_shapes_and_weights(n, c, pos_shape, w_shape,
+                                                                    reduction, scale, seed):
+    torch = _torch()
+    rng = np.random.default_rng(seed)
+    shapes = {"c": (c,), "1c": (1, c), "n1": (n, 1), "()": ()}
+    pos = None if pos_shape is None else rng.uniform(0.2, 3, shapes[pos_shape])
+    weight = None if w_shape is None else rng.uniform(0, 2, shapes[w_shape])
+    ours = nn.BCEWithLogitsLoss(reduction, pos_weight=pos, weight=weight)
+    theirs = torch.nn.BCEWithLogitsLoss(
+        weight=None if weight is None else torch.tensor(weight), reduction=reduction,
+        pos_weight=None if pos is None else torch.tensor(pos))
+    _both(ours, theirs, scale * rng.standard_normal((n, c)), rng.uniform(0, 1, (n, c)))
+
+
 def test_bce_with_logits_weights_that_do_not_fit_are_refused_naming_the_shapes():
     x, y = tt.tensor(LOGITS), np.zeros((6, 4))
     with pytest.raises(tt.ShapeError, match=r"binary_cross_entropy_with_logits: pos_weight "
