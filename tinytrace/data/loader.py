@@ -173,7 +173,9 @@ class DataLoader:
     collate); a list of sequences of different lengths (or any list part under a custom
     ``collate``, or sequences for ``collate="pad"``) stays a list and gives lists. A list
     of sample tuples ``[(x_0, y_0), ...]`` (a PyTorch dataset kept as a list) is taken
-    apart into the parts ``(xs, ys)`` first; batches are then tuples ``(x, y)``. ``collate`` (a function) is then called on each
+    apart into the parts ``(xs, ys)`` first; batches are then tuples ``(x, y)``. (Under
+    ``collate="pad"`` every such part whose items have an axis counts as sequences and is
+    padded; give vector labels, one-hot say, as an array part: ``((sequences, labels))``.) ``collate`` (a function) is then called on each
     batch, in the data's structure (one part, or a tuple of parts), and its result is
     yielded; ``collate="pad"`` pads each list part with ``pad_sequences``, so
     ``DataLoader((sequences, labels), 8, collate="pad")`` yields
