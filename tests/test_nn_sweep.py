@@ -498,6 +498,60 @@ def test_sequential_refuses_what_it_would_silently_skip():
         nn.Sequential(nn.ReLU(), nn.Tanh())[3]
 
 
+# ---- Identity, Flatten, Softmax, LogSoftmax, F.linear ----------------------------------------
+
+def _module_vs_torch(ours, theirs, x, tol=TOL):
+    torch = _torch()
+    xt, tx = tt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, tout = ours(xt), theirs(tx)
+    assert out.shape == tuple(tout.shape)
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), **tol)
+    g = RNG.standard_normal(out.shape)
+    (out * tt.tensor(g)).sum().backward()
+    (tout * torch.tensor(g)).sum().backward()
+    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), **tol)
+
+
+def test_identity_flatten_softmax_and_log_softmax_layers_match_torch():
+    torch = _torch()
+    from tinytrace.nn import layers
+    x = RNG.standard_normal((2, 3, 4, 5)) * 10
+    _module_vs_torch(layers.Identity(), torch.nn.Identity(), x)
+    for dims in [(), (0, 2), (2, -1)]:
+        _module_vs_torch(layers.Flatten(*dims), torch.nn.Flatten(*dims), x)
+    for dim in (1, -1):
+        _module_vs_torch(layers.Softmax(dim), torch.nn.Softmax(dim), x)
+        _module_vs_torch(layers.LogSoftmax(dim=dim), torch.nn.LogSoftmax(dim=dim), x)
+    # a classifier head as PyTorch code writes it
+    head = nn.Sequential(layers.Flatten(), nn.Linear(60, 3, dtype=np.float64, rng=0),
+                         layers.LogSoftmax(dim=1))
+    t_head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(60, 3).double(),
+                                 torch.nn.LogSoftmax(dim=1))
+    t_head[1].load_state_dict({k: torch.tensor(v) for k, v in head[1].state_dict().items()})
+    _module_vs_torch(head, t_head, x)
+    with pytest.raises(TypeError, match=r"Softmax: give dim"):
+        layers.Softmax()
+
+
+def test_functional_linear_matches_torch_and_names_the_shapes():
+    torch = _torch()
+    x, w, b = RNG.standard_normal((4, 2, 5)), RNG.standard_normal((3, 5)), RNG.standard_normal(3)
+    for bias in (b, None):
+        ins = [x, w] if bias is None else [x, w, bias]
+        ours = [tt.tensor(a, requires_grad=True) for a in ins]
+        theirs = [torch.tensor(a, requires_grad=True) for a in ins]
+        out, tout = nn.functional.linear(*ours), torch.nn.functional.linear(*theirs)
+        np.testing.assert_allclose(out.data, tout.detach().numpy(), **TOL)
+        out.sum().backward()
+        tout.sum().backward()
+        for a, ta in zip(ours, theirs):
+            np.testing.assert_allclose(a.grad, ta.grad.numpy(), **TOL)
+    tt.testing.check_grads(nn.functional.linear, x, w, b)
+    with pytest.raises(tt.ShapeError, match=r"linear: .* got input \(4, 2, 5\) and weight "
+                                            r"\(5, 3\)"):
+        nn.functional.linear(tt.tensor(x), tt.tensor(w.T))
+
+
 # ---- Linear, Embedding ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

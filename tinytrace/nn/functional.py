@@ -393,6 +393,18 @@ def dropout(x, p=0.5, training=True, inplace=False, *, rng=None):
     return x * Tensor(mask)
 
 
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias``, as ``torch.nn.functional.linear``: ``weight`` is
+    (out_features, in_features), ``x`` (..., in_features)."""
+    x = F.as_tensor(x)
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ShapeError(f"linear: input (..., in_features) and weight (out_features, "
+                         f"in_features) must agree on in_features, got input {tuple(x.shape)} "
+                         f"and weight {tuple(weight.shape)}")
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
 def embedding(indices, weight, padding_idx=None):
     """Rows of ``weight`` picked by integer ``indices`` (any shape); repeated indices
     accumulate gradient. With ``padding_idx`` (as ``torch.nn.functional.embedding``), the

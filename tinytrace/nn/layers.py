@@ -1,5 +1,6 @@
-"""The feed-forward layers: ``Linear``, ``Embedding``, ``Sequential``, ``Dropout`` and
-activations."""
+"""The feed-forward layers: ``Linear``, ``Embedding``, ``Sequential``, ``Dropout``,
+activations (``ReLU``, ``Tanh``, ``Sigmoid``, ``Softmax``, ``LogSoftmax``), ``Identity`` and
+``Flatten``. (``tt.nn`` exports the first seven; the rest are ``tt.nn.layers.X``.)"""
 from collections import OrderedDict
 
 import numpy as np
@@ -161,6 +162,58 @@ class Sigmoid(Module):
 
     def forward(self, x):
         return F.sigmoid(x)
+
+
+class Identity(Module):
+    """Its input, unchanged (``torch.nn.Identity``: a placeholder in a ``Sequential``)."""
+
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """Axes ``start_dim`` to ``end_dim`` merged into one, as ``torch.nn.Flatten`` (by
+    default all but the batch axis: (N, C, H, W) -> (N, C H W)); see ``Tensor.flatten``."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return F.as_tensor(x).flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Softmax(Module):
+    """``softmax`` along ``dim`` as a layer (``torch.nn.Softmax(dim)``). ``dim`` is
+    required: PyTorch's guess when it is left out is deprecated there."""
+
+    def __init__(self, dim=None):
+        super().__init__()
+        self.dim = _required_dim(type(self).__name__, dim)
+
+    def forward(self, x):
+        return F.softmax(x, dim=self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """``log_softmax`` along ``dim`` as a layer (``torch.nn.LogSoftmax(dim)``; ``dim``
+    required), e.g. before ``NLLLoss``."""
+
+    def forward(self, x):
+        return F.log_softmax(x, dim=self.dim)
+
+
+def _required_dim(owner, dim):
+    if dim is None:
+        raise TypeError(f"{owner}: give dim, the axis to normalise (e.g. {owner}(dim=-1)); "
+                        "PyTorch's implicit choice is deprecated")
+    return dim
 
 
 class Dropout(Module):
