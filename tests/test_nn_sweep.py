@@ -401,6 +401,10 @@ def test_dropout_takes_pytorch_inplace_false_and_refuses_inplace_true():
         nn.Dropout(0.5, True)
     with pytest.raises(ValueError, match=r"dropout: inplace=True is not supported"):
         nn.functional.dropout(tt.ones(3), 0.5, True, True)
+    # a seed where it used to go (before PyTorch's order) is told where it goes now
+    with pytest.raises(TypeError, match=r"Dropout: inplace must be True or False, not int 3 "
+                                        r".* pass a seed or Generator by name: rng="):
+        nn.Dropout(0.5, 3)
 
 
 def test_functional_dropout_with_pytorchs_positional_inplace_draws_a_new_mask_each_call():

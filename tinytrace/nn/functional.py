@@ -349,9 +349,15 @@ def check_probability(who, p):
 
 def check_inplace(who, inplace):
     """PyTorch's ``inplace`` flag: False is what tinytrace always does; True is refused
-    (the graph may still need the input's values, so nothing here overwrites them)."""
+    (the graph may still need the input's values, so nothing here overwrites them). A
+    seed or Generator here was meant as ``rng`` (this argument's place before it took
+    PyTorch's order) and is refused with that said."""
+    if not isinstance(inplace, (bool, np.bool_)):
+        raise TypeError(f"{who}: inplace must be True or False, not {type(inplace).__name__} "
+                        f"{inplace!r} (the arguments are in PyTorch's order, (p, inplace); "
+                        "pass a seed or Generator by name: rng=...)")
     if inplace:
-        raise ValueError(f"{who}: inplace={inplace!r} is not supported: tinytrace never "
+        raise ValueError(f"{who}: inplace=True is not supported: tinytrace never "
                          "overwrites a tensor the graph may need; leave inplace=False and "
                          "use the returned tensor")
 
