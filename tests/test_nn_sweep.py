@@ -644,7 +644,8 @@ def test_embedding_errors_name_the_layer_the_shapes_and_the_bad_index():
     with pytest.raises(ValueError, match=r"Embedding: padding_idx must be an int in "
                                          r"\[-10, 10\)"):
         nn.Embedding(10, 3, padding_idx=10)
-    with pytest.raises(ValueError, match=r"padding_idx must be an int .* got <class"):
+    with pytest.raises(TypeError, match=r"Embedding: the third argument is padding_idx "
+                                        r"\(PyTorch's order\), not a dtype; pass dtype="):
         nn.Embedding(10, 3, np.float64)       # a dtype given where PyTorch has padding_idx
 
 

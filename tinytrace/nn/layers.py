@@ -56,6 +56,9 @@ class Embedding(Module):
         num_embeddings = size_arg("Embedding", "num_embeddings", num_embeddings)
         embedding_dim = size_arg("Embedding", "embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        if isinstance(padding_idx, (type, np.dtype)):
+            raise TypeError(f"Embedding: the third argument is padding_idx (PyTorch's order), "
+                            f"not a dtype; pass dtype={padding_idx!r} by name")
         self.padding_idx = None if padding_idx is None else padding_index(
             "Embedding", padding_idx, num_embeddings)
         if _weight is not None:          # from_pretrained: the given table, as it is
