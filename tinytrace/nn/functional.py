@@ -1,4 +1,9 @@
-"""Losses and lookups built from primitives (so their graphs show every step)."""
+"""The functions under the layers, as ``torch.nn.functional``'s of the same names, built
+from primitives so their graphs show every step: the losses (``cross_entropy``,
+``nll_loss``, ``binary_cross_entropy_with_logits``, ``mse_loss``, ``l1_loss``,
+``smooth_l1_loss``, ``huber_loss``), ``dropout``, ``embedding``, ``linear`` and the
+activations. Errors name the function (or, called from a module, the module and its
+scope) and the shapes."""
 import numbers
 
 import numpy as np
