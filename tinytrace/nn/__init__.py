@@ -1,7 +1,9 @@
 """Layers: ``Module`` trees with named parameters; calling one opens its scope."""
 from . import functional, utils
-from .layers import Dropout, Embedding, Linear, ReLU, Sequential, Sigmoid, Tanh
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .layers import (Dropout, Embedding, Flatten, Identity, Linear, LogSoftmax, ReLU,
+                     Sequential, Sigmoid, Softmax, Tanh)
+from .losses import (BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
+                     SmoothL1Loss)
 from .module import Module, Parameter
 from .cells import GRUCell, LSTMCell, RNNCell, UGRNNCell
 from .recurrent import GRU, LSTM, RNN, UGRNN
@@ -10,7 +12,9 @@ from .tape import NTMRNN, TapeRNN
 from .attention import AttentionRNN, additive_attention, project_keys
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "Sequential", "ReLU", "Tanh",
-           "Sigmoid", "Dropout", "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss",
+           "Sigmoid", "Dropout", "Identity", "Flatten", "Softmax", "LogSoftmax",
+           "CrossEntropyLoss", "MSELoss", "BCEWithLogitsLoss", "NLLLoss", "L1Loss",
+           "SmoothL1Loss", "HuberLoss",
            "functional", "utils", "RNNCell", "LSTMCell", "GRUCell", "UGRNNCell", "RNN",
            "LSTM", "GRU", "UGRNN", "StackRNN", "NeuralStackRNN",
            "NeuralQueueRNN", "NeuralDequeRNN", "TapeRNN", "NTMRNN", "AttentionRNN",
