@@ -1,0 +1,349 @@
+"""A PyTorch user's sweep of the training utilities: the options torch.optim has (dampening,
+maximize, amsgrad, a closure), param groups that change mid-run, checkpoints written to
+disk and resumed, states that do not fit, and scheduler chains; each held to torch in
+float64, or to the run that was never interrupted, bit for bit."""
+import numpy as np
+import pytest
+
+import tinytrace as tt
+from tinytrace import nn
+
+SHAPES = [(3, 4), (4,), (2,), (2, 3, 2)]
+STEPS = 10
+
+
+def _initial():
+    rng = np.random.default_rng(7)
+    return [rng.standard_normal(s) for s in SHAPES]
+
+
+def _gradient(k, i, p):
+    """Depends on the parameters (errors compound); parameter 2 has no gradient on steps 0
+    and 3, parameter 3 none before step 2 (both must be skipped, state and all), and
+    step 5 gives every parameter a zero gradient (which is a step, unlike None)."""
+    if (i == 2 and k in (0, 3)) or (i == 3 and k < 2):
+        return None
+    if k == 5:
+        return np.zeros_like(p)
+    return 0.3 * p ** 3 - 0.5 * p + np.cos(k + np.arange(p.size).reshape(p.shape))
+
+
+def _run(lib, make, between=None, steps=STEPS):
+    """The trajectory of every parameter under ``make(params)``; ``lib`` is tinytrace or
+    torch, and ``between(opt, params, k)`` may change the optimizer before step k."""
+    if lib is tt:
+        params = [nn.Parameter(p.copy()) for p in _initial()]
+    else:
+        params = [lib.tensor(p.copy(), requires_grad=True) for p in _initial()]
+    opt = make(params)
+    trajectory = []
+    for k in range(steps):
+        if between:
+            between(opt, params, k)
+        opt.zero_grad()
+        for i, p in enumerate(params):
+            value = p.data if lib is tt else p.detach().numpy().copy()
+            g = _gradient(k, i, value)
+            if lib is tt:
+                p.grad = g
+            else:
+                p.grad = None if g is None else lib.tensor(g)
+        opt.step()
+        trajectory.append([np.array(p.data if lib is tt else p.detach().numpy())
+                           for p in params])
+    return trajectory
+
+
+def _assert_same(ours, theirs, atol=1e-12):
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        for i, (pa, pb) in enumerate(zip(a, b)):
+            np.testing.assert_allclose(pa, pb, rtol=1e-12, atol=atol,
+                                       err_msg=f"step {k}, parameter {i}")
+    start = _initial()
+    assert all(not np.allclose(ours[-1][i], start[i]) for i in range(len(SHAPES)))
+
+
+# ---- the options torch.optim has ------------------------------------------------------------
+
+OPTION_CASES = {
+    "sgd_dampening": ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3)),
+    "sgd_dampening_weight_decay": ("SGD", dict(lr=0.04, momentum=0.7, dampening=0.5,
+                                               weight_decay=0.1)),
+    "sgd_maximize": ("SGD", dict(lr=0.01, maximize=True)),
+    "sgd_maximize_momentum_nesterov": ("SGD", dict(lr=0.005, momentum=0.9, nesterov=True,
+                                                   weight_decay=0.1, maximize=True)),
+    "adam_amsgrad": ("Adam", dict(lr=0.05, amsgrad=True)),
+    "adam_amsgrad_weight_decay_betas": ("Adam", dict(lr=0.05, betas=(0.7, 0.9), eps=1e-6,
+                                                     weight_decay=0.2, amsgrad=True)),
+    "adam_maximize": ("Adam", dict(lr=0.05, maximize=True)),
+    "adamw_amsgrad": ("AdamW", dict(lr=0.05, weight_decay=0.2, amsgrad=True)),
+    "adamw_maximize_amsgrad": ("AdamW", dict(lr=0.03, maximize=True, amsgrad=True)),
+    "rmsprop_maximize": ("RMSprop", dict(lr=0.01, maximize=True)),
+    "rmsprop_maximize_everything": ("RMSprop", dict(lr=0.005, alpha=0.8, eps=1e-6,
+                                                    weight_decay=0.05, momentum=0.5,
+                                                    centered=True, maximize=True)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_torch_options_give_torchs_trajectory(case):
+    torch = pytest.importorskip("torch")
+    name, kw = OPTION_CASES[case]
+    ours = _run(tt, lambda ps: getattr(tt.optim, name)(ps, **kw))
+    theirs = _run(torch, lambda ps: getattr(torch.optim, name)(ps, **kw))
+    _assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_the_defaults_are_torchs(name):
+    torch = pytest.importorskip("torch")
+    ours = getattr(tt.optim, name)([nn.Parameter(np.zeros(2))]).param_groups[0]
+    theirs = getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)]).defaults
+    for key, value in ours.items():
+        if key != "params":
+            assert value == theirs[key], (name, key)
+    # a plain SGD(model.parameters()) step, torch's default lr and all
+    _assert_same(_run(tt, lambda ps: getattr(tt.optim, name)(ps)),
+                 _run(torch, lambda ps: getattr(torch.optim, name)(ps)))
+
+
+def _positional(lib, name):
+    """Every setting given by position, in torch's order."""
+    args = {"SGD": (0.03, 0.8, 0.25, 0.1, False),               # lr momentum dampening wd
+            "Adam": (0.03, (0.8, 0.9), 1e-6, 0.1, True),         # ... amsgrad
+            "AdamW": (0.03, (0.8, 0.9), 1e-6, 0.1, True),
+            "RMSprop": (0.01, 0.9, 1e-6, 0.1, 0.5, True)}[name]  # alpha eps wd mom centered
+    return lambda ps: getattr(lib.optim, name)(ps, *args)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop"])
+def test_positional_arguments_are_in_torchs_order(name):
+    torch = pytest.importorskip("torch")
+    _assert_same(_run(tt, _positional(tt, name)), _run(torch, _positional(torch, name)))
+
+
+def _groups(ps):
+    """Per-group settings, the new options included; the last group takes the defaults."""
+    return [{"params": ps[:1], "lr": 0.02, "weight_decay": 0.2},
+            {"params": ps[1:2], "maximize": True},
+            {"params": ps[2:]}]
+
+
+GROUP_CASES = {
+    "SGD": dict(lr=0.01, momentum=0.9, dampening=0.2),
+    "Adam": dict(lr=0.03, amsgrad=True),
+    "AdamW": dict(lr=0.03, amsgrad=True),
+    "RMSprop": dict(lr=0.01, momentum=0.5, centered=True),
+}
+
+
+def _change_groups_mid_run(opt, params, k):
+    """At step 4 halve group 1's rate and switch group 0's decay off; at step 6 add a
+    fourth group for a parameter kept out of the optimizer so far."""
+    if k == 4:
+        opt.param_groups[1]["lr"] *= 0.5
+        opt.param_groups[0]["weight_decay"] = 0.0
+    if k == 6:
+        opt.add_param_group({"params": [params[3]], "lr": 0.004})
+
+
+@pytest.mark.parametrize("name", sorted(GROUP_CASES))
+def test_groups_changed_and_added_mid_run_follow_torch(name):
+    torch = pytest.importorskip("torch")
+
+    def make(lib):
+        # parameter 3 joins at step 6 (its gradients before then are not used)
+        return lambda ps: getattr(lib.optim, name)(_groups(ps[:3]), **GROUP_CASES[name])
+
+    ours = _run(tt, make(tt), _change_groups_mid_run)
+    theirs = _run(torch, make(torch), _change_groups_mid_run)
+    _assert_same(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_step_with_a_closure_returns_its_loss_and_steps_as_torch(name):
+    torch = pytest.importorskip("torch")
+    target = np.linspace(-1.0, 2.0, 5)
+
+    def run(lib):
+        w = nn.Parameter(np.zeros(5)) if lib is tt else torch.zeros(5, dtype=torch.float64,
+                                                                     requires_grad=True)
+        opt = getattr(lib.optim, name)([w], lr=0.1)
+        losses = []
+        for _ in range(4):
+            def closure():
+                opt.zero_grad()
+                diff = w - (tt.tensor(target) if lib is tt else torch.tensor(target))
+                loss = (diff * diff).sum()
+                loss.backward()
+                return loss
+            with (tt.no_grad() if lib is tt else torch.no_grad()):   # step under no_grad
+                losses.append(float(opt.step(closure).item()))
+        return losses, np.array(w.data if lib is tt else w.detach().numpy())
+
+    (ours, w_ours), (theirs, w_theirs) = run(tt), run(torch)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    np.testing.assert_allclose(w_ours, w_theirs, rtol=1e-12, atol=1e-15)
+    assert ours[-1] < ours[0]
+    p = nn.Parameter(np.zeros(2))
+    p.grad = np.ones(2)
+    assert tt.optim.SGD([p], lr=0.1).step() is None                 # no closure: None
+    with pytest.raises(TypeError, match=r"SGD.step: closure must be a function .* got float"):
+        tt.optim.SGD([p], lr=0.1).step(0.5)
+
+
+def test_new_options_are_checked_like_the_others():
+    p = nn.Parameter(np.zeros(2))
+    with pytest.raises(ValueError, match=r"SGD: nesterov=True needs dampening=0, got 0.1"):
+        tt.optim.SGD([p], momentum=0.9, nesterov=True, dampening=0.1)
+    with pytest.raises(ValueError, match=r"SGD: dampening must be a number >= 0.0, got -1"):
+        tt.optim.SGD([p], momentum=0.9, dampening=-1)
+    with pytest.raises(ValueError, match=r"Adam: param_groups\[0\]: unknown setting "
+                                         r"'dampening'"):
+        tt.optim.Adam([{"params": [p], "dampening": 0.1}])
+    opt = tt.optim.AdamW([p], amsgrad=1)
+    assert opt.param_groups[0]["amsgrad"] is True and opt.param_groups[0]["maximize"] is False
+
+
+# ---- checkpoints: interrupted, written to disk, resumed -------------------------------------
+
+def _model():
+    return nn.Linear(3, 4, dtype=np.float64, rng=0)
+
+
+def _batch(k):
+    rng = np.random.default_rng(k)
+    return tt.tensor(rng.standard_normal((6, 3))), rng.integers(0, 4, 6)
+
+
+def _train(model, opt, scheduler, steps):
+    for k in steps:
+        x, y = _batch(k)
+        opt.zero_grad()
+        if k % 3 != 1:                      # the bias sits out some steps: uneven counts
+            loss = nn.functional.cross_entropy(model(x), y)
+        else:
+            loss = nn.functional.cross_entropy(x @ model.weight.transpose(), y)
+        loss.backward()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+RESUME_CASES = {
+    "sgd_dampening_maximize": lambda g: tt.optim.SGD(g, lr=0.02, momentum=0.9, dampening=0.4,
+                                                     maximize=True),
+    "adam_amsgrad": lambda g: tt.optim.Adam(g, lr=0.05, amsgrad=True, weight_decay=0.1),
+    "adamw_amsgrad_maximize": lambda g: tt.optim.AdamW(g, lr=0.02, amsgrad=True,
+                                                       maximize=True),
+    "rmsprop_centered_maximize": lambda g: tt.optim.RMSprop(g, lr=0.01, momentum=0.5,
+                                                            centered=True, maximize=True),
+}
+
+
+def _setup(name, model):
+    weight, bias = model.weight, model.bias
+    opt = RESUME_CASES[name]([{"params": [weight]}, {"params": [bias], "lr": 0.003}])
+    scheduler = tt.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=1e-4)
+    return opt, scheduler
+
+
+@pytest.mark.parametrize("name", sorted(RESUME_CASES))
+def test_a_run_resumed_from_disk_with_the_new_options_continues_bit_for_bit(name, tmp_path):
+    straight = _model()
+    opt, scheduler = _setup(name, straight)
+    _train(straight, opt, scheduler, range(11))
+
+    first = _model()
+    opt_first, scheduler_first = _setup(name, first)
+    _train(first, opt_first, scheduler_first, range(5))
+    tt.save({"model": first, "optimizer": opt_first, "scheduler": scheduler_first,
+             "epoch": 5}, tmp_path / "ckpt.npz")
+
+    resumed = nn.Linear(3, 4, dtype=np.float64, rng=99)      # other weights: all must load
+    opt_resumed = type(opt)([{"params": [resumed.weight]}, {"params": [resumed.bias]}],
+                            lr=0.5)                           # the settings come from the file
+    scheduler_resumed = tt.optim.lr_scheduler.CosineAnnealingLR(opt_resumed, T_max=4,
+                                                                eta_min=1e-4)
+    ckpt = tt.load(tmp_path / "ckpt.npz")
+    assert ckpt["epoch"] == 5 and type(ckpt["epoch"]) is int
+    resumed.load_state_dict(ckpt["model"])
+    opt_resumed.load_state_dict(ckpt["optimizer"])
+    scheduler_resumed.load_state_dict(ckpt["scheduler"])
+    assert opt_resumed.param_groups[0]["maximize"] == opt.param_groups[0]["maximize"]
+    _train(resumed, opt_resumed, scheduler_resumed, range(5, 11))
+
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert scheduler_resumed.get_last_lr() == scheduler.get_last_lr()
+    assert scheduler_resumed.last_epoch == scheduler.last_epoch == 11
+    for (key, a), b in zip(opt.state_dict().items(), opt_resumed.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=key)
+    assert list(opt.state_dict()) == list(opt_resumed.state_dict())
+
+
+def test_amsgrad_keeps_its_running_maximum_in_the_state():
+    model = _model()
+    opt = tt.optim.Adam(model.parameters(), lr=0.05, amsgrad=True)
+    _train(model, opt, None, range(3))
+    state = opt.state_dict()
+    assert state["amsgrad"].item() is True
+    for i in range(2):
+        assert np.all(state[f"max_exp_avg_sq.{i}"] >= state[f"exp_avg_sq.{i}"])
+    plain = tt.optim.Adam(model.parameters()).state_dict()
+    assert "amsgrad" not in plain and "maximize" not in plain     # the old layout, as was
+
+
+def _stepped(make, params):
+    opt = make(params)
+    for p in params:
+        p.grad = np.ones(p.shape)
+    opt.step()
+    return opt
+
+
+def test_a_state_from_another_optimizer_class_is_refused_by_name():
+    ps = _model().parameters()
+    adam = _stepped(lambda p: tt.optim.Adam(p, lr=0.1), ps)
+    adamw = tt.optim.AdamW(ps, lr=0.3)
+    with pytest.raises(tt.SerializationError, match=r"AdamW.load_state_dict: the state was "
+                                                    r"saved by Adam, not AdamW"):
+        adamw.load_state_dict(adam.state_dict())
+    assert adamw.lr == 0.3 and adamw.m[0] is None                       # nothing changed
+    sgd = tt.optim.SGD(ps)
+    with pytest.raises(tt.SerializationError, match=r"saved by Adam, not SGD; load it into "
+                                                    r"tt.optim.Adam"):
+        sgd.load_state_dict(adam.state_dict())
+
+
+def test_a_state_of_another_number_of_parameters_is_refused():
+    model = _model()
+    w, b = model.weight, model.bias
+    # SGD without momentum keeps no buffers: only the saved count can tell
+    one = _stepped(lambda p: tt.optim.SGD(p, lr=0.1), [w])
+    with pytest.raises(tt.SerializationError, match=r"the state is of 1 parameter but this "
+                                                    r"SGD has 2"):
+        tt.optim.SGD([w, b]).load_state_dict(one.state_dict())
+    two = _stepped(lambda p: tt.optim.Adam(p), [w, b])
+    with pytest.raises(tt.SerializationError, match=r"is of 2 parameters but this Adam has 1"):
+        tt.optim.Adam([w]).load_state_dict(two.state_dict())
+    with pytest.raises(tt.SerializationError, match=r"param groups of \[2\] parameters but "
+                                                    r"this Adam has \[1, 1\]"):
+        tt.optim.Adam([{"params": [w]}, {"params": [b]}]).load_state_dict(two.state_dict())
+    with pytest.raises(TypeError, match=r"SGD.load_state_dict: expected a state dict"):
+        tt.optim.SGD([w]).load_state_dict([("lr", 0.1)])
+
+
+def test_a_state_written_before_the_new_entries_still_loads():
+    """States saved before "type", a single group's "param_groups" and the new options
+    existed lack them: they load, and the new options take the old behaviour."""
+    model = _model()
+    opt = _stepped(lambda p: tt.optim.SGD(p, lr=0.1, momentum=0.9), model.parameters())
+    old = {k: v for k, v in opt.state_dict().items() if k not in ("type", "param_groups")}
+    other = tt.optim.SGD(model.parameters(), lr=0.2, momentum=0.5, dampening=0.3,
+                         maximize=True)
+    other.load_state_dict(old)
+    group = other.param_groups[0]
+    assert (group["lr"], group["momentum"], group["dampening"], group["maximize"]) == \
+        (0.1, 0.9, 0.0, False)
+    np.testing.assert_array_equal(other.buffers[0], opt.buffers[0])
