@@ -347,3 +347,141 @@ def test_a_state_written_before_the_new_entries_still_loads():
     assert (group["lr"], group["momentum"], group["dampening"], group["maximize"]) == \
         (0.1, 0.9, 0.0, False)
     np.testing.assert_array_equal(other.buffers[0], opt.buffers[0])
+
+
+# ---- schedulers: chains, rates written by hand, resumes in any order ------------------------
+
+T = 5
+SCHEDULE_CASES = {
+    "step": lambda s, o: [s.StepLR(o, 3, 0.5)],
+    "exponential": lambda s, o: [s.ExponentialLR(o, 0.85)],
+    "cosine_past_T_max": lambda s, o: [s.CosineAnnealingLR(o, T, eta_min=0.002)],
+    "cosine_T_max_1": lambda s, o: [s.CosineAnnealingLR(o, 1, eta_min=0.001)],
+    "linear_to_zero": lambda s, o: [s.LinearLR(o, 1.0, 0.0, T)],
+    "linear_warmup": lambda s, o: [s.LinearLR(o, 0.1, 0.8, T)],
+    "lambda_per_group": lambda s, o: [s.LambdaLR(o, [lambda e: 1 / (e + 1), lambda e: 0.9 ** e,
+                                                     lambda e: 1.0 + (e % 3)])],
+    "warmup_then_exponential": lambda s, o: [s.LinearLR(o, 0.2, 1.0, T),
+                                             s.ExponentialLR(o, 0.9)],
+    "warmup_then_cosine": lambda s, o: [s.LinearLR(o, 0.25, 1.0, T),
+                                        s.CosineAnnealingLR(o, 2 * T, eta_min=1e-3)],
+    "step_and_cosine": lambda s, o: [s.StepLR(o, 4, 0.5), s.CosineAnnealingLR(o, T)],
+}
+
+
+def _schedule(lib, case, by_hand):
+    """Every group's rate over 3 T steps (three groups, their own base rates); with
+    ``by_hand``, the user halves every rate after step 4 and sets group 2's after step 8."""
+    if lib is tt:
+        ps = [nn.Parameter(np.zeros(2)) for _ in range(3)]
+    else:
+        ps = [lib.zeros(2, requires_grad=True) for _ in range(3)]
+    opt = lib.optim.SGD([{"params": ps[:1], "lr": 0.1}, {"params": ps[1:2], "lr": 0.03},
+                         {"params": ps[2:], "lr": 1.7}], momentum=0.9)
+    schedulers = SCHEDULE_CASES[case](lib.optim.lr_scheduler, opt)
+    rates, last = [[g["lr"] for g in opt.param_groups]], []
+    for k in range(3 * T):
+        opt.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        if by_hand and k == 4:
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+        if by_hand and k == 8:
+            opt.param_groups[2]["lr"] = 0.25
+        rates.append([g["lr"] for g in opt.param_groups])
+        last.append([s.get_last_lr() for s in schedulers])
+    return np.array(rates), np.array(last)
+
+
+@pytest.mark.parametrize("by_hand", [False, True], ids=["scheduled", "by_hand"])
+@pytest.mark.parametrize("case", sorted(SCHEDULE_CASES))
+def test_schedules_and_chains_give_torchs_rates(case, by_hand):
+    torch = pytest.importorskip("torch")
+    (ours, ours_last), (theirs, theirs_last) = (_schedule(tt, case, by_hand),
+                                                _schedule(torch, case, by_hand))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(ours_last, theirs_last, rtol=1e-13, atol=1e-16)
+    assert len(np.unique(ours[:, 1])) > 1                    # the schedule moved
+
+
+def _chain_run(steps, load_order=None, path=None, by_hand=False):
+    """SGD under warm-up + exponential decay; with ``load_order``, built fresh and loaded
+    from ``path`` in that order ('o' optimizer, 'a' and 'b' the schedulers) first."""
+    model = nn.Linear(3, 2, dtype=np.float64, rng=0 if load_order is None else 5)
+    opt = tt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = tt.optim.lr_scheduler
+    a, b = sched.LinearLR(opt, 0.2, 1.0, 4), sched.ExponentialLR(opt, 0.9)
+    if load_order is not None:
+        ckpt = tt.load(path)
+        model.load_state_dict(ckpt["model"])
+        for part in load_order:
+            {"o": opt, "a": a, "b": b}[part].load_state_dict(ckpt[part])
+    for k in steps:
+        x = tt.tensor(np.random.default_rng(k).standard_normal((4, 3)))
+        opt.zero_grad()
+        (model(x) ** 2).sum().backward()
+        opt.step()
+        a.step()
+        b.step()
+        if by_hand and k == 4:                   # after the schedulers: theirs last_lr stale
+            opt.param_groups[0]["lr"] *= 0.5
+    return model, opt, a, b
+
+
+@pytest.mark.parametrize("by_hand", [False, True], ids=["scheduled", "by_hand"])
+@pytest.mark.parametrize("load_order", ["oab", "oba", "abo", "bao", "boa"])
+def test_a_chain_resumes_bit_for_bit_whatever_the_order_of_the_loads(load_order, by_hand,
+                                                                     tmp_path):
+    straight = _chain_run(range(10), by_hand=by_hand)[0]
+    model, opt, a, b = _chain_run(range(5), by_hand=by_hand)
+    tt.save({"model": model, "o": opt, "a": a, "b": b}, tmp_path / "ckpt.npz")
+    resumed, opt2, a2, b2 = _chain_run(range(5, 10), load_order, tmp_path / "ckpt.npz",
+                                       by_hand=by_hand)
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    # each scheduler's own last rates come back too (the warm-up's are not the groups')
+    model, opt, a, b = _chain_run(range(10), by_hand=by_hand)
+    assert (a2.get_last_lr(), b2.get_last_lr()) == (a.get_last_lr(), b.get_last_lr())
+    assert a2.last_epoch == b2.last_epoch == 10
+
+
+def test_a_scheduler_state_without_group_lrs_still_loads():
+    opt = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.2)
+    scheduler = tt.optim.lr_scheduler.StepLR(opt, 2, 0.5)
+    for _ in range(3):
+        scheduler.step()
+    old = {k: v for k, v in scheduler.state_dict().items() if k != "group_lrs"}
+    fresh_opt = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.7)
+    fresh = tt.optim.lr_scheduler.StepLR(fresh_opt, 2, 0.5)
+    fresh.load_state_dict(old)
+    assert fresh_opt.param_groups[0]["lr"] == 0.1 and fresh.get_last_lr() == [0.1]
+    assert fresh.last_epoch == 3 and type(fresh.last_epoch) is int
+
+
+def test_torch_habits_a_scheduler_does_not_have_get_clear_errors():
+    torch = pytest.importorskip("torch")
+    sched = tt.optim.lr_scheduler
+    opt = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.2)
+    assert sched.StepLR(opt, 3, last_epoch=-1).last_epoch == 0        # torch's default: fine
+    with pytest.raises(ValueError, match=r"StepLR: last_epoch=4 is not supported .* "
+                                         r"load_state_dict"):
+        sched.StepLR(opt, 3, last_epoch=4)
+    with pytest.raises(TypeError, match=r"ExponentialLR.step: takes no epoch \(got 3"):
+        sched.ExponentialLR(opt, 0.5).step(3)
+    with pytest.raises(TypeError, match=r"CosineAnnealingLR: optimizer must be a tinytrace "
+                                        r"optimizer .* not torch's Adam; make a "
+                                        r"tt.optim.Adam"):
+        sched.CosineAnnealingLR(torch.optim.Adam([torch.zeros(1, requires_grad=True)]), 5)
+    fresh = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.2)
+    with pytest.raises(ValueError, match=r"LambdaLR: lr_lambda of param group 0 returned "
+                                         r"-1.0 at step 0; it must return a finite number"):
+        sched.LambdaLR(fresh, lambda e: -1.0)
+    assert fresh.param_groups[0] == {**fresh.param_groups[0], "lr": 0.2}
+    assert "initial_lr" not in fresh.param_groups[0]                   # nothing changed
+    later = sched.LambdaLR(fresh, lambda e: "x" if e == 2 else 1.0)
+    later.step()
+    with pytest.raises(ValueError, match=r"returned 'x' at step 2"):
+        later.step()
+    with pytest.raises(TypeError, match=r"StepLR.load_state_dict: expected a state dict"):
+        sched.StepLR(opt, 3).load_state_dict(None)

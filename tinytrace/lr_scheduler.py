@@ -11,9 +11,12 @@ a rate you (or another scheduler) wrote into the group carries on from there; th
 forms in the docstrings are what they give when nothing else writes the rates.
 
 ``state_dict()`` is ``{name: array}`` (the schedule's settings, ``last_epoch``,
-``base_lrs``, ``last_lr``), so ``tt.save({"model": model, "optimizer": opt, "scheduler":
-sched}, path)`` checkpoints all three; ``load_state_dict`` restores the count and also
-writes ``last_lr`` back into the groups, so the order of the two loads does not matter.
+``base_lrs``, ``last_lr`` and ``group_lrs``, the rates in the optimizer's groups when the
+state was taken), so ``tt.save({"model": model, "optimizer": opt, "scheduler": sched},
+path)`` checkpoints all three; ``load_state_dict`` restores the count and also writes
+``group_lrs`` back into the groups, so the order of the loads does not matter — also with
+several schedulers on one optimizer (whose own ``last_lr`` differ: each saw the rates
+before the next one stepped) or a rate changed by hand after the last ``step()``.
 """
 import math
 import numbers
@@ -47,25 +50,42 @@ class LRScheduler:
 
     hyper = ()
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer, last_epoch=-1):
         name = type(self).__name__
         if not isinstance(optimizer, Optimizer):
+            what = type(optimizer)
+            if what.__module__.split(".")[0] == "torch":
+                shown = (f"torch's {what.__name__}; make a tt.optim.{what.__name__} of the "
+                         "tinytrace parameters")
+            else:
+                shown = f"{what.__name__} {repr(optimizer)[:60]}"
             raise TypeError(f"{name}: optimizer must be a tinytrace optimizer (e.g. "
-                            f"tt.optim.SGD(model.parameters())), not {type(optimizer).__name__}"
-                            f" {repr(optimizer)[:60]}")
+                            f"tt.optim.SGD(model.parameters())), not {shown}")
+        if isinstance(last_epoch, bool) or last_epoch != -1:
+            # torch's way to resume by count; the state dict restores the rates exactly
+            raise ValueError(f"{name}: last_epoch={last_epoch!r} is not supported (only -1, "
+                             "a fresh schedule); to resume, save scheduler.state_dict() "
+                             "(tt.save) and call load_state_dict on a fresh scheduler")
         self.optimizer = optimizer
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.base_lrs = [group.get("initial_lr", group["lr"])
+                         for group in optimizer.param_groups]
         self.last_epoch = 0
-        self._set(self.get_lr())                    # the rates of step 0
+        rates = self.get_lr()                       # the rates of step 0 (may refuse)
+        for group in optimizer.param_groups:        # only now: a refusal changes nothing
+            group.setdefault("initial_lr", group["lr"])
+        self._set(rates)
 
     def get_lr(self):
         """The rate of every group at step ``last_epoch`` (reads the groups' rates)."""
         raise NotImplementedError
 
-    def step(self):
-        """Advance one step and write the new rates into the optimizer's groups."""
+    def step(self, epoch=None):
+        """Advance one step and write the new rates into the optimizer's groups. (No
+        ``epoch``: torch deprecated ``step(epoch)``; step once per epoch, or restore a
+        saved state with ``load_state_dict``.)"""
+        if epoch is not None:
+            raise TypeError(f"{type(self).__name__}.step: takes no epoch (got {epoch!r}; "
+                            "torch's step(epoch) is deprecated); call step() once per epoch")
         self.last_epoch += 1
         self._set(self.get_lr())
 
@@ -88,30 +108,37 @@ class LRScheduler:
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self):
-        """``{name: array}``: the settings in ``hyper``, ``last_epoch``, ``base_lrs`` and
-        ``last_lr`` (one entry per group)."""
+        """``{name: array}``: the settings in ``hyper``, ``last_epoch``, ``base_lrs``,
+        ``last_lr`` and ``group_lrs`` (the optimizer's rates now; one entry per group)."""
         state = OrderedDict((name, np.array(getattr(self, name))) for name in self.hyper)
         state["last_epoch"] = np.array(self.last_epoch, dtype=np.int64)
         state["base_lrs"] = np.array(self.base_lrs, dtype=np.float64)
         state["last_lr"] = np.array(self._last_lr, dtype=np.float64)
+        state["group_lrs"] = np.array([g["lr"] for g in self.optimizer.param_groups],
+                                      dtype=np.float64)
         return state
 
     def load_state_dict(self, state):
         """Restore what ``state_dict()`` returned (or ``tt.load`` read back) and write its
-        ``last_lr`` into the optimizer's groups. Checked first: a mismatch changes nothing."""
+        ``group_lrs`` into the optimizer's groups (``last_lr``, for a state saved before
+        ``group_lrs`` was). Checked first: a mismatch changes nothing."""
         owner = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict):
+            raise TypeError(f"{owner}: expected a state dict (from state_dict() or tt.load), "
+                            f"got {type(state).__name__}")
         state = dict(state)
         names = self.hyper + ("last_epoch", "base_lrs", "last_lr")
         missing = [name for name in names if name not in state]
         if missing:
             raise SerializationError(f"{owner}: the state lacks {missing}; is it the state "
                                      f"of a {type(self).__name__}?")
-        unexpected = sorted(set(state) - set(names))
+        unexpected = sorted(set(state) - set(names) - {"group_lrs"})
         if unexpected:
-            raise SerializationError(f"{owner}: unexpected entries {unexpected}")
+            raise SerializationError(f"{owner}: unexpected entries {unexpected}; is it the "
+                                     f"state of a {type(self).__name__}?")
         groups = len(self.optimizer.param_groups)
-        for name in ("base_lrs", "last_lr"):
-            if np.shape(state[name]) != (groups,):
+        for name in ("base_lrs", "last_lr", "group_lrs"):
+            if name in state and np.shape(state[name]) != (groups,):
                 raise SerializationError(f"{owner}: '{name}' has shape "
                                          f"{np.shape(state[name])} but the optimizer has "
                                          f"{groups} param groups")
@@ -121,7 +148,9 @@ class LRScheduler:
         self.base_lrs = [float(v) for v in state["base_lrs"]]
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["initial_lr"] = base
-        self._set([float(v) for v in state["last_lr"]])
+        self._set([float(v) for v in state.get("group_lrs", state["last_lr"])])
+        self._last_lr = [float(v) for v in state["last_lr"]]    # its own, maybe not the groups'
+
 
 
 class StepLR(LRScheduler):
@@ -130,10 +159,10 @@ class StepLR(LRScheduler):
 
     hyper = ("step_size", "gamma")
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         self.step_size = _positive_int("StepLR", "step_size", step_size)
         self.gamma = _number("StepLR", "gamma", gamma, 0.0, math.inf, open_low=True)
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         """The rates at ``last_epoch``: decayed on multiples of ``step_size``."""
@@ -148,9 +177,9 @@ class ExponentialLR(LRScheduler):
 
     hyper = ("gamma",)
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer, gamma, last_epoch=-1):
         self.gamma = _number("ExponentialLR", "gamma", gamma, 0.0, math.inf, open_low=True)
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         """The rates at ``last_epoch``: the previous ones times ``gamma``."""
@@ -168,10 +197,10 @@ class CosineAnnealingLR(LRScheduler):
 
     hyper = ("T_max", "eta_min")
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
         self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min, 0.0, math.inf)
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         """The rates at ``last_epoch`` (see the class docstring)."""
@@ -194,12 +223,13 @@ class LinearLR(LRScheduler):
 
     hyper = ("start_factor", "end_factor", "total_iters")
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
+                 last_epoch=-1):
         self.start_factor = _number("LinearLR", "start_factor", start_factor, 0.0, 1.0,
                                     open_low=True)
         self.end_factor = _number("LinearLR", "end_factor", end_factor, 0.0, 1.0)
         self.total_iters = _positive_int("LinearLR", "total_iters", total_iters)
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         """The rates at ``last_epoch``: the previous ones times the ratio of the factors."""
@@ -219,7 +249,7 @@ class LambdaLR(LRScheduler):
     of one per group. Not chainable (it starts from ``base_lrs`` each step), and the
     functions themselves are not saved by ``state_dict`` (pass the same ones again)."""
 
-    def __init__(self, optimizer, lr_lambda):
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         groups = getattr(optimizer, "param_groups", [])
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(groups):
@@ -232,9 +262,18 @@ class LambdaLR(LRScheduler):
             if not callable(f):
                 raise TypeError(f"LambdaLR: lr_lambda must be a function of the step (or a "
                                 f"list of them), got {type(f).__name__} {f!r}")
-        super().__init__(optimizer)
+        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        """``base_lr * lr_lambda(last_epoch)`` for every group."""
-        return [base * f(self.last_epoch)
-                for f, base in zip(self.lr_lambdas, self.base_lrs)]
+        """``base_lr * lr_lambda(last_epoch)`` for every group; a factor that is not a
+        finite number >= 0 is refused here, naming the group and the step."""
+        rates = []
+        for k, (f, base) in enumerate(zip(self.lr_lambdas, self.base_lrs)):
+            factor = f(self.last_epoch)
+            if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or \
+                    not 0 <= factor < math.inf:
+                raise ValueError(f"LambdaLR: lr_lambda of param group {k} returned "
+                                 f"{factor!r} at step {self.last_epoch}; it must return a "
+                                 "finite number >= 0 (the factor of the group's initial lr)")
+            rates.append(base * factor)
+        return rates
