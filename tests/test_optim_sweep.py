@@ -485,3 +485,43 @@ def test_torch_habits_a_scheduler_does_not_have_get_clear_errors():
         later.step()
     with pytest.raises(TypeError, match=r"StepLR.load_state_dict: expected a state dict"):
         sched.StepLR(opt, 3).load_state_dict(None)
+
+
+def _adam_state():
+    ps = [nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(3))]
+    return ps, _stepped(lambda p: tt.optim.Adam(p, lr=0.1), ps).state_dict()
+
+
+@pytest.mark.parametrize("entry, value, message", [
+    ("lr", np.array(-1.0), r"'lr': learning rate lr must be a number >= 0.0, got -1.0"),
+    ("lr", np.array([0.1, 0.2]), r"'lr': learning rate lr must be a number"),
+    ("betas", np.array([0.9]), r"'betas': betas must be a pair"),
+    ("betas", np.array([0.9, 1.5]), r"'betas': betas\[1\] must be a number >= 0.0 and < 1.0"),
+    ("eps", np.array("x"), r"'eps' is \(\) <U1, not a setting"),
+    ("weight_decay", np.array(np.nan), r"'weight_decay': weight_decay must be a number"),
+    ("steps", np.array(-3), r"'steps' should be a count \(integers >= 0\)"),
+    ("step.0", np.array(2.5), r"'step.0' should be a count"),
+    ("param_groups", np.array([1.5, 0.5]), r"'param_groups' should be a list of counts"),
+    ("type", np.array(3), r"'type' should be the optimizer's class name \(a str\)"),
+], ids=["negative-lr", "lr-array", "one-beta", "beta-1.5", "text-eps", "nan-decay",
+        "negative-steps", "float-step", "float-groups", "non-str-type"])
+def test_a_state_with_a_bad_value_is_refused_before_anything_changes(entry, value, message):
+    ps, state = _adam_state()
+    fresh = tt.optim.Adam(ps, lr=0.3)
+    with pytest.raises(tt.SerializationError, match="Adam.load_state_dict: " + message):
+        fresh.load_state_dict(dict(state, **{entry: value}))
+    assert fresh.param_groups[0]["lr"] == 0.3 and fresh.t == [0, 0] and fresh.m == [None] * 2
+
+
+def test_a_loaded_setting_is_checked_across_the_group_and_a_torch_state_is_named():
+    torch = pytest.importorskip("torch")
+    p = nn.Parameter(np.zeros(2))
+    state = tt.optim.SGD([p], momentum=0.9, nesterov=True).state_dict()
+    with pytest.raises(tt.SerializationError, match=r"SGD.load_state_dict: the settings of "
+                                                    r"param group 0: nesterov=True needs "
+                                                    r"dampening=0, got 0.5"):
+        tt.optim.SGD([p], momentum=0.9).load_state_dict(dict(state,
+                                                             dampening=np.array(0.5)))
+    theirs = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1).state_dict()
+    with pytest.raises(tt.SerializationError, match=r"this is a torch.optim state dict"):
+        tt.optim.SGD([p]).load_state_dict(theirs)

@@ -68,6 +68,17 @@ def _check_number(owner, name, value, low=0.0, high=None):
     return float(value)
 
 
+def _counts(owner, name, value, ndim):
+    """A saved count (``ndim`` 0) or list of counts (``ndim`` 1) as ints, or a
+    SerializationError naming the entry: integers >= 0 only."""
+    value = np.asarray(value)
+    if value.dtype.kind not in "iu" or value.ndim != ndim or (value.size and value.min() < 0):
+        what = "a count" if ndim == 0 else "a list of counts"
+        raise SerializationError(f"{owner}: '{name}' should be {what} (integers >= 0), got "
+                                 f"{value.shape} {value.dtype} {value.tolist()!r:.60}")
+    return int(value) if ndim == 0 else [int(n) for n in value]
+
+
 def _check_setting(owner, key, value):
     """One group setting, checked and normalised (floats, a tuple of betas, bools)."""
     if key in ("nesterov", "centered", "amsgrad", "maximize"):
@@ -273,8 +284,15 @@ class Optimizer:
         if not isinstance(state, dict):
             raise TypeError(f"{owner}: expected a state dict (from state_dict() or tt.load), "
                             f"got {type(state).__name__}")
+        if isinstance(state.get("param_groups"), list) and "state" in state:
+            raise SerializationError(f"{owner}: this is a torch.optim state dict ('state' and "
+                                     "'param_groups' lists); a tinytrace optimizer loads what "
+                                     "its own state_dict() (or tt.load) gives")
         state = dict(state)
         saved_type = state.pop("type", None)
+        if saved_type is not None and not isinstance(saved_type, str):
+            raise SerializationError(f"{owner}: 'type' should be the optimizer's class name "
+                                     f"(a str), got {type(saved_type).__name__} {saved_type!r}")
         params = self.params
         sizes = [len(g["params"]) for g in self.param_groups]
         entries = self._group_entries()
@@ -294,7 +312,7 @@ class Optimizer:
                                      f"{cls}; load it into tt.optim.{saved_type}(...) built "
                                      f"with the same parameters{detail}")
         if "param_groups" in state:
-            saved = [int(n) for n in np.asarray(state["param_groups"]).ravel()]
+            saved = _counts(owner, "param_groups", state["param_groups"], ndim=1)
         else:          # an older state: one group holds every parameter it has buffers for
             saved = [len(params)] if len(sizes) == 1 else [sum(sizes)]
         if saved != sizes:
@@ -321,23 +339,42 @@ class Optimizer:
                     values.append(None)
                     continue
                 value = to_host(state[name])
-                want = () if kind == "count" else tuple(p.shape)
+                if kind == "count":
+                    values.append(_counts(owner, name, value, ndim=0))
+                    continue
+                want = tuple(p.shape)
                 if np.shape(value) != want:
                     raise SerializationError(f"{owner}: '{name}' has shape {np.shape(value)} "
                                              f"but parameter {i} needs {want}")
-                if kind != "count" and value.dtype != p.dtype:
+                if value.dtype != p.dtype:
                     raise SerializationError(f"{owner}: '{name}' is {value.dtype} but "
                                              f"parameter {i} is {p.dtype}")
-                values.append(int(value) if kind == "count"
-                              else to_device(value.copy(), p.device))   # beside its parameter
-        for prefix, group in entries:
+                values.append(to_device(value.copy(), p.device))   # beside its parameter
+        steps = _counts(owner, "steps", state["steps"], ndim=0)
+        settings = []                   # every group's settings, checked as a new group's
+        for k, (prefix, group) in enumerate(entries):
+            new = {}
             for name in self.settings + ("initial_lr",):
                 if prefix + name in state:
                     value = np.asarray(state[prefix + name])
-                    group[name] = tuple(value.tolist()) if value.ndim else value.item()
+                    if value.dtype.kind not in "biuf" or value.ndim > 1:
+                        raise SerializationError(f"{owner}: '{prefix + name}' is "
+                                                 f"{value.shape} {value.dtype}, not a setting")
+                    value = tuple(value.tolist()) if value.ndim else value.item()
+                    try:
+                        new[name] = _check_setting(f"{owner}: '{prefix + name}'", name, value)
+                    except ValueError as err:
+                        raise SerializationError(str(err)) from None
                 elif name in self.later:
-                    group[name] = self.later[name]      # an older state: the old behaviour
-        self.steps = int(state["steps"])
+                    new[name] = self.later[name]        # an older state: the old behaviour
+            try:
+                self.check_group(f"{owner}: the settings of param group {k}", {**group, **new})
+            except ValueError as err:
+                raise SerializationError(str(err)) from None
+            settings.append(new)
+        for (_, group), new in zip(entries, settings):
+            group.update(new)
+        self.steps = steps
         for _, attribute, _ in self.slots:
             setattr(self, attribute, buffers[attribute])
 
