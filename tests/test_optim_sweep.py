@@ -525,3 +525,41 @@ def test_a_loaded_setting_is_checked_across_the_group_and_a_torch_state_is_named
     theirs = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1).state_dict()
     with pytest.raises(tt.SerializationError, match=r"this is a torch.optim state dict"):
         tt.optim.SGD([p]).load_state_dict(theirs)
+
+
+@pytest.mark.parametrize("entry, value, message", [
+    ("T_max", np.array(0), r"T_max must be a positive int, got 0 \(in the state\)"),
+    ("T_max", np.array(2.5), r"T_max must be a positive int, got 2.5"),
+    ("eta_min", np.array(-0.1), r"eta_min must be a number in \[0.0, inf\], got -0.1"),
+    ("eta_min", np.array([0.1, 0.2]), r"eta_min must be a number, got \(2,\) float64"),
+    ("last_epoch", np.array(-2), r"'last_epoch' should be a count .* got int64 -2"),
+    ("last_epoch", np.array(1.5), r"'last_epoch' should be a count"),
+    ("base_lrs", np.array([np.nan]), r"'base_lrs' should hold rates .* got float64 \[nan\]"),
+    ("group_lrs", np.array([-0.1]), r"'group_lrs' should hold rates"),
+    ("last_lr", np.array([0.1, 0.2]), r"'last_lr' has shape \(2,\) but the optimizer has 1"),
+], ids=["zero-T_max", "float-T_max", "negative-eta_min", "array-eta_min", "negative-epoch",
+        "float-epoch", "nan-base", "negative-group-lr", "two-last-lrs"])
+def test_a_scheduler_state_with_a_bad_value_is_refused_before_anything_changes(entry, value,
+                                                                               message):
+    opt = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.2)
+    scheduler = tt.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=0.01)
+    for _ in range(3):
+        scheduler.step()
+    state = scheduler.state_dict()
+    fresh_opt = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.3)
+    fresh = tt.optim.lr_scheduler.CosineAnnealingLR(fresh_opt, T_max=6)
+    with pytest.raises(tt.SerializationError,
+                       match=r"CosineAnnealingLR.load_state_dict: " + message):
+        fresh.load_state_dict(dict(state, **{entry: value}))
+    assert (fresh.T_max, fresh.eta_min, fresh.last_epoch) == (6, 0.0, 0)
+    assert fresh_opt.param_groups[0]["lr"] == 0.3 and fresh.get_last_lr() == [0.3]
+
+
+def test_a_torch_scheduler_state_is_named_as_such():
+    torch = pytest.importorskip("torch")
+    theirs = torch.optim.lr_scheduler.StepLR(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), 3).state_dict()
+    opt = tt.optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1)
+    with pytest.raises(tt.SerializationError, match=r"StepLR.load_state_dict: this is a "
+                                                    r"torch.optim.lr_scheduler state dict"):
+        tt.optim.lr_scheduler.StepLR(opt, 3).load_state_dict(theirs)

@@ -43,12 +43,34 @@ def _number(owner, name, value, low, high, open_low=False):
     return float(value)
 
 
+def _positive_number(owner, name, value):
+    return _number(owner, name, value, 0.0, math.inf, open_low=True)
+
+
+def _rate(owner, name, value):
+    return _number(owner, name, value, 0.0, math.inf)
+
+
+def _fraction(owner, name, value):
+    return _number(owner, name, value, 0.0, 1.0)
+
+
+def _open_fraction(owner, name, value):
+    return _number(owner, name, value, 0.0, 1.0, open_low=True)
+
+
 class LRScheduler:
     """Base class: ``optimizer``, ``base_lrs`` (each group's ``initial_lr``), ``last_epoch``
     (how many times ``step()`` ran). Subclasses give ``get_lr()``, the groups' rates at
     ``last_epoch``, and name the settings ``state_dict`` saves in ``hyper``."""
 
     hyper = ()
+    checks = {}         # setting -> check(owner, name, value), used at __init__ and load
+
+    def _checked(self, name, value, owner=None):
+        """``value`` of setting ``name`` as this scheduler's check normalises it, or a
+        ValueError naming ``owner`` (the class), the setting and the value."""
+        return self.checks[name](owner or type(self).__name__, name, value)
 
     def __init__(self, optimizer, last_epoch=-1):
         name = type(self).__name__
@@ -126,6 +148,10 @@ class LRScheduler:
         if not isinstance(state, dict):
             raise TypeError(f"{owner}: expected a state dict (from state_dict() or tt.load), "
                             f"got {type(state).__name__}")
+        if "_step_count" in state or "_last_lr" in state:
+            raise SerializationError(f"{owner}: this is a torch.optim.lr_scheduler state "
+                                     "dict; a tinytrace scheduler loads what its own "
+                                     "state_dict() (or tt.load) gives")
         state = dict(state)
         names = self.hyper + ("last_epoch", "base_lrs", "last_lr")
         missing = [name for name in names if name not in state]
@@ -137,19 +163,40 @@ class LRScheduler:
             raise SerializationError(f"{owner}: unexpected entries {unexpected}; is it the "
                                      f"state of a {type(self).__name__}?")
         groups = len(self.optimizer.param_groups)
+        rates = {}
         for name in ("base_lrs", "last_lr", "group_lrs"):
-            if name in state and np.shape(state[name]) != (groups,):
-                raise SerializationError(f"{owner}: '{name}' has shape "
-                                         f"{np.shape(state[name])} but the optimizer has "
-                                         f"{groups} param groups")
+            if name not in state:
+                continue
+            value = np.asarray(state[name])
+            if value.shape != (groups,):
+                raise SerializationError(f"{owner}: '{name}' has shape {value.shape} but the "
+                                         f"optimizer has {groups} param groups")
+            if value.dtype.kind not in "iuf" or not np.all(np.isfinite(value) & (value >= 0)):
+                raise SerializationError(f"{owner}: '{name}' should hold rates (finite "
+                                         f"numbers >= 0), got {value.dtype} {value.tolist()}")
+            rates[name] = [float(v) for v in value]
+        settings = {}
         for name in self.hyper:
-            setattr(self, name, np.asarray(state[name]).item())
-        self.last_epoch = int(state["last_epoch"])
-        self.base_lrs = [float(v) for v in state["base_lrs"]]
+            value = np.asarray(state[name])
+            try:
+                if value.ndim or value.dtype.kind not in "biuf":
+                    raise ValueError(f"{owner}: {name} must be a number, got {value.shape} "
+                                     f"{value.dtype}")
+                settings[name] = self._checked(name, value.item(), owner)
+            except ValueError as err:
+                raise SerializationError(f"{err} (in the state)") from None
+        last_epoch = np.asarray(state["last_epoch"])
+        if last_epoch.ndim or last_epoch.dtype.kind not in "iu" or last_epoch < 0:
+            raise SerializationError(f"{owner}: 'last_epoch' should be a count (an integer "
+                                     f">= 0), got {last_epoch.dtype} {last_epoch.tolist()!r}")
+        for name, value in settings.items():
+            setattr(self, name, value)
+        self.last_epoch = int(last_epoch)
+        self.base_lrs = rates["base_lrs"]
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["initial_lr"] = base
-        self._set([float(v) for v in state.get("group_lrs", state["last_lr"])])
-        self._last_lr = [float(v) for v in state["last_lr"]]    # its own, maybe not the groups'
+        self._set(rates.get("group_lrs", rates["last_lr"]))
+        self._last_lr = rates["last_lr"]        # its own, maybe not the groups' (a chain)
 
 
 
@@ -158,10 +205,11 @@ class StepLR(LRScheduler):
     ``lr_t = initial_lr * gamma ** (t // step_size)``."""
 
     hyper = ("step_size", "gamma")
+    checks = {"step_size": _positive_int, "gamma": _positive_number}
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size = _positive_int("StepLR", "step_size", step_size)
-        self.gamma = _number("StepLR", "gamma", gamma, 0.0, math.inf, open_low=True)
+        self.step_size = self._checked("step_size", step_size)
+        self.gamma = self._checked("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -176,9 +224,10 @@ class ExponentialLR(LRScheduler):
     """Multiply each rate by ``gamma`` every step: ``lr_t = initial_lr * gamma ** t``."""
 
     hyper = ("gamma",)
+    checks = {"gamma": _positive_number}
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        self.gamma = _number("ExponentialLR", "gamma", gamma, 0.0, math.inf, open_low=True)
+        self.gamma = self._checked("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -196,10 +245,11 @@ class CosineAnnealingLR(LRScheduler):
     and, where that ratio is 0/0 (t - 1 an odd multiple of T), by adding the cosine's rise."""
 
     hyper = ("T_max", "eta_min")
+    checks = {"T_max": _positive_int, "eta_min": _rate}
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
-        self.eta_min = _number("CosineAnnealingLR", "eta_min", eta_min, 0.0, math.inf)
+        self.T_max = self._checked("T_max", T_max)
+        self.eta_min = self._checked("eta_min", eta_min)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -222,13 +272,14 @@ class LinearLR(LRScheduler):
     total)``, computed step from step as PyTorch does."""
 
     hyper = ("start_factor", "end_factor", "total_iters")
+    checks = {"start_factor": _open_fraction, "end_factor": _fraction,
+              "total_iters": _positive_int}
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
-        self.start_factor = _number("LinearLR", "start_factor", start_factor, 0.0, 1.0,
-                                    open_low=True)
-        self.end_factor = _number("LinearLR", "end_factor", end_factor, 0.0, 1.0)
-        self.total_iters = _positive_int("LinearLR", "total_iters", total_iters)
+        self.start_factor = self._checked("start_factor", start_factor)
+        self.end_factor = self._checked("end_factor", end_factor)
+        self.total_iters = self._checked("total_iters", total_iters)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
