@@ -563,3 +563,29 @@ def test_a_torch_scheduler_state_is_named_as_such():
     with pytest.raises(tt.SerializationError, match=r"StepLR.load_state_dict: this is a "
                                                     r"torch.optim.lr_scheduler state dict"):
         tt.optim.lr_scheduler.StepLR(opt, 3).load_state_dict(theirs)
+
+
+@pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9)),
+                                      ("Adam", dict(amsgrad=True)),
+                                      ("AdamW", dict()),
+                                      ("RMSprop", dict(momentum=0.5, centered=True))])
+def test_optimizer_state_per_parameter_is_torchs(name, kw):
+    torch = pytest.importorskip("torch")
+    ours = [nn.Parameter(np.ones(2)), nn.Parameter(np.ones(3))]
+    theirs = [torch.ones(2, dtype=torch.float64, requires_grad=True),
+              torch.ones(3, dtype=torch.float64, requires_grad=True)]
+    opt, topt = getattr(tt.optim, name)(ours, **kw), getattr(torch.optim, name)(theirs, **kw)
+    for k in range(3):                              # parameter 1 never gets a gradient
+        ours[0].grad = np.full(2, 0.5 + k)
+        theirs[0].grad = torch.full((2,), 0.5 + k, dtype=torch.float64)
+        opt.step()
+        topt.step()
+    state, tstate = opt.state, topt.state
+    assert state[ours[1]] == {} and dict(tstate[theirs[1]]) == {}
+    # torch keeps RMSprop's step count too; tinytrace's RMSprop needs none
+    assert set(state[ours[0]]) == set(tstate[theirs[0]]) - ({"step"} if name == "RMSprop"
+                                                            else set())
+    for key, value in state[ours[0]].items():
+        np.testing.assert_allclose(value, tstate[theirs[0]][key].numpy(), rtol=1e-14)
+    state[ours[0]][next(iter(state[ours[0]]))] *= 0     # the arrays are the optimizer's own
+    assert not np.any(next(iter(opt.state[ours[0]].values())))

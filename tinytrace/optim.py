@@ -21,7 +21,7 @@ opt}, path)`` — writes it, and ``load_state_dict`` restores it exactly: a resu
 continues bit for bit where the saved one stopped.
 """
 import numbers
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import numpy as np
 
@@ -140,6 +140,20 @@ class Optimizer:
     def params(self):
         """Every parameter, the groups' lists one after another (``i`` of ``update``)."""
         return [p for group in self.param_groups for p in group["params"]]
+
+    @property
+    def state(self):
+        """Each parameter's buffers by name, as ``torch.optim``'s ``optimizer.state[p]``:
+        ``{p: {"exp_avg": array, "exp_avg_sq": array, "step": 3}, ...}`` for the parameters
+        that have some (a ``defaultdict``: any other gives ``{}``). Built on each read; the
+        arrays are the optimizer's own (changing one in place changes the next step),
+        while assigning a new entry changes nothing: ``load_state_dict`` restores state."""
+        state = defaultdict(dict)
+        for key, attribute, kind in self.slots:
+            for p, value in zip(self.params, getattr(self, attribute)):
+                if value is not None and not (kind == "count" and value == 0):
+                    state[p][key] = value
+        return state
 
     @property
     def lr(self):
