@@ -589,3 +589,21 @@ def test_optimizer_state_per_parameter_is_torchs(name, kw):
         np.testing.assert_allclose(value, tstate[theirs[0]][key].numpy(), rtol=1e-14)
     state[ours[0]][next(iter(state[ours[0]]))] *= 0     # the arrays are the optimizer's own
     assert not np.any(next(iter(opt.state[ours[0]].values())))
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_a_float64_gradient_on_a_float32_parameter_keeps_the_state_float32(name, tmp_path):
+    """A gradient set by hand in another dtype is cast to the parameter's (torch refuses
+    such a gradient): the momentum buffer was float64, and the optimizer then refused
+    its own checkpoint ("'momentum_buffer.0' is float64 but parameter 0 is float32")."""
+    p = nn.Parameter(np.ones(3, dtype=np.float32))
+    opt = getattr(tt.optim, name)([p], lr=0.1, momentum=0.9) if name != "Adam" else \
+        tt.optim.Adam([p], lr=0.1)
+    for k in range(2):
+        p.grad = np.full(3, 1.0 + k)                     # float64
+        opt.step()
+    assert p.data.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in opt.state[p].values() if hasattr(v, "dtype"))
+    tt.save(opt, tmp_path / "opt.npz")
+    again = type(opt)([p])
+    again.load_state_dict(tt.load(tmp_path / "opt.npz"))

@@ -247,7 +247,10 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    grad = -p.grad if group.get("maximize") else p.grad   # ascend instead
+                    grad = p.grad
+                    if grad.dtype != p.data.dtype:  # a gradient set by hand: the update
+                        grad = grad.astype(p.data.dtype)  # and state keep p's dtype
+                    grad = -grad if group.get("maximize") else grad   # ascend instead
                     self.update(i, p, grad, group)
                     p._version += 1
                 i += 1
