@@ -607,3 +607,21 @@ def test_a_float64_gradient_on_a_float32_parameter_keeps_the_state_float32(name,
     tt.save(opt, tmp_path / "opt.npz")
     again = type(opt)([p])
     again.load_state_dict(tt.load(tmp_path / "opt.npz"))
+
+
+def test_a_gradient_set_by_hand_is_checked_before_any_parameter_moves():
+    a, b = nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(3))
+    opt = tt.optim.Adam([a, b], lr=0.1)
+    a.grad, b.grad = np.ones(2), np.array([1.0])        # would broadcast into b's update
+    with pytest.raises(ValueError, match=r"Adam.step: parameter 1 has shape \(3,\) but its "
+                                         r".grad has shape \(1,\)"):
+        opt.step()
+    b.grad = [1.0, 2.0, 3.0]
+    with pytest.raises(TypeError, match=r"Adam.step: parameter 1 \(shape \(3,\)\) has a .grad "
+                                        r"of type list, not an array"):
+        opt.step()
+    assert not a.data.any() and opt.steps == 0 and opt.t == [0, 0]      # nothing moved
+    b.grad = tt.tensor(np.ones(3))                      # torch's habit: a tensor gradient
+    opt.step()
+    np.testing.assert_allclose(b.data, -0.1 * np.ones(3), rtol=1e-6)
+    assert type(opt.m[1]) is np.ndarray

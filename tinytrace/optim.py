@@ -242,19 +242,39 @@ class Optimizer:
         for k, group in enumerate(self.param_groups):
             for key in self.settings:
                 _check_setting(f"{name}.step: param_groups[{k}]", key, group[key])
+        # every gradient checked before any parameter moves: no half-done step
+        grads = [self._gradient(name, i, p) for i, p in enumerate(self.params)]
         self.steps += 1
         i = 0
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    grad = p.grad
-                    if grad.dtype != p.data.dtype:  # a gradient set by hand: the update
-                        grad = grad.astype(p.data.dtype)  # and state keep p's dtype
+                grad = grads[i]
+                if grad is not None:
                     grad = -grad if group.get("maximize") else grad   # ascend instead
                     self.update(i, p, grad, group)
                     p._version += 1
                 i += 1
         return loss
+
+    @staticmethod
+    def _gradient(name, i, p):
+        """``p.grad`` as an array of ``p``'s shape and dtype (None stays None), or an error
+        naming the optimizer, the parameter and the shapes: a gradient set by hand could
+        otherwise broadcast into the update silently."""
+        grad = p.grad
+        if grad is None:
+            return None
+        if isinstance(grad, Tensor):           # torch's habit: p.grad = tensor
+            grad = grad.data
+        if not (hasattr(grad, "shape") and hasattr(grad, "dtype")):
+            raise TypeError(f"{name}.step: parameter {i} (shape {tuple(p.shape)}) has a .grad "
+                            f"of type {type(grad).__name__}, not an array of its shape")
+        if tuple(grad.shape) != tuple(p.shape):
+            raise ValueError(f"{name}.step: parameter {i} has shape {tuple(p.shape)} but its "
+                             f".grad has shape {tuple(grad.shape)}")
+        if grad.dtype != p.data.dtype:          # a gradient set by hand: the update and the
+            grad = grad.astype(p.data.dtype)    # state keep the parameter's dtype
+        return grad
 
     def update(self, i, p, grad, group):
         """Change parameter ``p`` (number ``i``) in place, given its gradient and the
