@@ -2,11 +2,12 @@
 
 ``SGD`` (momentum, dampening, Nesterov, L2 weight decay), ``Adam`` and ``AdamW`` (decoupled
 weight decay; both with ``amsgrad``) and ``RMSprop``, each with ``maximize`` (gradient
-ascent), torch's argument order and defaults, and ``step(closure)``. As in torch.optim, an optimizer takes either an iterable of parameters or
-a list of *param groups*, dicts ``{"params": [...], "lr": 0.1, ...}`` whose missing settings
-take the constructor's values; ``optimizer.param_groups`` is that list, and a setting
-written into a group (``group["lr"] = 0.01``, what a learning-rate scheduler does) takes
-effect at the next ``step()``.
+ascent), torch's argument order and defaults, ``step(closure)`` and ``state[p]``. As in
+torch.optim, an optimizer takes either an iterable of parameters or a list of *param
+groups*, dicts ``{"params": [...], "lr": 0.1, ...}`` whose missing settings take the
+constructor's values; ``optimizer.param_groups`` is that list, and a setting written into a
+group (``group["lr"] = 0.01``, what a learning-rate scheduler does) takes effect at the
+next ``step()``.
 
 Each one can be checkpointed: ``state_dict()`` is a flat ``{name: array}`` — the first
 group's settings under their own names (``lr``, ``betas``, ...), the step count,
@@ -16,9 +17,10 @@ step counts, ...) as ``<buffer>.<i>``, ``i`` counting parameters across the grou
 order; last ``"type"``, the class name (a str), so an Adam state is not loaded into an
 AdamW. The settings added later (``dampening``, ``maximize``, ``amsgrad``) are saved only
 where they differ from what older versions did, and older checkpoints (without them,
-``type`` or a one-group ``param_groups``) still load. ``tt.save(opt.state_dict(), path)`` — or ``tt.save({"model": model, "optimizer":
-opt}, path)`` — writes it, and ``load_state_dict`` restores it exactly: a resumed run
-continues bit for bit where the saved one stopped.
+``type`` or a one-group ``param_groups``) still load. ``tt.save(opt.state_dict(), path)``
+— or ``tt.save({"model": model, "optimizer": opt}, path)`` — writes it, and
+``load_state_dict`` restores it exactly (after checking every entry, as the constructor
+checks its arguments): a resumed run continues bit for bit where the saved one stopped.
 """
 import numbers
 from collections import OrderedDict, defaultdict
@@ -329,7 +331,8 @@ class Optimizer:
         saved_type = state.pop("type", None)
         if saved_type is not None and not isinstance(saved_type, str):
             raise SerializationError(f"{owner}: 'type' should be the optimizer's class name "
-                                     f"(a str), got {type(saved_type).__name__} {saved_type!r}")
+                                     f"(a str), got {type(saved_type).__name__} "
+                                     f"{saved_type!r}")
         params = self.params
         sizes = [len(g["params"]) for g in self.param_groups]
         entries = self._group_entries()
