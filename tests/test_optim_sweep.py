@@ -625,3 +625,37 @@ def test_a_gradient_set_by_hand_is_checked_before_any_parameter_moves():
     opt.step()
     np.testing.assert_allclose(b.data, -0.1 * np.ones(3), rtol=1e-6)
     assert type(opt.m[1]) is np.ndarray
+
+
+def test_named_parameters_are_taken_as_torch_2_takes_them():
+    torch = pytest.importorskip("torch")
+
+    def names_and_trajectory(lib, model):
+        opt = lib.optim.Adam(model.named_parameters(), lr=0.1)
+        x = np.linspace(-1.0, 1.0, 6).reshape(3, 2)
+        for _ in range(3):
+            opt.zero_grad()
+            out = model(tt.tensor(x) if lib is tt else torch.tensor(x))
+            (out * out).sum().backward()
+            opt.step()
+        return opt.param_groups[0]["param_names"], [np.array(p.data if lib is tt else
+                                                              p.detach().numpy())
+                                                     for p in opt.param_groups[0]["params"]]
+
+    ours = nn.Linear(2, 3, dtype=np.float64, rng=0)
+    theirs = torch.nn.Linear(2, 3).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.data))
+        theirs.bias.copy_(torch.tensor(ours.bias.data))
+    (names, values), (tnames, tvalues) = (names_and_trajectory(tt, ours),
+                                          names_and_trajectory(torch, theirs))
+    assert names == tnames == ["weight", "bias"]
+    for a, b in zip(values, tvalues):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    opt = tt.optim.SGD(ours.named_parameters())
+    with pytest.raises(ValueError, match=r"SGD: param_groups\[1\]: the others have parameter "
+                                         r"names .* but this group has none"):
+        opt.add_param_group({"params": [nn.Parameter(np.zeros(1))]})
+    with pytest.raises(TypeError, match=r"SGD: parameter 1 has no name but parameter 0 is a "
+                                        r"\(name, parameter\) pair"):
+        tt.optim.SGD([("a", nn.Parameter(np.zeros(1))), nn.Parameter(np.zeros(1))])

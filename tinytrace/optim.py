@@ -35,7 +35,9 @@ from .tensor import Tensor
 
 
 def _check_params(owner, params):
-    """The parameter list, or a TypeError naming the first thing that is not one."""
+    """``(parameters, names)``: the parameter list, and their names when it was given as
+    ``(name, parameter)`` pairs (``model.named_parameters()``, as torch 2 takes), else
+    None; or a TypeError naming the first thing that is not a parameter."""
     if isinstance(params, Tensor) or hasattr(params, "named_parameters"):
         what = "a Tensor" if isinstance(params, Tensor) else f"a {type(params).__name__}"
         raise TypeError(f"{owner}: params must be an iterable of parameters, not {what}; "
@@ -47,6 +49,14 @@ def _check_params(owner, params):
                         f"model.parameters()), not {type(params).__name__}") from None
     if not params:
         raise ValueError(f"{owner}: got an empty parameter list")
+    named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+    names = None
+    if any(named):
+        if not all(named):
+            raise TypeError(f"{owner}: parameter {named.index(False)} has no name but "
+                            f"parameter {named.index(True)} is a (name, parameter) pair; give "
+                            "every parameter a name (model.named_parameters()) or none")
+        names, params = [n for n, _ in params], [p for _, p in params]
     seen = set()
     for i, p in enumerate(params):
         if not isinstance(p, Tensor):
@@ -59,7 +69,7 @@ def _check_params(owner, params):
         if id(p) in seen:
             raise ValueError(f"{owner}: parameter {i} appears twice in the list")
         seen.add(id(p))
-    return params
+    return params, names
 
 
 def _check_number(owner, name, value, low=0.0, high=None):
@@ -131,7 +141,9 @@ class Optimizer:
                 self.add_param_group(group)
         else:
             # a plain list: one group, and errors name the class alone (as they always did)
-            self._add_group(owner, {"params": _check_params(owner, params)})
+            params, names = _check_params(owner, params)
+            self._add_group(owner, {"params": params} if names is None else
+                            {"params": params, "param_names": names})
 
     @property
     def settings(self):
@@ -184,10 +196,15 @@ class Optimizer:
                             f"among {list(self.settings)}), got {type(group).__name__}")
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else params   # as torch allows
-        self._add_group(owner, dict(group, params=_check_params(owner, params)))
+        params, names = _check_params(owner, params)
+        group = dict(group, params=params)
+        if names is not None:
+            group["param_names"] = names
+        self._add_group(owner, group)
 
     def _add_group(self, owner, group):
-        unknown = [key for key in group if key not in self.settings + ("params", "initial_lr")]
+        unknown = [key for key in group
+                   if key not in self.settings + ("params", "param_names", "initial_lr")]
         if unknown:
             raise ValueError(f"{owner}: unknown setting {unknown[0]!r} (value "
                              f"{group[unknown[0]]!r}); {type(self).__name__} groups take "
@@ -198,9 +215,17 @@ class Optimizer:
                 raise ValueError(f"{owner}: parameter {j} (shape {tuple(p.shape)}) is already "
                                  f"in param_groups[{where[id(p)]}]; a parameter belongs to "
                                  "one group only")
+        named = ["param_names" in g for g in self.param_groups + [group]]
+        if any(named) and not all(named):       # as torch: names for every group or none
+            raise ValueError(f"{owner}: {'this group has' if named[-1] else 'the others have'}"
+                             " parameter names (from named_parameters()) but "
+                             f"{'the others have' if named[-1] else 'this group has'} none; "
+                             "name every group's parameters or none")
         settings = {key: _check_setting(owner, key, value)
-                    for key, value in group.items() if key != "params"}
+                    for key, value in group.items() if key not in ("params", "param_names")}
         new = {"params": group["params"]}
+        if "param_names" in group:
+            new["param_names"] = list(group["param_names"])
         new.update((key, settings.get(key, self.defaults[key])) for key in self.settings)
         if "initial_lr" in settings:
             new["initial_lr"] = settings["initial_lr"]
