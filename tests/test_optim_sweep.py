@@ -4,6 +4,7 @@ disk and resumed, states that do not fit, and scheduler chains; each held to tor
 float64, or to the run that was never interrupted, bit for bit."""
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import tinytrace as tt
 from tinytrace import nn
@@ -659,3 +660,71 @@ def test_named_parameters_are_taken_as_torch_2_takes_them():
     with pytest.raises(TypeError, match=r"SGD: parameter 1 has no name but parameter 0 is a "
                                         r"\(name, parameter\) pair"):
         tt.optim.SGD([("a", nn.Parameter(np.zeros(1))), nn.Parameter(np.zeros(1))])
+
+
+# ---- random settings, groups and missing gradients, against torch ---------------------------
+
+_RATE = st.floats(0.0, 0.1)
+_SETTINGS = {
+    "SGD": st.fixed_dictionaries({"lr": _RATE}, optional={
+        "momentum": st.floats(0.0, 0.95), "weight_decay": st.floats(0.0, 0.2),
+        "dampening": st.floats(0.0, 1.0), "maximize": st.booleans()}),
+    "Adam": st.fixed_dictionaries({"lr": _RATE}, optional={
+        "betas": st.tuples(st.floats(0.0, 0.99), st.floats(0.5, 0.999)),
+        "eps": st.sampled_from([1e-8, 1e-4]), "weight_decay": st.floats(0.0, 0.3),
+        "amsgrad": st.booleans(), "maximize": st.booleans()}),
+    "RMSprop": st.fixed_dictionaries({"lr": st.floats(0.0, 0.02)}, optional={
+        "alpha": st.floats(0.5, 0.99), "eps": st.sampled_from([1e-8, 1e-4]),
+        "weight_decay": st.floats(0.0, 0.2), "momentum": st.floats(0.0, 0.9),
+        "centered": st.booleans(), "maximize": st.booleans()}),
+}
+_SETTINGS["AdamW"] = _SETTINGS["Adam"]
+
+
+@st.composite
+def _setups(draw):
+    """An optimizer class, its defaults, 1-3 groups (own settings) over 1-4 parameters of
+    shapes up to rank 2, and which parameter has no gradient on which of 6 steps."""
+    name = draw(st.sampled_from(sorted(_SETTINGS)))
+    shapes = draw(st.lists(st.lists(st.integers(1, 3), max_size=2).map(tuple),
+                           min_size=1, max_size=4))
+    cuts = draw(st.sets(st.integers(1, len(shapes) - 1), max_size=2)) if len(shapes) > 1 \
+        else set()
+    bounds = [0, *sorted(cuts), len(shapes)]
+    groups = [draw(_SETTINGS[name]) for _ in range(len(bounds) - 1)]
+    missing = draw(st.lists(st.lists(st.booleans(), min_size=len(shapes),
+                                     max_size=len(shapes)), min_size=6, max_size=6))
+    return name, draw(_SETTINGS[name]), shapes, bounds, groups, missing, draw(st.integers(0, 99))
+
+
+@given(_setups())
+def test_random_settings_groups_and_missing_gradients_follow_torch(setup):
+    torch = pytest.importorskip("torch")
+    name, defaults, shapes, bounds, groups, missing, seed = setup
+    start = [np.random.default_rng(seed + i).standard_normal(s) for i, s in enumerate(shapes)]
+
+    def run(lib):
+        ps = [nn.Parameter(a.copy()) if lib is tt else lib.tensor(a.copy(), requires_grad=True)
+              for a in start]
+        opt = getattr(lib.optim, name)(
+            [dict(g, params=ps[lo:hi]) for g, lo, hi in zip(groups, bounds, bounds[1:])],
+            **defaults)
+        grads = np.random.default_rng(seed)
+        trajectory = []
+        for k, skip in enumerate(missing):
+            opt.zero_grad()
+            for p, a, none in zip(ps, start, skip):
+                g = grads.standard_normal(a.shape) * (1 + k % 3)
+                if not none:
+                    p.grad = g if lib is tt else lib.tensor(g)
+            opt.step()
+            if k == 3:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5
+            trajectory.append([np.array(p.data if lib is tt else p.detach().numpy())
+                               for p in ps])
+        return trajectory
+
+    for ours, theirs in zip(run(tt), run(torch)):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
