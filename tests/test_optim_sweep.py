@@ -2,6 +2,8 @@
 maximize, amsgrad, a closure), param groups that change mid-run, checkpoints written to
 disk and resumed, states that do not fit, and scheduler chains; each held to torch in
 float64, or to the run that was never interrupted, bit for bit."""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -728,3 +730,41 @@ def test_random_settings_groups_and_missing_gradients_follow_torch(setup):
     for ours, theirs in zip(run(tt), run(torch)):
         for a, b in zip(ours, theirs):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+_SCHEDULERS = st.one_of(
+    st.tuples(st.just("StepLR"), st.tuples(st.integers(1, 5), st.floats(0.1, 1.1))),
+    st.tuples(st.just("ExponentialLR"), st.tuples(st.floats(0.5, 1.1))),
+    st.tuples(st.just("CosineAnnealingLR"), st.tuples(st.integers(1, 7), st.floats(0.0, 0.05))),
+    st.tuples(st.just("LinearLR"), st.tuples(st.floats(0.05, 1.0), st.floats(0.0, 1.0),
+                                             st.integers(1, 7))))
+
+
+@given(st.lists(_SCHEDULERS, min_size=1, max_size=3),
+       st.lists(st.floats(0.001, 2.0), min_size=1, max_size=3),
+       st.dictionaries(st.integers(0, 19), st.floats(0.0, 1.0), max_size=2))
+def test_random_chains_of_schedulers_give_torchs_rates(chain, base_lrs, by_hand):
+    """Up to three schedulers on one optimizer of up to three groups, and rates written by
+    hand into group 0 after some steps: every rate and get_last_lr(), 20 steps, bit equal."""
+    torch = pytest.importorskip("torch")
+
+    def run(lib):
+        ps = [nn.Parameter(np.zeros(1)) if lib is tt else lib.zeros(1, requires_grad=True)
+              for _ in base_lrs]
+        opt = lib.optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(ps, base_lrs)])
+        schedulers = [getattr(lib.optim.lr_scheduler, name)(opt, *args)
+                      for name, args in chain]
+        rates = [[g["lr"] for g in opt.param_groups]]
+        for k in range(20):
+            for scheduler in schedulers:
+                scheduler.step()
+            if k in by_hand:
+                opt.param_groups[0]["lr"] = by_hand[k]
+            rates.append([g["lr"] for g in opt.param_groups] +
+                         [r for s in schedulers for r in s.get_last_lr()])
+        return rates
+
+    with warnings.catch_warnings():         # torch: "scheduler.step() before optimizer.step()"
+        warnings.simplefilter("ignore")
+        theirs = run(torch)
+    assert run(tt) == theirs
