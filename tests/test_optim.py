@@ -177,7 +177,8 @@ def test_param_groups_are_dicts_with_the_defaults_filled_in_and_add_param_group(
     a, b, c = (nn.Parameter(np.zeros(2)) for _ in range(3))
     opt = tt.optim.SGD([{"params": [a], "lr": 0.5}, {"params": [b]}], lr=0.1, momentum=0.9)
     assert opt.param_groups[0] == {"params": [a], "lr": 0.5, "momentum": 0.9,
-                                   "weight_decay": 0.0, "nesterov": False}
+                                   "dampening": 0.0, "weight_decay": 0.0, "nesterov": False,
+                                   "maximize": False}
     assert opt.param_groups[1]["lr"] == 0.1
     opt.add_param_group({"params": c, "momentum": 0.0})        # a lone tensor, as torch
     assert opt.param_groups[2]["params"] == [c] and opt.param_groups[2]["momentum"] == 0.0
