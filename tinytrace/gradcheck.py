@@ -26,18 +26,47 @@ Mismatch.__doc__ = """The worst element of a gradient comparison: ``excess`` is
 input, ``index`` the element's index in it, ``allowed`` = ``atol + rtol * |numeric|``."""
 
 
-def float64_leaves(inputs):
+def _where(bad):
+    """``index (1, 2)`` of the first True of a bool array (``''`` for a 0-d one)."""
+    if bad.ndim == 0:
+        return ""
+    return f" at index {tuple(int(i) for i in np.argwhere(bad)[0])}"
+
+
+def float64_leaves(inputs, who="gradcheck()"):
     """Each input (Tensor or array) as a fresh leaf: float data copied to float64, so the
     caller's tensors are never changed. A Tensor keeps its ``requires_grad``; an array
-    requires grad when it is float (integer arrays are indices, masks, lengths)."""
+    requires grad when it is float (integer arrays are indices, masks, lengths). A float
+    input holding NaN or inf is refused (``ValueError`` naming it): central differences
+    there are NaN, and the mismatch they cause would be reported far from its cause."""
     leaves = []
-    for x in inputs:
+    for k, x in enumerate(inputs):
         data = x.data if isinstance(x, Tensor) else np.asarray(x)
         wants = x.requires_grad if isinstance(x, Tensor) else data.dtype.kind == "f"
         if data.dtype.kind == "f":
+            bad = ~np.isfinite(to_host(data))
+            if bad.any():
+                name = x.name if isinstance(x, Tensor) and x.name else k
+                label = f"input {name}" if isinstance(name, int) else repr(name)
+                raise ValueError(f"{who}: {label} (shape {data.shape}, {data.dtype}) holds "
+                                 f"{int(bad.sum())} NaN or inf value(s){_where(bad)}; a "
+                                 "gradient check needs finite inputs")
             data = data.astype(np.float64)
         leaves.append(Tensor(data.copy(), requires_grad=wants))
     return leaves
+
+
+def check_finite_output(out, who="gradcheck()"):
+    """Refuse an output holding NaN or inf (``ValueError``): fn is outside its domain
+    there (a log of a negative number, say), and no gradient can be checked."""
+    data = to_host(out.data)
+    if data.dtype.kind in "fc":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise ValueError(f"{who}: fn's output (shape {data.shape}) holds {int(bad.sum())} "
+                             f"NaN or inf value(s){_where(bad)} on these inputs; keep the "
+                             "inputs inside fn's domain (tensors(low=..., high=...) or "
+                             "elements=...)")
 
 
 def _scalarize(out, projection):
@@ -134,6 +163,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
     """
     leaves = float64_leaves(inputs)
     out = run(fn, leaves)
+    check_finite_output(out)
     projection = projection_for(out, seed)
     _scalarize(out, projection).backward()
 

@@ -56,6 +56,7 @@ import tempfile
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, note
+from hypothesis.errors import HypothesisException
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -64,8 +65,8 @@ from hypothesis.strategies import SearchStrategy
 from . import autograd
 from .backend import to_host
 from .errors import DTypeError, GradcheckError
-from .gradcheck import (_scalarize, describe_mismatch, float64_leaves, numeric_gradient,
-                        projection_for, run, worst_mismatch)
+from .gradcheck import (_scalarize, check_finite_output, describe_mismatch, float64_leaves,
+                        numeric_gradient, projection_for, run, worst_mismatch)
 from .nn.module import Module
 from .ops.registry import Primitive
 from .serialize import load, save
@@ -367,7 +368,7 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
     """
     who = "check_grads()"
     labels = [_label(x, k) for k, x in enumerate(inputs)]
-    leaves = float64_leaves(inputs)
+    leaves = float64_leaves(inputs, who)
     wanted = [k for k, leaf in enumerate(leaves) if leaf.requires_grad]
     if not wanted:
         raise ValueError(f"{who}: no input requires grad (pass float arrays, or Tensors "
@@ -376,6 +377,7 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
     if out.dtype.kind == "f" and out.dtype != np.float64:
         raise AssertionError(f"{who}: fn's output is {out.dtype} for float64 inputs (a "
                              "tensor fn makes, or an op, lowered the precision)")
+    check_finite_output(out, who)
     projection = projection_for(out, seed)
     checked = [leaves[k] for k in wanted]
     names = [labels[k] for k in wanted]
@@ -440,11 +442,27 @@ def _settings(settings, max_examples, derandomize):
     and timing must not fail them), no example database (every op's check shares one
     inner function), one error at a time (the shrunk example, not an ExceptionGroup),
     and no 'explain' phase (it re-runs failing examples under a line tracer, which costs
-    seconds and would point into tinytrace's checks rather than the op)."""
+    seconds and would point into tinytrace's checks rather than the op). The caller's
+    ``settings`` win, except a deadline or database they merely inherited from the active
+    profile (hypothesis's own default deadline of 200 ms would fail a correct op)."""
     phases = [p for p in Phase if p is not Phase.explain]
     if settings is not None:
+        if not isinstance(settings, Settings):
+            raise TypeError(f"settings= must be a hypothesis settings object, e.g. "
+                            f"settings(max_examples=50), not {type(settings).__name__}")
+        # A learner's settings(max_examples=50) inherits the active profile's deadline
+        # (200 ms out of the box, far below one gradient check) and example database; only
+        # a value set to something else counts as theirs, the rest stays as ours.
+        profile = Settings.default
+        ours = {}
+        if settings.deadline == profile.deadline:
+            ours["deadline"] = None
+        if settings.database == profile.database:
+            ours["database"] = None
         return Settings(settings, report_multiple_bugs=False,
-                        phases=[p for p in settings.phases if p in phases])
+                        phases=[p for p in settings.phases if p in phases],
+                        suppress_health_check=list(settings.suppress_health_check)
+                        + [HealthCheck.too_slow], **ours)
     return Settings(max_examples=max_examples, derandomize=derandomize, deadline=None,
                     database=None, report_multiple_bugs=False, phases=phases,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -453,8 +471,17 @@ def _settings(settings, max_examples, derandomize):
 def _show(arrays):
     """``input 0 of shape (2,): [-1.5, 0.3]; input 1 ...``, for a failure message."""
     return "; ".join(f"input {k} of shape {a.shape}: "
-                     f"{np.array2string(a, precision=6, separator=', ')}"
+                     + " ".join(np.array2string(a, precision=6, separator=", ").split())
                      for k, a in enumerate(arrays))
+
+
+def _op_failure(name, what, arrays, attrs, err):
+    note(f"inputs: {_show(arrays)}")
+    rerun = ("lambda *t: op(*t, **err.attrs)" if attrs else "op")
+    return OpCheckFailure(f"check_op({name}) {what} on {_show(arrays)}"
+                          f"{' with attrs ' + repr(attrs) if attrs else ''}:\n{err}\n"
+                          f"(rerun it: tt.testing.check_grads({rerun}, *err.inputs))",
+                          arrays, attrs)
 
 
 def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, kinks=(),
@@ -472,10 +499,18 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
     also appear in the recorded graph (a check of the test, not only of the op). Other
     keywords go to ``check_grads`` (``eps``, ``atol``, ``rtol``, ``float32``).
 
-    Runs ``max_examples`` examples (or as hypothesis ``settings`` say); returns None, or
-    raises ``OpCheckFailure`` (an AssertionError) for the smallest failing example
-    hypothesis shrank to, with its arrays in the message and in ``.inputs``.
+    Runs ``max_examples`` examples (or as hypothesis ``settings`` say: e.g.
+    ``settings(max_examples=200)``; a deadline or example database your settings only
+    inherit from the active profile stays off); returns None, or raises
+    ``OpCheckFailure`` (an AssertionError) for the smallest failing example hypothesis
+    shrank to, with its arrays in the message and in ``.inputs``. An op that *raises* on
+    some inputs (a vjp whose gradient has the wrong shape, a forward that forgets
+    ``keepdims``) fails the same way, the error it raised named in the message and
+    chained as the cause.
     """
+    if not callable(op):
+        raise TypeError(f"check_op(): op must be a tt.custom_op or a function of tensors, "
+                        f"not {type(op).__name__}")
     name = _op_name(op)
     arity = _arity(op) if arity is None else arity
     if input_shapes is None:
@@ -504,10 +539,11 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
                 assert name in seen, f"{name} is not in the graph fn records ({sorted(seen)})"
             check_grads(fn, *arrays, **check_grads_options)
         except AssertionError as err:
-            note(f"inputs: {_show(arrays)}")
-            raise OpCheckFailure(f"check_op({name}) failed on {_show(arrays)}"
-                                 f"{' with attrs ' + repr(kw) if kw else ''}:\n{err}",
-                                 arrays, kw) from None
+            raise _op_failure(name, "failed", arrays, kw, err) from None
+        except HypothesisException:
+            raise
+        except Exception as err:      # the op crashed: still the shrunk inputs, reproducible
+            raise _op_failure(name, f"raised {type(err).__name__}", arrays, kw, err) from err
 
     property_test()
 
@@ -599,10 +635,24 @@ def check_module(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, floa
        identical state and bit-identical outputs.
 
     Raises ``AssertionError`` for the smallest failing example hypothesis finds; runs
-    ``max_examples`` (default 5: each costs two forward passes per parameter element).
+    ``max_examples`` (default 5: each costs two forward passes per parameter element),
+    or as hypothesis ``settings`` say (as in ``check_op``).
     """
+    if not isinstance(inputs, SearchStrategy):
+        what = type(inputs).__name__ + (f" of shape {np.shape(inputs)}"
+                                        if hasattr(inputs, "shape") else "")
+        raise TypeError(f"check_module(): inputs must be a hypothesis strategy that draws "
+                        f"the call's arguments, e.g. tt.testing.float_arrays((4, 2, 3)), "
+                        f"not a {what}; for one fixed input use "
+                        f"hypothesis.strategies.just(array)")
+    if not isinstance(module, Module) and not callable(module):
+        raise TypeError(f"check_module(): module must be a tt.nn.Module or a function that "
+                        f"builds one, not {type(module).__name__}")
     factory = None if isinstance(module, Module) else module
     base = module if factory is None else factory()
+    if not isinstance(base, Module):
+        raise TypeError(f"check_module(): the factory returned a {type(base).__name__}, not "
+                        "a tt.nn.Module")
 
     @_settings(settings, max_examples, derandomize)
     @given(drawn=inputs)
