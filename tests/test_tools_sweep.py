@@ -160,3 +160,100 @@ def test_check_module_says_when_inputs_is_not_a_strategy():
         T.check_module(tt.nn.Linear(2, 3), np.ones((4, 2)))
     with pytest.raises(TypeError, match=r"check_op\(\): op must be"):
         T.check_op(3)
+
+
+# ---- tt.trace -----------------------------------------------------------------------------
+
+def _gru_loss(x=None, dtype=np.float32, T=5, B=2):
+    rng = np.random.default_rng(0)
+    gru = tt.nn.GRU(3, 4, batch_first=True, mode="traced", dtype=dtype, rng=1)
+    head = tt.nn.Linear(4, 2, dtype=dtype, rng=2)
+    if x is None:
+        x = rng.standard_normal((B, T, 3)).astype(dtype)
+
+    def loss():
+        return (head(gru(tt.tensor(x))[0]) ** 2).mean()
+    return gru, head, loss
+
+
+def test_trace_says_a_loss_made_under_no_grad_has_no_graph():
+    # before: "none of the 4 parameters given ... is read by the graph of the loss; pass
+    # the parameters of the model that computed it (not another model's)"
+    gru, _, loss = _gru_loss()
+    with tt.no_grad():
+        detached = loss()
+    for tool in (tt.trace.split, lambda l, *_: tt.trace.flow(l, gru)):
+        with pytest.raises(tt.trace.TraceError, match="has no graph: it was computed under "
+                                                      r"tt.no_grad\(\)"):
+            tool(detached, "*/update_gate", gru)
+
+
+def test_trace_names_a_torch_loss_and_checks_grad_before_the_engine_does():
+    torch = pytest.importorskip("torch")
+    gru, _, loss = _gru_loss()
+    with pytest.raises(TypeError, match="split: expected the loss as a tinytrace Tensor, not "
+                                        "torch.Tensor"):
+        tt.trace.split(torch.tensor(1.0), "*/update_gate", gru)
+    out = gru(tt.tensor(np.ones((2, 5, 3), np.float32)))[0]
+    # before: "DeviceError: unknown array type Tensor" from deep in backward
+    with pytest.raises(TypeError, match=r"flow: grad= must be an array or a tinytrace Tensor "
+                                        r"of the output's shape \(2, 5, 4\), not torch.Tensor"):
+        tt.trace.flow(out, gru, grad=torch.ones(2, 5, 4), retain_graph=True)
+    with pytest.raises(tt.trace.TraceError, match=r"split: grad= has shape \(5, 2, 4\) but "
+                                                  r"the output has shape \(2, 5, 4\)"):
+        tt.trace.split(out, "*/update_gate", gru, grad=np.ones((5, 2, 4)), retain_graph=True)
+    seed = [[[1.0] * 4] * 5] * 2                           # a nested list is an array
+    split = tt.trace.split(out, "*/update_gate", gru, grad=seed)
+    assert split["weight_hh_l0"].grad.shape == (12, 4)
+
+
+def test_trace_twice_on_one_graph_says_which_call_freed_it():
+    # before: "backward(): ... pass retain_graph=True to the first backward()" while the
+    # user called split twice
+    gru, _, loss = _gru_loss()
+    first = loss()
+    tt.trace.split(first, "*/update_gate", gru)
+    with pytest.raises(tt.trace.TraceError, match="split: the graph of the loss was freed by "
+                                                  "an earlier backward pass"):
+        tt.trace.split(first, "*/update_gate", gru)
+    second = loss()
+    second.backward()
+    with pytest.raises(tt.trace.TraceError, match="flow: the graph of the loss was freed"):
+        tt.trace.flow(second, gru)
+    third = loss()
+    tt.trace.flow(third, gru, retain_graph=True)
+    tt.trace.split(third, "*/update_gate", gru)              # retained: works
+
+
+def test_trace_warns_when_nan_data_makes_every_share_nan():
+    x = np.full((1, 2, 3), np.nan, np.float32)
+    gru, _, loss = _gru_loss(x)
+    with pytest.warns(tt.trace.TraceWarning, match="split: the gradients of 'weight_ih_l0'.* "
+                                                   r"hold NaN or inf \(the loss: nan\)"):
+        tt.trace.split(loss(), "*/update_gate", gru)
+    with pytest.warns(tt.trace.TraceWarning, match="flow: the gradients of"):
+        tt.trace.flow(loss(), gru)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("T, B", [(1, 1), (4, 3)])
+def test_split_and_flow_add_up_on_a_batch_first_gru(dtype, T, B):
+    gru, head, loss = _gru_loss(dtype=dtype, T=T, B=B)
+    params = dict(gru.named_parameters())
+    params.update({f"head.{k}": v for k, v in head.named_parameters()})
+    reference = tt.grad(loss(), list(params.values()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # T = 1: weight_hh is read (h0), no warning
+        split = tt.trace.split(loss(), lambda n: n.op == "sigmoid", params)
+        flow = tt.trace.flow(loss(), params)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    for (name, p), g in zip(params.items(), reference):
+        part = split[name]
+        assert part.grad.dtype == dtype and part.via.dtype == dtype
+        np.testing.assert_allclose(part.grad, g, rtol=tol, atol=tol)
+        np.testing.assert_allclose(part.via + part.avoid, part.grad, rtol=tol, atol=tol)
+        np.testing.assert_allclose(sum(flow.by_time[name].values()), g, rtol=10 * tol,
+                                   atol=10 * tol)
+        steps = {k for k in flow.by_time[name] if k is not None}
+        assert steps <= set(range(T))
+    assert split["head.weight"].signed == 0 or np.isnan(split["head.weight"].signed)
