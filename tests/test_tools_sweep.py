@@ -257,3 +257,94 @@ def test_split_and_flow_add_up_on_a_batch_first_gru(dtype, T, B):
         steps = {k for k in flow.by_time[name] if k is not None}
         assert steps <= set(range(T))
     assert split["head.weight"].signed == 0 or np.isnan(split["head.weight"].signed)
+
+
+# ---- fixed points -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: tt.nn.GRU(4, 6, rng=1),
+                                  lambda: tt.nn.LSTMCell(4, 3, rng=1)])
+@pytest.mark.parametrize("method", ["adam", "newton"])
+def test_find_keeps_the_fixed_point_one_candidate_or_copies_of_one_reach(make, method):
+    # before: the candidates' spread was 0, so the fixed point they reached counted as a
+    # distance outlier: "0 kept of 1 candidates ... 1 outliers"
+    step = tt.fixed_points.StepMap(make())
+    for start in (np.zeros(step.state_size), np.zeros((3, step.state_size))):
+        found = tt.fixed_points.find(step, start, method=method)
+        assert len(found) == 1 and found.n_outliers == 0, found
+        residual = step(found.states) - found.states
+        assert (residual ** 2).sum() / step.state_size < 1e-8   # the paper's q: fixed
+
+
+def test_find_still_drops_a_distance_outlier_when_candidates_spread():
+    step = tt.fixed_points.StepMap(tt.nn.GRU(4, 6, rng=1))
+    states, valid = step.run(np.random.default_rng(0).standard_normal((8, 3, 4)))
+    cands = tt.fixed_points.candidates(states, valid, n=20, noise=0.01, rng=0)
+    kept = tt.fixed_points.find(step, cands)
+    assert kept.n_outliers == 0
+    dropped = tt.fixed_points.find(step, cands, outlier_scale=1e-3)   # everything is "far"
+    assert len(dropped) == 0 and dropped.n_outliers > 0
+
+
+def test_step_map_run_refuses_nan_inputs_instead_of_returning_nan_states():
+    step = tt.fixed_points.StepMap(tt.nn.GRU(4, 6, batch_first=True, rng=1))
+    x = np.zeros((2, 5, 4))
+    x[1, 3, 2] = np.nan
+    # before: states full of NaN from step 4 on, and no error
+    with pytest.raises(ValueError, match=r"StepMap.run: the inputs \(time-major \(5, 2, 4\)\) "
+                                         r"hold 1 NaN or inf value\(s\), the first at step 3, "
+                                         "sequence 1, feature 2"):
+        step.run(x)
+    with pytest.raises(TypeError, match="StepMap.run: inputs must be real numbers"):
+        step.run(np.full((1, 1, 4), "a"))
+
+
+def test_candidates_and_linear_rollout_check_their_arguments():
+    step = tt.fixed_points.StepMap(tt.nn.RNN(2, 3, rng=1))
+    states, valid = step.run(np.ones((4, 2, 2)))
+    # before: NumPy's "expected a sequence of integers or a single integer, got '2.5'"
+    with pytest.raises(ValueError, match="candidates: n must be a positive int, got 2.5"):
+        tt.fixed_points.candidates(states, valid, n=2.5)
+    # before: NaN candidates returned as they were
+    with pytest.raises(ValueError, match="candidates: 2 of the 2 valid states hold NaN"):
+        tt.fixed_points.candidates(np.full((2, 3), np.nan))
+    lin = tt.fixed_points.linearize(step, np.zeros((1, 3)))
+    # before: NumPy's "index 5 is out of bounds for axis 0 with size 1"
+    with pytest.raises(IndexError, match=r"linear_rollout: index must be an int naming one of "
+                                         r"the 1 linearised points \(0..0\), got 5"):
+        tt.fixed_points.linear_rollout(lin, 5, np.zeros(3), np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("kind", ["RNN", "UGRNN", "LSTM"])
+def test_linear_rollout_matches_the_nonlinear_step_to_first_order(kind):
+    # float32 model, float64 analysis: a small perturbation around a fixed point moves
+    # like the linearisation within O(|delta|^2)
+    model = getattr(tt.nn, kind)(3, 4, rng=2)
+    step = tt.fixed_points.StepMap(model)
+    found = tt.fixed_points.find(step, np.zeros((1, step.state_size)), method="newton",
+                                 tol=1e-20)
+    lin = tt.fixed_points.linearize(step, found)
+    rng = np.random.default_rng(0)
+    for scale in (1e-3, 1e-4):
+        start = found.states[0] + scale * rng.standard_normal(step.state_size)
+        inputs = scale * rng.standard_normal((3, 3))
+        gap = np.abs(step.rollout(start, inputs) - tt.fixed_points.linear_rollout(
+            lin, 0, start, inputs)).max()
+        assert gap < 50 * scale ** 2
+
+
+@pytest.mark.parametrize("method", ["adam", "newton"])
+def test_the_outlier_rule_measures_against_the_candidates_not_the_converged_points(method):
+    # h' = tanh(2 h) has fixed points 0 and +-0.9575. 99 candidates above 1 and one at -1:
+    # -0.9575 lies well inside the candidates' spread (outlier_scale 10 times it), but
+    # before, the rule read the optimisers' moved copy of the candidates (99 points on
+    # +0.9575, spread 0.02) and dropped it as a distance outlier
+    rnn = tt.nn.RNN(1, 1, rng=0)
+    for name, p in rnn.named_parameters():
+        p.data[...] = 2.0 if "weight_hh" in name else 0.0
+    step = tt.fixed_points.StepMap(rnn)
+    rng = np.random.default_rng(0)
+    cands = np.concatenate([1 + 0.6 * np.abs(rng.standard_normal((99, 1))), [[-1.0]]])
+    found = tt.fixed_points.find(step, cands, method=method)
+    assert found.n_outliers == 0
+    np.testing.assert_allclose(np.sort(found.states.ravel()), [-0.957504, 0.957504],
+                               atol=1e-5)

@@ -375,6 +375,10 @@ def linear_rollout(lin, index, initial, inputs):
     if initial.shape != (N,) or inputs.ndim != 2 or inputs.shape[1] != E:
         raise ShapeError(f"linear_rollout: initial must be ({N},) and inputs (T, {E}), got "
                          f"{initial.shape} and {inputs.shape}")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or \
+            not -len(lin) <= index < len(lin):
+        raise IndexError(f"linear_rollout: index must be an int naming one of the {len(lin)} "
+                         f"linearised points (0..{len(lin) - 1}), got {index!r}")
     star, value = lin.points[index], lin.values[index]
     J, B = lin.J_rec[index], lin.J_inp[index]
     out = np.empty((len(inputs) + 1, N))
