@@ -348,3 +348,50 @@ def test_the_outlier_rule_measures_against_the_candidates_not_the_converged_poin
     assert found.n_outliers == 0
     np.testing.assert_allclose(np.sort(found.states.ravel()), [-0.957504, 0.957504],
                                atol=1e-5)
+
+
+# ---- the explicit solution ----------------------------------------------------------------
+
+def test_explicit_refuses_to_average_over_no_examples():
+    layer = tt.nn.Linear(4, 3)
+    empty_x, empty_y = np.zeros((0, 4)), np.zeros(0, np.int64)
+    # before: Score(loss=0.0, accuracy=0.0) and a gradient norm of 0.0 ("an optimum")
+    with pytest.raises(ValueError, match=r"evaluate: no examples to average over \(targets "
+                                         r"of shape \(0,\)\)"):
+        tt.explicit.evaluate(layer, empty_x, empty_y)
+    with pytest.raises(ValueError, match="gradient: no examples"):
+        tt.explicit.gradient_norm(layer, empty_x, empty_y)
+    with pytest.raises(ValueError, match="cross_entropy: no examples"):
+        tt.explicit.cross_entropy(layer, empty_x, empty_y)
+    with pytest.raises(ValueError, match="best_scale: no examples"):
+        tt.explicit.best_scale(layer, empty_x, empty_y)
+    with pytest.raises(ValueError, match="evaluate: no examples .* all zero"):
+        tt.explicit.evaluate(layer, np.ones((2, 4)), np.zeros((2, 3)))   # zero soft targets
+    counts = tt.explicit.count(empty_x, empty_y, num_classes=3)
+    # before: a uniform "solution" made of the smoothing alone
+    with pytest.raises(ValueError, match=r"solve: the counts hold no example \(n=0"):
+        tt.explicit.solve(counts, "naive_bayes", smoothing=0.1)
+    # before: "contexts: 1 tokens leave no example for k=1" from a call of bigram
+    with pytest.raises(ValueError, match=r"bigram: 1 token\(s\) make no \(previous, next\) "
+                                         "pair"):
+        tt.explicit.bigram([3], 5)
+
+
+@pytest.mark.parametrize("V, a", [(2, 0.05), (13, 0.37)])
+def test_the_smoothed_bigram_gradient_is_the_stated_formula_in_float64_and_float32(V, a):
+    # dL/dW[j, i] = a (f_i - C F[i, j]) / (N (f_i + C a)) (module doc), and dL/db_j its
+    # sum over i (one-hot inputs: every example adds its W column's gradient to b's), on
+    # an odd vocabulary and a 2-word one, in both dtypes (the float32 layer's gradient to
+    # float32 precision)
+    tokens = np.random.default_rng(V).integers(0, V, 200)
+    x, y = tt.explicit.bigram(tokens, V)
+    cooc = np.zeros((V, V))
+    np.add.at(cooc, (tokens[:-1], tokens[1:]), 1)
+    f, N = cooc.sum(axis=1), len(y)
+    expected = a * (f[None, :] - V * cooc.T) / (N * (f[None, :] + V * a))
+    counts = tt.explicit.count(x, y, num_classes=V)
+    for dtype, tol in ((np.float64, 1e-14), (np.float32, 3e-7)):
+        layer = tt.explicit.solve(counts, "conditional", smoothing=a, dtype=dtype).linear()
+        gw, gb = tt.explicit.gradient(layer, x, y)
+        np.testing.assert_allclose(gw, expected, atol=tol)
+        np.testing.assert_allclose(gb, expected.sum(axis=1), atol=tol)
