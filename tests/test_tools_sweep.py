@@ -395,3 +395,60 @@ def test_the_smoothed_bigram_gradient_is_the_stated_formula_in_float64_and_float
         gw, gb = tt.explicit.gradient(layer, x, y)
         np.testing.assert_allclose(gw, expected, atol=tol)
         np.testing.assert_allclose(gb, expected.sum(axis=1), atol=tol)
+
+
+# ---- loss change allocation ---------------------------------------------------------------
+
+def test_lca_refuses_a_loss_fn_that_calls_another_model():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((30, 4)).astype(np.float32), np.arange(30) % 3
+    tracked, other = tt.nn.Linear(4, 3, rng=0), tt.nn.Linear(4, 3, rng=1)
+    optimizer = tt.optim.SGD(tracked.parameters(), lr=0.1)
+    # before: accepted; every A was 0 while the tracked model trained
+    with pytest.raises(tt.lca.LCAError, match=r"reads none of the 2 tracked parameters "
+                                              r"\('weight', 'bias'\): does loss_fn call the "
+                                              "model given to the Tracker"):
+        tt.lca.Tracker(tracked, lambda xb, yb: F.cross_entropy(other(tt.tensor(xb)), yb),
+                       (x, y), optimizer)
+
+
+class _GRUClassifier(tt.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = tt.nn.GRU(3, 5, batch_first=True, mode="traced", rng=3)
+        self.head = tt.nn.Linear(5, 2, rng=4)
+
+    def forward(self, x):
+        return self.head(self.rnn(tt.tensor(x))[0][:, -1])
+
+
+def test_lca_identities_on_a_float32_traced_gru_with_uneven_batches():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((20, 6, 3)).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0).astype(np.int64)
+    model = _GRUClassifier()
+    optimizer = tt.optim.Adam(model.parameters(), lr=0.02)
+
+    def loss_fn(xb, yb):
+        return F.cross_entropy(model(xb), yb)
+    tracker = tt.lca.Tracker(model, loss_fn, (x, y), optimizer, method="adaptive",
+                             keep="full", heldout=(x[:7], y[:7]), batch_size=7)
+    for _ in range(6):
+        optimizer.zero_grad()
+        loss_fn(x, y).backward()
+        tracker.step()
+    for allocation in (tracker.train, tracker.heldout):
+        full = allocation.full.astype(np.float64)
+        assert full.shape == (6, sum(p.data.size for p in model.parameters()))
+        # the loss change = the sum of the allocation + the stated error, per step
+        np.testing.assert_allclose(np.diff(allocation.loss) - allocation.error,
+                                   full.sum(axis=1), atol=1e-7)
+        assert np.abs(allocation.error).max() <= tracker.tolerance
+        # every summary is a regrouping of the same numbers
+        np.testing.assert_allclose(allocation.per_tensor.sum(axis=1), full.sum(axis=1),
+                                   atol=1e-7)
+        totals = np.concatenate([t.ravel() for t in allocation.totals.values()])
+        np.testing.assert_allclose(totals, full.sum(axis=0), atol=1e-7)
+        gates = allocation.gates("rnn", per_iteration=True)
+        layers = allocation.layers(per_iteration=True)
+        np.testing.assert_allclose(sum(gates.values()), layers["rnn"], atol=1e-7)

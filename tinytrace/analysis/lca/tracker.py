@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from ...autograd import grad as _grad_of
+from ...autograd import grad as _grad_of, topological_order
 from ...context import enable_grad
 from ...errors import TinytraceError, describe
 from ...random import generator
@@ -143,6 +143,7 @@ class Tracker:
                                    layout.size, full_dtype))
             self.allocations[s.name] = Allocation(s.name, layout, keep, store)
         self.evaluations = 0          # points evaluated (each one pass over every set)
+        self._reads_checked = False
         self._inside = False
         with self._undisturbed():
             self._theta = self._snapshot()
@@ -309,6 +310,8 @@ class Tracker:
                                    f"batch {k} (arrays {describe(batch) or 'none'}): "
                                    f"{type(err).__name__}: {err}") from err
                 self._check_loss(loss, lca_set, k)
+                if not self._reads_checked:
+                    self._check_reads(loss, lca_set, k)
                 grads = _grad_of(loss, self.params)
                 flat = np.concatenate([np.asarray(g).ravel() for g in grads])
                 total += weight * float(loss.item())
@@ -332,6 +335,22 @@ class Tracker:
         if not np.isfinite(loss.item()):
             raise LCAError(f"Tracker: the loss {where} is {loss.item()} after "
                            f"{self.steps} steps; an allocation of it means nothing")
+
+    def _check_reads(self, loss, lca_set, k):
+        """Once: refuse a loss whose graph reads none of the tracked parameters (loss_fn
+        calls another model, or a copy of this one): every A would be 0 while the loss
+        moves, or stands still, for reasons the allocation cannot see."""
+        if loss.node is None:                      # the loss is a leaf itself
+            read = {id(loss)}
+        else:
+            read = {id(t) for node in topological_order(loss.node) for t in node.inputs}
+        if not any(id(p) in read for p in self.params):
+            listed = ", ".join(repr(n) for n in self.names[:4])
+            raise LCAError(f"Tracker: the loss on the {lca_set.name} LCA set, batch {k}, reads "
+                           f"none of the {len(self.names)} tracked parameters ({listed}"
+                           f"{' ...' if len(self.names) > 4 else ''}): does loss_fn call "
+                           "the model given to the Tracker, not another one or a copy?")
+        self._reads_checked = True
 
     @contextlib.contextmanager
     def _undisturbed(self):
