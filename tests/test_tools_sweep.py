@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 from hypothesis import settings
+from hypothesis import strategies as st
 
 import tinytrace as tt
 import tinytrace.nn.functional as F
@@ -162,6 +163,49 @@ def test_check_module_says_when_inputs_is_not_a_strategy():
         T.check_op(3)
 
 
+
+def test_a_random_function_or_a_module_in_training_mode_is_named_as_random():
+    # before: "analytic 0.476 vs numeric -179217" (dropout's noise / 2 eps)
+    dropped = tt.nn.Sequential(tt.nn.Linear(3, 4, rng=0), tt.nn.Dropout(0.5))
+    with pytest.raises(AssertionError, match=r"check_module\(\): the function gave .* on the "
+                                             r"same inputs: it is random \(dropout in "
+                                             r"training mode\? call .eval\(\)"):
+        T.check_module(dropped, T.float_arrays((2, 3)), max_examples=2, derandomize=True)
+    T.check_module(dropped.eval(), T.float_arrays((2, 3)), max_examples=2, derandomize=True)
+    noisy = np.random.default_rng(0)
+    with pytest.raises(AssertionError, match=r"check_grads\(\): the function gave"):
+        T.check_grads(lambda x: x * tt.tensor(noisy.random(x.shape)), np.ones(3))
+
+
+def test_check_op_blames_the_tests_arguments_not_the_op():
+    def mul(a, b):
+        return a * b
+    # before: "check_op(mul) raised TypeError ... missing 1 required positional argument"
+    with pytest.raises(ValueError, match=r"check_op\(mul\): input_shapes drew 1 shape\(s\) "
+                                         r"\(\(2,\),\) for an op of 2 inputs"):
+        T.check_op(mul, input_shapes=st.just(((2,),)), max_examples=2)
+    with pytest.raises(ValueError, match=r"check_op\(mul\): elements= gives 1 strategies for "
+                                         "an op of 2 inputs"):
+        T.check_op(mul, elements=[st.floats(0, 1)], max_examples=2)
+    # before: IndexError "tuple index out of range"; a negative margin was accepted
+    with pytest.raises(ValueError, match=r"index_arrays\(\): axis 2 does not exist in shape "
+                                         r"\(3,\)"):
+        T.index_arrays((3,), axis=2)
+    with pytest.raises(ValueError, match=r"floats_away_from\(\): need margin >= 0"):
+        T.floats_away_from((0.0,), margin=-1)
+
+
+def test_assert_close_takes_a_pytorch_reference():
+    torch = pytest.importorskip("torch")
+    # before: DeviceError "unknown array type Tensor"
+    T.assert_close(tt.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]))
+    with pytest.raises(AssertionError, match="dtypes differ: actual float32, expected float64"):
+        T.assert_close(tt.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0], dtype=torch.float64))
+    with pytest.raises(AssertionError, match="1 of 2 elements"):
+        T.assert_close(np.array([1.0, 2.5]), torch.tensor([1.0, 2.0], dtype=torch.float64,
+                                                          requires_grad=True))
+
+
 # ---- tt.trace -----------------------------------------------------------------------------
 
 def _gru_loss(x=None, dtype=np.float32, T=5, B=2):
@@ -183,7 +227,8 @@ def test_trace_says_a_loss_made_under_no_grad_has_no_graph():
     with tt.no_grad():
         detached = loss()
     for tool in (tt.trace.split, lambda l, *_: tt.trace.flow(l, gru)):
-        with pytest.raises(tt.trace.TraceError, match="has no graph: it was computed under "
+        with pytest.raises(tt.trace.TraceError, match="has no graph, so no gradient reaches "
+                                                      "any parameter: it was computed under "
                                                       r"tt.no_grad\(\)"):
             tool(detached, "*/update_gate", gru)
 
@@ -312,6 +357,25 @@ def test_candidates_and_linear_rollout_check_their_arguments():
     with pytest.raises(IndexError, match=r"linear_rollout: index must be an int naming one of "
                                          r"the 1 linearised points \(0..0\), got 5"):
         tt.fixed_points.linear_rollout(lin, 5, np.zeros(3), np.zeros((2, 2)))
+
+
+
+def test_pca_checks_its_states():
+    states = np.random.default_rng(0).standard_normal((5, 2, 6))
+    # before: LinAlgError "Eigenvalues did not converge"
+    with pytest.raises(ValueError, match="pca: 1 of the 10 states hold NaN or inf"):
+        bad = states.copy()
+        bad[3, 1, 0] = np.nan
+        tt.fixed_points.pca(bad)
+    fitted = tt.fixed_points.pca(states)
+    # before: NumPy's "operands could not be broadcast together with shapes (2,5) (6,)"
+    with pytest.raises(tt.errors.ShapeError, match=r"PCA.transform: states must be "
+                                                   r"\(..., N=6\).* got \(2, 5\)"):
+        fitted.transform(np.zeros((2, 5)))
+    assert fitted.transform(states).shape == (5, 2, 2)
+    step = tt.fixed_points.StepMap(tt.nn.RNN(2, 3, rng=1))
+    with pytest.raises(ValueError, match=r"StepMap.rollout: the inputs"):
+        step.rollout(np.zeros(3), np.full((2, 2), np.inf))
 
 
 @pytest.mark.parametrize("kind", ["RNN", "UGRNN", "LSTM"])

@@ -56,14 +56,15 @@ import tempfile
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, note
-from hypothesis.errors import HypothesisException
 from hypothesis import settings as Settings
+from hypothesis.errors import HypothesisException
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
 from . import autograd
 from .backend import to_host
+from .context import no_grad
 from .errors import DTypeError, GradcheckError
 from .gradcheck import (_scalarize, check_finite_output, describe_mismatch, float64_leaves,
                         numeric_gradient, projection_for, run, worst_mismatch)
@@ -92,6 +93,8 @@ def _host(x):
     no dtype of its own: it is compared in the dtype of the other side."""
     if isinstance(x, Tensor):
         x = x.data
+    if type(x).__module__.split(".")[0] == "torch":        # a reference computed in PyTorch
+        x = x.detach().cpu().numpy()
     if hasattr(x, "shape") and not isinstance(x, (np.ndarray, np.generic)):
         x = to_host(x)
     return np.asarray(x)
@@ -108,7 +111,8 @@ def assert_close(actual, expected, rtol=None, atol=None, *, equal_nan=False,
     """Raise ``AssertionError`` unless ``|actual - expected| <= atol + rtol * |expected|``
     everywhere (``torch.testing.assert_close``'s rule and defaults).
 
-    ``actual``, ``expected``: Tensors, arrays (on any device) or numbers, of one shape (a
+    ``actual``, ``expected``: Tensors, arrays (on any device), PyTorch tensors (a
+    reference to compare with) or numbers, of one shape (a
     Python number stands for an array of the other's shape). Give ``rtol`` and ``atol``
     together, or neither: by default they come from the dtype (``TOLERANCES``): float64
     ``1e-7, 1e-7``, float32 ``1.3e-6, 1e-5``, float16 ``1e-3, 1e-5``; exact for integers.
@@ -196,6 +200,9 @@ def floats_away_from(kinks=(), margin=0.1, low=-2.0, high=2.0):
     bounds) only within ``eps`` of it, and a function is not differentiable there; keeping
     inputs ``margin`` away makes finite differences a fair reference. The allowed range is
     cut into intervals around the kinks and a value drawn from one of them."""
+    if not margin >= 0 or not low < high:
+        raise ValueError(f"floats_away_from(): need margin >= 0 and low < high, got margin "
+                         f"{margin}, low {low}, high {high}")
     pieces, start = [], float(low)
     for kink in sorted(kinks):
         if kink - margin > start:
@@ -254,6 +261,8 @@ def index_arrays(shape, axis=0, index_shape=None, negative=True):
     tuple, or an int: the length of that axis), repeats included (their gradients must
     add up), negative indices too unless ``negative=False``. ``index_shape``: the index
     array's shape, a tuple or a strategy (default 1-d or 2-d, sides up to 4)."""
+    if not isinstance(shape, int) and not -len(shape) <= axis < len(shape):
+        raise ValueError(f"index_arrays(): axis {axis} does not exist in shape {tuple(shape)}")
     n = shape if isinstance(shape, int) else shape[axis]
     if n < 1:
         raise ValueError(f"index_arrays(): an axis of length {n} has no valid index")
@@ -318,7 +327,16 @@ def _engine_gradients(scalar, leaves, labels, who):
 
 def _compare_with_numeric(f, leaves, labels, analytic, eps, atol, rtol, who):
     """Central differences of ``f()`` for every leaf against ``analytic``; raise
-    ``GradcheckError`` (an AssertionError) naming the worst element."""
+    ``GradcheckError`` (an AssertionError) naming the worst element. ``f`` must give the
+    same value twice: a random one (dropout in training mode, a fresh np.random draw)
+    would make the differences noise / 2 eps, and that is said instead."""
+    with no_grad():
+        first, second = f(), f()
+    if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
+        raise AssertionError(f"{who}: the function gave {first!r} and then {second!r} on the "
+                             "same inputs: it is random (dropout in training mode? call "
+                             ".eval(); a draw from np.random or tt.randn inside?), and central "
+                             "differences of a random function are noise")
     triples = ((label, g, numeric_gradient(f, leaf, eps))
                for leaf, label, g in zip(leaves, labels, analytic))
     worst = worst_mismatch(triples, atol, rtol)
@@ -518,12 +536,18 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
                         else shapes().map(lambda s: (s,) * arity))
     if elements is None or isinstance(elements, SearchStrategy):
         elements = [elements] * arity
+    elif len(elements) != arity:
+        raise ValueError(f"check_op({name}): elements= gives {len(elements)} strategies for "
+                         f"an op of {arity} inputs (one per input, or one for all)")
     attrs = st.just(attrs or {}) if not isinstance(attrs, SearchStrategy) else attrs
 
     @_settings(settings, max_examples, derandomize)
     @given(data=st.data())
     def property_test(data):
         drawn = data.draw(input_shapes, label="shapes")
+        if len(drawn) != arity:                 # the test's mistake, not the op's
+            raise ValueError(f"check_op({name}): input_shapes drew {len(drawn)} shape(s) "
+                             f"{tuple(drawn)} for an op of {arity} inputs (arity)")
         arrays = [data.draw(float_arrays(shape, np.float64, el, () if el else kinks,
                                          margin, low, high), label=f"input {k}")
                   for k, (shape, el) in enumerate(zip(drawn, elements))]

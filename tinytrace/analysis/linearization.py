@@ -177,7 +177,12 @@ class PCA:
 
     def transform(self, states, k=2):
         """Coordinates of ``states`` (..., N) on the first ``k`` components."""
-        return (np.asarray(states) - self.mean) @ self.components[:k].T
+        states = np.asarray(states.numpy() if hasattr(states, "numpy") else states,
+                            dtype=DTYPE)
+        if states.ndim < 1 or states.shape[-1] != len(self.mean):
+            raise ShapeError(f"PCA.transform: states must be (..., N={len(self.mean)}), the "
+                             f"size the PCA was fitted on, got {states.shape}")
+        return (states - self.mean) @ self.components[:k].T
 
     def dimensions(self, fraction=0.9):
         """How many components it takes to explain ``fraction`` of the variance."""
@@ -189,7 +194,9 @@ class PCA:
 def pca(states, valid=None):
     """PCA of ``states`` (..., N); ``valid`` (leading shape, bool) selects the real ones
     (e.g. from ``StepMap.run``, so padding is left out)."""
-    states = np.asarray(states, dtype=DTYPE)
+    states = np.asarray(states.numpy() if hasattr(states, "numpy") else states, dtype=DTYPE)
+    if states.ndim < 1:
+        raise ShapeError("pca: states must be (..., N), got a scalar")
     flat = states.reshape(-1, states.shape[-1])
     if valid is not None:
         valid = np.asarray(valid, bool)
@@ -199,6 +206,10 @@ def pca(states, valid=None):
         flat = flat[valid.reshape(-1)]
     if len(flat) < 2:
         raise ValueError(f"pca: needs at least 2 states, got {len(flat)}")
+    bad = ~np.all(np.isfinite(flat), axis=1)
+    if bad.any():
+        raise ValueError(f"pca: {int(bad.sum())} of the {len(flat)} states hold NaN or inf "
+                         "(did the network diverge, or the inputs hold NaN?)")
     mean = flat.mean(axis=0)
     centered = flat - mean
     # eigen-decomposition of the N x N covariance: cheap for many states of a small net

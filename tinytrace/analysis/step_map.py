@@ -187,13 +187,13 @@ class StepMap:
             inputs = inputs.transpose(1, 0, 2)
         return self._run_time_major(inputs, lengths, initial)
 
-    def _run_time_major(self, inputs, lengths, initial):
+    def _run_time_major(self, inputs, lengths, initial, where="StepMap.run"):
         """``run`` on (T, B, E) inputs, whatever ``batch_first`` says."""
         steps, batch = inputs.shape[:2]
         bad = ~np.isfinite(inputs.astype(DTYPE))
         if bad.any():
             t, b, e = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"StepMap.run: the inputs (time-major {inputs.shape}) hold "
+            raise ValueError(f"{where}: the inputs (time-major {inputs.shape}) hold "
                              f"{int(bad.sum())} NaN or inf value(s), the first at step {t}, "
                              f"sequence {b}, feature {e}: every state after it would be NaN")
         if lengths is None:
@@ -222,7 +222,7 @@ class StepMap:
         if inputs.ndim != 2 or inputs.shape[1] != self.input_size:
             raise ShapeError(f"StepMap.rollout: inputs must be (T, input_size="
                              f"{self.input_size}), got {inputs.shape}")
-        states, _ = self._run_time_major(inputs[:, None, :], None, initial)
+        states, _ = self._run_time_major(inputs[:, None, :], None, initial, "StepMap.rollout")
         return states[:, 0]
 
     # ---- derivatives ----------------------------------------------------------------------

@@ -354,9 +354,10 @@ def _roots_and_seeds(loss, grad, caller="trace"):
         raise TypeError(f"{caller}: expected the loss as a tinytrace Tensor, not "
                         f"{_type_name(loss)}")
     if loss.node is None and not loss.requires_grad:
-        raise TraceError(f"{caller}: the loss (shape {tuple(loss.shape)}) has no graph: it was "
-                         "computed under tt.no_grad(), or from .data / .detach() / .item(), "
-                         "so no gradient reaches any parameter; compute it with gradients on")
+        raise TraceError(f"{caller}: the loss (shape {tuple(loss.shape)}) has no graph, so no "
+                         "gradient reaches any parameter: it was computed under tt.no_grad(), "
+                         "from .data / .detach(), or from parameters all frozen "
+                         "(requires_grad=False)")
     if grad is None:
         if loss.data.size != 1:
             raise TraceError(f"{caller}: the output has shape {tuple(loss.shape)}; pass grad= "
