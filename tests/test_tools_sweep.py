@@ -206,6 +206,54 @@ def test_assert_close_takes_a_pytorch_reference():
                                                           requires_grad=True))
 
 
+
+@tt.custom_op("sweep_vjp_not_a_tuple")
+def VJP_NOT_A_TUPLE(x):
+    def vjp(g):
+        return g * 2                       # the slip: `return (g * 2,)`
+    return 2 * x, vjp
+
+
+@tt.custom_op("sweep_vjp_one_too_many")
+def VJP_ONE_TOO_MANY(x):
+    def vjp(g):
+        return g * 2, g
+    return 2 * x, vjp
+
+
+@tt.custom_op("sweep_forward_no_vjp")
+def FORWARD_NO_VJP(x):
+    return 2 * x                            # the slip: `return 2 * x, vjp`
+
+
+@tt.custom_op("sweep_forward_writes_input")
+def FORWARD_WRITES_INPUT(x):
+    x *= 2
+    def vjp(g):
+        return (g * 2,)
+    return x, vjp
+
+
+def test_the_classic_custom_op_slips_are_named():
+    # before: "a gradient of shape () does not reduce to shape (3,)" (the engine iterated
+    # over the array's elements as if they were one gradient per input)
+    with pytest.raises(AssertionError, match=r"the vjp of custom op 'sweep_vjp_not_a_tuple' "
+                                             r"returned a ndarray of shape \(3,\), not a "
+                                             r"tuple with one gradient per input \(1 input\)"):
+        T.check_grads(VJP_NOT_A_TUPLE, np.array([1.5, 2.0, 3.0]))
+    # before: passed (the engine dropped the extra gradient)
+    with pytest.raises(AssertionError, match="returned 2 gradients for its 1 input"):
+        T.check_grads(VJP_ONE_TOO_MANY, np.array([1.5, 2.0]))
+    # before: "'numpy.float64' object is not callable"
+    with pytest.raises(T.OpCheckFailure, match=r"the forward of custom op "
+                                               r"'sweep_forward_no_vjp' returned float64, not "
+                                               r"\(output, vjp\)"):
+        T.check_op(FORWARD_NO_VJP, max_examples=5, derandomize=True)
+    # before: "analytic 2 vs numeric 4"-style noise about a correct vjp
+    with pytest.raises(T.OpCheckFailure, match="the function changed input 0 in place"):
+        T.check_op(FORWARD_WRITES_INPUT, max_examples=5, derandomize=True)
+
+
 # ---- tt.trace -----------------------------------------------------------------------------
 
 def _gru_loss(x=None, dtype=np.float32, T=5, B=2):
@@ -439,6 +487,20 @@ def test_explicit_refuses_to_average_over_no_examples():
     with pytest.raises(ValueError, match=r"bigram: 1 token\(s\) make no \(previous, next\) "
                                          "pair"):
         tt.explicit.bigram([3], 5)
+
+
+
+def test_a_solution_refuses_an_integer_layer_and_a_non_finite_scale():
+    x, y = tt.explicit.bigram(np.arange(12) % 3, 3)
+    solution = tt.explicit.fit(x, y, 3, smoothing=0.1)
+    # before: a Linear with int32 weights (the log-probabilities truncated to integers)
+    with pytest.raises(TypeError, match="Solution.linear: dtype must be a real float dtype"):
+        solution.linear(dtype=np.int32)
+    assert solution.linear(dtype=np.float64).weight.dtype == np.float64
+    # before: a solution full of NaN (or inf, which best_scale can return)
+    for factor in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="Solution.scaled: factor must be a finite"):
+            solution.scaled(factor)
 
 
 @pytest.mark.parametrize("V, a", [(2, 0.05), (13, 0.37)])

@@ -69,7 +69,7 @@ from .errors import DTypeError, GradcheckError
 from .gradcheck import (_scalarize, check_finite_output, describe_mismatch, float64_leaves,
                         numeric_gradient, projection_for, run, worst_mismatch)
 from .nn.module import Module
-from .ops.registry import Primitive
+from .ops.registry import CUSTOM_OPS, Primitive
 from .serialize import load, save
 from .tensor import Tensor
 
@@ -303,6 +303,42 @@ def _check_like(grad, like, what):
                              f"tensor has shape {like.shape} and dtype {like.dtype}")
 
 
+def _check_custom_vjps(out, who):
+    """Call the vjp of every custom-op node behind ``out`` once, on a random gradient, and
+    check what it returns: a tuple (or list) with one entry per input, each None or an
+    array. ``return g * 2`` for ``return (g * 2,)`` is the classic slip; the engine would
+    iterate over that array's rows and fail far away, or (a vjp giving more gradients than
+    inputs) drop the extra ones silently."""
+    if out.node is None:
+        return
+    rng = np.random.default_rng(0)
+    for node in autograd.topological_order(out.node):
+        if node.op not in CUSTOM_OPS or node.vjp is None:
+            continue
+        data = node.output.data if node.output is not None else None
+        if data is None:
+            continue
+        g = rng.standard_normal(data.shape).astype(data.dtype)
+        result = node.vjp(g)
+        n = len(node.inputs)
+        if not isinstance(result, (tuple, list)):
+            shape = getattr(result, "shape", None)
+            raise AssertionError(
+                f"{who}: the vjp of custom op '{node.op}' returned a "
+                f"{type(result).__name__}{'' if shape is None else f' of shape {shape}'}, not "
+                f"a tuple with one gradient per input ({n} input{'s' * (n != 1)}): write "
+                f"`return (grad,)`{' for one input' if n == 1 else ''}")
+        if len(result) != n:
+            raise AssertionError(f"{who}: the vjp of custom op '{node.op}' returned "
+                                 f"{len(result)} gradients for its {n} input(s); give one per "
+                                 "input (None for an input that needs none)")
+        for k, gk in enumerate(result):
+            if gk is not None and not hasattr(gk, "shape"):
+                raise AssertionError(f"{who}: the vjp of custom op '{node.op}' returned a "
+                                     f"{type(gk).__name__} as the gradient of input {k}; "
+                                     "give an array (or None)")
+
+
 def _engine_gradients(scalar, leaves, labels, who):
     """The gradients of ``scalar`` w.r.t. ``leaves``, by ``tt.grad`` and by ``backward()``,
     checked to agree (one sweep serves both, so they may differ only by a bug in how
@@ -320,7 +356,8 @@ def _engine_gradients(scalar, leaves, labels, who):
         _check_like(g, leaf, f"{who}: tt.grad's gradient for {_phrase(label)}")
         _check_like(g_backward, leaf, f"{who}: backward()'s gradient for {_phrase(label)}")
         assert_close(g_backward, g, msg=f"{who}: backward() and tt.grad disagree on "
-                                        f"{_phrase(label)}'s gradient")
+                                        f"{_phrase(label)}'s gradient (a vjp that writes "
+                                        "into its g or its saved arrays in place?)")
         grads.append(to_host(g_backward))
     return grads
 
@@ -330,8 +367,15 @@ def _compare_with_numeric(f, leaves, labels, analytic, eps, atol, rtol, who):
     ``GradcheckError`` (an AssertionError) naming the worst element. ``f`` must give the
     same value twice: a random one (dropout in training mode, a fresh np.random draw)
     would make the differences noise / 2 eps, and that is said instead."""
+    before = [leaf.data.copy() for leaf in leaves]
     with no_grad():
-        first, second = f(), f()
+        first = f()
+        for leaf, label, old in zip(leaves, labels, before):
+            if not np.array_equal(to_host(leaf.data), to_host(old), equal_nan=True):
+                raise AssertionError(f"{who}: the function changed {_phrase(label)} in place "
+                                     "(a forward that writes into its input array, e.g. "
+                                     "`x *= 2`: compute a new array instead)")
+        second = f()
     if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
         raise AssertionError(f"{who}: the function gave {first!r} and then {second!r} on the "
                              "same inputs: it is random (dropout in training mode? call "
@@ -396,6 +440,7 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
         raise AssertionError(f"{who}: fn's output is {out.dtype} for float64 inputs (a "
                              "tensor fn makes, or an op, lowered the precision)")
     check_finite_output(out, who)
+    _check_custom_vjps(out, who)
     projection = projection_for(out, seed)
     checked = [leaves[k] for k in wanted]
     names = [labels[k] for k in wanted]
@@ -493,6 +538,21 @@ def _show(arrays):
                      for k, a in enumerate(arrays))
 
 
+def _check_forward_returns_a_pair(op, arrays, attrs):
+    """A custom op's forward returns ``(output, vjp)``; one that returns the output alone
+    is unpacked by the engine as if it were that pair (a 2-row output "works", anything
+    else fails with "object is not callable"), so say it here."""
+    try:
+        result = op.forward(*[a.copy() for a in arrays], **attrs)
+    except Exception:           # the recorded call below raises it, with the op's name
+        return
+    if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
+        what = (f"a tuple of {len(result)}" if isinstance(result, tuple)
+                else type(result).__name__)
+        raise AssertionError(f"the forward of custom op '{op.name}' returned {what}, not "
+                             "(output, vjp): end it with `return out, vjp`")
+
+
 def _op_failure(name, what, arrays, attrs, err):
     note(f"inputs: {_show(arrays)}")
     rerun = ("lambda *t: op(*t, **err.attrs)" if attrs else "op")
@@ -557,6 +617,8 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
             return op(*tensors, **kw)
 
         try:
+            if isinstance(op, Primitive) and op.vjp is autograd.call_closure:
+                _check_forward_returns_a_pair(op, arrays, kw)
             if isinstance(op, Primitive):
                 out = fn(*[Tensor(a, requires_grad=True) for a in arrays])
                 seen = {n.op for n in autograd.topological_order(out.node)} if out.node else set()
