@@ -385,7 +385,7 @@ class Solution:
 
     def linear(self, dtype=None):
         """A new ``tt.nn.Linear`` holding these parameters (copies)."""
-        dtype = dtype or self.weight.dtype
+        dtype = self.weight.dtype if dtype is None else _float_dtype(dtype, "Solution.linear")
         c, d = self.weight.shape
         layer = Linear(d, c, dtype=dtype, rng=0)     # rng=0: leave the global stream alone
         return self.copy_to(layer)
@@ -403,7 +403,13 @@ class Solution:
         return layer
 
     def scaled(self, factor):
-        """The same solution with every parameter multiplied by ``factor``."""
+        """The same solution with every parameter multiplied by ``factor`` (a finite
+        number: ``best_scale`` gives one)."""
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real) \
+                or not np.isfinite(factor):
+            raise ValueError(f"Solution.scaled: factor must be a finite number, got "
+                             f"{factor!r} (best_scale returns inf when no finite scale "
+                             "is best)")
         return Solution(self.weight * self.weight.dtype.type(factor),
                         self.bias * self.bias.dtype.type(factor),
                         f"{self.form} x {factor:.3g}", self.smoothing)
