@@ -425,6 +425,12 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
        fails). ``fn`` must then build its own tensors in its inputs' dtype, or pass
        ``float32=False``.
 
+    Before comparing, it refuses what would make the comparison noise, saying so: an
+    input or output holding NaN or inf (``ValueError``), a custom op whose vjp does not
+    return one gradient per input (``return g * 2`` for ``return (g * 2,)``), and a
+    function that gives two values on the same inputs (random: dropout in training
+    mode) or writes into its inputs (``AssertionError``).
+
     Keep inputs away from kinks (``tensors(kinks=...)``): at a kink there is no gradient
     to agree with. Returns None.
     """

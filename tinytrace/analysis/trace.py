@@ -530,7 +530,10 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     ``params``: a Module (its named parameters), a dict name -> tensor, a list of tensors,
     or ``None`` for every parameter the loss depends on. Costs two backward passes (one
     blocked, one full); no ``.grad`` changes. ``retain_graph=True`` keeps the graph for a
-    later ``loss.backward()``. Returns a ``Split``.
+    later ``loss.backward()`` (or split/flow): without it the graph is freed, and a second
+    call on it raises ``TraceError``. ``grad``: the seed of a non-scalar output (an array,
+    nested list or Tensor of its shape). Gradients holding NaN or inf warn
+    (``TraceWarning``): every share made from them is NaN. Returns a ``Split``.
     """
     component = Component(component)
     roots, seeds = _roots_and_seeds(loss, grad, "split")

@@ -60,7 +60,8 @@ class Tracker:
 
     - ``model``: a ``Module`` (its ``named_parameters()`` are tracked), or a dict /
       list of ``(name, parameter)`` pairs.
-    - ``loss_fn(*batch)``: the mean loss of a batch of the LCA set (a scalar Tensor);
+    - ``loss_fn(*batch)``: the mean loss of a batch of the LCA set (a scalar Tensor,
+      computed from the tracked parameters: a loss that reads none of them is refused);
       ``data``: the LCA set, a tuple of arrays sharing their first (example) dimension,
       e.g. ``(x_train, y_train)`` (or ``None``: ``loss_fn()`` takes no arguments).
       ``heldout``: optionally a second set (same arrays, e.g. the test set), allocated
