@@ -244,6 +244,16 @@ def test_the_classic_custom_op_slips_are_named():
     # before: passed (the engine dropped the extra gradient)
     with pytest.raises(AssertionError, match="returned 2 gradients for its 1 input"):
         T.check_grads(VJP_ONE_TOO_MANY, np.array([1.5, 2.0]))
+    class Doubler(tt.nn.Module):                  # the same slip inside a learner's layer
+        def __init__(self):
+            super().__init__()
+            self.scale = tt.nn.Parameter(np.ones(3))
+
+        def forward(self, x):
+            return VJP_NOT_A_TUPLE(x * self.scale)
+    with pytest.raises(AssertionError, match=r"check_module\(\): the vjp of "
+                                             "custom op 'sweep_vjp_not_a_tuple' returned"):
+        T.check_module(Doubler(), T.float_arrays((2, 3)), max_examples=2, derandomize=True)
     # before: "'numpy.float64' object is not callable"
     with pytest.raises(T.OpCheckFailure, match=r"the forward of custom op "
                                                r"'sweep_forward_no_vjp' returned float64, not "

@@ -767,6 +767,7 @@ def check_module(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, floa
 
 def _gradients(run_, who):
     scalar, outputs = run_.scalar()
+    _check_custom_vjps(scalar, who)
     grads = _engine_gradients(scalar, run_.leaves, run_.labels, who)
     return [to_host(o.data) for o in outputs], grads
 
