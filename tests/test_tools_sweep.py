@@ -154,6 +154,14 @@ def test_check_grads_refuses_nan_inputs_and_outputs_naming_them():
         T.check_grads(lambda t: t.log(), np.array([-1.0, 2.0]))
 
 
+def test_check_grads_says_an_integer_output_has_no_gradient():
+    # before: "the output does not depend on any input that requires grad (made under
+    # no_grad, or from .data / .numpy()?)"
+    with pytest.raises(AssertionError, match=r"check_grads\(\): fn's output is int64 "
+                                             r"\(shape \(\)\): an integer or boolean output"):
+        T.check_grads(lambda x: x.argmax(), np.array([1.0, 3.0, 2.0]))
+
+
 def test_check_module_says_when_inputs_is_not_a_strategy():
     # before: "The truth value of an array with more than one element is ambiguous"
     with pytest.raises(TypeError, match=r"check_module\(\): inputs must be a hypothesis "

@@ -442,6 +442,10 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
         raise ValueError(f"{who}: no input requires grad (pass float arrays, or Tensors "
                          "with requires_grad=True)")
     out = run(fn, leaves, who)
+    if out.dtype.kind not in "fc":
+        raise AssertionError(f"{who}: fn's output is {out.dtype} (shape {tuple(out.shape)}): "
+                             "an integer or boolean output (argmax, a comparison) has no "
+                             "gradient to check")
     if out.dtype.kind == "f" and out.dtype != np.float64:
         raise AssertionError(f"{who}: fn's output is {out.dtype} for float64 inputs (a "
                              "tensor fn makes, or an op, lowered the precision)")
