@@ -346,6 +346,24 @@ def test_trace_warns_when_nan_data_makes_every_share_nan():
         tt.trace.flow(loss(), gru)
 
 
+
+def test_flow_and_lag_refuse_meaningless_levels_and_lags():
+    gru, _, loss = _gru_loss()
+    flow = tt.trace.flow(loss(), gru)
+    # before: TypeError "slice indices must be integers or None"
+    with pytest.raises(tt.trace.TraceError, match="level must be None or an int >= 0"):
+        flow.heatmap(level="x")
+    out = gru(tt.tensor(np.ones((2, 4, 3), np.float32)))[0]
+    lag = tt.trace.lag_matrix([(out[:, t] ** 2).mean() for t in range(4)], gru.weight_hh_l0)
+    # before: two empty arrays, as if there were no lags to show
+    with pytest.raises(tt.trace.TraceError, match="max_lag must be None or an int >= 0"):
+        lag.profile(max_lag=-1)
+    with pytest.raises(tt.trace.TraceError, match=r"rows must be some of 0..3, got \[\]"):
+        lag.profile(rows=[])
+    lags, means = lag.profile(max_lag=2)
+    assert list(lags) == [0, 1, 2] and np.all(means >= 0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("T, B", [(1, 1), (4, 3)])
 def test_split_and_flow_add_up_on_a_batch_first_gru(dtype, T, B):
@@ -442,6 +460,23 @@ def test_pca_checks_its_states():
     step = tt.fixed_points.StepMap(tt.nn.RNN(2, 3, rng=1))
     with pytest.raises(ValueError, match=r"StepMap.rollout: the inputs"):
         step.rollout(np.zeros(3), np.full((2, 2), np.inf))
+
+
+
+def test_fixed_point_results_check_their_indices():
+    step = tt.fixed_points.StepMap(tt.nn.GRU(2, 3, rng=1))
+    found = tt.fixed_points.find(step, np.zeros((4, 3)))
+    lin = tt.fixed_points.linearize(step, found)
+    # before: NumPy's "boolean index did not match indexed array along axis 0"
+    with pytest.raises(tt.errors.ShapeError, match=r"FixedPoints.select: a boolean mask must "
+                                                   r"be \(1,\)"):
+        found.select(np.ones(4, bool))
+    with pytest.raises(IndexError, match="FixedPoints.select: expected"):
+        found.select([3])
+    assert len(found.select([0])) == len(found.select(np.ones(1, bool))) == 1
+    # before: NumPy's "only integers, slices (`:`) ... are valid indices"
+    with pytest.raises(IndexError, match=r"Linearization.mode: mode must be an int in 0..2"):
+        lin.mode(0.5)
 
 
 @pytest.mark.parametrize("kind", ["RNN", "UGRNN", "LSTM"])

@@ -171,6 +171,13 @@ class FixedPoints:
     def select(self, mask):
         """A copy keeping only the points where ``mask`` (K,) holds (counts unchanged)."""
         mask = np.asarray(mask)
+        if mask.dtype == bool and mask.shape != (len(self),):
+            raise ShapeError(f"FixedPoints.select: a boolean mask must be ({len(self)},), one "
+                             f"entry per kept point, got {mask.shape}")
+        if mask.dtype != bool and (mask.dtype.kind not in "iu" or mask.ndim != 1 or (
+                mask.size and not (-len(self) <= mask.min() and mask.max() < len(self)))):
+            raise IndexError(f"FixedPoints.select: expected a ({len(self)},) boolean mask or "
+                             f"indices in 0..{len(self) - 1}, got {mask.dtype} {mask.shape}")
         keep = dict(states=self.states[mask], q=self.q[mask], q_paper=self.q_paper[mask],
                     kind=self.kind[mask], candidate=self.candidate[mask])
         return FixedPoints(**{**self.__dict__, **keep})

@@ -113,8 +113,9 @@ class Linearization:
         e.g. the readout weights, so that a positive push means "towards a positive
         output"."""
         N = self.points.shape[1]
-        if not -N <= i < N:
-            raise IndexError(f"Linearization.mode: mode {i} of a {N}-dimensional state")
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -N <= i < N:
+            raise IndexError(f"Linearization.mode: mode must be an int in 0..{N - 1} (of a "
+                             f"{N}-dimensional state), got {i!r}")
         lam = self.eigenvalues[:, i]
         right = self.right[:, :, i].real.copy()
         left = self.left[:, i, :].real.copy()

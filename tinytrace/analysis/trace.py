@@ -661,6 +661,10 @@ class Flow:
         """``{(component, tau): summed adjoint norm}``: a node's component is its scope
         without the ``t=k`` part, cut to ``level`` parts after where that part was
         (``None``: all); tau is its time step (``None`` outside every step)."""
+        if level is not None and (isinstance(level, bool) or not isinstance(
+                level, (int, np.integer)) or level < 0):
+            raise TraceError(f"Flow.by_scope/heatmap: level must be None or an int >= 0 (the "
+                             f"scope parts kept after the step), got {level!r}")
         sums = {}
         for node, value in self.adjoints.items():
             key = (_component_name(node.scope, level), step_of(node.scope))
@@ -757,8 +761,12 @@ class Lag:
         steps whose loss is scored); default every t."""
         n_t, n_tau = self.matrix.shape
         rows = range(n_t) if rows is None else sorted(int(t) for t in rows)
-        if any(not 0 <= t < n_t for t in rows):
-            raise TraceError(f"Lag.profile: rows must lie in 0..{n_t - 1}, got {list(rows)}")
+        if not rows or any(not 0 <= t < n_t for t in rows):
+            raise TraceError(f"Lag.profile: rows must be some of 0..{n_t - 1}, got {list(rows)}")
+        if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(
+                max_lag, (int, np.integer)) or max_lag < 0):
+            raise TraceError(f"Lag.profile: max_lag must be None or an int >= 0, got "
+                             f"{max_lag!r}")
         top = n_t - 1 if max_lag is None else min(max_lag, n_t - 1)
         lags, means = [], []
         for k in range(top + 1):
