@@ -631,3 +631,32 @@ def test_lca_identities_on_a_float32_traced_gru_with_uneven_batches():
         gates = allocation.gates("rnn", per_iteration=True)
         layers = allocation.layers(per_iteration=True)
         np.testing.assert_allclose(sum(gates.values()), layers["rnn"], atol=1e-7)
+
+
+def test_lca_checks_path_full_dtype_and_frozen(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 4)).astype(np.float32), np.arange(10) % 2
+    model = tt.nn.Linear(4, 2, rng=0)
+    optimizer = tt.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss_fn(xb, yb):
+        return F.cross_entropy(model(tt.tensor(xb)), yb)
+    a_file = tmp_path / "not_a_dir"
+    a_file.write_text("")
+    # before: FileExistsError from os.makedirs
+    with pytest.raises(tt.lca.LCAError, match="path=.* is a file; path= names the directory"):
+        tt.lca.Tracker(model, loss_fn, (x, y), optimizer, keep="full", path=a_file)
+    # before: accepted, and every A[t, i] stored as an int32 0
+    with pytest.raises(tt.lca.LCAError, match="full_dtype must be a float dtype"):
+        tt.lca.Tracker(model, loss_fn, (x, y), optimizer, keep="full", full_dtype=np.int32)
+    # before: TypeError "'int' object is not iterable"
+    with pytest.raises(tt.lca.LCAError, match="frozen must be a parameter name or module "
+                                              "prefix"):
+        tt.lca.Tracker(model, loss_fn, (x, y), optimizer, frozen=3)
+    tracker = tt.lca.Tracker(model, loss_fn, (x, y), optimizer, keep="full",
+                             full_dtype=np.float64, path=tmp_path / "lca")
+    optimizer.zero_grad()
+    loss_fn(x, y).backward()
+    tracker.step()
+    tracker.close()
+    assert np.load(tmp_path / "lca" / "train.npy").dtype == np.float64

@@ -113,6 +113,18 @@ class Tracker:
         if path is not None and keep != "full":
             raise LCAError("Tracker: path= streams the full per-parameter record to disk; "
                            "it needs keep='full'")
+        if path is not None and os.path.exists(path) and not os.path.isdir(path):
+            raise LCAError(f"Tracker: path={os.fspath(path)!r} is a file; path= names the "
+                           "directory the <set>.npy files are written to")
+        if full_dtype is not None:
+            try:
+                kind = np.dtype(full_dtype).kind
+            except TypeError:
+                kind = None
+            if kind != "f":
+                raise LCAError(f"Tracker: full_dtype must be a float dtype (each A[t, i] is a "
+                               f"small real number an integer would round to 0), not "
+                               f"{full_dtype!r}")
         self.method, self.keep = method, keep
         self.loss_fn = loss_fn
         self.tolerance, self.max_splits = float(tolerance), int(max_splits)
