@@ -388,6 +388,31 @@ def test_split_and_flow_add_up_on_a_batch_first_gru(dtype, T, B):
     assert split["head.weight"].signed == 0 or np.isnan(split["head.weight"].signed)
 
 
+
+@pytest.mark.parametrize("layer, component", [("NeuralQueueRNN", "*/queue/*"),
+                                              ("TapeRNN", "*/tape/*"),
+                                              ("AttentionRNN", "*/attention/*")])
+def test_split_avoid_is_the_ablated_gradient_on_memory_rnns(layer, component):
+    # two independent routes to the blocked gradient: split's own blocked pass and a
+    # plain backward() under ablate; and flow's per-step parts add up to the gradient
+    rnn = getattr(tt.nn, layer)(3, 5, rng=0)
+    x = tt.tensor(np.random.default_rng(1).standard_normal((4, 2, 3)).astype(np.float32))
+
+    def loss():
+        return (rnn(x)[0] ** 2).mean()
+    split = tt.trace.split(loss(), component, rnn)
+    assert split.matched > 0 and any(p.unsigned > 0 for p in split.values())
+    rnn.zero_grad()
+    with tt.trace.ablate(component):
+        loss().backward()
+    flow = tt.trace.flow(loss(), rnn)
+    for name, p in rnn.named_parameters():
+        blocked = p.grad if p.grad is not None else np.zeros_like(p.data)
+        np.testing.assert_allclose(split[name].avoid, blocked, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(sum(flow.by_time[name].values()), flow.grads[name],
+                                   rtol=1e-5, atol=1e-7)
+
+
 # ---- fixed points -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [lambda: tt.nn.GRU(4, 6, rng=1),
