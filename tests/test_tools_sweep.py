@@ -154,10 +154,29 @@ def test_check_grads_refuses_nan_inputs_and_outputs_naming_them():
         T.check_grads(lambda t: t.log(), np.array([-1.0, 2.0]))
 
 
+def test_gradcheck_names_its_own_usage_errors():
+    # before: BackwardError "backward(): this tensor does not require grad ..." for each
+    with pytest.raises(ValueError, match=r"gradcheck\(\): fn's output is int64"):
+        tt.gradcheck(lambda x: x.argmax(), np.array([1.0, 3.0]))
+    with pytest.raises(ValueError, match=r"gradcheck\(\): no input requires grad"):
+        tt.gradcheck(lambda x: x * 2.0, np.array([1, 3]))
+    with pytest.raises(ValueError, match=r"gradcheck\(\): fn's output does not depend"):
+        tt.gradcheck(lambda x: tt.tensor(x.data * 2), np.array([1.0, 3.0]))
+    # before: "analytic 0.057 vs numeric -62618.9"
+    noisy = np.random.default_rng(0)
+
+    def random_fn(x):
+        return x * tt.tensor(noisy.random(2))
+    with pytest.raises(tt.errors.GradcheckError, match=r"gradcheck\(\): the function gave .* "
+                                                       "it is random"):
+        tt.gradcheck(random_fn, np.array([1.0, 3.0]))
+    assert tt.gradcheck(random_fn, np.array([1.0, 3.0]), raise_exception=False) is False
+
+
 def test_check_grads_says_an_integer_output_has_no_gradient():
     # before: "the output does not depend on any input that requires grad (made under
     # no_grad, or from .data / .numpy()?)"
-    with pytest.raises(AssertionError, match=r"check_grads\(\): fn's output is int64 "
+    with pytest.raises(ValueError, match=r"check_grads\(\): fn's output is int64 "
                                              r"\(shape \(\)\): an integer or boolean output"):
         T.check_grads(lambda x: x.argmax(), np.array([1.0, 3.0, 2.0]))
 

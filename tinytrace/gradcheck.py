@@ -92,6 +92,43 @@ def run(fn, leaves, who="gradcheck()"):
     return out
 
 
+def _phrase(label):
+    return f"input {label}" if isinstance(label, int) else repr(label)
+
+
+def snapshot(leaves):
+    """Host copies of the leaves' values, for ``explain_failure``."""
+    return [to_host(leaf.data).copy() for leaf in leaves]
+
+
+def check_unchanged(leaves, labels, before, who="gradcheck()"):
+    """Raise ``GradcheckError`` if fn wrote into a leaf (``before``: the values from before
+    it ran): a forward doing ``x *= 2`` corrupts every later evaluation, even when the
+    numbers happen to agree."""
+    for leaf, label, old in zip(leaves, labels, before):
+        if not np.array_equal(to_host(leaf.data), old, equal_nan=True):
+            raise GradcheckError(f"{who}: the function changed {_phrase(label)} in place (a "
+                                 "forward that writes into its input array, e.g. `x *= 2`: "
+                                 "compute a new array instead)")
+
+
+def explain_failure(f, leaves, labels, before, who="gradcheck()"):
+    """After a failed comparison: raise ``GradcheckError`` (an AssertionError) with the
+    real cause if it is not the gradient: fn wrote into a leaf (a forward doing ``x *=
+    2``; ``before`` holds the values from before fn first ran), or the scalar ``f()``
+    gives two values on the same inputs (random: dropout in training mode, a fresh draw),
+    whose central differences are noise / 2 eps. Returns if neither; costs nothing when a
+    check passes."""
+    check_unchanged(leaves, labels, before, who)
+    with no_grad():
+        first, second = f(), f()
+    if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
+        raise GradcheckError(f"{who}: the function gave {first!r} and then {second!r} on the "
+                             "same inputs: it is random (dropout in training mode? call "
+                             ".eval(); a draw from np.random or tt.randn inside?), and central "
+                             "differences of a random function are noise")
+
+
 def projection_for(out, seed):
     """The fixed random direction a non-scalar output is projected on."""
     return np.random.default_rng(seed).standard_normal(out.shape)
@@ -160,9 +197,23 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
     numeric. Returns True when every element agrees within ``atol + rtol * |numeric|``:
     with the defaults a vjp 0.1% off fails and one 0.001% off passes, for gradients of
     order one. (``tt.testing.check_grads`` checks more: ``tt.grad`` too, dtypes, float32.)
+    A function that gives two values on the same inputs (random) or writes into its inputs
+    fails too, saying so; inputs or outputs holding NaN or inf, no input that requires
+    grad, and an integer output are refused with a ``ValueError``.
     """
     leaves = float64_leaves(inputs)
+    before = snapshot(leaves)
+    if not any(leaf.requires_grad for leaf in leaves):
+        raise ValueError("gradcheck(): no input requires grad (pass float arrays, or Tensors "
+                         "with requires_grad=True)")
     out = run(fn, leaves)
+    check_unchanged(leaves, list(range(len(leaves))), before)
+    if out.dtype.kind not in "fc":
+        raise ValueError(f"gradcheck(): fn's output is {out.dtype}: an integer or boolean "
+                         "output (argmax, a comparison) has no gradient to check")
+    if not out.requires_grad:
+        raise ValueError("gradcheck(): fn's output does not depend on any input that "
+                         "requires grad (made under no_grad, or from .data / .numpy()?)")
     check_finite_output(out)
     projection = projection_for(out, seed)
     _scalarize(out, projection).backward()
@@ -177,6 +228,13 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
 
     worst = worst_mismatch(pairs(), atol, rtol)
     if worst is not None:
+        try:
+            explain_failure(lambda: projected(fn, leaves, projection).item(), leaves,
+                            list(range(len(leaves))), before)
+        except GradcheckError:
+            if raise_exception:
+                raise
+            return False
         if raise_exception:
             raise GradcheckError(f"gradcheck failed: {describe_mismatch(worst)}")
         return False

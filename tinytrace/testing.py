@@ -66,8 +66,9 @@ from . import autograd
 from .backend import to_host
 from .context import no_grad
 from .errors import DTypeError, GradcheckError
-from .gradcheck import (_scalarize, check_finite_output, describe_mismatch, float64_leaves,
-                        numeric_gradient, projection_for, run, worst_mismatch)
+from .gradcheck import (_scalarize, check_finite_output, check_unchanged, describe_mismatch,
+                        explain_failure, float64_leaves, numeric_gradient, projection_for,
+                        run, snapshot, worst_mismatch)
 from .nn.module import Module
 from .ops.registry import CUSTOM_OPS, Primitive
 from .serialize import load, save
@@ -362,29 +363,16 @@ def _engine_gradients(scalar, leaves, labels, who):
     return grads
 
 
-def _compare_with_numeric(f, leaves, labels, analytic, eps, atol, rtol, who):
+def _compare_with_numeric(f, leaves, labels, analytic, eps, atol, rtol, who, before):
     """Central differences of ``f()`` for every leaf against ``analytic``; raise
-    ``GradcheckError`` (an AssertionError) naming the worst element. ``f`` must give the
-    same value twice: a random one (dropout in training mode, a fresh np.random draw)
-    would make the differences noise / 2 eps, and that is said instead."""
-    before = [leaf.data.copy() for leaf in leaves]
-    with no_grad():
-        first = f()
-        for leaf, label, old in zip(leaves, labels, before):
-            if not np.array_equal(to_host(leaf.data), to_host(old), equal_nan=True):
-                raise AssertionError(f"{who}: the function changed {_phrase(label)} in place "
-                                     "(a forward that writes into its input array, e.g. "
-                                     "`x *= 2`: compute a new array instead)")
-        second = f()
-    if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
-        raise AssertionError(f"{who}: the function gave {first!r} and then {second!r} on the "
-                             "same inputs: it is random (dropout in training mode? call "
-                             ".eval(); a draw from np.random or tt.randn inside?), and central "
-                             "differences of a random function are noise")
+    ``GradcheckError`` (an AssertionError) naming the worst element, or the real cause
+    when ``f`` is random or wrote into a leaf (``before``: the leaves' values before ``f``
+    first ran; see ``explain_failure``)."""
     triples = ((label, g, numeric_gradient(f, leaf, eps))
                for leaf, label, g in zip(leaves, labels, analytic))
     worst = worst_mismatch(triples, atol, rtol)
     if worst is not None:
+        explain_failure(f, leaves, labels, before, who)
         raise GradcheckError(f"{who}: analytic and numeric (central differences) gradients "
                              f"disagree: {describe_mismatch(worst)}; eps {eps:g}, atol "
                              f"{atol:g}, rtol {rtol:g} (allowed = atol + rtol * |numeric|)")
@@ -425,11 +413,11 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
        fails). ``fn`` must then build its own tensors in its inputs' dtype, or pass
        ``float32=False``.
 
-    Before comparing, it refuses what would make the comparison noise, saying so: an
-    input or output holding NaN or inf (``ValueError``), a custom op whose vjp does not
-    return one gradient per input (``return g * 2`` for ``return (g * 2,)``), and a
-    function that gives two values on the same inputs (random: dropout in training
-    mode) or writes into its inputs (``AssertionError``).
+    It refuses what would make the comparison noise, saying so: an input or output
+    holding NaN or inf, or an integer output (``ValueError``), a custom op whose vjp does
+    not return one gradient per input (``return g * 2`` for ``return (g * 2,)``), and a
+    function that writes into its inputs (``AssertionError``); when the comparison fails
+    because the function is random (dropout in training mode), the error says that.
 
     Keep inputs away from kinks (``tensors(kinks=...)``): at a kink there is no gradient
     to agree with. Returns None.
@@ -437,15 +425,17 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
     who = "check_grads()"
     labels = [_label(x, k) for k, x in enumerate(inputs)]
     leaves = float64_leaves(inputs, who)
+    before = snapshot(leaves)
     wanted = [k for k, leaf in enumerate(leaves) if leaf.requires_grad]
     if not wanted:
         raise ValueError(f"{who}: no input requires grad (pass float arrays, or Tensors "
                          "with requires_grad=True)")
     out = run(fn, leaves, who)
+    check_unchanged(leaves, labels, before, who)
     if out.dtype.kind not in "fc":
-        raise AssertionError(f"{who}: fn's output is {out.dtype} (shape {tuple(out.shape)}): "
-                             "an integer or boolean output (argmax, a comparison) has no "
-                             "gradient to check")
+        raise ValueError(f"{who}: fn's output is {out.dtype} (shape {tuple(out.shape)}): an "
+                         "integer or boolean output (argmax, a comparison) has no gradient "
+                         "to check")
     if out.dtype.kind == "f" and out.dtype != np.float64:
         raise AssertionError(f"{who}: fn's output is {out.dtype} for float64 inputs (a "
                              "tensor fn makes, or an op, lowered the precision)")
@@ -456,7 +446,7 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
     names = [labels[k] for k in wanted]
     analytic = _engine_gradients(_scalarize(out, projection), checked, names, who)
     _compare_with_numeric(lambda: _scalarize(fn(*leaves), projection).item(), checked,
-                          names, analytic, eps, atol, rtol, who)
+                          names, analytic, eps, atol, rtol, who, [before[k] for k in wanted])
     if float32:
         _check_float32_run(fn, leaves, wanted, names, projection)
 
@@ -803,9 +793,11 @@ def _check_modes(module, args, seed):
 def _check_module_grads(module, args, seed, eps, atol, rtol):
     who = "check_module()"
     run_ = _Run(module, args, seed)
+    before = snapshot(run_.leaves)
     _, analytic = _gradients(run_, who)
+    check_unchanged(run_.leaves, run_.labels, before, who)
     _compare_with_numeric(lambda: run_.scalar()[0].item(), run_.leaves, run_.labels,
-                          analytic, eps, atol, rtol, who)
+                          analytic, eps, atol, rtol, who, before)
 
 
 def _check_module_float32(module, args, twin, args64, seed):
