@@ -101,6 +101,33 @@ def test_check_op_passes_a_correct_op_with_the_learners_settings():
     assert 1 <= len(calls) <= 7
 
 
+def test_a_derandomized_check_shrinks_to_the_same_example_every_time():
+    found = []
+    for _ in range(2):
+        with pytest.raises(T.OpCheckFailure) as err:
+            T.check_op(WRONG_BROADCAST_SCALE, settings=settings(max_examples=30,
+                                                                 derandomize=True))
+        found.append(err.value.inputs)
+    assert all(np.array_equal(a, b) and a.shape == b.shape
+               for a, b in zip(found[0], found[1]))
+    a, b = found[0]
+    assert a.ndim != b.ndim or a.shape != b.shape          # it takes a broadcast to show
+
+
+@tt.custom_op("sweep_wrong_broadcast_scale")
+def WRONG_BROADCAST_SCALE(a, b):
+    """a * b whose vjp for b averages the broadcast copies instead of adding them."""
+    def vjp(g):
+        gb = g * a
+        while gb.ndim > b.ndim:
+            gb = gb.mean(axis=0)
+        for axis, side in enumerate(b.shape):
+            if side == 1 and gb.shape[axis] != 1:
+                gb = gb.mean(axis=axis, keepdims=True)
+        return g * b, gb
+    return a * b, vjp
+
+
 def _plain_script(tmp_path, body):
     """Run ``body`` as a learner's plain script (no conftest: hypothesis's own default
     profile, deadline 200 ms and an example database in the working directory)."""
