@@ -3,7 +3,10 @@ plausibly gives get an error naming the tool, the argument and the shapes (never
 NumPy traceback or a silently wrong number), and the identities the docs promise hold on
 cases the per-tool test files do not cover.
 
-Each test here failed before the fix it names (see the commit that added it).
+Each test of an error, a warning or a kept point failed before the fix it names (a
+"before:" comment quotes what happened); the identity tests (names with "add up",
+"identities", "matches", "formula", "is the ablated gradient") extend the per-tool files to
+other architectures, float32 and odd shapes, and passed before.
 """
 import subprocess
 import sys
