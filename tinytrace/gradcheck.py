@@ -26,18 +26,47 @@ Mismatch.__doc__ = """The worst element of a gradient comparison: ``excess`` is
 input, ``index`` the element's index in it, ``allowed`` = ``atol + rtol * |numeric|``."""
 
 
-def float64_leaves(inputs):
+def _where(bad):
+    """``index (1, 2)`` of the first True of a bool array (``''`` for a 0-d one)."""
+    if bad.ndim == 0:
+        return ""
+    return f" at index {tuple(int(i) for i in np.argwhere(bad)[0])}"
+
+
+def float64_leaves(inputs, who="gradcheck()"):
     """Each input (Tensor or array) as a fresh leaf: float data copied to float64, so the
     caller's tensors are never changed. A Tensor keeps its ``requires_grad``; an array
-    requires grad when it is float (integer arrays are indices, masks, lengths)."""
+    requires grad when it is float (integer arrays are indices, masks, lengths). A float
+    input holding NaN or inf is refused (``ValueError`` naming it): central differences
+    there are NaN, and the mismatch they cause would be reported far from its cause."""
     leaves = []
-    for x in inputs:
+    for k, x in enumerate(inputs):
         data = x.data if isinstance(x, Tensor) else np.asarray(x)
         wants = x.requires_grad if isinstance(x, Tensor) else data.dtype.kind == "f"
         if data.dtype.kind == "f":
+            bad = ~np.isfinite(to_host(data))
+            if bad.any():
+                name = x.name if isinstance(x, Tensor) and x.name else k
+                label = f"input {name}" if isinstance(name, int) else repr(name)
+                raise ValueError(f"{who}: {label} (shape {data.shape}, {data.dtype}) holds "
+                                 f"{int(bad.sum())} NaN or inf value(s){_where(bad)}; a "
+                                 "gradient check needs finite inputs")
             data = data.astype(np.float64)
         leaves.append(Tensor(data.copy(), requires_grad=wants))
     return leaves
+
+
+def check_finite_output(out, who="gradcheck()"):
+    """Refuse an output holding NaN or inf (``ValueError``): fn is outside its domain
+    there (a log of a negative number, say), and no gradient can be checked."""
+    data = to_host(out.data)
+    if data.dtype.kind in "fc":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            raise ValueError(f"{who}: fn's output (shape {data.shape}) holds {int(bad.sum())} "
+                             f"NaN or inf value(s){_where(bad)} on these inputs; keep the "
+                             "inputs inside fn's domain (tensors(low=..., high=...) or "
+                             "elements=...)")
 
 
 def _scalarize(out, projection):
@@ -61,6 +90,43 @@ def run(fn, leaves, who="gradcheck()"):
     if not isinstance(out, Tensor):
         raise TypeError(f"{who}: fn must return a Tensor, not {type(out).__name__}")
     return out
+
+
+def _phrase(label):
+    return f"input {label}" if isinstance(label, int) else repr(label)
+
+
+def snapshot(leaves):
+    """Host copies of the leaves' values, for ``explain_failure``."""
+    return [to_host(leaf.data).copy() for leaf in leaves]
+
+
+def check_unchanged(leaves, labels, before, who="gradcheck()"):
+    """Raise ``GradcheckError`` if fn wrote into a leaf (``before``: the values from before
+    it ran): a forward doing ``x *= 2`` corrupts every later evaluation, even when the
+    numbers happen to agree."""
+    for leaf, label, old in zip(leaves, labels, before):
+        if not np.array_equal(to_host(leaf.data), old, equal_nan=True):
+            raise GradcheckError(f"{who}: the function changed {_phrase(label)} in place (a "
+                                 "forward that writes into its input array, e.g. `x *= 2`: "
+                                 "compute a new array instead)")
+
+
+def explain_failure(f, leaves, labels, before, who="gradcheck()"):
+    """After a failed comparison: raise ``GradcheckError`` (an AssertionError) with the
+    real cause if it is not the gradient: fn wrote into a leaf (a forward doing ``x *=
+    2``; ``before`` holds the values from before fn first ran), or the scalar ``f()``
+    gives two values on the same inputs (random: dropout in training mode, a fresh draw),
+    whose central differences are noise / 2 eps. Returns if neither; costs nothing when a
+    check passes."""
+    check_unchanged(leaves, labels, before, who)
+    with no_grad():
+        first, second = f(), f()
+    if not abs(first - second) <= 1e-12 * max(1.0, abs(first)):
+        raise GradcheckError(f"{who}: the function gave {first!r} and then {second!r} on the "
+                             "same inputs: it is random (dropout in training mode? call "
+                             ".eval(); a draw from np.random or tt.randn inside?), and central "
+                             "differences of a random function are noise")
 
 
 def projection_for(out, seed):
@@ -131,9 +197,24 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
     numeric. Returns True when every element agrees within ``atol + rtol * |numeric|``:
     with the defaults a vjp 0.1% off fails and one 0.001% off passes, for gradients of
     order one. (``tt.testing.check_grads`` checks more: ``tt.grad`` too, dtypes, float32.)
+    A function that gives two values on the same inputs (random) or writes into its inputs
+    fails too, saying so; inputs or outputs holding NaN or inf, no input that requires
+    grad, and an integer output are refused with a ``ValueError``.
     """
     leaves = float64_leaves(inputs)
+    before = snapshot(leaves)
+    if not any(leaf.requires_grad for leaf in leaves):
+        raise ValueError("gradcheck(): no input requires grad (pass float arrays, or Tensors "
+                         "with requires_grad=True)")
     out = run(fn, leaves)
+    check_unchanged(leaves, list(range(len(leaves))), before)
+    if out.dtype.kind not in "fc":
+        raise ValueError(f"gradcheck(): fn's output is {out.dtype}: an integer or boolean "
+                         "output (argmax, a comparison) has no gradient to check")
+    if not out.requires_grad:
+        raise ValueError("gradcheck(): fn's output does not depend on any input that "
+                         "requires grad (made under no_grad, or from .data / .numpy()?)")
+    check_finite_output(out)
     projection = projection_for(out, seed)
     _scalarize(out, projection).backward()
 
@@ -147,6 +228,13 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, raise_excepti
 
     worst = worst_mismatch(pairs(), atol, rtol)
     if worst is not None:
+        try:
+            explain_failure(lambda: projected(fn, leaves, projection).item(), leaves,
+                            list(range(len(leaves))), before)
+        except GradcheckError:
+            if raise_exception:
+                raise
+            return False
         if raise_exception:
             raise GradcheckError(f"gradcheck failed: {describe_mismatch(worst)}")
         return False

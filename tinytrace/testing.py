@@ -57,17 +57,20 @@ import tempfile
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, note
 from hypothesis import settings as Settings
+from hypothesis.errors import HypothesisException
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
 from . import autograd
 from .backend import to_host
+from .context import no_grad
 from .errors import DTypeError, GradcheckError
-from .gradcheck import (_scalarize, describe_mismatch, float64_leaves, numeric_gradient,
-                        projection_for, run, worst_mismatch)
+from .gradcheck import (_scalarize, check_finite_output, check_unchanged, describe_mismatch,
+                        explain_failure, float64_leaves, numeric_gradient, projection_for,
+                        run, snapshot, worst_mismatch)
 from .nn.module import Module
-from .ops.registry import Primitive
+from .ops.registry import CUSTOM_OPS, Primitive
 from .serialize import load, save
 from .tensor import Tensor
 
@@ -91,6 +94,8 @@ def _host(x):
     no dtype of its own: it is compared in the dtype of the other side."""
     if isinstance(x, Tensor):
         x = x.data
+    if type(x).__module__.split(".")[0] == "torch":        # a reference computed in PyTorch
+        x = x.detach().cpu().numpy()
     if hasattr(x, "shape") and not isinstance(x, (np.ndarray, np.generic)):
         x = to_host(x)
     return np.asarray(x)
@@ -107,7 +112,8 @@ def assert_close(actual, expected, rtol=None, atol=None, *, equal_nan=False,
     """Raise ``AssertionError`` unless ``|actual - expected| <= atol + rtol * |expected|``
     everywhere (``torch.testing.assert_close``'s rule and defaults).
 
-    ``actual``, ``expected``: Tensors, arrays (on any device) or numbers, of one shape (a
+    ``actual``, ``expected``: Tensors, arrays (on any device), PyTorch tensors (a
+    reference to compare with) or numbers, of one shape (a
     Python number stands for an array of the other's shape). Give ``rtol`` and ``atol``
     together, or neither: by default they come from the dtype (``TOLERANCES``): float64
     ``1e-7, 1e-7``, float32 ``1.3e-6, 1e-5``, float16 ``1e-3, 1e-5``; exact for integers.
@@ -195,6 +201,9 @@ def floats_away_from(kinks=(), margin=0.1, low=-2.0, high=2.0):
     bounds) only within ``eps`` of it, and a function is not differentiable there; keeping
     inputs ``margin`` away makes finite differences a fair reference. The allowed range is
     cut into intervals around the kinks and a value drawn from one of them."""
+    if not margin >= 0 or not low < high:
+        raise ValueError(f"floats_away_from(): need margin >= 0 and low < high, got margin "
+                         f"{margin}, low {low}, high {high}")
     pieces, start = [], float(low)
     for kink in sorted(kinks):
         if kink - margin > start:
@@ -253,6 +262,8 @@ def index_arrays(shape, axis=0, index_shape=None, negative=True):
     tuple, or an int: the length of that axis), repeats included (their gradients must
     add up), negative indices too unless ``negative=False``. ``index_shape``: the index
     array's shape, a tuple or a strategy (default 1-d or 2-d, sides up to 4)."""
+    if not isinstance(shape, int) and not -len(shape) <= axis < len(shape):
+        raise ValueError(f"index_arrays(): axis {axis} does not exist in shape {tuple(shape)}")
     n = shape if isinstance(shape, int) else shape[axis]
     if n < 1:
         raise ValueError(f"index_arrays(): an axis of length {n} has no valid index")
@@ -293,6 +304,42 @@ def _check_like(grad, like, what):
                              f"tensor has shape {like.shape} and dtype {like.dtype}")
 
 
+def _check_custom_vjps(out, who):
+    """Call the vjp of every custom-op node behind ``out`` once, on a random gradient, and
+    check what it returns: a tuple (or list) with one entry per input, each None or an
+    array. ``return g * 2`` for ``return (g * 2,)`` is the classic slip; the engine would
+    iterate over that array's rows and fail far away, or (a vjp giving more gradients than
+    inputs) drop the extra ones silently."""
+    if out.node is None:
+        return
+    rng = np.random.default_rng(0)
+    for node in autograd.topological_order(out.node):
+        if node.op not in CUSTOM_OPS or node.vjp is None:
+            continue
+        data = node.output.data if node.output is not None else None
+        if data is None:
+            continue
+        g = rng.standard_normal(data.shape).astype(data.dtype)
+        result = node.vjp(g)
+        n = len(node.inputs)
+        if not isinstance(result, (tuple, list)):
+            shape = getattr(result, "shape", None)
+            raise AssertionError(
+                f"{who}: the vjp of custom op '{node.op}' returned a "
+                f"{type(result).__name__}{'' if shape is None else f' of shape {shape}'}, not "
+                f"a tuple with one gradient per input ({n} input{'s' * (n != 1)}): write "
+                f"`return (grad,)`{' for one input' if n == 1 else ''}")
+        if len(result) != n:
+            raise AssertionError(f"{who}: the vjp of custom op '{node.op}' returned "
+                                 f"{len(result)} gradients for its {n} input(s); give one per "
+                                 "input (None for an input that needs none)")
+        for k, gk in enumerate(result):
+            if gk is not None and not hasattr(gk, "shape"):
+                raise AssertionError(f"{who}: the vjp of custom op '{node.op}' returned a "
+                                     f"{type(gk).__name__} as the gradient of input {k}; "
+                                     "give an array (or None)")
+
+
 def _engine_gradients(scalar, leaves, labels, who):
     """The gradients of ``scalar`` w.r.t. ``leaves``, by ``tt.grad`` and by ``backward()``,
     checked to agree (one sweep serves both, so they may differ only by a bug in how
@@ -310,18 +357,22 @@ def _engine_gradients(scalar, leaves, labels, who):
         _check_like(g, leaf, f"{who}: tt.grad's gradient for {_phrase(label)}")
         _check_like(g_backward, leaf, f"{who}: backward()'s gradient for {_phrase(label)}")
         assert_close(g_backward, g, msg=f"{who}: backward() and tt.grad disagree on "
-                                        f"{_phrase(label)}'s gradient")
+                                        f"{_phrase(label)}'s gradient (a vjp that writes "
+                                        "into its g or its saved arrays in place?)")
         grads.append(to_host(g_backward))
     return grads
 
 
-def _compare_with_numeric(f, leaves, labels, analytic, eps, atol, rtol, who):
+def _compare_with_numeric(f, leaves, labels, analytic, eps, atol, rtol, who, before):
     """Central differences of ``f()`` for every leaf against ``analytic``; raise
-    ``GradcheckError`` (an AssertionError) naming the worst element."""
+    ``GradcheckError`` (an AssertionError) naming the worst element, or the real cause
+    when ``f`` is random or wrote into a leaf (``before``: the leaves' values before ``f``
+    first ran; see ``explain_failure``)."""
     triples = ((label, g, numeric_gradient(f, leaf, eps))
                for leaf, label, g in zip(leaves, labels, analytic))
     worst = worst_mismatch(triples, atol, rtol)
     if worst is not None:
+        explain_failure(f, leaves, labels, before, who)
         raise GradcheckError(f"{who}: analytic and numeric (central differences) gradients "
                              f"disagree: {describe_mismatch(worst)}; eps {eps:g}, atol "
                              f"{atol:g}, rtol {rtol:g} (allowed = atol + rtol * |numeric|)")
@@ -362,26 +413,40 @@ def check_grads(fn, *inputs, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, float32=Tru
        fails). ``fn`` must then build its own tensors in its inputs' dtype, or pass
        ``float32=False``.
 
+    It refuses what would make the comparison noise, saying so: an input or output
+    holding NaN or inf, or an integer output (``ValueError``), a custom op whose vjp does
+    not return one gradient per input (``return g * 2`` for ``return (g * 2,)``), and a
+    function that writes into its inputs (``AssertionError``); when the comparison fails
+    because the function is random (dropout in training mode), the error says that.
+
     Keep inputs away from kinks (``tensors(kinks=...)``): at a kink there is no gradient
     to agree with. Returns None.
     """
     who = "check_grads()"
     labels = [_label(x, k) for k, x in enumerate(inputs)]
-    leaves = float64_leaves(inputs)
+    leaves = float64_leaves(inputs, who)
+    before = snapshot(leaves)
     wanted = [k for k, leaf in enumerate(leaves) if leaf.requires_grad]
     if not wanted:
         raise ValueError(f"{who}: no input requires grad (pass float arrays, or Tensors "
                          "with requires_grad=True)")
     out = run(fn, leaves, who)
+    check_unchanged(leaves, labels, before, who)
+    if out.dtype.kind not in "fc":
+        raise ValueError(f"{who}: fn's output is {out.dtype} (shape {tuple(out.shape)}): an "
+                         "integer or boolean output (argmax, a comparison) has no gradient "
+                         "to check")
     if out.dtype.kind == "f" and out.dtype != np.float64:
         raise AssertionError(f"{who}: fn's output is {out.dtype} for float64 inputs (a "
                              "tensor fn makes, or an op, lowered the precision)")
+    check_finite_output(out, who)
+    _check_custom_vjps(out, who)
     projection = projection_for(out, seed)
     checked = [leaves[k] for k in wanted]
     names = [labels[k] for k in wanted]
     analytic = _engine_gradients(_scalarize(out, projection), checked, names, who)
     _compare_with_numeric(lambda: _scalarize(fn(*leaves), projection).item(), checked,
-                          names, analytic, eps, atol, rtol, who)
+                          names, analytic, eps, atol, rtol, who, [before[k] for k in wanted])
     if float32:
         _check_float32_run(fn, leaves, wanted, names, projection)
 
@@ -440,11 +505,27 @@ def _settings(settings, max_examples, derandomize):
     and timing must not fail them), no example database (every op's check shares one
     inner function), one error at a time (the shrunk example, not an ExceptionGroup),
     and no 'explain' phase (it re-runs failing examples under a line tracer, which costs
-    seconds and would point into tinytrace's checks rather than the op)."""
+    seconds and would point into tinytrace's checks rather than the op). The caller's
+    ``settings`` win, except a deadline or database they merely inherited from the active
+    profile (hypothesis's own default deadline of 200 ms would fail a correct op)."""
     phases = [p for p in Phase if p is not Phase.explain]
     if settings is not None:
+        if not isinstance(settings, Settings):
+            raise TypeError(f"settings= must be a hypothesis settings object, e.g. "
+                            f"settings(max_examples=50), not {type(settings).__name__}")
+        # A learner's settings(max_examples=50) inherits the active profile's deadline
+        # (200 ms out of the box, far below one gradient check) and example database; only
+        # a value set to something else counts as theirs, the rest stays as ours.
+        profile = Settings.default
+        ours = {}
+        if settings.deadline == profile.deadline:
+            ours["deadline"] = None
+        if settings.database == profile.database:
+            ours["database"] = None
         return Settings(settings, report_multiple_bugs=False,
-                        phases=[p for p in settings.phases if p in phases])
+                        phases=[p for p in settings.phases if p in phases],
+                        suppress_health_check=list(settings.suppress_health_check)
+                        + [HealthCheck.too_slow], **ours)
     return Settings(max_examples=max_examples, derandomize=derandomize, deadline=None,
                     database=None, report_multiple_bugs=False, phases=phases,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -453,8 +534,32 @@ def _settings(settings, max_examples, derandomize):
 def _show(arrays):
     """``input 0 of shape (2,): [-1.5, 0.3]; input 1 ...``, for a failure message."""
     return "; ".join(f"input {k} of shape {a.shape}: "
-                     f"{np.array2string(a, precision=6, separator=', ')}"
+                     + " ".join(np.array2string(a, precision=6, separator=", ").split())
                      for k, a in enumerate(arrays))
+
+
+def _check_forward_returns_a_pair(op, arrays, attrs):
+    """A custom op's forward returns ``(output, vjp)``; one that returns the output alone
+    is unpacked by the engine as if it were that pair (a 2-row output "works", anything
+    else fails with "object is not callable"), so say it here."""
+    try:
+        result = op.forward(*[a.copy() for a in arrays], **attrs)
+    except Exception:           # the recorded call below raises it, with the op's name
+        return
+    if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
+        what = (f"a tuple of {len(result)}" if isinstance(result, tuple)
+                else type(result).__name__)
+        raise AssertionError(f"the forward of custom op '{op.name}' returned {what}, not "
+                             "(output, vjp): end it with `return out, vjp`")
+
+
+def _op_failure(name, what, arrays, attrs, err):
+    note(f"inputs: {_show(arrays)}")
+    rerun = ("lambda *t: op(*t, **err.attrs)" if attrs else "op")
+    return OpCheckFailure(f"check_op({name}) {what} on {_show(arrays)}"
+                          f"{' with attrs ' + repr(attrs) if attrs else ''}:\n{err}\n"
+                          f"(rerun it: tt.testing.check_grads({rerun}, *err.inputs))",
+                          arrays, attrs)
 
 
 def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, kinks=(),
@@ -472,10 +577,18 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
     also appear in the recorded graph (a check of the test, not only of the op). Other
     keywords go to ``check_grads`` (``eps``, ``atol``, ``rtol``, ``float32``).
 
-    Runs ``max_examples`` examples (or as hypothesis ``settings`` say); returns None, or
-    raises ``OpCheckFailure`` (an AssertionError) for the smallest failing example
-    hypothesis shrank to, with its arrays in the message and in ``.inputs``.
+    Runs ``max_examples`` examples (or as hypothesis ``settings`` say: e.g.
+    ``settings(max_examples=200)``; a deadline or example database your settings only
+    inherit from the active profile stays off); returns None, or raises
+    ``OpCheckFailure`` (an AssertionError) for the smallest failing example hypothesis
+    shrank to, with its arrays in the message and in ``.inputs``. An op that *raises* on
+    some inputs (a vjp whose gradient has the wrong shape, a forward that forgets
+    ``keepdims``) fails the same way, the error it raised named in the message and
+    chained as the cause.
     """
+    if not callable(op):
+        raise TypeError(f"check_op(): op must be a tt.custom_op or a function of tensors, "
+                        f"not {type(op).__name__}")
     name = _op_name(op)
     arity = _arity(op) if arity is None else arity
     if input_shapes is None:
@@ -483,12 +596,18 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
                         else shapes().map(lambda s: (s,) * arity))
     if elements is None or isinstance(elements, SearchStrategy):
         elements = [elements] * arity
+    elif len(elements) != arity:
+        raise ValueError(f"check_op({name}): elements= gives {len(elements)} strategies for "
+                         f"an op of {arity} inputs (one per input, or one for all)")
     attrs = st.just(attrs or {}) if not isinstance(attrs, SearchStrategy) else attrs
 
     @_settings(settings, max_examples, derandomize)
     @given(data=st.data())
     def property_test(data):
         drawn = data.draw(input_shapes, label="shapes")
+        if len(drawn) != arity:                 # the test's mistake, not the op's
+            raise ValueError(f"check_op({name}): input_shapes drew {len(drawn)} shape(s) "
+                             f"{tuple(drawn)} for an op of {arity} inputs (arity)")
         arrays = [data.draw(float_arrays(shape, np.float64, el, () if el else kinks,
                                          margin, low, high), label=f"input {k}")
                   for k, (shape, el) in enumerate(zip(drawn, elements))]
@@ -498,16 +617,19 @@ def check_op(op, *, arity=None, attrs=None, input_shapes=None, elements=None, ki
             return op(*tensors, **kw)
 
         try:
+            if isinstance(op, Primitive) and op.vjp is autograd.call_closure:
+                _check_forward_returns_a_pair(op, arrays, kw)
             if isinstance(op, Primitive):
                 out = fn(*[Tensor(a, requires_grad=True) for a in arrays])
                 seen = {n.op for n in autograd.topological_order(out.node)} if out.node else set()
                 assert name in seen, f"{name} is not in the graph fn records ({sorted(seen)})"
             check_grads(fn, *arrays, **check_grads_options)
         except AssertionError as err:
-            note(f"inputs: {_show(arrays)}")
-            raise OpCheckFailure(f"check_op({name}) failed on {_show(arrays)}"
-                                 f"{' with attrs ' + repr(kw) if kw else ''}:\n{err}",
-                                 arrays, kw) from None
+            raise _op_failure(name, "failed", arrays, kw, err) from None
+        except HypothesisException:
+            raise
+        except Exception as err:      # the op crashed: still the shrunk inputs, reproducible
+            raise _op_failure(name, f"raised {type(err).__name__}", arrays, kw, err) from err
 
     property_test()
 
@@ -599,10 +721,24 @@ def check_module(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, floa
        identical state and bit-identical outputs.
 
     Raises ``AssertionError`` for the smallest failing example hypothesis finds; runs
-    ``max_examples`` (default 5: each costs two forward passes per parameter element).
+    ``max_examples`` (default 5: each costs two forward passes per parameter element),
+    or as hypothesis ``settings`` say (as in ``check_op``).
     """
+    if not isinstance(inputs, SearchStrategy):
+        what = type(inputs).__name__ + (f" of shape {np.shape(inputs)}"
+                                        if hasattr(inputs, "shape") else "")
+        raise TypeError(f"check_module(): inputs must be a hypothesis strategy that draws "
+                        f"the call's arguments, e.g. tt.testing.float_arrays((4, 2, 3)), "
+                        f"not a {what}; for one fixed input use "
+                        f"hypothesis.strategies.just(array)")
+    if not isinstance(module, Module) and not callable(module):
+        raise TypeError(f"check_module(): module must be a tt.nn.Module or a function that "
+                        f"builds one, not {type(module).__name__}")
     factory = None if isinstance(module, Module) else module
     base = module if factory is None else factory()
+    if not isinstance(base, Module):
+        raise TypeError(f"check_module(): the factory returned a {type(base).__name__}, not "
+                        "a tt.nn.Module")
 
     @_settings(settings, max_examples, derandomize)
     @given(drawn=inputs)
@@ -625,6 +761,7 @@ def check_module(module, inputs, *, eps=1e-6, atol=1e-6, rtol=1e-4, seed=0, floa
 
 def _gradients(run_, who):
     scalar, outputs = run_.scalar()
+    _check_custom_vjps(scalar, who)
     grads = _engine_gradients(scalar, run_.leaves, run_.labels, who)
     return [to_host(o.data) for o in outputs], grads
 
@@ -656,9 +793,11 @@ def _check_modes(module, args, seed):
 def _check_module_grads(module, args, seed, eps, atol, rtol):
     who = "check_module()"
     run_ = _Run(module, args, seed)
+    before = snapshot(run_.leaves)
     _, analytic = _gradients(run_, who)
+    check_unchanged(run_.leaves, run_.labels, before, who)
     _compare_with_numeric(lambda: run_.scalar()[0].item(), run_.leaves, run_.labels,
-                          analytic, eps, atol, rtol, who)
+                          analytic, eps, atol, rtol, who, before)
 
 
 def _check_module_float32(module, args, twin, args64, seed):

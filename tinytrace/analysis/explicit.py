@@ -215,7 +215,11 @@ def contexts(tokens, k, vocab_size, mode="sum"):
 def bigram(tokens, vocab_size):
     """``(inputs, targets)`` of a bigram model: each token predicts the next
     (``contexts(tokens, 1, vocab_size)``)."""
-    return contexts(_tokens(tokens, vocab_size, "bigram"), 1, vocab_size)
+    tokens = _tokens(tokens, vocab_size, "bigram")
+    if len(tokens) < 2:
+        raise ValueError(f"bigram: {len(tokens)} token(s) make no (previous, next) pair; "
+                         "a bigram needs at least 2")
+    return contexts(tokens, 1, vocab_size)
 
 
 def _dense(x, what, check_sign):
@@ -381,7 +385,7 @@ class Solution:
 
     def linear(self, dtype=None):
         """A new ``tt.nn.Linear`` holding these parameters (copies)."""
-        dtype = dtype or self.weight.dtype
+        dtype = self.weight.dtype if dtype is None else _float_dtype(dtype, "Solution.linear")
         c, d = self.weight.shape
         layer = Linear(d, c, dtype=dtype, rng=0)     # rng=0: leave the global stream alone
         return self.copy_to(layer)
@@ -399,7 +403,13 @@ class Solution:
         return layer
 
     def scaled(self, factor):
-        """The same solution with every parameter multiplied by ``factor``."""
+        """The same solution with every parameter multiplied by ``factor`` (a finite
+        number: ``best_scale`` gives one)."""
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, numbers.Real) \
+                or not np.isfinite(factor):
+            raise ValueError(f"Solution.scaled: factor must be a finite number, got "
+                             f"{factor!r} (best_scale returns inf when no finite scale "
+                             "is best)")
         return Solution(self.weight * self.weight.dtype.type(factor),
                         self.bias * self.bias.dtype.type(factor),
                         f"{self.form} x {factor:.3g}", self.smoothing)
@@ -442,6 +452,10 @@ def solve(counts, form="conditional", *, smoothing, dtype=np.float32):
             or not np.isfinite(smoothing) or smoothing < 0:
         raise ValueError(f"solve: smoothing must be a finite number >= 0 (the pseudo-count "
                          f"added to every cell), got {smoothing!r}")
+    if counts.n == 0:
+        raise ValueError(f"solve: the counts hold no example (n=0, a {counts.in_features} x "
+                         f"{counts.num_classes} table of zeros): the 'solution' would be "
+                         "the smoothing alone; count some data first")
     a = float(smoothing)
     cooc = counts.cooc
     used = [cooc] + ([counts.classes] if form == "naive_bayes" else [])
@@ -525,8 +539,14 @@ def _loss_sum(z, targets):
     return -(Tensor(targets.astype(z.dtype, copy=False)) * log_p).sum()
 
 
-def _total(targets):
-    return float(len(targets)) if targets.ndim == 1 else float(targets.sum())
+def _total(targets, what):
+    """The number of examples (or the target counts' total) a mean divides by; refused
+    when 0, where a mean loss, gradient or accuracy would be a made-up 0."""
+    total = float(len(targets)) if targets.ndim == 1 else float(targets.sum())
+    if not total > 0:
+        raise ValueError(f"{what}: no examples to average over (targets of shape "
+                         f"{targets.shape}{', all zero' if len(targets) else ''})")
+    return total
 
 
 def cross_entropy(model, inputs, targets):
@@ -538,7 +558,7 @@ def cross_entropy(model, inputs, targets):
     weight = _as_tensor(weight)
     t = _targets(targets, len(inputs), weight.shape[0], "cross_entropy")
     z = _logits(weight, None if bias is None else _as_tensor(bias), inputs, "cross_entropy")
-    return _loss_sum(z, t) / max(_total(t), 1e-300)
+    return _loss_sum(z, t) / _total(t, "cross_entropy")
 
 
 def _chunks(n, num_classes):
@@ -558,7 +578,7 @@ def gradient(model, inputs, targets):
     weight = _leaf(weight)
     bias = None if bias is None else _leaf(bias)
     t = _targets(targets, len(inputs), weight.shape[0], "gradient")
-    total = max(_total(t), 1e-300)
+    total = _total(t, "gradient")
     wanted = [weight] + ([bias] if bias is not None else [])
     sums = [np.zeros(p.shape, np.float64) for p in wanted]
     for rows in _chunks(len(inputs), weight.shape[0]):
@@ -595,6 +615,7 @@ def evaluate(model, inputs, targets):
     weight = _as_tensor(weight)
     bias = None if bias is None else _as_tensor(bias)
     t = _targets(targets, len(inputs), weight.shape[0], "evaluate")
+    total = _total(t, "evaluate")
     loss = hits = 0.0
     with no_grad():
         for rows in _chunks(len(inputs), weight.shape[0]):
@@ -609,7 +630,6 @@ def evaluate(model, inputs, targets):
             else:
                 loss -= (tr * log_p).sum()
                 hits += tr[np.arange(len(tr)), best].sum()
-    total = max(_total(t), 1e-300)
     return Score(float(loss / total), float(hits / total))
 
 
@@ -680,7 +700,7 @@ def best_scale(model, inputs, targets, tol=1e-4, max_iter=60):
     weight = _as_tensor(weight)
     bias = None if bias is None else _as_tensor(bias)
     t = _targets(targets, len(inputs), weight.shape[0], "best_scale")
-    total = max(_total(t), 1e-300)
+    total = _total(t, "best_scale")
     with no_grad():
         parts = [(_logits(weight, bias, _rows(inputs, rows), "best_scale").data
                   .astype(np.float64), t[rows]) for rows in _chunks(len(inputs),

@@ -42,7 +42,8 @@ A candidate stops moving once its **speed in the paper's normalisation**,
 - ``fixed``: q_paper < ``tol``; ``slow``: ``tol`` <= q_paper < ``slow_tol``; the rest
   did not converge and are dropped (counted in ``n_unconverged``).
 - distance outliers: a point farther from the candidates' centroid than ``outlier_scale``
-  times the candidates' mean distance from it is dropped (``n_outliers``).
+  times the candidates' mean distance from it is dropped (``n_outliers``); candidates that
+  are all one state (a single one, or copies) have no spread, and none is dropped.
 - duplicates: a point within ``unique_tol`` (Euclidean) of a point with a smaller q is
   dropped (``n_duplicates``); the default 1e-3 is Golub & Sussillo's (FixedPointFinder).
   Many candidates that converge to one *isolated* fixed point come out as a small cloud
@@ -60,6 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ShapeError
+from ..tensor import Tensor
 from .step_map import DTYPE, StepMap, as_step_map
 from .linearization import (PCA, Alignment, Line, Linearization, LinearizationError, Mode,
                             alignment, cosine, fit_line, input_projections, linear_rollout,
@@ -85,7 +87,10 @@ def candidates(states, valid=None, n=None, noise=0.0, rng=None):
     fewer exist). ``noise``: standard deviation of the isotropic noise added to each.
     ``rng``: a NumPy Generator or a seed. Returns a float64 (n, N) array.
     """
-    states = np.asarray(states, dtype=DTYPE)
+    states = np.asarray(states.numpy() if isinstance(states, Tensor) else states)
+    if states.dtype.kind not in "fiu":
+        raise TypeError(f"candidates: states must be real numbers, got dtype {states.dtype}")
+    states = states.astype(DTYPE)
     if states.ndim < 2:
         raise ShapeError(f"candidates: states must be (..., N), got {states.shape}")
     flat = states.reshape(-1, states.shape[-1])
@@ -97,12 +102,16 @@ def candidates(states, valid=None, n=None, noise=0.0, rng=None):
         flat = flat[valid.reshape(-1)]
     if len(flat) == 0:
         raise ValueError("candidates: no valid states to start from")
+    bad = ~np.all(np.isfinite(flat), axis=1)
+    if bad.any():
+        raise ValueError(f"candidates: {int(bad.sum())} of the {len(flat)} valid states hold "
+                         "NaN or inf (did the network diverge, or the inputs hold NaN?)")
     if noise < 0:
         raise ValueError(f"candidates: noise must be >= 0, got {noise}")
     rng = np.random.default_rng(rng)
     if n is not None:
-        if n < 1:
-            raise ValueError(f"candidates: n must be a positive int, got {n}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"candidates: n must be a positive int, got {n!r}")
         flat = flat[rng.choice(len(flat), size=n, replace=n > len(flat))]
     out = flat.copy()
     if noise:
@@ -162,6 +171,13 @@ class FixedPoints:
     def select(self, mask):
         """A copy keeping only the points where ``mask`` (K,) holds (counts unchanged)."""
         mask = np.asarray(mask)
+        if mask.dtype == bool and mask.shape != (len(self),):
+            raise ShapeError(f"FixedPoints.select: a boolean mask must be ({len(self)},), one "
+                             f"entry per kept point, got {mask.shape}")
+        if mask.dtype != bool and (mask.dtype.kind not in "iu" or mask.ndim != 1 or (
+                mask.size and not (-len(self) <= mask.min() and mask.max() < len(self)))):
+            raise IndexError(f"FixedPoints.select: expected a ({len(self)},) boolean mask or "
+                             f"indices in 0..{len(self) - 1}, got {mask.dtype} {mask.shape}")
         keep = dict(states=self.states[mask], q=self.q[mask], q_paper=self.q_paper[mask],
                     kind=self.kind[mask], candidate=self.candidate[mask])
         return FixedPoints(**{**self.__dict__, **keep})
@@ -276,7 +292,8 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
         max_iters = 5000 if method == "adam" else 100
     if not isinstance(max_iters, (int, np.integer)) or max_iters < 0:
         raise ValueError(f"find: max_iters must be an int >= 0, got {max_iters!r}")
-    states = step.check_states(candidates, "find").copy()
+    states = step.check_states(candidates, "find").copy()   # the optimisers move these
+    starts = states.copy()              # and the outlier rule measures against these
     if len(states) == 0:
         raise ValueError("find: no candidates (an empty (0, N) array); draw some with "
                          "candidates(states, valid, n)")
@@ -310,7 +327,7 @@ def find(step, candidates, x=None, *, method="adam", tol=1e-8, slow_tol=1e-5,
         points[fixed], points_q[fixed] = _polish(step, final[fixed], x, polish, damping,
                                                  max_damping)
     seconds = time.perf_counter() - start
-    return _clean_up(step, candidates=np.asarray(states), final=final, q_paper=q_paper,
+    return _clean_up(step, candidates=starts, final=final, q_paper=q_paper,
                      points=points, points_q=points_q,
                      converged_at=converged_at, x=x[0], method=method, tol=tol,
                      slow_tol=slow_tol, iterations=iterations, seconds=seconds,
@@ -479,7 +496,11 @@ def _clean_up(step, *, candidates, final, q_paper, points, points_q, converged_a
     n_unconverged = K - len(kept)
     centroid = candidates.mean(axis=0)
     spread = np.linalg.norm(candidates - centroid, axis=1).mean()
-    far = np.linalg.norm(points[kept] - centroid, axis=1) > outlier_scale * max(spread, 1e-300)
+    # Identical candidates (one, or copies of one start) have no spread to measure "far"
+    # by: every point they lead to would be an outlier, so the rule is skipped.
+    far = np.linalg.norm(points[kept] - centroid, axis=1) > outlier_scale * spread
+    if not spread > 0:
+        far[:] = False
     n_outliers = int(far.sum())
     kept = kept[~far]
     kept = kept[np.argsort(points_q[kept], kind="stable")]     # best first: _unique keeps it

@@ -113,8 +113,9 @@ class Linearization:
         e.g. the readout weights, so that a positive push means "towards a positive
         output"."""
         N = self.points.shape[1]
-        if not -N <= i < N:
-            raise IndexError(f"Linearization.mode: mode {i} of a {N}-dimensional state")
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -N <= i < N:
+            raise IndexError(f"Linearization.mode: mode must be an int in 0..{N - 1} (of a "
+                             f"{N}-dimensional state), got {i!r}")
         lam = self.eigenvalues[:, i]
         right = self.right[:, :, i].real.copy()
         left = self.left[:, i, :].real.copy()
@@ -177,7 +178,12 @@ class PCA:
 
     def transform(self, states, k=2):
         """Coordinates of ``states`` (..., N) on the first ``k`` components."""
-        return (np.asarray(states) - self.mean) @ self.components[:k].T
+        states = np.asarray(states.numpy() if hasattr(states, "numpy") else states,
+                            dtype=DTYPE)
+        if states.ndim < 1 or states.shape[-1] != len(self.mean):
+            raise ShapeError(f"PCA.transform: states must be (..., N={len(self.mean)}), the "
+                             f"size the PCA was fitted on, got {states.shape}")
+        return (states - self.mean) @ self.components[:k].T
 
     def dimensions(self, fraction=0.9):
         """How many components it takes to explain ``fraction`` of the variance."""
@@ -189,7 +195,9 @@ class PCA:
 def pca(states, valid=None):
     """PCA of ``states`` (..., N); ``valid`` (leading shape, bool) selects the real ones
     (e.g. from ``StepMap.run``, so padding is left out)."""
-    states = np.asarray(states, dtype=DTYPE)
+    states = np.asarray(states.numpy() if hasattr(states, "numpy") else states, dtype=DTYPE)
+    if states.ndim < 1:
+        raise ShapeError("pca: states must be (..., N), got a scalar")
     flat = states.reshape(-1, states.shape[-1])
     if valid is not None:
         valid = np.asarray(valid, bool)
@@ -199,6 +207,10 @@ def pca(states, valid=None):
         flat = flat[valid.reshape(-1)]
     if len(flat) < 2:
         raise ValueError(f"pca: needs at least 2 states, got {len(flat)}")
+    bad = ~np.all(np.isfinite(flat), axis=1)
+    if bad.any():
+        raise ValueError(f"pca: {int(bad.sum())} of the {len(flat)} states hold NaN or inf "
+                         "(did the network diverge, or the inputs hold NaN?)")
     mean = flat.mean(axis=0)
     centered = flat - mean
     # eigen-decomposition of the N x N covariance: cheap for many states of a small net
@@ -375,6 +387,10 @@ def linear_rollout(lin, index, initial, inputs):
     if initial.shape != (N,) or inputs.ndim != 2 or inputs.shape[1] != E:
         raise ShapeError(f"linear_rollout: initial must be ({N},) and inputs (T, {E}), got "
                          f"{initial.shape} and {inputs.shape}")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or \
+            not -len(lin) <= index < len(lin):
+        raise IndexError(f"linear_rollout: index must be an int naming one of the {len(lin)} "
+                         f"linearised points (0..{len(lin) - 1}), got {index!r}")
     star, value = lin.points[index], lin.values[index]
     J, B = lin.J_rec[index], lin.J_inp[index]
     out = np.empty((len(inputs) + 1, N))

@@ -175,6 +175,9 @@ class StepMap:
         padding). ``valid[0]`` is True.
         """
         inputs = np.asarray(inputs.numpy() if isinstance(inputs, Tensor) else inputs)
+        if inputs.dtype.kind not in "fiub":
+            raise TypeError(f"StepMap.run: inputs must be real numbers, got dtype "
+                            f"{inputs.dtype}")
         if inputs.ndim != 3 or inputs.shape[2] != self.input_size:
             layout = "(B, T" if self.batch_first else "(T, B"
             raise ShapeError(f"StepMap.run: inputs must be {layout}, input_size="
@@ -184,9 +187,15 @@ class StepMap:
             inputs = inputs.transpose(1, 0, 2)
         return self._run_time_major(inputs, lengths, initial)
 
-    def _run_time_major(self, inputs, lengths, initial):
+    def _run_time_major(self, inputs, lengths, initial, where="StepMap.run"):
         """``run`` on (T, B, E) inputs, whatever ``batch_first`` says."""
         steps, batch = inputs.shape[:2]
+        bad = ~np.isfinite(inputs.astype(DTYPE))
+        if bad.any():
+            t, b, e = (int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{where}: the inputs (time-major {inputs.shape}) hold "
+                             f"{int(bad.sum())} NaN or inf value(s), the first at step {t}, "
+                             f"sequence {b}, feature {e}: every state after it would be NaN")
         if lengths is None:
             lengths = np.full(batch, steps)
         lengths = np.asarray(lengths)
@@ -208,11 +217,12 @@ class StepMap:
         """The nonlinear trajectory from ``initial`` (N,) driven by ``inputs`` (T, E):
         (T+1, N), row 0 the initial state."""
         initial = self.check_states(initial, "StepMap.rollout")
-        inputs = np.asarray(inputs, dtype=DTYPE)
+        inputs = np.asarray(inputs.numpy() if isinstance(inputs, Tensor) else inputs,
+                            dtype=DTYPE)
         if inputs.ndim != 2 or inputs.shape[1] != self.input_size:
             raise ShapeError(f"StepMap.rollout: inputs must be (T, input_size="
                              f"{self.input_size}), got {inputs.shape}")
-        states, _ = self._run_time_major(inputs[:, None, :], None, initial)
+        states, _ = self._run_time_major(inputs[:, None, :], None, initial, "StepMap.rollout")
         return states[:, 0]
 
     # ---- derivatives ----------------------------------------------------------------------

@@ -318,8 +318,15 @@ def _resolve_params(params, roots):
 
 
 def _check_read(recorded, named, roots, caller):
-    """Refuse parameters none of which the graph reads (another model's, say); warn about
-    the ones it does not read."""
+    """Refuse a graph an earlier backward pass freed, and parameters none of which the
+    graph reads (another model's, say); warn about the ones it does not read."""
+    freed = next((node for node in recorded.nodes if node.backward is None), None)
+    if freed is not None:
+        raise TraceError(f"{caller}: the graph of the loss was freed by an earlier backward "
+                         f"pass (at '{freed.op}', {scope_phrase(freed.scope)}): a "
+                         "loss.backward(), or a split/flow/lag_matrix of it, without "
+                         "retain_graph=True. Recompute the loss, or pass retain_graph=True "
+                         "to the pass before")
     read = {id(t) for node in recorded.nodes for t in node.inputs} | {id(r) for r in roots}
     unread = [name for name, p in named if id(p) not in read]
     listed = ", ".join(map(repr, unread[:6])) + (" ..." if len(unread) > 6 else "")
@@ -332,13 +339,59 @@ def _check_read(recorded, named, roots, caller):
                       "gradients are 0 (and split's shares nan)", TraceWarning, stacklevel=3)
 
 
-def _roots_and_seeds(loss, grad):
+def _type_name(value):
+    """``torch.Tensor``, ``numpy.ndarray``, ``float``: a type named so that a tensor of
+    another library is not called just "Tensor"."""
+    kind = type(value)
+    module = kind.__module__.split(".")[0]
+    return kind.__name__ if module == "builtins" else f"{module}.{kind.__name__}"
+
+
+def _roots_and_seeds(loss, grad, caller="trace"):
+    """``[loss], [seed]``: the loss checked (a tinytrace Tensor with a graph) and ``grad``
+    as an array of its shape and dtype (or None for a scalar loss)."""
     if not isinstance(loss, Tensor):
-        raise TypeError(f"trace: expected the loss as a Tensor, not {type(loss).__name__}")
-    if grad is None and loss.data.size != 1:
-        raise TraceError(f"trace: the output has shape {tuple(loss.shape)}; pass grad= of "
-                         "that shape, or trace a scalar loss")
+        raise TypeError(f"{caller}: expected the loss as a tinytrace Tensor, not "
+                        f"{_type_name(loss)}")
+    if loss.node is None and not loss.requires_grad:
+        raise TraceError(f"{caller}: the loss (shape {tuple(loss.shape)}) has no graph, so no "
+                         "gradient reaches any parameter: it was computed under tt.no_grad(), "
+                         "from .data / .detach(), or from parameters all frozen "
+                         "(requires_grad=False)")
+    if grad is None:
+        if loss.data.size != 1:
+            raise TraceError(f"{caller}: the output has shape {tuple(loss.shape)}; pass grad= "
+                             "of that shape, or trace a scalar loss")
+        return [loss], [None]
+    if isinstance(grad, Tensor):
+        grad = grad.data
+    elif not isinstance(grad, np.ndarray):
+        if type(grad).__module__.split(".")[0] not in ("builtins", "numpy", "cupy",
+                                                        "tinytrace"):
+            raise TypeError(f"{caller}: grad= must be an array or a tinytrace Tensor of the "
+                            f"output's shape {tuple(loss.shape)}, not {_type_name(grad)}")
+        grad = np.asarray(grad)
+    if tuple(grad.shape) != tuple(loss.shape):
+        raise TraceError(f"{caller}: grad= has shape {tuple(grad.shape)} but the output has "
+                         f"shape {tuple(loss.shape)}")
+    if getattr(grad, "dtype", None) is not None and grad.dtype.kind not in "fc":
+        raise TraceError(f"{caller}: grad= must hold floats, got dtype {grad.dtype}")
     return [loss], [grad]
+
+
+def _check_finite(caller, named, grads, roots):
+    """Warn when a gradient holds NaN or inf: every share and split made from it is NaN
+    too, which a table shows but a computed statistic would silently carry on."""
+    bad = [name for (name, _), g in zip(named, grads)
+           if g is not None and not np.all(np.isfinite(g))]
+    if bad:
+        loss = roots[0].data
+        value = f"{float(loss.reshape(-1)[0]):.4g}" if loss.size == 1 else \
+            f"{int((~np.isfinite(loss)).sum())} non-finite of {loss.size} entries"
+        listed = ", ".join(map(repr, bad[:6])) + (" ..." if len(bad) > 6 else "")
+        warnings.warn(f"{caller}: the gradients of {listed} hold NaN or inf (the loss: "
+                      f"{value}); check the data and the model for NaN first",
+                      TraceWarning, stacklevel=3)
 
 
 def _fused_message(node, asked):
@@ -477,10 +530,13 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     ``params``: a Module (its named parameters), a dict name -> tensor, a list of tensors,
     or ``None`` for every parameter the loss depends on. Costs two backward passes (one
     blocked, one full); no ``.grad`` changes. ``retain_graph=True`` keeps the graph for a
-    later ``loss.backward()``. Returns a ``Split``.
+    later ``loss.backward()`` (or split/flow): without it the graph is freed, and a second
+    call on it raises ``TraceError``. ``grad``: the seed of a non-scalar output (an array,
+    nested list or Tensor of its shape). Gradients holding NaN or inf warn
+    (``TraceWarning``): every share made from them is NaN. Returns a ``Split``.
     """
     component = Component(component)
-    roots, seeds = _roots_and_seeds(loss, grad)
+    roots, seeds = _roots_and_seeds(loss, grad, "split")
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
     _check_read(recorded, named, roots, "split")
@@ -495,6 +551,7 @@ def split(loss, component, params=None, grad=None, retain_graph=False):
     avoid = _grad(roots, tensors, grad_outputs=seeds, retain_graph=True,
                   block=members.__contains__)
     full = _grad(roots, tensors, grad_outputs=seeds, retain_graph=retain_graph)
+    _check_finite("split", named, full, roots)
     inside = recorded.inside(members)
     parts = [ParamSplit(name, g, a, id(p) in inside)
              for (name, p), g, a in zip(named, full, avoid)]
@@ -604,6 +661,10 @@ class Flow:
         """``{(component, tau): summed adjoint norm}``: a node's component is its scope
         without the ``t=k`` part, cut to ``level`` parts after where that part was
         (``None``: all); tau is its time step (``None`` outside every step)."""
+        if level is not None and (isinstance(level, bool) or not isinstance(
+                level, (int, np.integer)) or level < 0):
+            raise TraceError(f"Flow.by_scope/heatmap: level must be None or an int >= 0 (the "
+                             f"scope parts kept after the step), got {level!r}")
         sums = {}
         for node, value in self.adjoints.items():
             key = (_component_name(node.scope, level), step_of(node.scope))
@@ -666,12 +727,13 @@ def flow(loss, params=None, grad=None, retain_graph=False):
     (see ``Flow``). One backward pass with a hook (plus a tiny pass per time step through
     the parameters' preparation: transposes and gate slices). No ``.grad`` changes.
     ``params`` as in ``split``."""
-    roots, seeds = _roots_and_seeds(loss, grad)
+    roots, seeds = _roots_and_seeds(loss, grad, "flow")
     named = _resolve_params(params, roots)
     recorded = _Recorded(roots, named)
     _check_read(recorded, named, roots, "flow")
     grads, per_use, processed, adjoint, edge = _traced_pass(recorded, roots, seeds, named,
                                                             adjoints=True, edges=True)
+    _check_finite("flow", named, grads, roots)
     if not retain_graph:
         _free(recorded.nodes)
     ids = {id(t): name for name, t in named}
@@ -699,8 +761,12 @@ class Lag:
         steps whose loss is scored); default every t."""
         n_t, n_tau = self.matrix.shape
         rows = range(n_t) if rows is None else sorted(int(t) for t in rows)
-        if any(not 0 <= t < n_t for t in rows):
-            raise TraceError(f"Lag.profile: rows must lie in 0..{n_t - 1}, got {list(rows)}")
+        if not rows or any(not 0 <= t < n_t for t in rows):
+            raise TraceError(f"Lag.profile: rows must be some of 0..{n_t - 1}, got {list(rows)}")
+        if max_lag is not None and (isinstance(max_lag, bool) or not isinstance(
+                max_lag, (int, np.integer)) or max_lag < 0):
+            raise TraceError(f"Lag.profile: max_lag must be None or an int >= 0, got "
+                             f"{max_lag!r}")
         top = n_t - 1 if max_lag is None else min(max_lag, n_t - 1)
         lags, means = [], []
         for k in range(top + 1):

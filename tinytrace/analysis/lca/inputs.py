@@ -109,17 +109,31 @@ def _matches(name, pattern):
     return name == pattern or name.startswith(pattern + ".")
 
 
+def _frozen_list(frozen):
+    """``frozen`` as a list of names: one string, or an iterable of strings."""
+    if isinstance(frozen, str):
+        return [frozen]
+    try:
+        items = list(frozen)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(f, str) for f in items):
+        raise LCAError(f"Tracker: frozen must be a parameter name or module prefix ('fc2'), "
+                       f"or a list of them, not {frozen!r}")
+    return items
+
+
 def frozen_names(model, frozen):
     """The names of the model's parameters that ``frozen`` (names or prefixes) matches."""
     named, _ = _named(model)
-    frozen = [frozen] if isinstance(frozen, str) else list(frozen)
+    frozen = _frozen_list(frozen)
     return [n for n, _ in named if any(_matches(n, f) for f in frozen)]
 
 
 def tracked_parameters(model, optimizers, frozen):
     """The tracked ``(name, parameter)`` pairs, the model's modules and their ``Layout``."""
     named, modules = _named(model)
-    frozen = [frozen] if isinstance(frozen, str) else list(frozen)
+    frozen = _frozen_list(frozen)
     names = [n for n, _ in named]
     for f in frozen:
         if not any(_matches(n, f) for n in names):

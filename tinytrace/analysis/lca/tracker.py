@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from ...autograd import grad as _grad_of
+from ...autograd import grad as _grad_of, topological_order
 from ...context import enable_grad
 from ...errors import TinytraceError, describe
 from ...random import generator
@@ -60,7 +60,8 @@ class Tracker:
 
     - ``model``: a ``Module`` (its ``named_parameters()`` are tracked), or a dict /
       list of ``(name, parameter)`` pairs.
-    - ``loss_fn(*batch)``: the mean loss of a batch of the LCA set (a scalar Tensor);
+    - ``loss_fn(*batch)``: the mean loss of a batch of the LCA set (a scalar Tensor,
+      computed from the tracked parameters: a loss that reads none of them is refused);
       ``data``: the LCA set, a tuple of arrays sharing their first (example) dimension,
       e.g. ``(x_train, y_train)`` (or ``None``: ``loss_fn()`` takes no arguments).
       ``heldout``: optionally a second set (same arrays, e.g. the test set), allocated
@@ -112,6 +113,18 @@ class Tracker:
         if path is not None and keep != "full":
             raise LCAError("Tracker: path= streams the full per-parameter record to disk; "
                            "it needs keep='full'")
+        if path is not None and os.path.exists(path) and not os.path.isdir(path):
+            raise LCAError(f"Tracker: path={os.fspath(path)!r} is a file; path= names the "
+                           "directory the <set>.npy files are written to")
+        if full_dtype is not None:
+            try:
+                kind = np.dtype(full_dtype).kind
+            except TypeError:
+                kind = None
+            if kind != "f":
+                raise LCAError(f"Tracker: full_dtype must be a float dtype (each A[t, i] is a "
+                               f"small real number an integer would round to 0), not "
+                               f"{full_dtype!r}")
         self.method, self.keep = method, keep
         self.loss_fn = loss_fn
         self.tolerance, self.max_splits = float(tolerance), int(max_splits)
@@ -143,6 +156,7 @@ class Tracker:
                                    layout.size, full_dtype))
             self.allocations[s.name] = Allocation(s.name, layout, keep, store)
         self.evaluations = 0          # points evaluated (each one pass over every set)
+        self._reads_checked = False
         self._inside = False
         with self._undisturbed():
             self._theta = self._snapshot()
@@ -309,6 +323,8 @@ class Tracker:
                                    f"batch {k} (arrays {describe(batch) or 'none'}): "
                                    f"{type(err).__name__}: {err}") from err
                 self._check_loss(loss, lca_set, k)
+                if not self._reads_checked:
+                    self._check_reads(loss, lca_set, k)
                 grads = _grad_of(loss, self.params)
                 flat = np.concatenate([np.asarray(g).ravel() for g in grads])
                 total += weight * float(loss.item())
@@ -332,6 +348,22 @@ class Tracker:
         if not np.isfinite(loss.item()):
             raise LCAError(f"Tracker: the loss {where} is {loss.item()} after "
                            f"{self.steps} steps; an allocation of it means nothing")
+
+    def _check_reads(self, loss, lca_set, k):
+        """Once: refuse a loss whose graph reads none of the tracked parameters (loss_fn
+        calls another model, or a copy of this one): every A would be 0 while the loss
+        moves, or stands still, for reasons the allocation cannot see."""
+        if loss.node is None:                      # the loss is a leaf itself
+            read = {id(loss)}
+        else:
+            read = {id(t) for node in topological_order(loss.node) for t in node.inputs}
+        if not any(id(p) in read for p in self.params):
+            listed = ", ".join(repr(n) for n in self.names[:4])
+            raise LCAError(f"Tracker: the loss on the {lca_set.name} LCA set, batch {k}, reads "
+                           f"none of the {len(self.names)} tracked parameters ({listed}"
+                           f"{' ...' if len(self.names) > 4 else ''}): does loss_fn call "
+                           "the model given to the Tracker, not another one or a copy?")
+        self._reads_checked = True
 
     @contextlib.contextmanager
     def _undisturbed(self):
