@@ -142,7 +142,9 @@ def vector_norm(x, p, axis=None, keepdims=False):
     slice that is all zeros (0/0), not NaN."""
     xp = array_module(x)
     size = xp.abs(x)
-    out = (size ** p).sum(axis=axis, keepdims=True) ** (1.0 / p)
+    # xp.power, not **: NumPy's ** turns p = 0.5 into sqrt (and a few others into other
+    # ufuncs), which another array library need not do; the last bits would differ by device
+    out = xp.power(xp.power(size, p).sum(axis=axis, keepdims=True), 1.0 / p)
     return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
         (xp, x, size, out, p, axis, keepdims)
 
@@ -151,8 +153,8 @@ def vector_norm(x, p, axis=None, keepdims=False):
 def _vector_norm_vjp(g, saved):
     xp, x, size, out, p, axis, keepdims = saved
     ratio = size / xp.where(out == 0, 1, out)          # an all-zero slice: 0 / 1
-    with np.errstate(divide="ignore"):                 # 0 ** (p - 1) for p < 1: inf,
-        weight = xp.where(size == 0, 0, ratio ** (p - 1))   # replaced by the 0 wanted
+    with np.errstate(divide="ignore"):      # 0 ** (p - 1) for p < 1 is inf: replaced
+        weight = xp.where(size == 0, 0, xp.power(ratio, p - 1))     # by the 0 wanted
     return (_restore(g, x.shape, axis, keepdims) * xp.sign(x) * weight,)
 
 
