@@ -236,6 +236,8 @@ class TensorMethods:
         if start > end:
             raise ValueError(f"flatten(): start_dim={start_dim} comes after end_dim={end_dim} "
                              f"for a tensor of shape {shape}")
+        if start == end and shape:    # nothing to merge: the tensor itself, as PyTorch's
+            return self
         merged = 1
         for n in like[start:end + 1]:
             merged *= n
@@ -277,12 +279,15 @@ class TensorMethods:
         axes = _sizes(axes)
         if len(axes) == 2 and self.ndim != 2:
             return self.swapaxes(*axes)
-        if self.ndim == 2 and len(axes) == 2 and all(
-                isinstance(a, (int, np.integer)) and -2 <= a < 2 for a in axes) and (
-                axes[0] % 2, axes[1] % 2) == (0, 1):
-            raise ShapeError(f"transpose{axes} on a matrix of shape {tuple(self.shape)}: "
-                             "NumPy reads it as the identity, PyTorch as the transpose; "
-                             "write .T or .transpose(1, 0) for the transpose")
+        if self.ndim == 2 and len(axes) == 2:
+            if all(isinstance(a, (int, np.integer)) and -2 <= a < 2 for a in axes) and (
+                    axes[0] % 2, axes[1] % 2) == (0, 1):
+                raise ShapeError(f"transpose{axes} on a matrix of shape {tuple(self.shape)}: "
+                                 "NumPy reads it as the identity, PyTorch as the transpose; "
+                                 "write .T or .transpose(1, 0) for the transpose")
+            # (1, 0) means the transpose in both readings; (0, 0) and (1, 1) are no
+            # permutation, so only PyTorch's (swap an axis with itself: the identity)
+            return self.swapaxes(*axes)
         return _ops.transpose(self, axes=axes if axes else None)
 
     def swapaxes(self, axis0, axis1):
@@ -368,8 +373,15 @@ class TensorMethods:
         full = (1,) * lead + shape
         split = tuple(n for pair in zip((1,) * len(full), full) for n in pair)
         grown = tuple(n for pair in zip(repeats, full) for n in pair)
-        return self.reshape(split).expand(grown).reshape(
+        out = self.reshape(split).expand(grown).reshape(
             tuple(r * n for r, n in zip(repeats, full)))
+        # The last reshape copies where it must, but may keep a view of this tensor's
+        # memory (repeats of 1, or of a size-1 axis: a read-only broadcast view). PyTorch's
+        # repeat always copies, so that the result can be written and writes to it or to
+        # this tensor stay apart: so must this one.
+        if np.may_share_memory(out.data, self.data) or not out.data.size:
+            out = out.clone()
+        return out
 
     def add(self, other, *, alpha=1):
         """``self + alpha * other`` (PyTorch's ``add``; ``alpha=1``: the ``+`` operator)."""
@@ -499,12 +511,14 @@ class TensorMethods:
 
     def flip(self, *dims):
         """The order of the elements reversed along ``dims`` (``x.flip(0)``,
-        ``x.flip((0, 1))``), PyTorch's ``flip``: a ``getitem`` with step -1."""
+        ``x.flip((0, 1))``), PyTorch's ``flip``: a ``getitem`` with step -1, then a
+        ``clone``, since PyTorch's flip copies (NumPy's is a view): a write to this tensor
+        must not show through the flipped one, nor the other way round."""
         dims = _sizes(dims)
         shape = tuple(self.shape)
         chosen = {dim_arg("flip", d, shape) for d in dims}
         return self[tuple(slice(None, None, -1) if d in chosen else slice(None)
-                          for d in range(len(shape)))]
+                          for d in range(len(shape)))].clone()
 
     def roll(self, shifts, dims=None):
         """Elements shifted by ``shifts`` along ``dims``, those pushed off the end coming
@@ -552,12 +566,13 @@ class TensorMethods:
         return _ops.astype(self, dtype=np.dtype(dtype))
 
     def float(self):
-        """``astype(float32)``."""
-        return self.astype(np.float32)
+        """``astype(float32)``; a float32 tensor is returned as it is (itself, as
+        PyTorch's ``float()``: a leaf stays the leaf whose ``.grad`` backward fills)."""
+        return self if self.dtype == np.float32 else self.astype(np.float32)
 
     def double(self):
-        """``astype(float64)``."""
-        return self.astype(np.float64)
+        """``astype(float64)``; a float64 tensor is returned as it is (as ``float``)."""
+        return self if self.dtype == np.float64 else self.astype(np.float64)
 
     def exp(self):
         """``tt.exp``: e to the power of each element."""
