@@ -541,7 +541,8 @@ class TensorMethods:
             if n:
                 order = (np.arange(n) - shift) % n     # out[i] = x[i - shift]
                 out = out[(slice(None),) * d + (order,)]
-        return out
+        # (a copy, as PyTorch's roll, also when there was nothing to move: an empty axis)
+        return self.clone() if out is self else out
 
     def tril(self, diagonal=0):
         """The lower triangle of the last two axes (the rest 0), on and below the

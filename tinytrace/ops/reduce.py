@@ -172,9 +172,12 @@ def logsumexp(x, axis=None, keepdims=False):
     if axis is not None and not x.ndim:
         axis = _scalar_axis(axis)
     xp = array_module(x)
-    m = x.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
-    e = xp.exp(x - m)
+    if not x.size:           # no max to shift by (nothing to overflow): log(0) = -inf,
+        e, m = xp.exp(x), 0  # as PyTorch's, where an empty slice is reduced
+    else:
+        m = x.max(axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        e = xp.exp(x - m)
     total = e.sum(axis=axis, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):   # an all -inf slice: log(0)
         out = xp.log(total) + m                            # = -inf, weights 0/0 = NaN,
