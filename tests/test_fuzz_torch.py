@@ -432,6 +432,8 @@ def require(x, flag):
 
 
 OPS_LIST = [
+    # (the first row is the one hypothesis draws most: a binary op, for broadcasting)
+    Op("add", "{0} + {1}", *_same(lambda a, b: a + b), pair=broadcasts, accepts=lambda x: True),
     # elementwise, one input (values kept where each is smooth)
     unary("neg", lambda x: -x, show="-{0}"),
     unary("exp", lambda x: x.exp(), within(-np.inf, 20.0)),
@@ -473,7 +475,6 @@ OPS_LIST = [
     Op("rdiv_number", "{c} / {0}", *_same(lambda x, c: c / x), args=number,
        accepts=away_from(0.0, margin=0.1)),
     # two inputs that broadcast (int64 beside a float: PyTorch's promotion)
-    Op("add", "{0} + {1}", *_same(lambda a, b: a + b), pair=broadcasts, accepts=lambda x: True),
     Op("sub", "{0} - {1}", *_same(lambda a, b: a - b), pair=broadcasts, accepts=lambda x: True),
     Op("mul", "{0} * {1}", *_same(lambda a, b: a * b), pair=broadcasts, accepts=lambda x: True),
     Op("div", "{0} / {1}", *_same(lambda a, b: a / b), accepts=lambda x: True,
@@ -693,6 +694,9 @@ def _ending_text(ending):
         (i,) = ending["outputs"]
         return f"t{i}.backward(G{i})   # G: standard normal, seed {ending['seed']}"
     text = f"loss = {terms}   # G: standard normal, seed {ending['seed']}\n"
+    if ending["kind"] == "grad":
+        wrt = ", ".join(f"t{i}" for i in ending["wrt"])
+        return text + f"grad(loss, [{wrt}])   # tt.grad / torch.autograd.grad"
     if ending["kind"] == "twice":
         return text + "loss.backward(retain_graph=True); loss.backward()"
     return text + "loss.backward()"
@@ -705,8 +709,9 @@ def leaf_arrays():
     def draw_leaves(draw):
         count = draw(st.integers(1, 3))
         min_side = draw(st.sampled_from([1, 1, 1, 0]))
+        min_dims = draw(st.sampled_from([1, 2, 0, 1, 2, 3]))    # 0-d ones less often
         shapes_ = draw(hnp.mutually_broadcastable_shapes(
-            num_shapes=count, min_dims=0, max_dims=3, min_side=min_side, max_side=3)
+            num_shapes=count, min_dims=min_dims, max_dims=3, min_side=min_side, max_side=3)
         ).input_shapes
         leaves = []
         for shape in shapes_:
@@ -791,7 +796,7 @@ def programs(draw, min_steps=3, max_steps=10):
     while len(steps) < target and attempts < 20 * max_steps:
         attempts += 1
         op = draw(st.sampled_from(OPS_LIST))
-        no_grad = draw(st.integers(0, 9)) == 0
+        no_grad = draw(st.sampled_from([False] * 7 + [True]))
         firsts = [i for i, x in enumerate(pool) if op.accepts(x)]
         if not firsts:
             continue
@@ -836,16 +841,21 @@ def programs(draw, min_steps=3, max_steps=10):
 @st.composite
 def endings(draw, pool):
     """Backward from a random projection of several outputs, from one non-scalar output
-    with an explicit gradient, or twice through a retained graph."""
+    with an explicit gradient, or twice through a retained graph; or ``tt.grad`` against
+    ``torch.autograd.grad`` of a projection with respect to some tensors (leaves or not)."""
     live = [i for i, t in enumerate(pool) if is_float(t) and t.requires_grad]
     if not live:
         return {"kind": "none"}
-    kind = draw(st.sampled_from(["projection", "projection", "explicit", "twice"]))
+    kind = draw(st.sampled_from(["projection", "projection", "explicit", "twice", "grad"]))
     seed = draw(st.integers(0, 2**32 - 1))
     if kind == "explicit":
         return {"kind": kind, "outputs": [draw(st.sampled_from(live))], "seed": seed}
     chosen = draw(st.lists(st.sampled_from(live), min_size=1, max_size=4, unique=True))
-    return {"kind": kind, "outputs": sorted(chosen), "seed": seed}
+    ending = {"kind": kind, "outputs": sorted(chosen), "seed": seed}
+    if kind == "grad":
+        ending["wrt"] = draw(st.lists(st.sampled_from(live), min_size=1, max_size=4,
+                                      unique=True))
+    return ending
 
 
 # ---- running and comparing ----------------------------------------------------------------
@@ -863,8 +873,8 @@ def _is_version_error(lib, err):
 
 
 def run(program, lib):
-    """The program's pool after its steps and its backward pass, and the error that
-    backward raised (None if it ran)."""
+    """The program's pool after its steps and its backward pass, the error that backward
+    raised (None if it ran) and the gradients ``grad`` returned (for that ending)."""
     pool = [lib.leaf(a, rg) for a, rg in program.leaves]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -872,7 +882,7 @@ def run(program, lib):
             apply_step(lib, pool, step)
     ending = program.ending
     if ending["kind"] == "none":
-        return pool, None
+        return pool, None, None
     rng = np.random.default_rng(ending["seed"])
     seeds = {i: rng.standard_normal(tuple(pool[i].shape)).astype(_np_dtype(pool[i]))
              for i in ending["outputs"]}
@@ -881,17 +891,24 @@ def run(program, lib):
         if ending["kind"] == "explicit":
             (i,) = ending["outputs"]
             pool[i].backward(wrap(seeds[i]))
-            return pool, None
+            return pool, None, None
         loss = None
         for i in ending["outputs"]:
             term = (pool[i] * wrap(seeds[i])).sum().double()
             loss = term if loss is None else loss + term
+        if ending["kind"] == "grad":
+            wrt = [pool[i] for i in ending["wrt"]]
+            if lib is TT:
+                return pool, None, tt.grad(loss, wrt)
+            found = torch.autograd.grad(loss, wrt, allow_unused=True)
+            return pool, None, [torch.zeros_like(t) if g is None else g    # tt.grad's
+                                for t, g in zip(wrt, found)]               # zeros
         if ending["kind"] == "twice":
             loss.backward(retain_graph=True)
         loss.backward()
     except Exception as err:  # noqa: BLE001  (compared below, by kind)
-        return pool, err
-    return pool, None
+        return pool, err, None
+    return pool, None, None
 
 
 def _np_dtype(t):
@@ -921,8 +938,8 @@ def assert_same(ours, theirs, what, loose=False):
 
 
 def check(program):
-    ours, our_error = run(program, TT)
-    theirs, their_error = run(program, TORCH)
+    ours, our_error, our_grads = run(program, TT)
+    theirs, their_error, their_grads = run(program, TORCH)
     assert len(ours) == len(theirs)
     loose = any(t.dtype == torch.float32 for t in theirs)
     for k, (a, b) in enumerate(zip(ours, theirs)):
@@ -940,8 +957,13 @@ def check(program):
             assert any(f"of {op} " in str(our_error) for op in STRICTER_THAN_TORCH), (
                 f"tinytrace refused, torch did not: {our_error}")
         return
+    if our_grads is not None:
+        for i, a, b in zip(program.ending["wrt"], our_grads, their_grads):
+            assert_same(a, b, f"grad(loss, t{i})", loose)
     for k, (a, b) in enumerate(zip(ours, theirs)):
-        if b.is_leaf or b.retains_grad:
+        # (torch.autograd.grad fills retained non-leaf .grads; tt.grad touches no .grad,
+        # on purpose: analysis tools call it in the middle of training)
+        if b.is_leaf or b.retains_grad and program.ending["kind"] != "grad":
             if b.grad is None:
                 assert a.grad is None, f"t{k}.grad: torch has None, tinytrace {a.grad}"
             else:
@@ -1101,3 +1123,37 @@ def test_roll_of_an_empty_axis_is_a_copy_as_in_torch():
         out = ours.roll(1, 1)
     assert out is not ours and not out.requires_grad
     assert out.shape == (2, 0)
+
+
+def test_clamp_reads_its_input_not_its_output_so_a_change_to_the_output_is_allowed():
+    """PyTorch's clamp saves its input; tinytrace's saved its output too, and refused a
+    backward after ``y += 1`` on the result, which PyTorch runs."""
+    grads = []
+    for lib in (TT, TORCH):
+        x = lib.leaf(np.array([-1.0, 0.5, 2.0]), True)
+        y = x.clamp(min=0.0, max=1.0)
+        loss = (y * y).sum()               # mul saves y: change a copy of y's node instead
+        z = y.clamp(max=0.75)
+        with lib.no_grad():
+            z += 1.0
+        (loss + z.sum()).backward()
+        grads.append(np.asarray(x.grad))
+    np.testing.assert_array_equal(grads[0], grads[1])
+    np.testing.assert_array_equal(grads[0], [0.0, 2.0, 0.0])
+
+
+def test_grad_checks_versions_only_where_the_asked_gradients_pass():
+    """``tt.grad(loss, [a])`` refused because of an in-place change on a branch of the
+    graph that leads only to b; torch.autograd.grad runs no node off the way to a."""
+    found = []
+    for lib, grad in ((TT, lambda loss, a: tt.grad(loss, [a], retain_graph=True)[0]),
+                      (TORCH, lambda loss, a: torch.autograd.grad(loss, [a],
+                                                                  retain_graph=True)[0])):
+        a, b = lib.leaf(np.array([1.0, 2.0]), True), lib.leaf(np.array([0.5]), True)
+        loss = (a * a).sum() + b.prod()           # prod saves b
+        with lib.no_grad():
+            b += 1.0
+        found.append(np.asarray(grad(loss, a)))
+        with pytest.raises((RuntimeError, tt.BackwardError), match="in ?place"):
+            grad(loss, b)                          # b's own gradient does need it
+    np.testing.assert_array_equal(found[0], found[1])
