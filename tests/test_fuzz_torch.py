@@ -497,11 +497,14 @@ OPS_LIST = [
        lambda a, b, dim, twice: tt.cat([a, a if twice else b], dim=dim),
        lambda a, b, dim, twice: torch.cat([a, a if twice else b], dim=dim),
        args=lambda draw, a, b: join_args(draw, a, b) if a.ndim else None,
-       pair=lambda a, b: a.ndim == b.ndim and same_float_kind(a, b) and is_float(b)),
+       pair=lambda a, b: a.ndim == b.ndim and a.dtype == b.dtype),
     Op("stack", "stack([{0}, {1}], dim={dim})  # twice={twice}",
        lambda a, b, dim, twice: tt.stack([a, a if twice else b], dim=dim),
        lambda a, b, dim, twice: torch.stack([a, a if twice else b], dim=dim), args=join_args,
-       pair=lambda a, b: a.shape == b.shape and same_float_kind(a, b) and is_float(b)),
+       pair=lambda a, b: a.shape == b.shape and a.dtype == b.dtype),
+    Op("where_compare", "where({0} > 0, {0}, {1})",
+       lambda a, b: tt.where(a > 0, a, b), lambda a, b: torch.where(a > 0, a, b),
+       accepts=away_from(0.0), pair=lambda a, b: broadcasts(a, b) and is_float(b)),
     # reductions with dim / keepdim
     Op("sum", "{0}.sum(dim={dim}, keepdim={keepdim})", lambda x, dim, keepdim:
        x.sum(dim=dim, keepdim=keepdim), lambda x, dim, keepdim:
@@ -611,9 +614,26 @@ OPS_LIST = [
     Op("imul_tensor", "{0} *= {1}", *_same(inplace("*=")), effect="replace", writes=True,
        pair=lambda a, b: broadcasts(a, b) and np.broadcast_shapes(
            tuple(a.shape), tuple(b.shape)) == tuple(a.shape) and a.dtype == b.dtype),
+    Op("fill_", "{0}.fill_({c})", *_same(lambda x, c: x.fill_(c)), args=number,
+       effect="replace", writes=True, accepts=lambda x: is_float(x) and not x.requires_grad),
+    Op("zero_", "{0}.zero_()", *_same(lambda x: x.zero_()), effect="replace", writes=True,
+       accepts=lambda x: is_float(x) and not x.requires_grad),
+    Op("copy_", "{0}.copy_({1})", lambda a, b: a.copy_(b), lambda a, b: a.copy_(b),
+       effect="replace", writes=True, accepts=lambda x: is_float(x) and not x.requires_grad,
+       # tinytrace's copy_ is an item assignment: a source that requires grad is refused
+       # (tensor.py), where PyTorch records it
+       pair=lambda a, b: broadcasts(a, b) and np.broadcast_shapes(
+           tuple(a.shape), tuple(b.shape)) == tuple(a.shape) and not b.requires_grad),
     Op("setitem", "{0}[{index}] = {value}", setitem, torch_setitem, args=setitem_args,
        effect="replace", writes=True, accepts=lambda x: is_float(x) and not x.requires_grad),
 ]
+# Shape ops and the reductions PyTorch allows on integers take int64 tensors too.
+INTEGERS_TOO = ("permute", "flatten", "squeeze", "transpose", "T", "t", "expand", "repeat",
+                "flip", "roll", "tril", "triu", "split", "chunk", "unbind", "gather", "sum",
+                "amax", "amin", "prod", "cumsum", "cat", "stack")
+OPS_LIST = [dataclasses.replace(op, accepts=lambda x, floats=op.accepts: x.dtype ==
+                                torch.int64 or floats(x))
+            if op.name in INTEGERS_TOO else op for op in OPS_LIST]
 OPS = {op.name: op for op in OPS_LIST}
 
 
@@ -869,7 +889,10 @@ STRICTER_THAN_TORCH = ("'mul'", "'matmul'", "'div'", "'pow_tensor'")
 def _is_version_error(lib, err):
     if lib is TT:
         return isinstance(err, tt.BackwardError) and "modified in place" in str(err)
-    return isinstance(err, RuntimeError) and "modified by an inplace operation" in str(err)
+    # (the second: a leaf a node had read, then changed in place by a tensor that requires
+    # grad, so a node itself, which tinytrace's rebinding never meets)
+    return isinstance(err, RuntimeError) and ("modified by an inplace operation" in str(err)
+                                              or "moved into the graph interior" in str(err))
 
 
 def run(program, lib):
