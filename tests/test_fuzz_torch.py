@@ -40,7 +40,7 @@ from opcases.core import index_for  # noqa: E402
 from test_conformance_ops import _torch_index  # noqa: E402
 from torch_compare import ATOL, RTOL  # noqa: E402
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "600"))
 
 
 # ---- the two frameworks, behind one small interface --------------------------------------
@@ -1180,3 +1180,22 @@ def test_grad_checks_versions_only_where_the_asked_gradients_pass():
         with pytest.raises((RuntimeError, tt.BackwardError), match="in ?place"):
             grad(loss, b)                          # b's own gradient does need it
     np.testing.assert_array_equal(found[0], found[1])
+
+
+@pytest.mark.parametrize("spelling", ["method", "function"])
+def test_clamp_with_tensor_bounds_as_in_torch(spelling):
+    """Tensor bounds ran forward, then backward failed with an unrelated TypeError."""
+    x = np.array([[-1.0, 0.25, 2.0], [0.5, 1.5, -0.5]])
+    low, high = np.array([0.0, 0.5, 0.0]), np.array([[1.0], [0.75]])
+    grads = []
+    for lib in (TT, TORCH):
+        t = lib.leaf(x, True)
+        lo, hi = lib.leaf(low, False), lib.leaf(high, False)
+        out = t.clamp(min=lo, max=hi) if spelling == "method" else (
+            tt.clamp(t, lo, hi) if lib is TT else torch.clamp(t, lo, hi))
+        (out * out).sum().backward()
+        grads.append((np.asarray(out.detach().numpy()), np.asarray(t.grad)))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+    with pytest.raises(TypeError, match="requires grad"):
+        tt.tensor(x).clamp(min=tt.tensor(low, requires_grad=True))

@@ -14,6 +14,7 @@ calls ``_import_late()`` at its end, once both exist, as it imports the ops ther
 """
 import numpy as np
 
+from .context import STATE as _STATE
 from .errors import DTypeError, ShapeError, describe
 
 
@@ -612,13 +613,14 @@ class TensorMethods:
         return _apply1(_ops.logsigmoid, self)
 
     def clip(self, low=None, high=None):
-        """``tt.clip``: limit to [low, high]."""
-        return _ops.clip(self, low=low, high=high)
+        """``tt.clip``: limit to [low, high] (numbers, arrays or tensors that broadcast;
+        the bounds are constants: a bound that requires grad is refused)."""
+        return _ops.clip(self, low=_bound("clip", low), high=_bound("clip", high))
 
     def clamp(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
         """``clip`` under PyTorch's name and argument names: ``x.clamp(min=0)``; ``min >
         max`` gives ``max`` everywhere with gradient 0, as ``torch.clamp``."""
-        return _ops.clip(self, low=min, high=max)
+        return _ops.clip(self, low=_bound("clamp", min), high=_bound("clamp", max))
 
     def softmax(self, axis=None, *, dim=None):
         """``tt.softmax`` along ``axis`` (or ``dim``; the last axis by default)."""
@@ -638,6 +640,19 @@ def _checked_axes(op, axis, shape):
     for a in (axis if isinstance(axis, (tuple, list)) else (axis,)):
         dim_arg(op, a, shape, n=max(len(shape), 1))
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _bound(op, value):
+    """A bound of ``clip`` as the constant the op takes: a tensor's array (a tensor there
+    made the backward fail with an unrelated TypeError). A bound that requires grad is
+    refused: clip gives it no gradient (PyTorch's clamp does; tt.maximum / tt.minimum
+    give one to both sides)."""
+    if not isinstance(value, Tensor):
+        return value
+    if value.requires_grad and _STATE.grad_enabled:
+        raise TypeError(f"{op}(): a bound that requires grad gets no gradient here; pass "
+                        "bound.detach(), or use tt.maximum / tt.minimum, which give one")
+    return value.data
 
 
 def _no_out(op, out, dtype=None):
