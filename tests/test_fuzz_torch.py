@@ -496,7 +496,9 @@ OPS_LIST = [
     Op("cat", "cat([{0}, {1}], dim={dim})  # twice={twice}",
        lambda a, b, dim, twice: tt.cat([a, a if twice else b], dim=dim),
        lambda a, b, dim, twice: torch.cat([a, a if twice else b], dim=dim),
-       args=lambda draw, a, b: join_args(draw, a, b) if a.ndim else None,
+       # (a dim in range: PyTorch skips 1-d empty tensors whatever the dim, a legacy rule)
+       args=lambda draw, a, b: {"dim": one_dim(draw, a), "twice": draw(st.booleans())}
+       if a.ndim else None,
        pair=lambda a, b: a.ndim == b.ndim and a.dtype == b.dtype),
     Op("stack", "stack([{0}, {1}], dim={dim})  # twice={twice}",
        lambda a, b, dim, twice: tt.stack([a, a if twice else b], dim=dim),
@@ -505,6 +507,24 @@ OPS_LIST = [
     Op("where_compare", "where({0} > 0, {0}, {1})",
        lambda a, b: tt.where(a > 0, a, b), lambda a, b: torch.where(a > 0, a, b),
        accepts=away_from(0.0), pair=lambda a, b: broadcasts(a, b) and is_float(b)),
+    Op("getitem_mask", "{0}[{0} > 0]", lambda x: x[x > 0], lambda x: x[x > 0],
+       accepts=lambda x: away_from(0.0)(x) and x.ndim > 0),
+    Op("gather_argmax", "{0}.gather({dim}, {0}.argmax(dim={dim}, keepdim=True))",
+       *_same(lambda x, dim: x.gather(dim, x.argmax(dim=dim, keepdim=True))),
+       args=lambda draw, x: one_dim_args(draw, x) if x.ndim and x.numel() else None,
+       accepts=no_near_ties),
+    Op("cross_entropy", "cross_entropy({0}, {target}, reduction={reduction!r})",
+       lambda x, target, reduction: tt.nn.functional.cross_entropy(x, target, reduction=reduction),
+       lambda x, target, reduction: torch.nn.functional.cross_entropy(
+           x, torch.from_numpy(target), reduction=reduction),
+       args=lambda draw, x: {"target": draw(hnp.arrays(np.int64, x.shape[:1], elements=st.integers(
+           0, x.shape[1] - 1))), "reduction": draw(st.sampled_from(["mean", "sum", "none"]))}
+       if x.ndim == 2 and x.shape[1] and x.shape[0] else None),
+    Op("mse_loss", "mse_loss({0}, {1}, reduction={reduction!r})",
+       lambda a, b, reduction: tt.nn.functional.mse_loss(a, b, reduction=reduction),
+       lambda a, b, reduction: torch.nn.functional.mse_loss(a, b, reduction=reduction),
+       args=lambda draw, a, b: {"reduction": draw(st.sampled_from(["mean", "sum", "none"]))},
+       pair=lambda a, b: a.shape == b.shape and a.dtype == b.dtype),
     # reductions with dim / keepdim
     Op("sum", "{0}.sum(dim={dim}, keepdim={keepdim})", lambda x, dim, keepdim:
        x.sum(dim=dim, keepdim=keepdim), lambda x, dim, keepdim:
@@ -1199,3 +1219,25 @@ def test_clamp_with_tensor_bounds_as_in_torch(spelling):
     np.testing.assert_array_equal(grads[0][1], grads[1][1])
     with pytest.raises(TypeError, match="requires grad"):
         tt.tensor(x).clamp(min=tt.tensor(low, requires_grad=True))
+
+
+def test_relu_reads_its_output_so_a_change_to_its_input_is_allowed_as_in_torch():
+    """PyTorch's relu saves its result; tinytrace's saved its input, and refused a
+    backward after an in-place change to the input that PyTorch runs."""
+    grads = []
+    for lib in (TT, TORCH):
+        x = lib.leaf(np.array([-1.0, 0.0, 2.0]), True)
+        y = x.relu()
+        with lib.no_grad():
+            x += 5.0
+        (y * y).sum().backward()
+        grads.append(np.asarray(x.grad))
+    np.testing.assert_array_equal(grads[0], grads[1])
+    np.testing.assert_array_equal(grads[0], [0.0, 0.0, 4.0])
+    with pytest.raises(tt.BackwardError, match="output of 'relu'"):
+        x = tt.tensor(np.array([1.0]), requires_grad=True)
+        y = x.relu()
+        loss = y.sum()
+        with tt.no_grad():
+            y += 1.0                        # what relu's vjp reads: refused, as in PyTorch
+        loss.backward()

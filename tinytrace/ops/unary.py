@@ -125,15 +125,18 @@ def _logsigmoid_vjp(g, saved):
     return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
 
 
-@primitive("relu")
+@primitive("relu", saves=(), saves_output=True)
 def relu(x):
-    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
-    return array_module(x).maximum(x, 0), x
+    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch. The vjp reads the output
+    (out > 0 where x > 0), as PyTorch's does, not the input: a change to x in place after
+    the relu leaves its backward right, and allowed, as in PyTorch."""
+    out = array_module(x).maximum(x, 0)
+    return out, out
 
 
 @relu.backward
-def _relu_vjp(g, x):
-    return (g * (x > 0),)
+def _relu_vjp(g, out):
+    return (g * (out > 0),)
 
 
 @primitive("clip")
