@@ -320,7 +320,12 @@ def _sweep(roots, seeds, retain_graph, hook, block, targets):
         if backward is None:
             _freed(node)
         if node.writes != STATE.writes:    # something was changed in place since
-            _check_versions(node)          # raises if it was what the vjp reads
+            if wanted is not None and useful is None:     # (found only when needed)
+                useful = _anomaly.leads_to(order, wanted)
+            # raises if it was what the vjp reads; in tt.grad only where the gradients
+            # asked for pass (as torch.autograd.grad, which runs no other node)
+            if wanted is None or node in useful:
+                _check_versions(node)
         input_grads = backward(g, node.saved)
         if checking:
             _anomaly.check_backward(node, input_grads, _relevance(node, blocked, wanted,

@@ -74,12 +74,12 @@ def logsigmoid(x):
 def clip(x, low=None, high=None):
     """``x`` limited to [``low``, ``high``] (either may be None); gradient 0 outside.
     ``low > high`` gives ``high`` everywhere with gradient 0 (as ``torch.clamp``)."""
-    return ops.clip(as_tensor(x), low=low, high=high)
+    return as_tensor(x).clip(low, high)
 
 
 def clamp(x, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
     """``clip`` under PyTorch's name and argument names (``tt.clamp(x, min=0)``)."""
-    return ops.clip(as_tensor(x), low=min, high=max)
+    return as_tensor(x).clamp(min, max)
 
 
 def softmax(x, axis=None, *, dim=None):

@@ -285,7 +285,9 @@ class Tensor(TensorMethods):
         return self
 
     def _update(self, symbol, ufunc, other, fallback):
-        if self._recording(f"'{symbol}'"):
+        if self._recording(f"'{symbol}'") or _carries_grad(other):
+            # (a constant changed by a tensor that requires grad, ``c += w``, becomes a
+            # result that depends on w, as in PyTorch: a new node, not a silent write)
             return fallback(self, other)
         return self._write(f"'{symbol}'", lambda a, v: ufunc(a, v, out=a), other)
 
@@ -307,6 +309,11 @@ class Tensor(TensorMethods):
             raise RuntimeError("item assignment on a result that requires grad is not "
                                "recorded in the graph; build a new tensor (tt.where, "
                                "tt.concat) or assign inside `with tt.no_grad():`")
+        if _carries_grad(value):
+            raise RuntimeError("item assignment of a value that requires grad is not "
+                               "recorded in the graph (its gradient would be lost); build "
+                               "a new tensor (tt.where, tt.concat) or assign inside "
+                               "`with tt.no_grad():` (or assign value.detach())")
         index = _raw_index(index)
         self._write("item assignment", lambda a, v: a.__setitem__(index, v), value)
 
@@ -444,6 +451,11 @@ def _lift(value, like):
         return Tensor(_backend.asarray_like(value, like.data, dtype))
     return Tensor(value if hasattr(value, "shape") and not isinstance(value, np.generic)
                   else np.asarray(value))
+
+
+def _carries_grad(value):
+    """Is ``value`` a tensor whose gradient an in-place change would have to record?"""
+    return isinstance(value, Tensor) and value.requires_grad and _STATE.grad_enabled
 
 
 def _raw(value):

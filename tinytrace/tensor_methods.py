@@ -14,6 +14,7 @@ calls ``_import_late()`` at its end, once both exist, as it imports the ops ther
 """
 import numpy as np
 
+from .context import STATE as _STATE
 from .errors import DTypeError, ShapeError, describe
 
 
@@ -237,6 +238,8 @@ class TensorMethods:
         if start > end:
             raise ValueError(f"flatten(): start_dim={start_dim} comes after end_dim={end_dim} "
                              f"for a tensor of shape {shape}")
+        if start == end and shape:    # nothing to merge: the tensor itself, as PyTorch's
+            return self
         merged = 1
         for n in like[start:end + 1]:
             merged *= n
@@ -278,12 +281,15 @@ class TensorMethods:
         axes = _sizes(axes)
         if len(axes) == 2 and self.ndim != 2:
             return self.swapaxes(*axes)
-        if self.ndim == 2 and len(axes) == 2 and all(
-                isinstance(a, (int, np.integer)) and -2 <= a < 2 for a in axes) and (
-                axes[0] % 2, axes[1] % 2) == (0, 1):
-            raise ShapeError(f"transpose{axes} on a matrix of shape {tuple(self.shape)}: "
-                             "NumPy reads it as the identity, PyTorch as the transpose; "
-                             "write .T or .transpose(1, 0) for the transpose")
+        if self.ndim == 2 and len(axes) == 2:
+            if all(isinstance(a, (int, np.integer)) and -2 <= a < 2 for a in axes) and (
+                    axes[0] % 2, axes[1] % 2) == (0, 1):
+                raise ShapeError(f"transpose{axes} on a matrix of shape {tuple(self.shape)}: "
+                                 "NumPy reads it as the identity, PyTorch as the transpose; "
+                                 "write .T or .transpose(1, 0) for the transpose")
+            # (1, 0) means the transpose in both readings; (0, 0) and (1, 1) are no
+            # permutation, so only PyTorch's (swap an axis with itself: the identity)
+            return self.swapaxes(*axes)
         return _ops.transpose(self, axes=axes if axes else None)
 
     def swapaxes(self, axis0, axis1):
@@ -369,8 +375,15 @@ class TensorMethods:
         full = (1,) * lead + shape
         split = tuple(n for pair in zip((1,) * len(full), full) for n in pair)
         grown = tuple(n for pair in zip(repeats, full) for n in pair)
-        return self.reshape(split).expand(grown).reshape(
+        out = self.reshape(split).expand(grown).reshape(
             tuple(r * n for r, n in zip(repeats, full)))
+        # The last reshape copies where it must, but may keep a view of this tensor's
+        # memory (repeats of 1, or of a size-1 axis: a read-only broadcast view). PyTorch's
+        # repeat always copies, so that the result can be written and writes to it or to
+        # this tensor stay apart: so must this one.
+        if np.may_share_memory(out.data, self.data) or not out.data.size:
+            out = out.clone()
+        return out
 
     def add(self, other, *, alpha=1):
         """``self + alpha * other`` (PyTorch's ``add``; ``alpha=1``: the ``+`` operator)."""
@@ -500,12 +513,14 @@ class TensorMethods:
 
     def flip(self, *dims):
         """The order of the elements reversed along ``dims`` (``x.flip(0)``,
-        ``x.flip((0, 1))``), PyTorch's ``flip``: a ``getitem`` with step -1."""
+        ``x.flip((0, 1))``), PyTorch's ``flip``: a ``getitem`` with step -1, then a
+        ``clone``, since PyTorch's flip copies (NumPy's is a view): a write to this tensor
+        must not show through the flipped one, nor the other way round."""
         dims = _sizes(dims)
         shape = tuple(self.shape)
         chosen = {dim_arg("flip", d, shape) for d in dims}
         return self[tuple(slice(None, None, -1) if d in chosen else slice(None)
-                          for d in range(len(shape)))]
+                          for d in range(len(shape)))].clone()
 
     def roll(self, shifts, dims=None):
         """Elements shifted by ``shifts`` along ``dims``, those pushed off the end coming
@@ -528,7 +543,8 @@ class TensorMethods:
             if n:
                 order = (np.arange(n) - shift) % n     # out[i] = x[i - shift]
                 out = out[(slice(None),) * d + (order,)]
-        return out
+        # (a copy, as PyTorch's roll, also when there was nothing to move: an empty axis)
+        return self.clone() if out is self else out
 
     def tril(self, diagonal=0):
         """The lower triangle of the last two axes (the rest 0), on and below the
@@ -553,12 +569,13 @@ class TensorMethods:
         return _ops.astype(self, dtype=np.dtype(dtype))
 
     def float(self):
-        """``astype(float32)``."""
-        return self.astype(np.float32)
+        """``astype(float32)``; a float32 tensor is returned as it is (itself, as
+        PyTorch's ``float()``: a leaf stays the leaf whose ``.grad`` backward fills)."""
+        return self if self.dtype == np.float32 else self.astype(np.float32)
 
     def double(self):
-        """``astype(float64)``."""
-        return self.astype(np.float64)
+        """``astype(float64)``; a float64 tensor is returned as it is (as ``float``)."""
+        return self if self.dtype == np.float64 else self.astype(np.float64)
 
     def exp(self):
         """``tt.exp``: e to the power of each element."""
@@ -597,13 +614,14 @@ class TensorMethods:
         return _apply1(_ops.logsigmoid, self)
 
     def clip(self, low=None, high=None):
-        """``tt.clip``: limit to [low, high]."""
-        return _ops.clip(self, low=low, high=high)
+        """``tt.clip``: limit to [low, high] (numbers, arrays or tensors that broadcast;
+        the bounds are constants: a bound that requires grad is refused)."""
+        return _ops.clip(self, low=_bound("clip", low), high=_bound("clip", high))
 
     def clamp(self, min=None, max=None):  # noqa: A002  (PyTorch's argument names)
         """``clip`` under PyTorch's name and argument names: ``x.clamp(min=0)``; ``min >
         max`` gives ``max`` everywhere with gradient 0, as ``torch.clamp``."""
-        return _ops.clip(self, low=min, high=max)
+        return _ops.clip(self, low=_bound("clamp", min), high=_bound("clamp", max))
 
     def softmax(self, axis=None, *, dim=None):
         """``tt.softmax`` along ``axis`` (or ``dim``; the last axis by default)."""
@@ -623,6 +641,19 @@ def _checked_axes(op, axis, shape):
     for a in (axis if isinstance(axis, (tuple, list)) else (axis,)):
         dim_arg(op, a, shape, n=max(len(shape), 1))
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _bound(op, value):
+    """A bound of ``clip`` as the constant the op takes: a tensor's array (a tensor there
+    made the backward fail with an unrelated TypeError). A bound that requires grad is
+    refused: clip gives it no gradient (PyTorch's clamp does; tt.maximum / tt.minimum
+    give one to both sides)."""
+    if not isinstance(value, Tensor):
+        return value
+    if value.requires_grad and _STATE.grad_enabled:
+        raise TypeError(f"{op}(): a bound that requires grad gets no gradient here; pass "
+                        "bound.detach(), or use tt.maximum / tt.minimum, which give one")
+    return value.data
 
 
 def _no_out(op, out, dtype=None):

@@ -45,7 +45,11 @@ def _mul_vjp(g, saved):
 
 @primitive("div", saves=(1,), saves_output=True)
 def div(a, b):
+    """``a / b``, true division. Two integer (or boolean) operands give the default float
+    dtype, float32, as in PyTorch (NumPy's would be float64)."""
     out = a / b
+    if a.dtype.kind in "iub" and b.dtype.kind in "iub":
+        out = out.astype(np.float32)
     return out, (b, out)
 
 

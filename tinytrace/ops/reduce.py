@@ -15,6 +15,17 @@ def _normalize_axis(axis, ndim):
     return tuple(sorted(a % ndim for a in axes)) if ndim else ()
 
 
+def _scalar_axis(axis):
+    """The axis of a 0-d tensor: PyTorch reads its dims as a 1-d tensor's, so 0 and -1
+    (alone or in a tuple) name its one element, which is reducing over every axis (None)
+    here; NumPy would refuse them."""
+    for a in (axis,) if isinstance(axis, (int, np.integer)) else axis:
+        if a not in (0, -1):
+            raise IndexError(f"dim {a} is out of range for a 0-d tensor: expected a value "
+                             "in [-1, 0]")
+    return None
+
+
 def _restore(g, shape, axis, keepdims):
     """Broadcast a reduced gradient back over the reduced axes of ``shape``."""
     xp = array_module(g)
@@ -28,6 +39,8 @@ def sum_(x, axis=None, keepdims=False):
     """The sum over ``axis``: None for every axis, an int, or a tuple of axes. An empty
     tuple ``axis=()`` reduces no axis (NumPy's rule: the result is ``x``), whereas
     PyTorch's ``sum(dim=())`` sums everything (that is ``axis=None`` here)."""
+    if axis is not None and not x.ndim:
+        axis = _scalar_axis(axis)
     return x.sum(axis=axis, keepdims=keepdims), (x.shape, axis, keepdims)
 
 
@@ -41,6 +54,8 @@ def _sum_vjp(g, saved):
 def mean(x, axis=None, keepdims=False):
     """The mean over ``axis``, spelled as for ``sum`` (``axis=()``: no axis, the result
     is ``x``, as in NumPy)."""
+    if axis is not None and not x.ndim:
+        axis = _scalar_axis(axis)
     axes = _normalize_axis(axis, x.ndim)
     count = math.prod(x.shape[a] for a in axes)
     return x.mean(axis=axis, keepdims=keepdims), (x.shape, axis, keepdims, count)
@@ -62,6 +77,8 @@ def _extreme(x, out, axis, keepdims):
 @primitive("max", saves_output=True)
 def max_(x, axis=None, keepdims=False):
     """Largest element; ties share the gradient equally (as PyTorch's ``amax``)."""
+    if axis is not None and not x.ndim:
+        axis = _scalar_axis(axis)
     return _extreme(x, x.max(axis=axis, keepdims=True), axis, keepdims)
 
 
@@ -78,6 +95,10 @@ def _extreme_vjp(g, saved):
 @primitive("softmax", saves=(), saves_output=True)
 def softmax(x, axis=-1):
     """exp(x) / sum exp(x), computed after subtracting the max so exp never overflows."""
+    if not x.ndim:
+        axis = _scalar_axis(axis)
+    elif not x.size:                       # no elements: no max to subtract, no work
+        return x.copy(), (x.copy(), axis)
     e = array_module(x).exp(x - x.max(axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
     return out, (out, axis)
@@ -92,6 +113,10 @@ def _softmax_vjp(g, saved):
 @primitive("log_softmax", saves=(), saves_output=True)
 def log_softmax(x, axis=-1):
     """x - logsumexp(x), stable for logits of any size (the max is subtracted first)."""
+    if not x.ndim:
+        axis = _scalar_axis(axis)
+    elif not x.size:
+        return x.copy(), (array_module(x), x.copy(), axis)
     xp = array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     out = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
@@ -107,6 +132,8 @@ def _log_softmax_vjp(g, saved):
 @primitive("min", saves_output=True)
 def min_(x, axis=None, keepdims=False):
     """Smallest element; ties share the gradient equally (as PyTorch's ``amin``)."""
+    if axis is not None and not x.ndim:
+        axis = _scalar_axis(axis)
     return _extreme(x, x.min(axis=axis, keepdims=True), axis, keepdims)
 
 
@@ -120,6 +147,8 @@ def norm(x, axis=None, keepdims=False):
     d||x||/dx = x / ||x||, which is 0/0 where the whole slice is 0; there the gradient is
     taken as 0 (the subgradient PyTorch uses), not NaN: the division is by 1 instead,
     and x is 0 in such a slice, so the quotient is the 0 wanted."""
+    if axis is not None and not x.ndim:
+        axis = _scalar_axis(axis)
     xp = array_module(x)
     out = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
     return (out if keepdims else out.squeeze(_normalize_axis(axis, x.ndim))), \
@@ -166,10 +195,15 @@ def logsumexp(x, axis=None, keepdims=False):
     PyTorch. Gradient: softmax(x) over the slice, kept from the forward as
     exp(x - m) / sum exp(x - m) (not exp(x - out): out, rounded at the scale of m, would
     cost float32 digits when m is large)."""
+    if axis is not None and not x.ndim:
+        axis = _scalar_axis(axis)
     xp = array_module(x)
-    m = x.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
-    e = xp.exp(x - m)
+    if not x.size:           # no max to shift by (nothing to overflow): log(0) = -inf,
+        e, m = xp.exp(x), 0  # as PyTorch's, where an empty slice is reduced
+    else:
+        m = x.max(axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        e = xp.exp(x - m)
     total = e.sum(axis=axis, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):   # an all -inf slice: log(0)
         out = xp.log(total) + m                            # = -inf, weights 0/0 = NaN,

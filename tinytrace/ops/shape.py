@@ -46,10 +46,17 @@ def getitem(x, index):
     lookup of a repeated token), so the vjp scatters with ``np.add.at``, which adds every
     contribution; a basic index (ints, slices, ``None``, ``...``) picks each element at
     most once and is written back directly.
+
+    A basic index that picks one element (``x[0]`` of a vector) gives a 0-d view of it,
+    as PyTorch's does, not NumPy's scalar (a copy): a later write to ``x`` shows through
+    it, and the version counter it shares with ``x`` counts that write.
     """
     basic = _is_basic(index)
     index = move_index(index, x)     # on a device, index arrays must live there too
-    return x[index], (x, index, basic)
+    out = x[index]
+    if basic and isinstance(out, np.generic):
+        out = x[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+    return out, (x, index, basic)
 
 
 @getitem.backward

@@ -125,39 +125,36 @@ def _logsigmoid_vjp(g, saved):
     return (g * (xp.where(x >= 0, e, 1) / (1 + e)),)
 
 
-@primitive("relu")
+@primitive("relu", saves=(), saves_output=True)
 def relu(x):
-    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch."""
-    return array_module(x).maximum(x, 0), x
+    """max(x, 0); the gradient at exactly 0 is 0, as in PyTorch. The vjp reads the output
+    (out > 0 where x > 0), as PyTorch's does, not the input: a change to x in place after
+    the relu leaves its backward right, and allowed, as in PyTorch."""
+    out = array_module(x).maximum(x, 0)
+    return out, out
 
 
 @relu.backward
-def _relu_vjp(g, x):
-    return (g * (x > 0),)
+def _relu_vjp(g, out):
+    return (g * (out > 0),)
 
 
-def _crossed(low, high):
-    """Is [low, high] empty anywhere (low > high)? Plain numbers, the usual case, are
-    compared without a NumPy call (which would cost as much as the clip itself)."""
-    if low is None or high is None:
-        return False
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-        return low > high
-    return bool(np.any(low > high))
-
-
-@primitive("clip", saves_output=True)
+@primitive("clip")
 def clip(x, low=None, high=None):
     """Clamp to [low, high]; gradient passes where low <= x <= high (as PyTorch's clamp).
     With low > high every output is ``high`` and no gradient passes (torch.clamp's rule
-    for min > max), also where x happens to equal ``high``."""
-    xp = array_module(x)
-    out = xp.clip(x, low, high)
-    crossed = _crossed(low, high)
+    for min > max), also where x happens to equal ``high``: no x is in the empty interval.
+
+    The vjp reads x and the bounds only, as PyTorch's does, not the output: a change to
+    the output in place (``y = x.clamp(0); y += 1``) leaves the gradient right, and
+    backward runs, as in PyTorch."""
+    out = array_module(x).clip(x, low, high)
     def vjp(g):
-        passes = out == x                 # where x was inside the bounds (or on one)
-        if crossed:                       # the empty interval: nothing is inside it
-            passes = passes & (low <= high)
+        passes = True                     # where x is inside the bounds (or on one)
+        if low is not None:
+            passes = x >= low
+        if high is not None:
+            passes = passes & (x <= high)
         return (g * passes,)
     return out, vjp
 
