@@ -1,5 +1,5 @@
-"""A PyTorch user's sweep of the layers, losses and batching: each test is one habit
-PyTorch taught (a loss's ``weight``, ``label_smoothing``, (N, C, d1, ...) inputs,
+"""The layers, losses and batching as a PyTorch user reaches for them: each test is one
+habit PyTorch taught (a loss's ``weight``, ``label_smoothing``, (N, C, d1, ...) inputs,
 probability targets, a padding index, ``inplace=``, left padding ...) held to PyTorch's
 values and gradients in float64 (and float32 where that is the default), or a mistake a
 PyTorch user makes that must get an error naming the layer and the shapes. New

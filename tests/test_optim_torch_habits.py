@@ -1,7 +1,7 @@
-"""A PyTorch user's sweep of the training utilities: the options torch.optim has (dampening,
-maximize, amsgrad, a closure), param groups that change mid-run, checkpoints written to
-disk and resumed, states that do not fit, and scheduler chains; each held to torch in
-float64, or to the run that was never interrupted, bit for bit."""
+"""The training utilities as a PyTorch user reaches for them: the options torch.optim has
+(dampening, maximize, amsgrad, a closure), param groups that change mid-run, checkpoints
+written to disk and resumed, states that do not fit, and scheduler chains; each held to
+torch in float64, or to the run that was never interrupted, bit for bit."""
 import warnings
 
 import numpy as np
