@@ -490,8 +490,10 @@ OPS_LIST = [
     Op("div", "{0} / {1}", *_same(lambda a, b: a / b), accepts=lambda x: True,
        pair=lambda a, b: broadcasts(a, b) and away_from(0.0, margin=0.1)(b.double())),
     Op("maximum", "maximum({0}, {1})", lambda a, b: tt.maximum(a, b), torch.maximum,
+       accepts=lambda x: True,
        pair=lambda a, b: broadcasts(a, b) and away_from(0.0)(a.double() - b.double())),
     Op("minimum", "minimum({0}, {1})", lambda a, b: tt.minimum(a, b), torch.minimum,
+       accepts=lambda x: True,
        pair=lambda a, b: broadcasts(a, b) and away_from(0.0)(a.double() - b.double())),
     Op("pow_tensor", "{0} ** {1}", *_same(lambda a, b: a ** b),
        accepts=within(0.1, 5.0), pair=lambda a, b: broadcasts(a, b) and within(-3, 3)(b)),
@@ -502,14 +504,14 @@ OPS_LIST = [
        lambda x, c: x @ torch.from_numpy(c), args=constant_matrix),
     Op("where", "where({mask}, {0}, {1})", lambda a, b, mask: tt.where(mask, a, b),
        lambda a, b, mask: torch.where(torch.from_numpy(mask), a, b), args=where_args,
-       pair=lambda a, b: broadcasts(a, b) and is_float(b)),
+       accepts=lambda x: True, pair=broadcasts),
     Op("cat", "cat([{0}, {1}], dim={dim})  # twice={twice}",
        lambda a, b, dim, twice: tt.cat([a, a if twice else b], dim=dim),
        lambda a, b, dim, twice: torch.cat([a, a if twice else b], dim=dim),
        # (a dim in range: PyTorch skips 1-d empty tensors whatever the dim, a legacy rule)
        args=lambda draw, a, b: {"dim": one_dim(draw, a), "twice": draw(st.booleans())}
        if a.ndim else None,
-       pair=lambda a, b: a.ndim == b.ndim and a.dtype == b.dtype),
+       pair=lambda a, b: a.ndim == b.ndim and same_float_kind(a, b)),
     Op("stack", "stack([{0}, {1}], dim={dim})  # twice={twice}",
        lambda a, b, dim, twice: tt.stack([a, a if twice else b], dim=dim),
        lambda a, b, dim, twice: torch.stack([a, a if twice else b], dim=dim), args=join_args,
@@ -534,7 +536,7 @@ OPS_LIST = [
        lambda a, b, reduction: tt.nn.functional.mse_loss(a, b, reduction=reduction),
        lambda a, b, reduction: torch.nn.functional.mse_loss(a, b, reduction=reduction),
        args=lambda draw, a, b: {"reduction": draw(st.sampled_from(["mean", "sum", "none"]))},
-       pair=lambda a, b: a.shape == b.shape and a.dtype == b.dtype),
+       pair=lambda a, b: a.shape == b.shape and same_float_kind(a, b)),
     # reductions with dim / keepdim
     Op("sum", "{0}.sum(dim={dim}, keepdim={keepdim})", lambda x, dim, keepdim:
        x.sum(dim=dim, keepdim=keepdim), lambda x, dim, keepdim:
@@ -620,7 +622,7 @@ OPS_LIST = [
     Op("detach", "{0}.detach()", *_same(lambda x: x.detach()), accepts=lambda x: True,
        view=True),
     Op("retain_grad", "{0}.retain_grad()", *_same(retain), effect="replace",
-       accepts=lambda x: x.requires_grad and not x.is_leaf),
+       accepts=lambda x: x.requires_grad),    # (on a leaf: nothing to do, in both)
     Op("requires_grad_", "{0}.requires_grad_({flag})", *_same(require), effect="replace",
        args=lambda draw, x: {"flag": draw(st.booleans())},
        accepts=lambda x: is_float(x) and x.is_leaf, writes=True),
@@ -1251,3 +1253,21 @@ def test_relu_reads_its_output_so_a_change_to_its_input_is_allowed_as_in_torch()
         with tt.no_grad():
             y += 1.0                        # what relu's vjp reads: refused, as in PyTorch
         loss.backward()
+
+
+@pytest.mark.parametrize("index", [np.array(1), (np.array(0), slice(1, None)),
+                                   (slice(None), np.array(-1))])
+def test_a_0d_integer_array_in_an_index_picks_a_view_as_an_int_does(index):
+    """``x[np.array(0)]`` was NumPy's advanced indexing, a copy; PyTorch reads a 0-d integer
+    tensor as the int it holds, a view that sees later writes to x."""
+    x0 = np.arange(6.0).reshape(2, 3)
+    ours, theirs = _both(x0, requires_grad=False)
+    out, tout = ours[index], theirs[_torch_index(index)]
+    ours += 1.0
+    theirs += 1.0
+    np.testing.assert_array_equal(out.data, tout.numpy())
+    w = tt.tensor(x0, requires_grad=True)
+    w[index].sum().backward()
+    expected = np.zeros_like(x0)
+    expected[index] = 1.0
+    np.testing.assert_array_equal(w.grad, expected)
