@@ -942,6 +942,13 @@ def run(program, lib):
     seeds = {i: rng.standard_normal(tuple(pool[i].shape)).astype(_np_dtype(pool[i]))
              for i in ending["outputs"]}
     wrap = tt.tensor if lib is TT else torch.from_numpy
+    with warnings.catch_warnings():     # (PyTorch's notes on the strides of expanded leaves)
+        warnings.simplefilter("ignore")
+        return _backward(lib, pool, ending, seeds, wrap)
+
+
+def _backward(lib, pool, ending, seeds, wrap):
+    """``run``'s backward pass, as ``ending`` says (see ``endings``)."""
     try:
         if ending["kind"] == "explicit":
             (i,) = ending["outputs"]
