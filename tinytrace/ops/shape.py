@@ -47,11 +47,16 @@ def getitem(x, index):
     contribution; a basic index (ints, slices, ``None``, ``...``) picks each element at
     most once and is written back directly.
 
+    A 0-d integer array (or tensor) in the index counts as the int it holds, as PyTorch
+    reads a 0-d integer tensor (NumPy would copy where an int gives a view).
     A basic index that picks one element (``x[0]`` of a vector) gives a 0-d view of it,
     as PyTorch's does, not NumPy's scalar (a copy): a later write to ``x`` shows through
     it, and the version counter it shares with ``x`` counts that write.
     """
     basic = _is_basic(index)
+    if not basic:                    # a 0-d integer array picks as the int it holds does
+        index = _scalars_as_ints(index)
+        basic = _is_basic(index)
     index = move_index(index, x)     # on a device, index arrays must live there too
     out = x[index]
     if basic and isinstance(out, np.generic):
@@ -69,6 +74,15 @@ def _getitem_vjp(g, saved):
     else:
         xp.add.at(gx, index, g)
     return (gx,)
+
+
+def _scalars_as_ints(index):
+    """``index`` with each 0-d integer NumPy array replaced by its int."""
+    def plain(p):
+        if isinstance(p, np.ndarray) and p.ndim == 0 and p.dtype.kind in "iu":
+            return int(p)
+        return p
+    return tuple(map(plain, index)) if isinstance(index, tuple) else plain(index)
 
 
 def _is_basic(index):
