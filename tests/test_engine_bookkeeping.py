@@ -244,22 +244,25 @@ def test_a_python_number_beside_a_tensor_becomes_a_constant_of_its_dtype(value, 
     assert lifted.data.tobytes() == np.asarray(value, np.float64).tobytes()
 
 
-# ---- a constant operand of matmul gets no gradient product ---------------------------------
+# ---- a constant operand of matmul or mul gets no gradient product ---------------------------
 
 MATMUL_SHAPES = [((3,), (3,)), ((3,), (3, 4)), ((2, 3), (3,)), ((2, 3), (3, 4)),
                  ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((5, 2, 3), (5, 3, 4))]
+MUL_SHAPES = [((3,), (3,)), ((2, 3), (3,)), ((1, 3), (2, 1)), ((), (2, 3))]
+PRODUCTS = ([("matmul", a, b) for a, b in MATMUL_SHAPES]
+            + [("mul", a, b) for a, b in MUL_SHAPES])
 
 
-@pytest.mark.parametrize("shape_a, shape_b", MATMUL_SHAPES)
+@pytest.mark.parametrize("op, shape_a, shape_b", PRODUCTS)
 @pytest.mark.parametrize("needs", [(False, True), (True, False)])
-def test_matmul_skips_the_gradient_of_a_constant_operand(shape_a, shape_b, needs):
+def test_a_product_skips_the_gradient_of_a_constant_operand(op, shape_a, shape_b, needs):
     rng = np.random.default_rng(0)
     a_data, b_data = rng.normal(size=shape_a), rng.normal(size=shape_b)
 
     def run(need_a, need_b):
         a = tt.tensor(a_data, requires_grad=need_a, dtype=tt.float64)
         b = tt.tensor(b_data, requires_grad=need_b, dtype=tt.float64)
-        out = a @ b
+        out = a @ b if op == "matmul" else a * b
         (out * tt.tensor(np.cos(np.arange(out.size)).reshape(out.shape))).sum().backward(
             retain_graph=True)
         return out, a.grad, b.grad
@@ -268,8 +271,10 @@ def test_matmul_skips_the_gradient_of_a_constant_operand(shape_a, shape_b, needs
     # the vjp computes only the wanted product: the constant's slot is None, not dropped later
     g = np.ones(out.shape)
     wanted = out.node.vjp(g)
-    assert out.node.saved[2] == needs
+    assert out.node.op == op and out.node.saved[2] == needs
     assert (wanted[0] is None) != needs[0] and (wanted[1] is None) != needs[1]
+    # only the constant's value is read, so only it is checked for in-place changes
+    assert out.node.saves == ((1,) if needs[0] else (0,))
     # and the wanted gradient is bit-for-bit the one computed with both operands in the graph
     if needs[0]:
         assert gb is None and np.array_equal(ga, full_ga)

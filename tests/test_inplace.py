@@ -70,13 +70,68 @@ def test_backward_refuses_when_a_saved_output_changed_in_place():
         loss.backward()
 
 
-def test_an_optimizer_step_between_two_backwards_through_a_retained_graph_is_refused():
+def test_an_optimizer_step_between_two_backwards_through_a_retained_graph_runs_as_in_torch():
+    """``x @ W.T`` on data x: W's gradient x^T g does not read W, so (as in PyTorch, which
+    saves only x there) changing W in place does not stop a second backward pass, and it
+    gives the gradient of the graph as recorded: the first pass's again."""
     model = tt.nn.Linear(2, 1, dtype=np.float64)
     loss = (model(tt.tensor(np.ones((4, 2)))) ** 2).mean()
     loss.backward(retain_graph=True)
+    first = model.weight.grad.copy()
     tt.optim.SGD(model.parameters(), lr=0.1).step()
-    with pytest.raises(tt.BackwardError, match="modified in place"):
+    loss.backward()
+    np.testing.assert_array_equal(model.weight.grad, 2 * first)
+
+
+def test_the_same_step_is_refused_where_the_gradient_reads_the_changed_weight():
+    """A hidden layer's input requires grad: its gradient g W reads W, changed since."""
+    first, second = tt.nn.Linear(2, 3, dtype=np.float64), tt.nn.Linear(3, 1, dtype=np.float64)
+    loss = (second(first(tt.tensor(np.ones((4, 2))))) ** 2).mean()
+    loss.backward(retain_graph=True)
+    tt.optim.SGD(second.parameters(), lr=0.1).step()
+    with pytest.raises(tt.BackwardError, match="input 1 .*'matmul'.*modified in place"):
         loss.backward()
+
+
+def test_a_product_with_a_constant_checks_only_the_constant():
+    """``y = x * c``: dL/dx = g c reads c, not x. Changing x is fine (PyTorch saves only c);
+    changing c is refused; a constant made to require grad afterwards gets no gradient
+    from this product (PyTorch decided at the op too), so no unchecked value is read."""
+    x = leaf([1.0, 2.0])
+    c = tt.tensor([3.0, 4.0], dtype=tt.float64)
+    y = x * c
+    with tt.no_grad():
+        x += 1.0
+    y.sum().backward(retain_graph=True)
+    np.testing.assert_array_equal(x.grad, [3.0, 4.0])
+    c.requires_grad_(True)
+    y.sum().backward(retain_graph=True)
+    assert c.grad is None
+    with tt.no_grad():
+        c *= 2.0
+    with pytest.raises(tt.BackwardError, match="input 1 .*'mul'.*modified in place"):
+        y.sum().backward()
+
+
+def test_both_products_compare_with_torch_after_a_write_to_the_operand_with_a_gradient():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x_data, w_data = rng.normal(size=(4, 3)), rng.normal(size=(3, 2))
+    grads = []
+    for lib in ("tt", "torch"):
+        if lib == "tt":
+            x, w = tt.tensor(x_data), tt.tensor(w_data, requires_grad=True)
+            no_grad = tt.no_grad
+        else:
+            x, w = torch.tensor(x_data), torch.tensor(w_data, requires_grad=True)
+            no_grad = torch.no_grad
+        loss = ((x @ w) * 2.0).sum() + (3.0 * w).sum()
+        loss.backward(retain_graph=True)
+        with no_grad():
+            w -= 0.5
+        loss.backward()
+        grads.append(np.asarray(w.grad))
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-14)   # (sums in another order)
 
 
 def test_writes_straight_into_data_bypass_the_counter_as_in_pytorch():

@@ -32,13 +32,22 @@ def _sub_vjp(g, saved):
     return g, -g
 
 
-@primitive("mul", operator=operator.mul, operator_saves=True)
+@primitive("mul", operator=operator.mul, operator_saves=True, cross_reads=True)
 def mul(a, b):
     return a * b, (a, b)
 
 
+@mul.prunes
+def _mul_needs(saved, needs):
+    """One operand is a constant: its gradient, g a or g b, is not computed at all."""
+    return saved + (needs,)
+
+
 @mul.backward
 def _mul_vjp(g, saved):
+    if len(saved) == 3:                      # one operand is a constant (see _mul_needs)
+        a, b, (need_a, need_b) = saved
+        return (g * b if need_a else None), (g * a if need_b else None)
     a, b = saved
     return g * b, g * a
 
@@ -105,7 +114,8 @@ def power_tensor(a, b):
     return out, vjp
 
 
-@primitive("matmul", operator=operator.matmul, operator_saves=True)
+@primitive("matmul", operator=operator.matmul, operator_saves=True,
+           cross_reads=True)
 def matmul(a, b):
     """``a @ b`` with NumPy semantics: 1-D operands, batch dimensions that broadcast."""
     return a @ b, (a, b)

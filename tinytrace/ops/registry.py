@@ -51,10 +51,11 @@ class Primitive:
     """A registered op. Call it with tensors (and keyword attrs) to record it."""
 
     __slots__ = ("name", "forward", "vjp", "same_float_dtype", "saves", "saves_output",
-                 "view", "whole_sequence", "operator", "operator_saves", "prune")
+                 "view", "whole_sequence", "operator", "operator_saves", "prune",
+                 "cross_reads")
 
     def __init__(self, name, forward, same_float_dtype, saves, saves_output, view,
-                 whole_sequence, operator=None, operator_saves=False):
+                 whole_sequence, operator=None, operator_saves=False, cross_reads=False):
         self.name = name
         self.forward = forward
         self.operator = operator          # the Python operator the forward applies, if any
@@ -66,6 +67,7 @@ class Primitive:
         self.view = view                  # may the output be a view of input 0's memory?
         self.whole_sequence = whole_sequence   # a fused recurrent layer: all steps, one node
         self.prune = None                 # see ``prunes``
+        self.cross_reads = cross_reads    # each operand's gradient reads only the other
 
     @property
     def __doc__(self):
@@ -131,9 +133,9 @@ def apply2(op, a, b, attrs=None):
     if STATE.anomaly:
         anomaly.check_forward(op.name, (a, b), (da, db), out)
     if (a.requires_grad or b.requires_grad) and STATE.grad_enabled:
-        if not (a.requires_grad and b.requires_grad) and op.prune is not None:
-            saved = op.prune(saved, (a.requires_grad, b.requires_grad))
         ca, cb = a._counter, b._counter          # version cells (None: version 0)
+        if not (a.requires_grad and b.requires_grad):
+            return _recorded_one_sided(op, a, b, attrs, saved, out, da, ca, cb)
         return recorded(op, (a, b), {} if attrs is None else attrs, saved,
                         _ZERO2 if ca is None and cb is None else
                         (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
@@ -141,6 +143,28 @@ def apply2(op, a, b, attrs=None):
     result = Tensor(out, False)
     if op.view and np.may_share_memory(out, da):
         result._share_version_with(a)
+    return result
+
+
+def _recorded_one_sided(op, a, b, attrs, saved, out, da, ca, cb):
+    """``apply2``'s node when one operand is a constant (data, not a parameter: the ``x``
+    of ``x @ W``). Only the other's gradient will be computed, so an op with a ``prune``
+    hook drops the work for the constant's, and for an op whose gradient of each operand
+    reads only the other (``cross_reads``: ``a * b``, ``a @ b``, both pruned) only the
+    constant's value is checked for in-place changes, as PyTorch saves only that one: an
+    optimizer step on ``W`` between two backward passes through ``x @ W`` is then no
+    error, since the gradient of ``W``, x^T g, does not read ``W``. (The constant gets no
+    gradient from this node even if it is made to require one later, as in PyTorch, so
+    nothing ever reads the unchecked value.)"""
+    needs = _A_ONLY if a.requires_grad else _B_ONLY      # (shared: no tuple per node)
+    if op.prune is not None:
+        saved = op.prune(saved, needs)
+    result = recorded(op, (a, b), {} if attrs is None else attrs, saved,
+                      _ZERO2 if ca is None and cb is None else
+                      (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
+                      a if op.view and np.may_share_memory(out, da) else None)
+    if op.cross_reads and op.prune is not None:     # (the constant's gradient is never
+        result.node.saves = (1,) if needs[0] else (0,)   # made: it reads the other one)
     return result
 
 
@@ -196,7 +220,7 @@ def _apply(op, inputs, attrs):
 
 
 def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view=False,
-              whole_sequence=False, operator=None, operator_saves=False):
+              whole_sequence=False, operator=None, operator_saves=False, cross_reads=False):
     """Register ``forward`` under ``name`` in the built-in table ``OPS`` (the library's own
     ops; for yours, use ``custom_op``). ``same_float_dtype``: refuse float32 mixed with
     float64 (silent promotion would hide a slow or imprecise model).
@@ -213,12 +237,16 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     ``a * b, (a, b)``), that operator, which the engine then calls itself, saving the
     forward's Python call on the hottest ops; ``operator_saves``: the forward's ``saved``
     is then the operands (``(a, b)``, or ``a`` for one), else ``None``. The forward stays
-    the definition (and ``check_op`` / the tests compare the two)."""
+    the definition (and ``check_op`` / the tests compare the two). ``cross_reads``: a
+    two-input op whose gradient of each input reads only the other input's value (``a *
+    b``: g b and g a); when one input is a constant, only that one's value is then checked
+    for in-place changes (see ``_recorded_one_sided``)."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
         op = Primitive(name, forward, same_float_dtype, None if saves == "all" else saves,
-                       saves_output, view, whole_sequence, operator, operator_saves)
+                       saves_output, view, whole_sequence, operator, operator_saves,
+                       cross_reads)
         OPS[name] = op
         return op
     return register
@@ -332,5 +360,6 @@ def _shape_error(op, arrays, attrs, err):
 
 
 _ZERO1, _ZERO2 = (0,), (0, 0)
+_A_ONLY, _B_ONLY = (True, False), (False, True)
 _ndarray, _generic = np.ndarray, np.generic
 _new, _ref_new = object.__new__, weakref.ref.__new__
