@@ -32,14 +32,11 @@ class _Loss(Module):
         self.reduction = check_reduction(type(self).__name__, reduction, self.weighted)
 
     def _input(self, x):
+        who = f"{type(self).__name__} in {scope_phrase()}"
         if not isinstance(x, Tensor) and not isinstance(x, np.ndarray):
-            raise TypeError(f"{type(self).__name__} in {scope_phrase()}: input must be a "
-                            f"Tensor (the model's output), not {type(x).__name__}")
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.dtype.kind != "f":
-            raise DTypeError(f"{type(self).__name__} in {scope_phrase()}: input must be "
-                             f"floating point, not {x.dtype}")
-        return x
+            raise TypeError(f"{who}: input must be a Tensor (the model's output), not "
+                            f"{type(x).__name__}")
+        return functional._float_input(who, x)     # (the functions' own float check)
 
     def _same_shape_target(self, x, target):
         """``target`` as a Tensor of ``x``'s dtype and shape. Arrays and lists are data and
