@@ -133,38 +133,26 @@ def apply2(op, a, b, attrs=None):
     if STATE.anomaly:
         anomaly.check_forward(op.name, (a, b), (da, db), out)
     if (a.requires_grad or b.requires_grad) and STATE.grad_enabled:
+        one_sided = not (a.requires_grad and b.requires_grad)   # a constant operand
+        if one_sided and op.prune is not None:  # its gradient is not computed at all
+            saved = op.prune(saved, _A_ONLY if a.requires_grad else _B_ONLY)
         ca, cb = a._counter, b._counter          # version cells (None: version 0)
-        if not (a.requires_grad and b.requires_grad):
-            return _recorded_one_sided(op, a, b, attrs, saved, out, da, ca, cb)
-        return recorded(op, (a, b), {} if attrs is None else attrs, saved,
-                        _ZERO2 if ca is None and cb is None else
-                        (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
-                        a if op.view and np.may_share_memory(out, da) else None)
+        result = recorded(op, (a, b), {} if attrs is None else attrs, saved,
+                          _ZERO2 if ca is None and cb is None else
+                          (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
+                          a if op.view and np.may_share_memory(out, da) else None)
+        if one_sided and op.cross_reads and op.prune is not None:
+            # Only the constant's value is read (the gradient of W in x @ W is x^T g), so
+            # only it is checked for in-place changes, as PyTorch saves only it: an
+            # optimizer step on W between two backward passes is then no error. (The
+            # constant gets no gradient from this node even if it is made to require one
+            # later, as in PyTorch, since the prune drops it: nothing ever reads the
+            # unchecked value.)
+            result.node.saves = (1,) if a.requires_grad else (0,)
+        return result
     result = Tensor(out, False)
     if op.view and np.may_share_memory(out, da):
         result._share_version_with(a)
-    return result
-
-
-def _recorded_one_sided(op, a, b, attrs, saved, out, da, ca, cb):
-    """``apply2``'s node when one operand is a constant (data, not a parameter: the ``x``
-    of ``x @ W``). Only the other's gradient will be computed, so an op with a ``prune``
-    hook drops the work for the constant's, and for an op whose gradient of each operand
-    reads only the other (``cross_reads``: ``a * b``, ``a @ b``, both pruned) only the
-    constant's value is checked for in-place changes, as PyTorch saves only that one: an
-    optimizer step on ``W`` between two backward passes through ``x @ W`` is then no
-    error, since the gradient of ``W``, x^T g, does not read ``W``. (The constant gets no
-    gradient from this node even if it is made to require one later, as in PyTorch, so
-    nothing ever reads the unchecked value.)"""
-    needs = _A_ONLY if a.requires_grad else _B_ONLY      # (shared: no tuple per node)
-    if op.prune is not None:
-        saved = op.prune(saved, needs)
-    result = recorded(op, (a, b), {} if attrs is None else attrs, saved,
-                      _ZERO2 if ca is None and cb is None else
-                      (0 if ca is None else ca[0], 0 if cb is None else cb[0]), out,
-                      a if op.view and np.may_share_memory(out, da) else None)
-    if op.cross_reads and op.prune is not None:     # (the constant's gradient is never
-        result.node.saves = (1,) if needs[0] else (0,)   # made: it reads the other one)
     return result
 
 
@@ -240,7 +228,7 @@ def primitive(name, same_float_dtype=True, saves="all", saves_output=False, view
     the definition (and ``check_op`` / the tests compare the two). ``cross_reads``: a
     two-input op whose gradient of each input reads only the other input's value (``a *
     b``: g b and g a); when one input is a constant, only that one's value is then checked
-    for in-place changes (see ``_recorded_one_sided``)."""
+    for in-place changes (see ``apply2``; the op must also register a ``prune``)."""
     def register(forward):
         if name in OPS:
             raise ValueError(f"op {name!r} is registered twice")
@@ -360,6 +348,6 @@ def _shape_error(op, arrays, attrs, err):
 
 
 _ZERO1, _ZERO2 = (0,), (0, 0)
-_A_ONLY, _B_ONLY = (True, False), (False, True)
+_A_ONLY, _B_ONLY = (True, False), (False, True)     # a prune's needs, shared
 _ndarray, _generic = np.ndarray, np.generic
 _new, _ref_new = object.__new__, weakref.ref.__new__
